@@ -1,0 +1,75 @@
+using Gazelle.Time;
+using Gazelle.Wire;
+
+namespace Gazelle.Sockets;
+
+/// <summary>An index handle to a socket inside one stack (no object references cross the API).</summary>
+public readonly record struct SocketHandle(int Value)
+{
+    public static readonly SocketHandle Invalid = new(-1);
+    public bool IsValid => Value >= 0;
+}
+
+public enum SocketKind { Tcp, Udp }
+
+/// <summary>Readiness bits, numbered as Linux's EPOLL* / POLL* bits so the POSIX layer passes them through.</summary>
+[Flags]
+public enum Readiness : uint
+{
+    None = 0,
+    Readable = 0x001,      // EPOLLIN
+    Priority = 0x002,      // EPOLLPRI
+    Writable = 0x004,      // EPOLLOUT
+    Error = 0x008,         // EPOLLERR
+    HangUp = 0x010,        // EPOLLHUP
+    ReadHangUp = 0x2000,   // EPOLLRDHUP
+}
+
+[Flags]
+public enum MessageFlags
+{
+    None = 0,
+    Peek = 0x02,       // MSG_PEEK
+    DontWait = 0x40,   // MSG_DONTWAIT
+    WaitAll = 0x100,   // MSG_WAITALL
+    NoSignal = 0x4000, // MSG_NOSIGNAL
+    More = 0x8000,     // MSG_MORE
+}
+
+public enum ShutdownHow { Read = 0, Write = 1, Both = 2 }
+
+/// <summary>
+/// The socket API of one stack. It never blocks: calls that would wait return <see cref="Errno.EAGAIN"/>
+/// (or <see cref="Errno.EINPROGRESS"/> for connect) and the caller waits on readiness while it keeps
+/// polling the stack. The POSIX layer and an in-process .NET API both map onto it directly.
+/// Socket options use Linux's (level, name) numbering and byte layouts (<c>SOL_SOCKET</c>, <c>IPPROTO_TCP</c>, ...).
+/// </summary>
+public interface ISocketApi
+{
+    Errno Open(SocketKind kind, out SocketHandle socket);
+    Errno Bind(SocketHandle socket, Ipv4Endpoint local);
+    Errno Listen(SocketHandle socket, int backlog);
+    Errno Accept(SocketHandle listener, out SocketHandle connection, out Ipv4Endpoint remote);
+    Errno Connect(SocketHandle socket, Ipv4Endpoint remote);
+    Errno Send(SocketHandle socket, ReadOnlySpan<byte> data, MessageFlags flags, out int sent);
+    Errno SendTo(SocketHandle socket, ReadOnlySpan<byte> data, Ipv4Endpoint remote, MessageFlags flags, out int sent);
+    Errno Receive(SocketHandle socket, Span<byte> buffer, MessageFlags flags, out int received);
+    Errno ReceiveFrom(SocketHandle socket, Span<byte> buffer, MessageFlags flags, out int received, out Ipv4Endpoint remote);
+    Errno Shutdown(SocketHandle socket, ShutdownHow how);
+    /// <summary>Closes the handle; the connection lingers per SO_LINGER and finishes in the background.</summary>
+    Errno Close(SocketHandle socket);
+    Errno GetLocalEndpoint(SocketHandle socket, out Ipv4Endpoint local);
+    Errno GetRemoteEndpoint(SocketHandle socket, out Ipv4Endpoint remote);
+    Errno SetOption(SocketHandle socket, int level, int name, ReadOnlySpan<byte> value);
+    Errno GetOption(SocketHandle socket, int level, int name, Span<byte> value, out int length);
+    /// <summary>Bytes readable now (FIONREAD).</summary>
+    Errno Available(SocketHandle socket, out int bytes);
+    /// <summary>Current readiness of the socket.</summary>
+    Readiness GetReadiness(SocketHandle socket);
+    /// <summary>Pending error (SO_ERROR), cleared by reading it.</summary>
+    Errno TakeError(SocketHandle socket);
+
+    /// <summary>Drives the stack: receives from the NIC, runs protocol input and timers, transmits.
+    /// Returns the next instant at which timers need it (<see cref="Instant.Never"/> if none).</summary>
+    Instant Poll(Instant now);
+}

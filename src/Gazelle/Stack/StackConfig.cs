@@ -1,0 +1,17 @@
+using Gazelle.Wire;
+
+namespace Gazelle.Stack;
+
+/// <summary>Addressing and sizing of one stack (from lstack.conf in production, set directly in tests).</summary>
+public sealed record StackConfig
+{
+    public required Ipv4Address Address { get; init; }
+    public required Ipv4Address Netmask { get; init; }
+    public Ipv4Address Gateway { get; init; } = Ipv4Address.Any;
+    /// <summary>Seed for ISNs (RFC 6528 secret), ephemeral ports (RFC 6056) and SYN cookies.</summary>
+    public ulong Secret { get; init; } = 0x9E37_79B9_7F4A_7C15;
+    public int MaxTcpConnections { get; init; } = 4096;
+    public int MaxUdpSockets { get; init; } = 1024;
+    public int TcpSendBufferBytes { get; init; } = 256 * 1024;
+    public int TcpReceiveBufferBytes { get; init; } = 256 * 1024;
+}

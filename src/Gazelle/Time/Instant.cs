@@ -1,0 +1,46 @@
+namespace Gazelle.Time;
+
+/// <summary>
+/// A point in time in microseconds from an arbitrary origin. The stack never reads a clock itself:
+/// every entry point that needs time receives an <see cref="Instant"/>, so tests drive a virtual clock
+/// and production passes a monotonic one (<see cref="MonotonicClock"/>).
+/// </summary>
+public readonly record struct Instant(long Microseconds) : IComparable<Instant>
+{
+    public static readonly Instant Zero = new(0);
+    /// <summary>"No deadline": later than every real instant.</summary>
+    public static readonly Instant Never = new(long.MaxValue);
+
+    public static Instant FromMilliseconds(long ms) => new(ms * 1000);
+    public long Milliseconds => Microseconds / 1000;
+
+    public Instant Add(TimeSpanMicros d) => new(Microseconds + d.Value);
+    public static Instant operator +(Instant t, TimeSpanMicros d) => new(t.Microseconds + d.Value);
+    public static TimeSpanMicros operator -(Instant a, Instant b) => new(a.Microseconds - b.Microseconds);
+    public static bool operator <(Instant a, Instant b) => a.Microseconds < b.Microseconds;
+    public static bool operator >(Instant a, Instant b) => a.Microseconds > b.Microseconds;
+    public static bool operator <=(Instant a, Instant b) => a.Microseconds <= b.Microseconds;
+    public static bool operator >=(Instant a, Instant b) => a.Microseconds >= b.Microseconds;
+    public static Instant Min(Instant a, Instant b) => a.Microseconds <= b.Microseconds ? a : b;
+    public int CompareTo(Instant other) => Microseconds.CompareTo(other.Microseconds);
+    public override string ToString() => $"{Microseconds / 1_000_000.0:F6}s";
+}
+
+/// <summary>A duration in microseconds.</summary>
+public readonly record struct TimeSpanMicros(long Value)
+{
+    public static TimeSpanMicros FromMilliseconds(long ms) => new(ms * 1000);
+    public static TimeSpanMicros FromSeconds(long s) => new(s * 1_000_000);
+    public long Milliseconds => Value / 1000;
+    public override string ToString() => $"{Value}us";
+}
+
+/// <summary>The production clock: CLOCK_MONOTONIC through <see cref="System.Diagnostics.Stopwatch"/>.</summary>
+public static class MonotonicClock
+{
+    public static Instant Now()
+    {
+        long ticks = System.Diagnostics.Stopwatch.GetTimestamp();
+        return new Instant((long)(ticks * (1_000_000.0 / System.Diagnostics.Stopwatch.Frequency)));
+    }
+}
