@@ -1,24 +1,31 @@
+using Gazelle.Posix;
+
 namespace Gazelle.Native;
 
 /// <summary>
-/// Everything the preload library keeps for one process: its configuration, its stacks and the fd
-/// table it shares with the shim. Without a usable configuration it serves nothing and every socket
-/// stays on the kernel.
+/// Everything the preload library keeps for one process: its configuration, its stack and the POSIX
+/// layer over them, which marks the fds it serves in the shim's table. Without a usable configuration
+/// (or before the stack can be built from one) <see cref="Layer"/> is null: the process serves
+/// nothing and every socket stays on the kernel.
 /// </summary>
 internal sealed class PreloadProcess
 {
-    private readonly FdTable _fds;
+    private PreloadProcess(PosixLayer? layer) => Layer = layer;
 
-    private PreloadProcess(FdTable fds) => _fds = fds;
+    public PosixLayer? Layer { get; }
 
-    public static PreloadProcess Start(FdTable fds)
+    public static PreloadProcess Start(FdKindTable fds)
     {
         string? path = Environment.GetEnvironmentVariable("GAZELLE_CONF") ?? Environment.GetEnvironmentVariable("LSTACK_CONF_PATH");
         if (string.IsNullOrEmpty(path))
+        {
             Console.Error.WriteLine("gazelle: no configuration (set GAZELLE_CONF to an lstack.conf): sockets run on the kernel");
-        return new PreloadProcess(fds);
+            return new PreloadProcess(null);
+        }
+        // The lstack.conf parser (src/Gazelle/Config) and the stack with its NIC (src/Gazelle/Stack,
+        // src/Gazelle/Devices/Dpdk) are built on other branches; once merged, this builds them and a
+        // PosixLayer(stack, Territory.From(config), fds, MonotonicClock.Now, PollPolicy.FromEnvironment()).
+        Console.Error.WriteLine($"gazelle: {path}: this build has no stack to run it yet: sockets run on the kernel");
+        return new PreloadProcess(null);
     }
-
-    /// <summary>socket(2) for AF_INET stream/datagram sockets.</summary>
-    public int Socket(int domain, int type, int protocol) => ShimAbi.Pass;
 }
