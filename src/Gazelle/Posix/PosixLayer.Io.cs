@@ -240,6 +240,7 @@ public sealed unsafe partial class PosixLayer
                 if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
                 PollStack();
                 e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n);
+                ResetEdges(f, EPOLLIN | EPOLLRDHUP);
                 if (e == Errno.Ok && n > 0) PollStack(); // window updates go out now
                 nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                 timeout = f.ReceiveTimeoutMicros;
@@ -274,6 +275,7 @@ public sealed unsafe partial class PosixLayer
                 if (FileOf(fd) != f) return -(int)Errno.EBADF;
                 PollStack();
                 e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
+                ResetEdges(f, EPOLLIN);
                 nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                 dual = f.Placement == Placement.Dual;
                 timeout = f.ReceiveTimeoutMicros;
@@ -365,6 +367,7 @@ public sealed unsafe partial class PosixLayer
             {
                 if (FileOf(fd) != f) return sent > 0 ? sent : -(int)Errno.EBADF;
                 PollStack();
+                ResetEdges(f, EPOLLOUT);
                 while (i < count)
                 {
                     nuint left = iov[i].Length - off;
@@ -439,6 +442,7 @@ public sealed unsafe partial class PosixLayer
                 {
                     if (FileOf(fd) != f) return -(int)Errno.EBADF;
                     PollStack();
+                    ResetEdges(f, EPOLLOUT);
                     e = addr != null ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
                     PollStack();
                     nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;

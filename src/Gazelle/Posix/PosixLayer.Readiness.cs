@@ -69,6 +69,15 @@ public sealed unsafe partial class PosixLayer
         return r;
     }
 
+    /// <summary>Edge-triggered registrations report again once the program has consumed (read, accepted,
+    /// written): the stack exposes readiness levels, not arrival events, so an edge is "ready again after
+    /// the program acted". A program that drains to EAGAIN, as ET requires, sees every new arrival.
+    /// Caller holds the lock.</summary>
+    private static void ResetEdges(SocketFile f, uint bits)
+    {
+        foreach (var it in f.Interests) it.LastSeen &= ~bits;
+    }
+
     // ---- epoll -------------------------------------------------------------------------------
 
     public int EpollCtl(int epfd, int op, int fd, EpollEvent* ev)

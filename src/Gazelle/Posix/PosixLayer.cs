@@ -293,6 +293,7 @@ public sealed unsafe partial class PosixLayer
             }
             PollStack();
             var e = _stack.Accept(f.Handle, out var conn, out var remote);
+            ResetEdges(f, EPOLLIN);
             if (e == Errno.Ok)
             {
                 int r = AdoptAccepted(conn, flags);
