@@ -125,10 +125,29 @@ static const char *stack_library_path(char *buf, size_t size)
     return buf;
 }
 
+/* Signals whose disposition belongs to the program. Starting the .NET runtime changes some of them
+ * (it ignores SIGPIPE, for one): load_stack puts the program's back, so a preloaded program keeps
+ * its SIGPIPE handler or default. The runtime's own signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ * real-time ones used to suspend threads for the GC) are left to it. */
+static const int program_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM,
+                                        SIGCHLD, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGWINCH, SIGURG };
+#define GZ_PROGRAM_SIGNALS (sizeof program_signals / sizeof program_signals[0])
+
+static void restore_program_signals(const struct sigaction *saved)
+{
+    for (size_t i = 0; i < GZ_PROGRAM_SIGNALS; i++) {
+        struct sigaction now;
+        if (sigaction(program_signals[i], NULL, &now) == 0 && (now.sa_handler != saved[i].sa_handler || now.sa_flags != saved[i].sa_flags))
+            sigaction(program_signals[i], &saved[i], NULL);
+    }
+}
+
 static void load_stack(void)
 {
     char path_buf[4096];
     const char *path = stack_library_path(path_buf, sizeof path_buf);
+    struct sigaction saved_signals[GZ_PROGRAM_SIGNALS];
+    for (size_t i = 0; i < GZ_PROGRAM_SIGNALS; i++) sigaction(program_signals[i], NULL, &saved_signals[i]);
     in_stack++;
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!lib) {
@@ -148,6 +167,7 @@ static void load_stack(void)
     struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
+    restore_program_signals(saved_signals);
     if (rc < 0) {
         /* The stack printed its own one-line reason (no configuration, no DPDK, ...). */
         atomic_store(&stack_state, -1);
