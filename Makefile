@@ -8,7 +8,7 @@ SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -Wall -Wextra -Werror
 CS_SOURCES := $(shell find src aot -name '*.cs' -o -name '*.csproj' 2>/dev/null | grep -v '/obj/\|/bin/') Directory.Build.props
 
 .PHONY: all deps test demo clean
-all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/tests/preload_probe $(BUILD)/tests/posix_oracle
+all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/tests/preload_probe $(BUILD)/tests/posix_oracle $(BUILD)/tests/fork_probe
 
 # Installs missing Debian packages (root) or prints the command; near-instant when all are present.
 deps:
