@@ -128,6 +128,16 @@ public sealed unsafe partial class PosixLayer
         f.Fds.Clear();
     }
 
+    /// <summary>
+    /// A number the kernel just handed out cannot still be ours: if the layer holds an entry for it,
+    /// the program closed it behind the shim's back (close_range, a raw syscall) and the entry is stale.
+    /// Caller holds the lock.
+    /// </summary>
+    private void Claim(int fd)
+    {
+        if ((uint)fd < (uint)_entries.Length && _entries[fd] is not null) Forget(fd);
+    }
+
     private void Alias(object entry, int fromFd, int newFd)
     {
         _entries[newFd] = entry;
@@ -192,6 +202,7 @@ public sealed unsafe partial class PosixLayer
         };
         lock (_lock)
         {
+            Claim(fd);
             f.Fds.Add(fd);
             _entries[fd] = f;
             _table[fd] = FdKind.Pending;
@@ -331,6 +342,7 @@ public sealed unsafe partial class PosixLayer
             _stack.Close(conn);
             return fd;
         }
+        Claim(fd);
         var f = new SocketFile
         {
             Placement = Placement.Stack,
@@ -435,6 +447,7 @@ public sealed unsafe partial class PosixLayer
             Libc.Close(nfd);
             return -(int)Errno.EMFILE;
         }
+        Claim(nfd);
         Alias(entry, fd, nfd);
         return nfd;
     }

@@ -517,3 +517,34 @@ public class TerritoryTests
         Assert.That(NoGateway.IsStackLocal(Ipv4Address.Any), Is.False);
     }
 }
+
+[NonParallelizable]
+public unsafe class PosixLayerStaleEntryTests
+{
+    [Test]
+    public void ANumberClosedBehindTheShimsBackIsReclaimedWhenTheKernelReusesIt()
+    {
+        byte* mem = (byte*)NativeMemory.AllocZeroed(65536);
+        try
+        {
+            var table = new FdKindTable(mem, 65536);
+            var stack = new FakeSocketApi(Ipv4Address.Parse("10.5.0.2"));
+            var layer = new PosixLayer(stack, new Territory(Ipv4Address.Parse("10.5.0.2"), Ipv4Address.Parse("255.255.255.0"), Ipv4Address.Any), table, MonotonicClock.Now);
+            int fd = layer.Socket(AF_INET, SOCK_STREAM, 0);
+            var sa = new SockAddrIn { Family = AF_INET, AddressNetworkOrder = Ipv4Address.Parse("10.5.0.2").NetworkOrder };
+            Assert.That(layer.Bind(fd, &sa, 16), Is.Zero);
+            Assert.That(stack.OpenSockets, Is.EqualTo(1));
+            Assert.That(Libc.Close(fd), Is.Zero, "closed without telling the layer (as close_range would)");
+            int again = layer.Socket(AF_INET, SOCK_STREAM, 0);
+            Assert.That(again, Is.EqualTo(fd), "the kernel reuses the lowest number");
+            Assert.That(stack.OpenSockets, Is.Zero, "the stale stack socket was released");
+            Assert.That(table[again], Is.EqualTo(FdKind.Pending));
+            Assert.That(layer.Close(again), Is.Zero);
+            Assert.That(layer.HeldFds, Is.Zero);
+        }
+        finally
+        {
+            NativeMemory.Free(mem);
+        }
+    }
+}
