@@ -16,6 +16,15 @@ internal sealed class PreloadProcess
 
     public static PreloadProcess Start(FdKindTable fds)
     {
+#if GAZELLE_FAKE_STACK
+        if (Wire.Ipv4Address.TryParse(Environment.GetEnvironmentVariable("GAZELLE_FAKE_STACK_ADDR") ?? "", out var fake))
+        {
+            Console.Error.WriteLine($"gazelle: TEST BUILD: {fake}/24 is served by the in-memory stand-in stack");
+            var territory = new Territory(fake.Value, new Wire.Ipv4Address(255, 255, 255, 0), Wire.Ipv4Address.Any);
+            return new PreloadProcess(new PosixLayer(new Tests.Posix.FakeSocketApi(fake.Value), territory, fds,
+                Time.MonotonicClock.Now, PollPolicy.FromEnvironment()));
+        }
+#endif
         string? path = Environment.GetEnvironmentVariable("GAZELLE_CONF") ?? Environment.GetEnvironmentVariable("LSTACK_CONF_PATH");
         if (string.IsNullOrEmpty(path))
         {

@@ -392,8 +392,23 @@ public sealed unsafe partial class PosixLayer
             return rs;
         }
         PollStack();
+        if (f.ConnectPending)
+        {
+            // A second connect() after EINPROGRESS reports the handshake's state (Linux inet_stream_connect).
+            var ready = _stack.GetReadiness(f.Handle);
+            if ((ready & (Readiness.Writable | Readiness.Error | Readiness.HangUp)) == 0)
+            {
+                _lock.Exit();
+                return -(int)Errno.EALREADY;
+            }
+            f.ConnectPending = false;
+            var outcome = _stack.TakeError(f.Handle);
+            _lock.Exit();
+            return -(int)outcome;
+        }
         var e = _stack.Connect(f.Handle, remote);
         PollStack();
+        if (e == Errno.EINPROGRESS && f.NonBlocking) f.ConnectPending = true;
         bool nonBlocking = f.NonBlocking;
         long timeout = f.SendTimeoutMicros;
         var handle = f.Handle;
@@ -584,12 +599,38 @@ public sealed unsafe partial class PosixLayer
                 var tv = *(TimeVal*)val;
                 if (tv.Microseconds is < 0 or >= 1_000_000) return -33; // EDOM, as Linux answers an out-of-range tv_usec
                 RecordTimeout(f, level, name, value);
+                RoundTimeoutToKernelTicks(f, name);
                 return 0;
             }
             if (level == SOL_SOCKET && name is SO_TYPE or SO_ERROR or SO_DOMAIN or SO_PROTOCOL or SO_ACCEPTCONN)
                 return -(int)Errno.ENOPROTOOPT;
             return -(int)_stack.SetOption(f.Handle, level, name, value);
         }
+    }
+
+    private long _tickMicros = -1;
+
+    /// <summary>The kernel keeps socket timeouts in jiffies and reports them back rounded up to one; so
+    /// do we (the granularity is measured once on a scratch kernel socket). Caller holds the lock.</summary>
+    private void RoundTimeoutToKernelTicks(SocketFile f, int name)
+    {
+        if (_tickMicros < 0)
+        {
+            _tickMicros = 1;
+            int probe = Libc.Socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            if (probe >= 0)
+            {
+                var tv = new TimeVal { Microseconds = 1 };
+                uint len = (uint)sizeof(TimeVal);
+                if (Libc.SetSockOpt(probe, SOL_SOCKET, SO_RCVTIMEO, &tv, len) == 0
+                    && Libc.GetSockOpt(probe, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0 && tv.Seconds == 0 && tv.Microseconds > 0)
+                    _tickMicros = tv.Microseconds;
+                Libc.Close(probe);
+            }
+        }
+        ref long us = ref name == SO_RCVTIMEO ? ref f.ReceiveTimeoutMicros : ref f.SendTimeoutMicros;
+        long seconds = us / 1_000_000, micros = us % 1_000_000;
+        us = seconds * 1_000_000 + (micros + _tickMicros - 1) / _tickMicros * _tickMicros;
     }
 
     private static void RecordTimeout(SocketFile f, int level, int name, ReadOnlySpan<byte> value)

@@ -25,6 +25,9 @@ internal sealed class SocketFile
     /// <summary>SO_RCVTIMEO / SO_SNDTIMEO in microseconds; 0 = wait forever.</summary>
     public long ReceiveTimeoutMicros, SendTimeoutMicros;
     public bool Listening;
+    /// <summary>A non-blocking connect said EINPROGRESS and no connect() has seen its outcome yet: Linux
+    /// answers the next connect() with EALREADY while in progress, then once with the outcome (0 or the error).</summary>
+    public bool ConnectPending;
     /// <summary>Port of a kernel bind to INADDR_ANY made while pending (0 = none).</summary>
     public ushort KernelAnyPort;
     /// <summary>The fd numbers that name this socket.</summary>

@@ -4,10 +4,15 @@
  *                       this program again ("exec" mode), where the preload starts fresh; the parent
  *                       keeps its stack and works after the child is gone.
  *   fork_probe exec   - in the exec'd image: a socket loads the stack anew (state 1).
+ *   fork_probe orphans ADDR - with a stack serving ADDR: a connected stack socket is inherited by a
+ *                       child, which gets ENOTCONN on it, sees POLLERR|POLLHUP from poll, and closes
+ *                       it; the parent's connection keeps working.
  * Prints one line per check ("ok ..." / "FAIL ...") and exits non-zero on any failure. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,8 +47,43 @@ static int loopback_exchange(void)
     return ok;
 }
 
+static int orphans(const char *addr)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    inet_pton(AF_INET, addr, &a.sin_addr);
+    socklen_t len = sizeof a;
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len)) return 1;
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "parent: connected over the stack");
+    int s = accept(l, NULL, NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char b;
+        errno = 0;
+        CHECK(recv(c, &b, 1, MSG_DONTWAIT) == -1 && errno == ENOTCONN, "child: an inherited stack socket says ENOTCONN (%m)");
+        errno = 0;
+        CHECK(send(c, "x", 1, MSG_NOSIGNAL) == -1 && errno == ENOTCONN, "child: send says ENOTCONN");
+        struct pollfd p = { .fd = c, .events = POLLIN };
+        CHECK(poll(&p, 1, -1) == 1 && (p.revents & (POLLERR | POLLHUP)) == (POLLERR | POLLHUP), "child: poll reports ERR|HUP, no hang");
+        CHECK(close(c) == 0 && close(s) == 0 && close(l) == 0, "child: close works");
+        CHECK(loopback_exchange(), "child: kernel sockets work");
+        _exit(failures ? 1 : 0);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child passed (status %d)", status);
+    char buf[4] = { 0 };
+    CHECK(send(c, "abc", 3, 0) == 3 && recv(s, buf, 3, 0) == 3 && memcmp(buf, "abc", 3) == 0, "parent: the connection still works");
+    close(c);
+    close(s);
+    close(l);
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "orphans") == 0) return orphans(argv[2]);
     if (argc > 1 && strcmp(argv[1], "exec") == 0) {
         int fd = socket(AF_INET, SOCK_DGRAM, 0);
         CHECK(fd >= 0 && stack_state() == 1, "exec'd image: the preload starts fresh (state %d)", stack_state());
