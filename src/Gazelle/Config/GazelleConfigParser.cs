@@ -133,7 +133,7 @@ public static class GazelleConfigParser
 
     private static readonly FrozenDictionary<string, KeyDef> Keys = new KeyDef[]
     {
-        new("backend", (b, v) => Enum(v, ["dpdk", "memif", "af_packet", "inmemory"], i => b.Backend = (DeviceBackend)i)),
+        new("backend", (b, v) => OneOf(v, ["dpdk", "memif", "af_packet", "inmemory"], i => b.Backend = (DeviceBackend)i)),
         new("dpdk_args", (b, v) => StringList(v, l => b.DpdkArgs = l)),
         new("devices", (b, v) => Mac(v, m => b.Devices = m)),
         new("memif_socket", (b, v) => NonEmptyString(v, s => b.MemifSocket = s)),
@@ -161,7 +161,7 @@ public static class GazelleConfigParser
         new("listen_shadow", (b, v) => Bool(v, x => b.ListenShadow = x)),
         new("use_ltran", (b, v) => Bool(v, x => { }, mustBe: false, why: "ltran is not supported (Gazelle# has no forwarding process)")),
         new("kni_switch", (b, v) => Bool(v, x => { }, mustBe: false, why: "KNI is not supported")),
-        new("log_level", (b, v) => Enum(v, ["error", "warn", "info", "debug", "trace"], i => b.LogLevel = (LogLevel)i)),
+        new("log_level", (b, v) => OneOf(v, ["error", "warn", "info", "debug", "trace"], i => b.LogLevel = (LogLevel)i)),
     }.ToFrozenDictionary(k => k.Name, StringComparer.Ordinal);
 
     // ---------------------------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ public static class GazelleConfigParser
         return null;
     }
 
-    private static string? Enum(ConfigValue v, string[] names, Action<int> set)
+    private static string? OneOf(ConfigValue v, string[] names, Action<int> set)
     {
         if (v.Kind != ConfigValueKind.String) return TypeError("a string", v);
         int i = Array.IndexOf(names, v.String);

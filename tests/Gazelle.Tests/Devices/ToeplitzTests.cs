@@ -122,6 +122,9 @@ public class ToeplitzTests
             Assert.That(reta.QueueOf(0xc626b0ea), Is.EqualTo(0x6a % 3)); // low 7 bits = 106
             Assert.That(reta[127], Is.EqualTo(127 % 3));
         });
+        var h = ToeplitzHash.CreateDefault();
+        Assert.That(reta.QueueOfFlow(h, Ipv4Address.Parse("66.9.149.187"), Ipv4Address.Parse("161.142.100.80"), 2794, 1766),
+            Is.EqualTo(0x78 % 3), "the spec's first 4-tuple hashes to 0x51ccc178");
         reta.Set(0x78, 2);
         Assert.That(reta.QueueOf(0x51ccc178), Is.EqualTo(2));
         Assert.Throws<ArgumentOutOfRangeException>(() => reta.Set(0, 3));
