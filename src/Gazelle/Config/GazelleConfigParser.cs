@@ -35,7 +35,8 @@ public static class GazelleConfigParser
             string? problem = def.Bind(b, s.Value);
             if (problem is not null) errors.Add(new ConfigError(fileName, s.Line, s.Key, problem));
         }
-        errors.Sort((x, y) => x.Line.CompareTo(y.Line));
+        // Syntax and binding errors were found in two passes: present them in file order (a stable sort).
+        errors = [.. errors.OrderBy(e => e.Line)];
         if (errors.Count == 0) Validate(b, fileName, errors);
         if (errors.Count > 0) return ConfigResult.Fail(errors);
         return ConfigResult.Ok(b.Build(fileName));
