@@ -95,3 +95,31 @@ public sealed class DpdkEalTests
         Assert.That(e!.Message, Does.Contain("rte_dev_probe"));
     }
 }
+
+public sealed class DpdkThreadTests
+{
+    [Test]
+    public void AThreadCanRegisterAsAnEalThread()
+    {
+        var eal = DpdkFixture.Eal;
+        uint before = 0, during = 0, after = 0;
+        bool registered = false;
+        var t = new Thread(() =>
+        {
+            before = eal.CurrentLcoreId;
+            registered = eal.RegisterCurrentThread();
+            during = eal.CurrentLcoreId;
+            eal.UnregisterCurrentThread();
+            after = eal.CurrentLcoreId;
+        });
+        t.Start();
+        t.Join();
+        Assert.Multiple(() =>
+        {
+            Assert.That(before, Is.EqualTo(uint.MaxValue), "a plain thread has no lcore id");
+            Assert.That(registered, Is.True);
+            Assert.That(during, Is.Not.EqualTo(uint.MaxValue).And.Not.EqualTo((uint)eal.MainLcore));
+            Assert.That(after, Is.EqualTo(uint.MaxValue));
+        });
+    }
+}
