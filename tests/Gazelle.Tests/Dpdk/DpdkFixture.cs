@@ -12,9 +12,12 @@ namespace Gazelle.Tests.Dpdk;
 public sealed class DpdkFixture
 {
     /// <summary>EAL on virtual devices only: no hugepages, no PCI, no shared config files (--in-memory is refused with --no-huge by 22.11), unpinned.</summary>
+    /// <summary>Names EAL's runtime directory (/var/run/dpdk/&lt;prefix&gt;), removed at the end.</summary>
+    public static readonly string FilePrefix = $"gz-test-{Environment.ProcessId}";
+
     public static readonly string[] GoodArgs =
     [
-        "--no-huge", "--no-pci", "--no-shconf", "-m", "256", "--no-telemetry",
+        "--no-huge", "--no-pci", "--no-shconf", "--file-prefix", FilePrefix, "-m", "256", "--no-telemetry",
         "--lcores", "0@(0-1)", "--log-level", "lib.eal:notice", "--vdev", "net_ring0",
     ];
 
@@ -48,7 +51,12 @@ public sealed class DpdkFixture
     }
 
     [OneTimeTearDown]
-    public void StopEal() => Eal?.Dispose();
+    public void StopEal()
+    {
+        Eal?.Dispose();
+        var runtimeDir = Path.Combine("/var/run/dpdk", FilePrefix);
+        if (Directory.Exists(runtimeDir)) Directory.Delete(runtimeDir, recursive: true);
+    }
 
     private static string FindRepoRoot()
     {
