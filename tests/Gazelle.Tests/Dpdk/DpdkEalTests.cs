@@ -9,6 +9,7 @@ public sealed class DpdkEalTests
     {
         var e = DpdkFixture.UnknownOptionError;
         Assert.That(e, Is.Not.Null);
+        TestContext.Out.WriteLine(e!.Message);
         Assert.Multiple(() =>
         {
             Assert.That(e!.Error, Is.EqualTo(DpdkError.BadArguments));
@@ -25,6 +26,7 @@ public sealed class DpdkEalTests
     {
         var e = DpdkFixture.BadLcoresError;
         Assert.That(e, Is.Not.Null);
+        TestContext.Out.WriteLine(e!.Message);
         Assert.That(e!.Error, Is.EqualTo(DpdkError.BadArguments));
         Assert.That(e.Message, Does.Contain("EAL said:"));
         Assert.That(e.Message, Does.Contain("zero-to-one"));
@@ -36,7 +38,8 @@ public sealed class DpdkEalTests
     {
         Assert.That(Eal.TryStart(DpdkFixture.GoodArgs, out var eal, out var error), Is.False);
         Assert.That(eal, Is.Null);
-        Assert.That(error!.Error, Is.EqualTo(DpdkError.AlreadyInitialized));
+        TestContext.Out.WriteLine(error!.Message);
+        Assert.That(error.Error, Is.EqualTo(DpdkError.AlreadyInitialized));
         Assert.That(error.Message, Does.Contain("once per process"));
         var thrown = Assert.Throws<DpdkException>(() => Eal.Start(["--no-huge"]));
         Assert.That(thrown!.Error, Is.EqualTo(DpdkError.AlreadyInitialized));
@@ -70,6 +73,7 @@ public sealed class DpdkEalTests
     public void UnknownPortName_GivesNoDeviceErrorListingPorts()
     {
         var e = Assert.Throws<DpdkException>(() => DpdkPort.Open(DpdkFixture.Eal, "net_nosuchport7"));
+        TestContext.Out.WriteLine(e!.Message);
         Assert.That(e!.Error, Is.EqualTo(DpdkError.NoDevice));
         Assert.That(e.Message, Does.Contain("net_nosuchport7").And.Contain("net_ring0"));
         var byId = Assert.Throws<DpdkException>(() => DpdkPort.Open(DpdkFixture.Eal, 31));
@@ -81,6 +85,7 @@ public sealed class DpdkEalTests
     {
         // 256 MB of EAL memory cannot hold a million 2 KB mbufs.
         var e = Assert.Throws<DpdkException>(() => DpdkPacketPool.Create(DpdkFixture.Eal, "gz_too_big", 1_000_000, 2048 + 128));
+        TestContext.Out.WriteLine(e!.Message);
         Assert.That(e!.Error, Is.EqualTo(DpdkError.NoMemory));
         Assert.That(e.Message, Does.Contain("gz_too_big").And.Contain("-m"));
         // EAL is still usable afterwards.

@@ -26,11 +26,26 @@ internal static unsafe partial class DpdkNative
     internal const string EthdevLib = "librte_ethdev.so.23";
     internal const string MempoolLib = "librte_mempool.so.23";
     internal const string MbufLib = "librte_mbuf.so.23";
+    internal const string RingLib = "librte_ring.so.23";
 
     /// <summary>Glue ABI this code was written against (GZ_DPDK_ABI_VERSION).</summary>
     internal const int GlueAbiVersion = 1;
 
-    static DpdkNative() => NativeLibrary.SetDllImportResolver(typeof(DpdkNative).Assembly, Resolve);
+    static DpdkNative()
+    {
+        try
+        {
+            NativeLibrary.SetDllImportResolver(typeof(DpdkNative).Assembly, Resolve);
+        }
+        catch (InvalidOperationException)
+        {
+            // Another part of the assembly took the resolver slot: fall back to the load context's
+            // event, which runs after the default search fails (so $GAZELLE_DPDK_GLUE no longer wins
+            // over a libgazelle-dpdk.so on the default search path).
+            System.Runtime.Loader.AssemblyLoadContext.Default.ResolvingUnmanagedDll +=
+                (assembly, name) => assembly == typeof(DpdkNative).Assembly ? Resolve(name, assembly, null) : IntPtr.Zero;
+        }
+    }
 
     /// <summary>Ensures the resolver is registered (touching the class runs its static constructor).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -145,6 +160,11 @@ internal static unsafe partial class DpdkNative
     [LibraryImport(GlueName)] internal static partial uint gz_dpdk_mempool_in_use_count(nint mempool);
     [LibraryImport(GlueName)] internal static partial ushort gz_dpdk_mempool_data_room(nint mempool);
 
+    [LibraryImport(GlueName)] internal static partial uint gz_dpdk_ring_enqueue_burst(nint ring, nint* objs, uint n, uint* freeSpace);
+    [LibraryImport(GlueName)] internal static partial uint gz_dpdk_ring_dequeue_burst(nint ring, nint* objs, uint n, uint* available);
+    [LibraryImport(GlueName)] internal static partial uint gz_dpdk_ring_count(nint ring);
+    [LibraryImport(GlueName)] internal static partial uint gz_dpdk_ring_free_count(nint ring);
+
     // ------------------------------------------------------------------ DPDK's own exports
 
     [LibraryImport(EalLib)] internal static partial byte* rte_strerror(int errnum);
@@ -168,6 +188,11 @@ internal static unsafe partial class DpdkNative
 
     [LibraryImport(MempoolLib)] internal static partial void rte_mempool_free(nint mempool);
     [LibraryImport(MempoolLib, StringMarshalling = StringMarshalling.Utf8)] internal static partial nint rte_mempool_lookup(string name);
+
+    /// <summary>RING_F_SP_ENQ | RING_F_SC_DEQ etc. (rte_ring_core.h); 0 = multi-producer, multi-consumer.</summary>
+    [LibraryImport(RingLib, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial nint rte_ring_create(string name, uint count, int socketId, uint flags);
+    [LibraryImport(RingLib)] internal static partial void rte_ring_free(nint ring);
 
     [LibraryImport(MbufLib, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial nint rte_pktmbuf_pool_create(string name, uint n, uint cacheSize, ushort privSize, ushort dataRoomSize, int socketId);

@@ -199,7 +199,9 @@ public sealed unsafe class Eal : IDisposable
         if (lines.Length == 0) return "";
         var last = lines[^1];
         // EAL's final generic complaint is less useful than the specific line before it.
-        if (lines.Length > 1 && last.Contains("Invalid 'command line' arguments", StringComparison.Ordinal))
+        // (EAL's "Detected CPU lcores / NUMA nodes" lines come before argument parsing: not a reason.)
+        if (lines.Length > 1 && last.Contains("Invalid 'command line' arguments", StringComparison.Ordinal)
+            && !lines[^2].Contains("Detected ", StringComparison.Ordinal))
             return lines[^2] + " / " + last;
         return last;
     }
