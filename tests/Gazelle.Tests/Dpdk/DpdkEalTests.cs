@@ -70,6 +70,25 @@ public sealed class DpdkEalTests
     }
 
     [Test]
+    public void MissingDpdkLibrary_GivesOneLineLibraryMissingError()
+    {
+        var e = Eal.CheckLibraries(["librte_eal.so.23", "librte_gazelle_nonexistent.so.23"]);
+        Assert.That(e, Is.Not.Null);
+        TestContext.Out.WriteLine(e!.Message);
+        Assert.That(e.Error, Is.EqualTo(DpdkError.LibraryMissing));
+        Assert.That(e.Message, Does.StartWith("DPDK 22.11 libraries not found: cannot load librte_gazelle_nonexistent.so.23"));
+        Assert.That(e.Message, Does.Not.Contain('\n'));
+    }
+
+    [Test]
+    public void GlueLookup_TriesTheEnvironmentVariableFirst()
+    {
+        var candidates = DpdkNative.GlueCandidates();
+        Assert.That(candidates[0], Is.EqualTo(Path.Combine(DpdkFixture.RepoRoot, "build", "libgazelle-dpdk.so")));
+        Assert.That(candidates[^1], Is.EqualTo(Path.Combine(AppContext.BaseDirectory, "libgazelle-dpdk.so")));
+    }
+
+    [Test]
     public void UnknownPortName_GivesNoDeviceErrorListingPorts()
     {
         var e = Assert.Throws<DpdkException>(() => DpdkPort.Open(DpdkFixture.Eal, "net_nosuchport7"));

@@ -45,10 +45,10 @@ public sealed unsafe class DpdkPort : INic, IDisposable
         ArgumentNullException.ThrowIfNull(eal);
         ArgumentNullException.ThrowIfNull(name);
         eal.ThrowIfDisposed();
-        RequireAnyPort();
+        RequireAnyPort(eal);
         ushort id;
         if (DpdkNative.rte_eth_dev_get_port_by_name(name, &id) != 0)
-            throw new DpdkException(DpdkError.NoDevice, $"no DPDK port named '{name}' (ports: {DescribePorts()})", DpdkNative.ENODEV);
+            throw new DpdkException(DpdkError.NoDevice, $"no DPDK port named '{name}' (ports: {DescribePorts()}){ProbeFailure(eal)}", DpdkNative.ENODEV);
         return new DpdkPort(eal, id, options ?? new DpdkPortOptions());
     }
 
@@ -57,7 +57,7 @@ public sealed unsafe class DpdkPort : INic, IDisposable
     {
         ArgumentNullException.ThrowIfNull(eal);
         eal.ThrowIfDisposed();
-        RequireAnyPort();
+        RequireAnyPort(eal);
         if ((uint)portId > ushort.MaxValue || DpdkNative.gz_dpdk_port_next((ushort)portId) != portId)
             throw new DpdkException(DpdkError.NoDevice, $"no DPDK port with id {portId} (ports: {DescribePorts()})", DpdkNative.ENODEV);
         return new DpdkPort(eal, (ushort)portId, options ?? new DpdkPortOptions());
@@ -79,12 +79,24 @@ public sealed unsafe class DpdkPort : INic, IDisposable
         return list;
     }
 
-    private static void RequireAnyPort()
+    private static void RequireAnyPort(Eal eal)
     {
         if (DpdkNative.rte_eth_dev_count_avail() == 0)
             throw new DpdkException(DpdkError.NoDevice,
                 "no DPDK ports: add one with --vdev in dpdk_args (e.g. net_af_packet0,iface=eth1), bind a NIC to vfio-pci " +
-                "(and do not pass --no-pci), or hot-plug one with Eal.ProbeDevice", DpdkNative.ENODEV);
+                $"(and do not pass --no-pci), or hot-plug one with Eal.ProbeDevice{ProbeFailure(eal)}", DpdkNative.ENODEV);
+    }
+
+    /// <summary>"; at start EAL said: ..." quoting the last failure EAL logged while probing, if any.</summary>
+    private static string ProbeFailure(Eal eal)
+    {
+        var lines = eal.InitLog.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        for (int i = lines.Length - 1; i >= 0; i--)
+        {
+            if (lines[i].Contains("fail", StringComparison.OrdinalIgnoreCase) || lines[i].Contains("cannot", StringComparison.OrdinalIgnoreCase))
+                return "; at start EAL said: " + lines[i];
+        }
+        return "";
     }
 
     private static string DescribePorts()

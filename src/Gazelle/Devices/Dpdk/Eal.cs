@@ -134,9 +134,12 @@ public sealed unsafe class Eal : IDisposable
     }
 
     /// <summary>Loads DPDK's libraries and the glue and checks the glue's ABI; null when all is well.</summary>
-    internal static DpdkException? CheckLibraries()
+    internal static DpdkException? CheckLibraries() =>
+        CheckLibraries([DpdkNative.EalLib, DpdkNative.EthdevLib, DpdkNative.MempoolLib, DpdkNative.MbufLib, DpdkNative.RingLib]);
+
+    internal static DpdkException? CheckLibraries(ReadOnlySpan<string> dpdkLibraries)
     {
-        foreach (var lib in (ReadOnlySpan<string>)[DpdkNative.EalLib, DpdkNative.EthdevLib, DpdkNative.MempoolLib, DpdkNative.MbufLib])
+        foreach (var lib in dpdkLibraries)
         {
             if (!NativeLibrary.TryLoad(lib, out _))
                 return new DpdkException(DpdkError.LibraryMissing,
