@@ -335,6 +335,11 @@ internal static unsafe partial class DpdkNative
     internal const ulong TxOffloadTcpCksum = 1UL << 3;
     internal const ulong TxOffloadTcpTso = 1UL << 5;
 
+    internal const ulong RxIpCksumBad = 1UL << 4;
+    internal const ulong RxIpCksumGood = 1UL << 7;
+    internal const ulong RxL4CksumBad = 1UL << 3;
+    internal const ulong RxL4CksumGood = 1UL << 8;
+
     internal const ulong RssIpv4 = 1UL << 2;
     internal const ulong RssNonfragIpv4Tcp = 1UL << 4;
     internal const ulong RssNonfragIpv4Udp = 1UL << 5;

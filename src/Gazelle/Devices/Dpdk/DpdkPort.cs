@@ -483,13 +483,35 @@ public sealed unsafe class DpdkPort : INic, IDisposable
         }
     }
 
-    /// <summary>Asks the device to compute checksums / segment for a frame about to be sent.
-    /// Only meaningful when <see cref="Offloads"/> has the matching flag.</summary>
+    /// <summary>Asks the device to compute checksums / segment for a frame about to be sent
+    /// (RTE_MBUF_F_TX_* flags and header lengths). Only meaningful when <see cref="Offloads"/> has the
+    /// matching flag. As DPDK requires of real NICs, the caller puts the pseudo-header checksum in the
+    /// TCP/UDP checksum field and zeroes the IPv4 header checksum.</summary>
     public static void RequestTxOffload(PacketBuffer frame, ulong mbufTxFlags, int l2Len, int l3Len, int l4Len, int tsoSegmentSize)
     {
         ArgumentNullException.ThrowIfNull(frame);
         if (frame.NativeHandle == 0 || frame.Owner is not DpdkPacketPool) ThrowHelpers.InvalidOperation("not an mbuf-backed buffer");
         DpdkNative.gz_dpdk_mbuf_set_tx_offload(frame.NativeHandle, mbufTxFlags, (ushort)l2Len, (ushort)l3Len, (ushort)l4Len, (ushort)tsoSegmentSize);
+    }
+
+    /// <summary>
+    /// The device's verdict on a received frame's IPv4 and TCP/UDP checksums (RTE_MBUF_F_RX_*_CKSUM_*).
+    /// <see cref="PacketBuffer"/> has no field for it, so this reads the mbuf (one native call).
+    /// </summary>
+    public static DpdkRxChecksum RxChecksum(PacketBuffer frame)
+    {
+        ArgumentNullException.ThrowIfNull(frame);
+        if (frame.NativeHandle == 0 || frame.Owner is not DpdkPacketPool) return DpdkRxChecksum.Unknown;
+        ulong f = DpdkNative.gz_dpdk_mbuf_ol_flags(frame.NativeHandle);
+        var r = DpdkRxChecksum.Unknown;
+        // Each status is two bits: GOOD alone, BAD alone; both set means "none" (not checked, data valid).
+        ulong ip = f & (DpdkNative.RxIpCksumBad | DpdkNative.RxIpCksumGood);
+        if (ip == DpdkNative.RxIpCksumGood) r |= DpdkRxChecksum.IpGood;
+        else if (ip == DpdkNative.RxIpCksumBad) r |= DpdkRxChecksum.IpBad;
+        ulong l4 = f & (DpdkNative.RxL4CksumBad | DpdkNative.RxL4CksumGood);
+        if (l4 == DpdkNative.RxL4CksumGood) r |= DpdkRxChecksum.L4Good;
+        else if (l4 == DpdkNative.RxL4CksumBad) r |= DpdkRxChecksum.L4Bad;
+        return r;
     }
 
     private void RequireRss(bool needReta)

@@ -27,3 +27,15 @@ public readonly record struct DpdkLinkStatus(bool Up, uint SpeedMbps, bool FullD
 /// <summary>The device's own counters (rte_eth_stats).</summary>
 public readonly record struct DpdkPortStats(ulong RxPackets, ulong TxPackets, ulong RxBytes, ulong TxBytes,
     ulong RxMissed, ulong RxErrors, ulong TxErrors, ulong RxNoMbuf);
+
+/// <summary>What the device found checking a received frame's checksums (when RX checksum offload is enabled).</summary>
+[Flags]
+public enum DpdkRxChecksum
+{
+    /// <summary>Not checked (offload off, or not an IPv4/TCP/UDP frame): verify in software.</summary>
+    Unknown = 0,
+    IpGood = 1 << 0,
+    IpBad = 1 << 1,
+    L4Good = 1 << 2,
+    L4Bad = 1 << 3,
+}
