@@ -502,6 +502,26 @@ GZ_EXPORT struct rte_mbuf *gz_dpdk_pktmbuf_alloc_view(struct rte_mempool *mp, st
 	return m;
 }
 
+/* Allocates n mbufs (all or none: 0, or -ENOENT) and describes each. */
+GZ_EXPORT int gz_dpdk_pktmbuf_alloc_bulk_views(struct rte_mempool *mp, struct gz_dpdk_mbuf_view *views, unsigned n)
+{
+	struct rte_mbuf *mbufs[64];
+	unsigned done = 0;
+	while (done < n) {
+		unsigned k = n - done < 64 ? n - done : 64;
+		int rc = rte_pktmbuf_alloc_bulk(mp, mbufs, k);
+		if (rc != 0) {
+			for (unsigned i = 0; i < done; i++)
+				rte_pktmbuf_free(views[i].mbuf);
+			return rc;
+		}
+		for (unsigned i = 0; i < k; i++)
+			gz_view(mbufs[i], &views[done + i]);
+		done += k;
+	}
+	return 0;
+}
+
 GZ_EXPORT int gz_dpdk_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned n)
 {
 	return rte_pktmbuf_alloc_bulk(mp, mbufs, n);

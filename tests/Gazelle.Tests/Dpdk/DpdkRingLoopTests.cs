@@ -190,6 +190,61 @@ public sealed unsafe class DpdkRingLoopTests
     }
 
     [Test]
+    public void BulkRentAndReturn_AllocateNothing_AndRefuseDuplicates()
+    {
+        var pool = _port.Pool(1);
+        var tx = new PacketBuffer[32];
+        var rx = new PacketBuffer[32];
+        long received = 0, shortRents = 0;
+
+        void Burst()
+        {
+            if (pool.RentBulk(tx) != 32) shortRents++; // (no Assert here: constraints allocate)
+            for (int i = 0; i < tx.Length; i++) tx[i].Append(64).Fill((byte)i);
+            int sent = _port.Transmit(1, tx);
+            int n = _port.Receive(1, rx);
+            received += n;
+            pool.ReturnBulk(rx.AsSpan(0, n));
+            if (sent < tx.Length) pool.ReturnBulk(tx.AsSpan(sent));
+        }
+
+        for (int i = 0; i < 200; i++) Burst();
+        long allocated = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 2000; i++) Burst();
+        long delta = GC.GetAllocatedBytesForCurrentThread() - allocated;
+        Assert.That(shortRents, Is.Zero);
+        Assert.That(received, Is.EqualTo(2200L * 32));
+        Assert.That(delta, Is.Zero, "bytes allocated on the GC heap by 2000 bulk bursts");
+
+        // All or nothing: asking for more than the pool holds rents none.
+        var tooMany = new PacketBuffer[pool.FreeWrappers + 1];
+        Assert.That(pool.RentBulk(tooMany.AsSpan(0, Math.Min(tooMany.Length, DpdkPacketPool.MaxBulk))), Is.EqualTo(Math.Min(tooMany.Length, DpdkPacketPool.MaxBulk)));
+        pool.ReturnBulk(tooMany.AsSpan(0, Math.Min(tooMany.Length, DpdkPacketPool.MaxBulk)));
+
+        // A buffer listed twice: the first is taken back, the duplicate is refused, nothing leaks.
+        Assert.That(pool.RentBulk(tx.AsSpan(0, 2)), Is.EqualTo(2));
+        var twice = new[] { tx[0], tx[1], tx[0] };
+        Assert.Throws<InvalidOperationException>(() => pool.ReturnBulk(twice));
+        Assert.That(pool.InUse, Is.Zero);
+        Assert.That(pool.MempoolInUse, Is.Zero);
+    }
+
+    [Test]
+    public void BulkRent_IsAllOrNothing()
+    {
+        using var small = DpdkPacketPool.Create(DpdkFixture.Eal, $"gz_bulk_{Environment.ProcessId}", 40, 2048 + 128, cacheSize: 0);
+        var buffers = new PacketBuffer[32];
+        Assert.That(small.RentBulk(buffers), Is.EqualTo(32));
+        var more = new PacketBuffer[16];
+        Assert.That(small.RentBulk(more), Is.Zero, "only 8 left");
+        Assert.That(small.InUse, Is.EqualTo(32));
+        Assert.That(small.MempoolInUse, Is.EqualTo(32));
+        small.ReturnBulk(buffers);
+        Assert.That(small.InUse, Is.Zero);
+        Assert.That(small.MempoolInUse, Is.Zero);
+    }
+
+    [Test]
     public void ReceiveStopsWhenThePoolHasNoWrapperLeft_WithoutLosingFrames()
     {
         var pool = _port.Pool(0);

@@ -130,6 +130,7 @@ internal static unsafe partial class DpdkNative
     [LibraryImport(GlueName), SuppressGCTransition] internal static partial nint gz_dpdk_pktmbuf_alloc(nint mempool);
     [LibraryImport(GlueName), SuppressGCTransition] internal static partial nint gz_dpdk_pktmbuf_alloc_view(nint mempool, MbufView* view);
     [LibraryImport(GlueName), SuppressGCTransition] internal static partial int gz_dpdk_pktmbuf_alloc_bulk(nint mempool, nint* mbufs, uint n);
+    [LibraryImport(GlueName), SuppressGCTransition] internal static partial int gz_dpdk_pktmbuf_alloc_bulk_views(nint mempool, MbufView* views, uint n);
     [LibraryImport(GlueName), SuppressGCTransition] internal static partial void gz_dpdk_pktmbuf_free(nint mbuf);
     [LibraryImport(GlueName), SuppressGCTransition] internal static partial void gz_dpdk_pktmbuf_free_bulk(nint* mbufs, uint n);
 

@@ -102,6 +102,60 @@ public sealed unsafe class DpdkPacketPool : IPacketPool, IDisposable
         return b;
     }
 
+    /// <summary>
+    /// Rents <paramref name="buffers"/>.Length buffers in one native call (up to <see cref="MaxBulk"/>):
+    /// all of them, or none when the pool cannot supply them all. Returns the count rented.
+    /// </summary>
+    public int RentBulk(Span<PacketBuffer> buffers)
+    {
+        int n = buffers.Length;
+        if (n == 0) return 0;
+        if (n > MaxBulk) ThrowHelpers.ArgumentOutOfRange(nameof(buffers));
+        if (n > _freeCount)
+        {
+            Exhausted++;
+            return 0;
+        }
+        DpdkNative.MbufView* views = stackalloc DpdkNative.MbufView[n];
+        if (DpdkNative.gz_dpdk_pktmbuf_alloc_bulk_views(_mempool, views, (uint)n) != 0)
+        {
+            Exhausted++;
+            return 0;
+        }
+        for (int i = 0; i < n; i++)
+        {
+            var b = _free[--_freeCount];
+            b.Attach(views[i].BufAddr, views[i].BufLen, views[i].Mbuf, views[i].DataOff, 0);
+            b.InUse = true;
+            buffers[i] = b;
+        }
+        return n;
+    }
+
+    /// <summary>Largest <see cref="RentBulk"/> / <see cref="ReturnBulk"/> (bounded stack use).</summary>
+    public const int MaxBulk = 256;
+
+    /// <summary>Frees the buffers' mbufs in one native call and takes the wrappers back.</summary>
+    public void ReturnBulk(ReadOnlySpan<PacketBuffer> buffers)
+    {
+        int n = buffers.Length;
+        if (n == 0) return;
+        if (n > MaxBulk) ThrowHelpers.ArgumentOutOfRange(nameof(buffers));
+        nint* mbufs = stackalloc nint[n];
+        for (int i = 0; i < n; i++)
+        {
+            var b = buffers[i];
+            if (b.Owner != this || !b.InUse || b.NativeHandle == 0)
+            {
+                DpdkNative.gz_dpdk_pktmbuf_free_bulk(mbufs, (uint)i); // those already taken back
+                ThrowHelpers.InvalidOperation("packet buffer returned twice or to the wrong pool");
+            }
+            mbufs[i] = b.NativeHandle;
+            Recycle(b);
+        }
+        DpdkNative.gz_dpdk_pktmbuf_free_bulk(mbufs, (uint)n);
+    }
+
     /// <summary>Frees the buffer's mbuf and takes the wrapper back.</summary>
     public void Return(PacketBuffer buffer)
     {
