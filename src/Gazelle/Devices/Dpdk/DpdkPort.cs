@@ -578,6 +578,7 @@ public sealed unsafe class DpdkPort : INic, IDisposable
     {
         if (_closed) return;
         _closed = true;
+        if (_eal.IsDisposed) return; // EAL's memory is gone: nothing left to stop or free
         DpdkNative.rte_eth_dev_stop(PortId);
         DpdkNative.rte_eth_dev_close(PortId);
         ReleaseQueues();

@@ -120,7 +120,8 @@ public sealed unsafe class Eal : IDisposable
     /// <summary>The calling thread's lcore id, or uint.MaxValue (LCORE_ID_ANY) for a non-EAL thread.</summary>
     public uint CurrentLcoreId => DpdkNative.gz_dpdk_lcore_id();
 
-    /// <summary>Releases EAL's resources (rte_eal_cleanup). EAL cannot be started again in this process.</summary>
+    /// <summary>Releases EAL's resources (rte_eal_cleanup). Close every port first. EAL cannot be
+    /// started again in this process.</summary>
     public void Dispose()
     {
         if (_disposed) return;
