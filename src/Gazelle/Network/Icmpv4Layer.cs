@@ -35,6 +35,18 @@ public sealed class Icmpv4Layer
 
     public IcmpCounters Counters { get; }
 
+    /// <summary>The most recent echo reply received (there are no ping sockets; this serves diagnostics and tests).</summary>
+    public EchoReplyInfo LastEchoReply { get; private set; }
+
+    /// <summary>Sends an echo request (ping) to <paramref name="destination"/>.</summary>
+    public Sockets.Errno SendEchoRequest(Ipv4Address destination, ushort identifier, ushort sequence, ReadOnlySpan<byte> data)
+    {
+        Span<byte> h = stackalloc byte[Icmpv4Packet.HeaderLength];
+        Icmpv4Repr.EchoRequest(identifier, sequence).Emit(h);
+        FillChecksum(h, data, default);
+        return _ip.Send(new Ipv4SendParams(_ip.LocalAddress, destination, IpProtocol.Icmp), h, data, default);
+    }
+
     /// <summary>Processes a received ICMP message; counts exactly one outcome.</summary>
     public void Input(in Ipv4Repr ip, ReadOnlySpan<byte> bytes, bool broadcast, IIcmpErrorSink sink)
     {
@@ -69,6 +81,7 @@ public sealed class Icmpv4Layer
                 Counters.EchoRequestsAnswered++;
                 return;
             case Icmpv4Type.EchoReply:
+                LastEchoReply = new EchoReplyInfo(ip.Source, repr.Identifier, repr.Sequence, p.Payload.Length);
                 Counters.EchoRepliesReceived++;
                 return;
             default:
@@ -151,3 +164,6 @@ public sealed class Icmpv4Layer
         return true;
     }
 }
+
+/// <summary>An echo reply: who answered, the identifier and sequence it echoed, and its data length.</summary>
+public readonly record struct EchoReplyInfo(Ipv4Address From, ushort Identifier, ushort Sequence, int DataLength);

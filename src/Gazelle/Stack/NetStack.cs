@@ -56,6 +56,15 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     public ArpCache Arp => _arp;
     public Ipv4Layer Ip => _ip;
     public UdpLayer Udp => _udp;
+    public Icmpv4Layer Icmp => _icmp;
+
+    /// <summary>Sends an ICMP echo request; the answer shows in <see cref="Icmpv4Layer.LastEchoReply"/>.</summary>
+    public Errno Ping(Ipv4Address destination, ushort identifier, ushort sequence, ReadOnlySpan<byte> data)
+    {
+        var e = _icmp.SendEchoRequest(destination, identifier, sequence, data);
+        _link.Flush();
+        return e;
+    }
 
     // ------------------------------------------------------------------ poll loop
 
