@@ -177,4 +177,65 @@ public class HostFacingTests
             Is.EqualTo((1L, 1L, 1L, 1L, 1L, 1L, 1L)));
         Assert.That(c.Tcp.Malformed + c.Tcp.BadChecksum, Is.EqualTo(1));
     }
+
+    [Test]
+    public void TcpOutputBuildsChecksummedSegmentsFromSplitPayloads()
+    {
+        TeachHost();
+        var tcpOut = (Gazelle.Transport.Tcp.ITcpOutput)_s;
+        var repr = new TcpRepr { SrcPort = 40000, DstPort = 80, Seq = new SeqNum(100), Ack = new SeqNum(7), Flags = TcpFlags.Ack | TcpFlags.Psh, Window = 512, Options = TcpOptions.None };
+        repr.Options.HasTimestamp = true;
+        repr.Options.TsVal = 5;
+        repr.Options.TsEcr = 6;
+        var p1 = "odd"u8.ToArray();       // odd length: the second part starts mid-word
+        var p2 = "-and-the-rest"u8.ToArray();
+        Assert.That(tcpOut.Send(IpA, IpHost, repr, p1, p2, tos: 0x10), Is.True);
+        Assert.That(_nic.Sent, Is.Empty, "batched until the stack flushes");
+        _s.Poll(_now);
+        var f = _nic.TakeSent()!;
+        Assert.That(EthernetFrame.TryCreate(f, out var eth) && eth.Destination == MacHost, Is.True);
+        Assert.That(Ipv4Packet.TryCreate(eth.Payload, out var ip), Is.True);
+        Assert.That((ip.DontFragment, ip.Tos, ip.Protocol, ip.VerifyChecksum()), Is.EqualTo((true, (byte)0x10, IpProtocol.Tcp, true)));
+        Assert.That(TcpHeader.TryCreate(ip.Payload, out var h), Is.True);
+        Assert.That(h.VerifyChecksum(IpA, IpHost), Is.True);
+        Assert.That(h.TryParse(out var back), Is.True);
+        Assert.That((back.Seq, back.Ack, back.Options.TsVal, back.Options.TsEcr), Is.EqualTo((repr.Seq, repr.Ack, 5u, 6u)));
+        Assert.That(System.Text.Encoding.ASCII.GetString(h.Payload), Is.EqualTo("odd-and-the-rest"));
+        Assert.That(tcpOut.PathMtu(IpHost), Is.EqualTo(1500));
+        // DF: a segment bigger than the path MTU is refused, not fragmented.
+        Assert.That(tcpOut.Send(IpA, IpHost, repr, new byte[1500], default, 0), Is.False);
+        Assert.That(_s.Counters.Ip.TxTooBig, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void UdpPeekTruncateShutdownAndReceiveBuffer()
+    {
+        TeachHost();
+        _s.Open(SocketKind.Udp, out var h);
+        _s.Bind(h, new Ipv4Endpoint(IpA, 5000));
+        Assert.That(_s.SetOption(h, 1, 8, BitConverter.GetBytes(4096)), Is.EqualTo(Errno.Ok));
+        var len = new byte[4];
+        Assert.That(_s.GetOption(h, 1, 8, len, out int l), Is.EqualTo(Errno.Ok));
+        Assert.That((BitConverter.ToInt32(len), l), Is.EqualTo((4096, 4)));
+        for (int i = 0; i < 3; i++)
+            _nic.Inject(Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Udp, Udp(IpHost, IpA, 1000, 5000, new byte[1500])));
+        _s.Poll(_now);
+        Assert.That(_s.Counters.Udp.Delivered, Is.EqualTo(2), "4 KiB holds two 1500-byte datagrams");
+        Assert.That(_s.Counters.Udp.ReceiveQueueFull, Is.EqualTo(1));
+        Assert.That(_s.Available(h, out int avail) == Errno.Ok && avail == 1500, Is.True);
+        var small = new byte[10];
+        Assert.That(_s.ReceiveFrom(h, small, MessageFlags.Peek, out int n, out var from), Is.EqualTo(Errno.Ok));
+        Assert.That((n, from), Is.EqualTo((10, new Ipv4Endpoint(IpHost, 1000))));
+        Assert.That(_s.ReceiveFrom(h, small, MessageFlags.None, out n, out _), Is.EqualTo(Errno.Ok));
+        Assert.That(_s.ReceiveFrom(h, small, MessageFlags.None, out n, out _), Is.EqualTo(Errno.Ok), "peek did not consume; truncation dropped the rest");
+        Assert.That(_s.ReceiveFrom(h, small, MessageFlags.None, out _, out _), Is.EqualTo(Errno.EAGAIN));
+        Assert.That(_s.Shutdown(h, ShutdownHow.Both), Is.EqualTo(Errno.ENOTCONN));
+        Assert.That(_s.SendTo(h, "x"u8, new Ipv4Endpoint(Ipv4Address.Parse("10.0.0.255"), 1), MessageFlags.None, out _), Is.EqualTo(Errno.EACCES), "broadcast needs SO_BROADCAST");
+        Assert.That(_s.Send(h, "x"u8, MessageFlags.None, out _), Is.EqualTo(Errno.EDESTADDRREQ));
+        Assert.That(_s.SendTo(h, new byte[65508], new Ipv4Endpoint(IpHost, 1), MessageFlags.None, out _), Is.EqualTo(Errno.EMSGSIZE));
+        Assert.That(_s.Listen(h, 1), Is.EqualTo(Errno.EOPNOTSUPP));
+        Assert.That(_s.Bind(new SocketHandle(12345), default), Is.EqualTo(Errno.EOPNOTSUPP), "TCP handle before TCP is hooked up");
+        Assert.That(_s.Bind(SocketHandle.Invalid, default), Is.EqualTo(Errno.EBADF));
+        _s.Close(h);
+    }
 }
