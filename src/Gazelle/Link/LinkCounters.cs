@@ -12,6 +12,8 @@ public sealed class LinkCounters
     [FrameOutcome] public long RxTooShort;
     /// <summary>Dropped: destination MAC is neither ours nor broadcast (multicast included).</summary>
     [FrameOutcome] public long RxNotForUs;
+    /// <summary>Dropped: our own frame came back (source MAC is ours).</summary>
+    [FrameOutcome] public long RxOwnSource;
     /// <summary>Dropped: 802.1Q-tagged frame (this stack runs untagged).</summary>
     [FrameOutcome] public long RxVlanTagged;
     /// <summary>Dropped: EtherType other than IPv4 and ARP.</summary>

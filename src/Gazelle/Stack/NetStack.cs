@@ -106,6 +106,11 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             Counters.Link.RxNotForUs++;
             return;
         }
+        if (eth.Source == _link.Mac)
+        {
+            Counters.Link.RxOwnSource++;
+            return;
+        }
         if (eth.HasVlanTag)
         {
             Counters.Link.RxVlanTagged++;
