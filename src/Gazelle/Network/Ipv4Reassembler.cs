@@ -7,7 +7,7 @@ namespace Gazelle.Network;
 /// IPv4 fragment reassembly (RFC 791 §3.2, RFC 815) in bounded memory: a fixed number of slots, each
 /// with a 64 KiB buffer (allocated on first use, then reused) and a fixed number of received ranges.
 /// A fragment overlapping data already received discards the whole datagram (as RFC 5722 does for
-/// IPv6: overlaps are only ever made by attackers). Partial datagrams time out; when every slot is
+/// IPv6: partial overlaps are only ever made by attackers); an exact duplicate is dropped alone. Partial datagrams time out; when every slot is
 /// busy the oldest one is evicted.
 /// </summary>
 public sealed class Ipv4Reassembler
@@ -107,6 +107,12 @@ public sealed class Ipv4Reassembler
         int rbase = s * _maxFragments;
         for (int r = 0; r < slot.RangeCount; r++)
         {
+            if (start == _rangeStart[rbase + r] && end == _rangeEnd[rbase + r])
+            {
+                // An exact duplicate (the network duplicated it) is dropped alone, as Linux does.
+                _counters.FragmentDuplicates++;
+                return false;
+            }
             if (start < _rangeEnd[rbase + r] && _rangeStart[rbase + r] < end)
             {
                 _counters.FragmentOverlaps++;

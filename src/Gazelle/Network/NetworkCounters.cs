@@ -17,6 +17,8 @@ public sealed class Ipv4Counters
     [FrameOutcome] public long FragmentsStored;
     /// <summary>Dropped: fragment overlapping one already received; its whole datagram is discarded.</summary>
     [FrameOutcome] public long FragmentOverlaps;
+    /// <summary>Dropped: exact duplicate of a fragment already held (the datagram is kept).</summary>
+    [FrameOutcome] public long FragmentDuplicates;
     /// <summary>Dropped: fragment with a bad length (not a multiple of 8 before the last, past 65535 bytes,
     /// or contradicting the known end).</summary>
     [FrameOutcome] public long FragmentInvalid;

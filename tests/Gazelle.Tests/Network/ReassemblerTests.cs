@@ -55,7 +55,6 @@ public class ReassemblerTests
         }
     }
 
-    [TestCase(0, 800, TestName = "exact duplicate")]
     [TestCase(400, 800, TestName = "partial overlap")]
     [TestCase(792, 16, TestName = "straddling edge")]
     public void OverlapDiscardsTheDatagram(int offset, int length)
@@ -69,6 +68,19 @@ public class ReassemblerTests
         Assert.That(r.InProgress, Is.Zero);
         // The rest alone no longer completes anything.
         Assert.That(Add(r, Fragment(1, 800, data.AsSpan(800, 1200), false), Instant.Zero, out _), Is.False);
+    }
+
+    [Test]
+    public void ExactDuplicateIsDroppedAlone()
+    {
+        var c = new Ipv4Counters();
+        var r = new Ipv4Reassembler(c);
+        var data = Data(1600, 3);
+        Assert.That(Add(r, Fragment(1, 0, data.AsSpan(0, 800), true), Instant.Zero, out _), Is.False);
+        Assert.That(Add(r, Fragment(1, 0, data.AsSpan(0, 800), true), Instant.Zero, out _), Is.False);
+        Assert.That(c.FragmentDuplicates, Is.EqualTo(1));
+        Assert.That(Add(r, Fragment(1, 800, data.AsSpan(800, 800), false), Instant.Zero, out var whole), Is.True);
+        Assert.That(whole, Is.EqualTo(data));
     }
 
     [Test]
