@@ -25,6 +25,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     private readonly Icmpv4Layer _icmp;
     private readonly UdpLayer _udp;
     private readonly PacketBuffer[] _rx = new PacketBuffer[EthernetLink.BurstSize];
+    private readonly ITimedNic? _timedNic;
     private bool _started;
     private Instant _now;
 
@@ -43,6 +44,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         _config = config;
         Counters = new StackCounters();
         _link = new EthernetLink(nic, queue, Counters.Link);
+        _timedNic = nic as ITimedNic;
         _arp = new ArpCache(_link, config.Address, options.Arp, Counters.Arp);
         _ip = new Ipv4Layer(config.Address, config.Netmask, config.Gateway, config.Secret, _link, _arp, Counters.Ip);
         _icmp = new Icmpv4Layer(_ip, Counters.Icmp, options.IcmpErrorsPerSecond, options.IcmpErrorBurst);
@@ -74,6 +76,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     {
         _now = now;
         _ip.Now = now;
+        _timedNic?.AdvanceTo(now); // a device with delayed frames (impairment, capture) learns the time from us
         if (!_started)
         {
             _started = true;
@@ -89,6 +92,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         }
         var next = Instant.Min(_arp.Poll(now), _ip.Poll(now));
         next = Instant.Min(next, PollTcp(now));
+        if (_timedNic is not null) next = Instant.Min(next, _timedNic.NextDeadline);
         _link.Flush();
         return n == _rx.Length ? now : next;
     }
