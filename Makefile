@@ -8,7 +8,8 @@ SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -Wall -Wextra -Werror
 CS_SOURCES := $(shell find src aot -name '*.cs' -o -name '*.csproj' 2>/dev/null | grep -v '/obj/\|/bin/') Directory.Build.props
 
 .PHONY: all deps test demo clean
-all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/tests/preload_probe $(BUILD)/tests/posix_oracle $(BUILD)/tests/fork_probe $(BUILD)/tests/stack_stress $(BUILD)/libgazelle-stack-fake.so
+all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/libgazelle-dpdk.so $(BUILD)/tests/preload_probe \
+     $(BUILD)/tests/posix_oracle $(BUILD)/tests/fork_probe $(BUILD)/tests/stack_stress $(BUILD)/libgazelle-stack-fake.so
 
 # Installs missing Debian packages (root) or prints the command; near-instant when all are present.
 deps:
@@ -35,7 +36,7 @@ $(BUILD)/tests/%: tests/integration/programs/%.c | $(BUILD)/.deps
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(CFLAGS) -Wall -Wextra -Werror -o $@ $< -ldl -lpthread
 
--include shim/dpdk.mk
+include shim/dpdk.mk
 
 test: all
 	@tests/run-all.sh
