@@ -37,3 +37,21 @@ got=$(echo "nc too" | GAZELLE_CONF=$TEST_TMP/lstack.conf LD_PRELOAD=$PRELOAD tim
       ip netns exec "$NS_STACK" nc -u -w 2 10.99.0.1 7000 2>"$TEST_TMP/nc.err") || true
 [ "$got" = "NC TOO" ] || fail "nc -u over the stack got '$got': $(cat "$TEST_TMP/nc.err")"
 echo "nc -u: $got"
+
+# The other role: a preloaded UDP server on INADDR_ANY (served by both sides, one datagram each run:
+# socat's "fork" option would answer from a forked child, which cannot reach the parent's stack)
+# answers a kernel client on the peer over the stack, then a loopback client over the kernel.
+serve_once() {
+    GAZELLE_CONF=$TEST_TMP/lstack.conf LD_PRELOAD=$PRELOAD ip netns exec "$NS_STACK" \
+        socat UDP-RECVFROM:7100,bind=0.0.0.0 EXEC:'rev' 2>>"$TEST_TMP/server.err" &
+    TEST_PIDS+=($!)
+    sleep 1
+}
+serve_once
+got=$(echo "abc" | timeout 10 ip netns exec "$NS_PEER" socat -t 2 - UDP:10.99.0.2:7100 2>&1) || true
+[ "$got" = "cba" ] || fail "the preloaded UDP server did not answer the kernel peer: '$got' $(cat "$TEST_TMP/server.err")"
+echo "preloaded server, peer client: $got"
+serve_once
+got=$(echo "xyz" | timeout 10 ip netns exec "$NS_STACK" socat -t 2 - UDP:127.0.0.1:7100 2>&1) || true
+[ "$got" = "zyx" ] || fail "the preloaded UDP server did not answer on loopback: '$got' $(cat "$TEST_TMP/server.err")"
+echo "preloaded server, loopback client: $got"
