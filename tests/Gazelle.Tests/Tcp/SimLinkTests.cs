@@ -1,0 +1,37 @@
+using Gazelle.Transport.Tcp;
+
+namespace Gazelle.Tests.Tcp;
+
+public class SimLinkTests
+{
+    private static (Transfer t, bool ok) Run(double loss, double reorder, double dup, long bytes, long virtualBoundMicros, string cc = "cubic", int seed = 7)
+    {
+        var link = new SimLink(seed) { Loss = loss, Reorder = reorder, Duplicate = dup };
+        var t = new Transfer(link, seed);
+        Assert.That(t.Connect(cc), Is.True, "connect");
+        long start = link.Now;
+        bool ok = t.Run(bytes, start + virtualBoundMicros);
+        var c = link.A.Counters;
+        TestContext.Out.WriteLine(
+            $"loss={loss} cc={cc} virtual={(link.Now - start) / 1e6:F3}s recv={t.Received} rto={c.RtoTimeouts} fastrx={c.FastRetransmits} " +
+            $"rexmit={c.RetransmittedSegments} dropped={link.Dropped} qdrop={link.QueueDrops} dup={link.Duplicated} reord={link.Reordered} " +
+            $"ooo={link.B.Counters.OutOfOrderQueued} oooDrop={link.B.Counters.OutOfOrderDropped}");
+        return (t, ok);
+    }
+
+    [Test]
+    public void SmallTransferNoLoss()
+    {
+        var (t, ok) = Run(0, 0, 0, 1_000_000, 10_000_000);
+        Assert.That(ok, Is.True);
+        Assert.That(t.Mismatches, Is.Zero);
+    }
+
+    [Test]
+    public void SmallTransferLossy()
+    {
+        var (t, ok) = Run(0.05, 0.05, 0.02, 2_000_000, 120_000_000);
+        Assert.That(ok, Is.True);
+        Assert.That(t.Mismatches, Is.Zero);
+    }
+}
