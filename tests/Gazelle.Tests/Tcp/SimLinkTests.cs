@@ -4,9 +4,10 @@ namespace Gazelle.Tests.Tcp;
 
 public class SimLinkTests
 {
-    private static (Transfer t, bool ok) Run(double loss, double reorder, double dup, long bytes, long virtualBoundMicros, string cc = "cubic", int seed = 7)
+    private static (Transfer t, bool ok) Run(double loss, double reorder, double dup, long bytes, long virtualBoundMicros, string cc = "cubic", int seed = 7, bool sack = true)
     {
         var link = new SimLink(seed) { Loss = loss, Reorder = reorder, Duplicate = dup };
+        link.A.SackEnabled = sack;
         var t = new Transfer(link, seed);
         Assert.That(t.Connect(cc), Is.True, "connect");
         long start = link.Now;
@@ -33,5 +34,28 @@ public class SimLinkTests
         var (t, ok) = Run(0.05, 0.05, 0.02, 2_000_000, 120_000_000);
         Assert.That(ok, Is.True);
         Assert.That(t.Mismatches, Is.Zero);
+    }
+
+    [TestCase(0.00, "cubic")]
+    [TestCase(0.01, "cubic")]
+    [TestCase(0.05, "cubic")]
+    [TestCase(0.01, "reno")]
+    public void Bulk100MB(double loss, string cc)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var (t, ok) = Run(loss, loss > 0 ? 0.02 : 0, loss > 0 ? 0.01 : 0, 100_000_000, 600_000_000, cc);
+        TestContext.Out.WriteLine($"wall={sw.ElapsedMilliseconds}ms");
+        Assert.That(ok, Is.True);
+        Assert.That(t.Mismatches, Is.Zero);
+    }
+
+    [Test]
+    public void NewRenoWithoutSack()
+    {
+        var (t, ok) = Run(0.01, 0.0, 0.0, 20_000_000, 120_000_000, "reno", sack: false);
+        Assert.That(ok, Is.True);
+        Assert.That(t.Mismatches, Is.Zero);
+        var c = t.Link.A.Counters;
+        Assert.That(c.FastRetransmits, Is.GreaterThan(c.RtoTimeouts), "NewReno partial-ACK recovery should do most of the work");
     }
 }

@@ -10,8 +10,8 @@ namespace Gazelle.Transport.Tcp;
 /// </summary>
 internal sealed class Tcb
 {
-    public const int MaxOooIntervals = 8;
-    public const int MaxSackScoreboard = 16;
+    public const int MaxOooIntervals = 32;
+    public const int MaxSackScoreboard = 32;
 
     public readonly int Index;
     public readonly CubicCongestion Cubic = new();
@@ -97,6 +97,10 @@ internal sealed class Tcb
     public bool InRecovery;
     public SeqNum RecoveryPoint;
     public SeqNum HighRxt;
+    /// <summary>SND.MAX when the latest retransmission went out (lost-retransmission detection).</summary>
+    public SeqNum RxtMarker;
+    /// <summary>When SND.UNA last advanced or its segment was last retransmitted (head-loss detection).</summary>
+    public Instant HeadTime;
     public readonly SeqNum[] SackLeft = new SeqNum[MaxSackScoreboard];
     public readonly SeqNum[] SackRight = new SeqNum[MaxSackScoreboard];
     public int SackCount;
@@ -114,6 +118,9 @@ internal sealed class Tcb
     public Instant KeepaliveDeadline = Instant.Never;
     /// <summary>TIME_WAIT 2MSL, orphan FIN_WAIT_2 timeout, or SYN-RECEIVED expiry.</summary>
     public Instant StateDeadline = Instant.Never;
+    /// <summary>Tail loss probe timeout (RFC 8985 §7).</summary>
+    public Instant PtoDeadline = Instant.Never;
+    public bool TlpOutstanding;
     public int PersistBackoff;
     public int KeepaliveProbesSent;
     public Instant LastReceived;
@@ -170,7 +177,8 @@ internal sealed class Tcb
         Cc = Cubic; Cubic.Reset(); Reno.Reset();
         Cwnd = 0; Ssthresh = int.MaxValue; DupAcks = 0; InRecovery = false; SackCount = 0; SackedBytes = 0;
         UnackedSegments = 0; AckNow = false;
-        RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = Instant.Never;
+        RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
+        TlpOutstanding = false;
         PersistBackoff = 0; KeepaliveProbesSent = 0;
         NoDelay = KeepAlive = ReuseAddr = ReusePort = LingerOn = Cork = false; LingerSeconds = 0;
         KeepIdleSec = 7200; KeepIntvlSec = 75; KeepCnt = 9; UserMss = 0; Tos = 0;
@@ -192,6 +200,7 @@ internal sealed class Tcb
         d = Instant.Min(d, DelAckDeadline);
         d = Instant.Min(d, PersistDeadline);
         d = Instant.Min(d, KeepaliveDeadline);
+        d = Instant.Min(d, PtoDeadline);
         return Instant.Min(d, StateDeadline);
     }
 

@@ -97,6 +97,14 @@ public sealed class TcpCounters
     public long RtoTimeouts;
     /// <summary>Fast retransmits (entering loss recovery on duplicate ACKs / SACK, RFC 6675 / RFC 6582).</summary>
     public long FastRetransmits;
+    /// <summary>Retransmissions found lost during SACK recovery (data sent after them was SACKed), resent without an RTO.</summary>
+    public long LostRetransmits;
+    /// <summary>Recoveries started with a lowered duplicate-ACK threshold (RFC 5827 early retransmit).</summary>
+    public long EarlyRetransmits;
+    /// <summary>Tail loss probes sent (RFC 8985 §7).</summary>
+    public long TailLossProbes;
+    /// <summary>Recoveries started because the head segment stayed unacknowledged 5/4 RTT while later data was SACKed (RFC 8985-style time check).</summary>
+    public long TimeBasedLossDetections;
     /// <summary>Segments retransmitted (by any mechanism).</summary>
     public long RetransmittedSegments;
     /// <summary>Duplicate ACKs received.</summary>

@@ -119,6 +119,7 @@ public sealed partial class TcpLayer
         c.Iss = NewIsn(c);
         if (haveFloor && c.Iss - isnFloor < 0) c.Iss = isnFloor;
         c.SndUna = c.SndNxt = c.SndMax = c.Iss;
+        c.RecoveryPoint = c.HighRxt = c.Iss;
         c.SndWnd = h.Window; // never scaled in a SYN (RFC 7323 §2.2)
         c.SndWl1 = h.Seq;
         c.SndWl2 = c.Iss;
@@ -182,7 +183,7 @@ public sealed partial class TcpLayer
             t.SndWscale = 0;
             t.RcvWscale = 0;
         }
-        t.SackOk = o.SackPermitted;
+        t.SackOk = o.SackPermitted && SackEnabled;
         if (o.HasTimestamp)
         {
             t.TsOk = true;
@@ -227,7 +228,7 @@ public sealed partial class TcpLayer
             r.Options.TsVal = (tsNow & ~0x3Fu) | (h.Options.SackPermitted ? 0x10u : 0) | ws;
             r.Options.TsEcr = h.Options.TsVal;
             if (h.Options.HasWindowScale) r.Options.WindowScale = WindowScaleFor(l.RcvBufSize);
-            r.Options.SackPermitted = h.Options.SackPermitted;
+            r.Options.SackPermitted = h.Options.SackPermitted && SackEnabled;
         }
         Counters.SynCookiesSent++;
         Emit(dst, src, r, default, default, l.Tos);
@@ -270,6 +271,7 @@ public sealed partial class TcpLayer
         c.RcvAdv = c.RcvNxt + (uint)Math.Min(c.RcvBufSize, 65535);
         c.Iss = h.Ack - 1;
         c.SndUna = c.SndNxt = c.SndMax = h.Ack;
+        c.RecoveryPoint = c.HighRxt = h.Ack;
         c.SndWnd = (uint)h.Window << c.SndWscale;
         c.MaxSndWnd = c.SndWnd;
         c.SndWl1 = h.Seq; c.SndWl2 = h.Ack;
@@ -550,7 +552,7 @@ public sealed partial class TcpLayer
     private void EnterTimeWait(Tcb t, Instant now)
     {
         t.State = TcpState.TimeWait;
-        t.RtoDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.DelAckDeadline = Instant.Never;
+        t.RtoDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.DelAckDeadline = t.PtoDeadline = Instant.Never;
         t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros);
     }
 
@@ -577,6 +579,7 @@ public sealed partial class TcpLayer
             t.ConsumeSend(dataAcked);
             t.BytesAcked += dataAcked;
             t.SndUna = ack;
+            t.HeadTime = now;
             if (t.SndNxt < ack) t.SndNxt = ack;
             if (t.HighRxt < ack) t.HighRxt = ack;
             // RTT (RFC 6298 §3, Karn): only from a segment timed and not retransmitted.
@@ -589,6 +592,8 @@ public sealed partial class TcpLayer
             t.Backoff = 0;
             t.PersistBackoff = 0;
             t.RtoDeadline = t.SndUna == t.SndMax ? Instant.Never : now + new TimeSpanMicros(t.RtoMicros); // §5.3
+            t.TlpOutstanding = false;
+            ArmTlp(t);
             if (t.SackCount > 0) t.SackedBytes -= IntervalList.TrimBelow(t.SackLeft, t.SackRight, ref t.SackCount, ack);
         }
         else if (acked == 0 && payloadLength == 0 && (h.Flags & (TcpFlags.Syn | TcpFlags.Fin)) == 0

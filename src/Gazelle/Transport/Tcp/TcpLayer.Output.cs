@@ -39,18 +39,44 @@ public sealed partial class TcpLayer
                     t.Cwnd = Math.Max(t.Ssthresh, 2 * mss);
                     t.DupAcks = 0;
                 }
+                else
+                {
+                    DetectLostRetransmissions(t);
+                    // The head's retransmission itself is lost when ACKs keep coming for 5/4 RTT after it
+                    // without SND.UNA moving (a time-based check in the spirit of RACK, RFC 8985 §6.2).
+                    if (acked <= 0 && t.HighRxt > t.SndUna && t.SrttMicros > 0
+                        && (now - t.HeadTime).Value > t.SrttMicros + t.SrttMicros / 4 + 1000)
+                    {
+                        Counters.LostRetransmits++;
+                        int len = Math.Min(mss, (t.SackCount > 0 && t.SackLeft[0] > t.SndUna ? t.SackLeft[0] : t.SndMax) - t.SndUna);
+                        if (len > 0) SendData(t, t.SndUna, len, retransmit: true);
+                    }
+                }
                 return;
             }
             if (acked > 0) { t.DupAcks = 0; t.Cc.OnAck(t, acked, now); }
             if (dupAck) t.DupAcks++;
-            // RFC 6675 §5 (4): DupThresh duplicate ACKs, or IsLost(SND.UNA).
-            if (t.SndUna != t.SndMax && (t.DupAcks >= 3 || t.SackedBytes > 2 * mss) && t.SndUna >= t.RecoveryPoint)
+            // RFC 6675 §5 (4): DupThresh duplicate ACKs, or IsLost(SND.UNA); RFC 5827 lowers the threshold
+            // when fewer than 4 segments are outstanding and no new data can go out.
+            int threshold = 3;
+            int outstanding = (t.FlightSize + mss - 1) / mss;
+            bool nothingNew = t.SndCount <= t.SndNxt - t.SndUna || t.SndWnd <= (uint)(t.SndNxt - t.SndUna);
+            if (outstanding < 4 && nothingNew) threshold = Math.Max(1, outstanding - 1);
+            bool headLate = t.SackedBytes > 0 && t.SrttMicros > 0
+                && (now - t.HeadTime).Value > t.SrttMicros + t.SrttMicros / 4 + 1000;
+            if (t.SndUna != t.SndMax && (t.DupAcks >= threshold || t.SackedBytes > 2 * mss || headLate) && t.SndUna >= t.RecoveryPoint)
             {
+                if (t.DupAcks < 3 && t.SackedBytes <= 2 * mss)
+                {
+                    if (t.DupAcks >= threshold) Counters.EarlyRetransmits++;
+                    else Counters.TimeBasedLossDetections++;
+                }
                 t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
                 t.Cwnd = t.Ssthresh;
                 t.RecoveryPoint = t.SndMax;
                 t.HighRxt = t.SndUna;
                 t.InRecovery = true;
+                t.PtoDeadline = Instant.Never;
                 Counters.FastRetransmits++;
                 t.RttTiming = false;
                 // The first hole is retransmitted at once, whatever pipe says (RFC 6675 §5 (4.3)).
@@ -127,6 +153,31 @@ public sealed partial class TcpLayer
         return pipe;
     }
 
+    /// <summary>
+    /// A retransmission is presumed lost when more than DupThresh segments first sent after it have been
+    /// SACKed while its hole is still open (the idea of Linux's lost-retransmit detection / RACK, RFC 8985):
+    /// the holes below HighRxt are then eligible for retransmission again instead of waiting for an RTO.
+    /// </summary>
+    private void DetectLostRetransmissions(Tcb t)
+    {
+        if (t.SackCount == 0 || t.HighRxt <= t.SndUna) return;
+        int mss = t.EffectiveMss;
+        int above = 0;
+        for (int i = t.SackCount - 1; i >= 0; i--)
+        {
+            if (t.SackRight[i] <= t.RxtMarker) break;
+            above += t.SackRight[i] - SeqNum.Max(t.SackLeft[i], t.RxtMarker);
+        }
+        if (above <= 2 * mss) return;
+        // Is any hole left below HighRxt?
+        SeqNum holeStart = t.SndUna;
+        if (t.SackLeft[0] <= holeStart) holeStart = t.SackRight[0];
+        if (holeStart >= t.HighRxt) return;
+        Counters.LostRetransmits++;
+        t.HighRxt = t.SndUna;
+        t.RxtMarker = t.SndMax;
+    }
+
     /// <summary>RFC 6675 §4 NextSeg() rule 1: the first lost byte range above HighRxt.</summary>
     private static bool NextLostSegment(Tcb t, out SeqNum start, out int length)
     {
@@ -191,6 +242,7 @@ public sealed partial class TcpLayer
             {
                 int inFlight = t.SndNxt - t.SndUna;
                 int budget = t.Cwnd - inFlight;
+                if (t.DupAcks > 0 && !t.InRecovery) budget += Math.Min(t.DupAcks, 2) * mss; // RFC 3042 limited transmit
                 if (!SendNewSegment(t, budget, ignoreNagle: false)) break;
             }
         }
@@ -225,6 +277,15 @@ public sealed partial class TcpLayer
             else return false;
         }
         bool retransmit = t.SndNxt < t.SndMax;
+        if (retransmit && t.SackCount > 0)
+        {
+            // After an RTO, do not resend what the peer has SACKed since.
+            for (int i = 0; i < t.SackCount; i++)
+            {
+                if (t.SndNxt >= t.SackLeft[i] && t.SndNxt < t.SackRight[i]) { t.SndNxt = t.SackRight[i]; return true; }
+                if (t.SackLeft[i] > t.SndNxt) { len = Math.Min(len, t.SackLeft[i] - t.SndNxt); break; }
+            }
+        }
         if (len < mss && !retransmit && !ignoreNagle)
         {
             // Nagle (RFC 9293 §3.7.4): hold a small segment while data is unacknowledged; TCP_CORK / MSG_MORE hold it always.
@@ -251,6 +312,8 @@ public sealed partial class TcpLayer
         if (fin) t.FinSent = true;
         if (retransmit)
         {
+            t.RxtMarker = t.SndMax;
+            if (seq == t.SndUna) t.HeadTime = _now;
             Counters.RetransmittedSegments++;
             t.TotalRetrans++;
             t.BytesRetrans += len;
@@ -272,6 +335,41 @@ public sealed partial class TcpLayer
         if (end > t.SndMax) t.SndMax = end;
         if (t.RtoDeadline == Instant.Never) t.RtoDeadline = _now + new TimeSpanMicros(Math.Min(t.RtoMicros << t.Backoff, MaxRtoMicros));
         t.PersistDeadline = Instant.Never;
+        if (!retransmit) ArmTlp(t);
+    }
+
+    /// <summary>RFC 8985 §7.2: PTO = 2·SRTT (+ the delayed-ACK time when one segment is in flight), not past the RTO.</summary>
+    private void ArmTlp(Tcb t)
+    {
+        if (!t.SackOk || t.SrttMicros == 0 || t.InRecovery || t.TlpOutstanding || t.SndUna == t.SndMax || t.Backoff > 0)
+        {
+            t.PtoDeadline = Instant.Never;
+            return;
+        }
+        long pto = Math.Max(2 * t.SrttMicros, 10_000);
+        if (t.FlightSize <= t.EffectiveMss) pto += DelayedAckMicros;
+        var d = _now + new TimeSpanMicros(pto);
+        t.PtoDeadline = d < t.RtoDeadline ? d : Instant.Never;
+    }
+
+    private void TailLossProbe(Tcb t, Instant now)
+    {
+        if (t.SndUna == t.SndMax || t.InRecovery || !t.IsSynchronized) return;
+        Counters.TailLossProbes++;
+        t.TlpOutstanding = true;
+        int mss = t.EffectiveMss;
+        int offset = t.SndNxt - t.SndUna;
+        // §7.3: new data if the window allows, else the last segment again.
+        if (t.SndCount > offset && t.SndWnd >= (uint)(offset + Math.Min(mss, t.SndCount - offset)))
+            SendData(t, t.SndNxt, Math.Min(mss, t.SndCount - offset), retransmit: false);
+        else
+        {
+            int dataEnd = t.SndCount;
+            int len = Math.Min(mss, dataEnd);
+            if (len > 0) SendData(t, t.SndUna + (dataEnd - len), len, retransmit: true);
+            else if (t.FinSent) SendData(t, t.SndUna, 0, retransmit: true);
+        }
+        t.RtoDeadline = now + new TimeSpanMicros(Math.Min(t.RtoMicros << t.Backoff, MaxRtoMicros));
     }
 
     private void SendAck(Tcb t)
@@ -291,7 +389,7 @@ public sealed partial class TcpLayer
         r.Options.Mss = (ushort)t.AdvMss;
         bool active = t.State == TcpState.SynSent || (t.State == TcpState.SynReceived && t.Parent < 0 && t.UserOwned);
         if (t.State == TcpState.SynSent || t.WscaleOk || (active && t.State == TcpState.SynReceived)) r.Options.WindowScale = t.RcvWscale;
-        if (t.State == TcpState.SynSent || t.SackOk) r.Options.SackPermitted = true;
+        if ((t.State == TcpState.SynSent && SackEnabled) || t.SackOk) r.Options.SackPermitted = true;
         if (t.State == TcpState.SynSent || t.TsOk)
         {
             r.Options.HasTimestamp = true;
@@ -405,7 +503,7 @@ public sealed partial class TcpLayer
         }
         if (error != Errno.Ok) t.PendingError = error;
         t.State = TcpState.Closed;
-        t.RtoDeadline = t.DelAckDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.StateDeadline = Instant.Never;
+        t.RtoDeadline = t.DelAckDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.StateDeadline = t.PtoDeadline = Instant.Never;
         t.SndCount = 0; t.SndHead = 0;
         t.FinQueued = false;
         t.OooCount = 0;
@@ -455,6 +553,7 @@ public sealed partial class TcpLayer
             }
         }
         if (t.RtoDeadline <= now) { t.RtoDeadline = Instant.Never; RetransmitTimeout(t, now); if (!t.InUse) return; }
+        if (t.PtoDeadline <= now) { t.PtoDeadline = Instant.Never; TailLossProbe(t, now); }
         if (t.PersistDeadline <= now) { t.PersistDeadline = Instant.Never; PersistTimeout(t, now); }
         if (t.KeepaliveDeadline <= now) { t.KeepaliveDeadline = Instant.Never; KeepaliveTimeout(t, now); if (!t.InUse) return; }
         if (t.DelAckDeadline <= now)
@@ -505,13 +604,16 @@ public sealed partial class TcpLayer
         t.Cwnd = t.EffectiveMss;
         t.InRecovery = false;
         t.DupAcks = 0;
-        t.RecoveryPoint = t.SndMax; // RFC 6582 §3.2 step 1 applies after a timeout too
+        // RFC 6582 §3.2 step 1 sets "recover" after a timeout (no SACK). With SACK the scoreboard tells new
+        // losses apart, so a loss during the go-back-N may start fast recovery instead of another RTO.
+        t.RecoveryPoint = t.SackOk ? t.SndUna : t.SndMax;
         // RFC 2018 §8: SACK information may be reneged; start over from SND.UNA.
         t.SackCount = 0;
         t.SackedBytes = 0;
         t.HighRxt = t.SndUna;
         t.SndNxt = t.SndUna;
         t.RttTiming = false;
+        t.PtoDeadline = Instant.Never;
         t.Backoff = Math.Min(t.Backoff + 1, 16); // §5.5 exponential backoff
         t.RtoDeadline = Instant.Never;
         if (t.SndCount == 0 && t.FinQueued) SendData(t, t.SndUna, 0, retransmit: true);

@@ -56,6 +56,9 @@ public sealed partial class TcpLayer
 
     public TcpCounters Counters { get; } = new();
 
+    /// <summary>Offer/accept SACK (RFC 2018) on new connections; off forces NewReno recovery (RFC 6582).</summary>
+    public bool SackEnabled { get; set; } = true;
+
     public TcpLayer(StackConfig config, ITcpOutput output)
     {
         _config = config;
@@ -323,6 +326,7 @@ public sealed partial class TcpLayer
         t.SndUna = t.Iss;
         t.SndNxt = t.Iss;
         t.SndMax = t.Iss;
+        t.RecoveryPoint = t.HighRxt = t.Iss;
         t.State = TcpState.SynSent;
         t.PendingError = Errno.Ok;
         Counters.ActiveOpens++;
