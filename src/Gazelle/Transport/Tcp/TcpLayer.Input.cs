@@ -304,6 +304,13 @@ public sealed partial class TcpLayer
         var f = h.Flags;
         int segLen = h.SegmentLength(payload.Length);
         ref readonly var opt = ref h.Options;
+        if (t.State == TcpState.SynReceived && (f & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == (TcpFlags.Syn | TcpFlags.Ack)
+            && h.Seq == t.Irs && h.Ack == t.Iss + 1)
+        {
+            // Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK acknowledges our SYN.
+            if (CompleteHandshake(t, h, now)) t.AckNow = true;
+            return;
+        }
 
         // RFC 7323 §5.3: PAWS.
         if (t.TsOk && opt.HasTimestamp && (f & TcpFlags.Rst) == 0 && unchecked((int)(opt.TsVal - t.TsRecent)) < 0
@@ -391,27 +398,7 @@ public sealed partial class TcpLayer
                 ReplyReset(t.LocalAddress, t.RemoteAddress, h, payload.Length);
                 return;
             }
-            if (t.Parent >= 0)
-            {
-                var l = _tcbs[t.Parent];
-                if (l.AcceptCount >= l.Backlog) { Counters.ListenOverflows++; return; } // retry on SYN-ACK rexmit
-                l.SynQueueCount--;
-                t.InAcceptQueue = true;
-                l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = t.Index;
-                l.AcceptCount++;
-            }
-            t.State = TcpState.Established;
-            Counters.Established++;
-            t.SndUna = t.Iss + 1;
-            t.Retransmits = 0;
-            t.Backoff = 0;
-            t.SndWnd = (uint)h.Window << t.SndWscale;
-            t.MaxSndWnd = t.SndWnd;
-            t.SndWl1 = seq; t.SndWl2 = ack;
-            if (!t.TsOk || !opt.HasTimestamp) SampleRtt(t, now - t.RttStart, now);
-            t.RttTiming = false;
-            t.RtoDeadline = Instant.Never;
-            ArmKeepalive(t);
+            if (!CompleteHandshake(t, h, now)) return;
         }
         if (ack > t.SndMax) { Counters.AckTooNew++; t.AckNow = true; return; }
         if (ack < t.SndUna - (int)Math.Max(t.MaxSndWnd, 1)) { Counters.AckTooOld++; ChallengeAck(t); return; }
@@ -454,6 +441,34 @@ public sealed partial class TcpLayer
             else if (finSeq > t.RcvNxt) { t.OooFinValid = true; t.OooFinSeq = finSeq; t.AckNow = true; }
             else t.AckNow = true;
         }
+    }
+
+    /// <summary>SYN-RECEIVED → ESTABLISHED on an acceptable ACK (RFC 9293 §3.10.7.4 fifth check).</summary>
+    private bool CompleteHandshake(Tcb t, in TcpRepr h, Instant now)
+    {
+        if (t.Parent >= 0)
+        {
+            var l = _tcbs[t.Parent];
+            if (l.AcceptCount >= l.Backlog) { Counters.ListenOverflows++; return false; } // retried on SYN-ACK rexmit
+            l.SynQueueCount--;
+            t.InAcceptQueue = true;
+            l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = t.Index;
+            l.AcceptCount++;
+        }
+        t.State = TcpState.Established;
+        Counters.Established++;
+        t.SndUna = t.Iss + 1;
+        t.HeadTime = now;
+        t.Retransmits = 0;
+        t.Backoff = 0;
+        t.SndWnd = (uint)h.Window << t.SndWscale;
+        t.MaxSndWnd = t.SndWnd;
+        t.SndWl1 = h.Seq; t.SndWl2 = h.Ack;
+        if (t.TotalRetrans == 0) SampleRtt(t, now - t.RttStart, now);
+        t.RttTiming = false;
+        t.RtoDeadline = Instant.Never;
+        ArmKeepalive(t);
+        return true;
     }
 
     private void ChallengeAck(Tcb t)
