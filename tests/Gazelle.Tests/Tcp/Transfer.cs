@@ -70,4 +70,27 @@ internal sealed class Transfer
         }
         return false;
     }
+
+    /// <summary>One request (A → B) and response (B → A) of <paramref name="size"/> bytes each; false on timeout.</summary>
+    public bool Exchange(int size, long timeoutMicros)
+    {
+        var a = Link.A; var b = Link.B;
+        long end = Link.Now + timeoutMicros;
+        if (a.Send(Client, _pattern.AsSpan(0, size), MessageFlags.None, out int s) != Errno.Ok || s != size) return false;
+        int got = 0;
+        while (got < size)
+        {
+            if (b.Receive(Server, _rx.AsSpan(got, size - got), MessageFlags.None, out int n) == Errno.Ok && n > 0) { got += n; continue; }
+            if (Link.Now > end || !Link.Step()) return false;
+        }
+        if (b.Send(Server, _rx.AsSpan(0, size), MessageFlags.None, out s) != Errno.Ok || s != size) return false;
+        got = 0;
+        while (got < size)
+        {
+            if (a.Receive(Client, _rx.AsSpan(got, size - got), MessageFlags.None, out int n) == Errno.Ok && n > 0) { got += n; continue; }
+            if (Link.Now > end || !Link.Step()) return false;
+        }
+        if (!_rx.AsSpan(0, size).SequenceEqual(_pattern.AsSpan(0, size))) Mismatches++;
+        return true;
+    }
 }
