@@ -1,0 +1,24 @@
+using System.Runtime.InteropServices;
+
+namespace Gazelle.Native;
+
+/// <summary>The C side of the shim contract; keep in step with shim/gazelle_abi.h.</summary>
+internal static class ShimAbi
+{
+    public const int AbiVersion = 1;
+    /// <summary>Returned by gz_socket when the socket is not the stack's: the shim calls libc.</summary>
+    public const int Pass = 1 << 30;
+
+    public const byte FdKernel = 0;
+    public const byte FdSocket = 1;
+    public const byte FdPending = 2;
+    public const byte FdEpoll = 3;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct ShimInfo
+{
+    public byte* FdTable;
+    public int FdLimit;
+    public int AbiVersion;
+}

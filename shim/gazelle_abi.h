@@ -1,0 +1,29 @@
+/* The contract between the preload shim (C) and the NativeAOT stack library (C#).
+ * Keep in step with aot/ShimAbi.cs. */
+#ifndef GAZELLE_ABI_H
+#define GAZELLE_ABI_H
+
+/* Who serves an fd, one byte per fd in a table the shim owns and the stack writes.
+ * Every non-zero kind is routed to the stack; zero goes straight to libc. */
+enum gz_fd_kind {
+    GZ_FD_KERNEL = 0,   /* not ours: libc, without entering .NET */
+    GZ_FD_SOCKET = 1,   /* a socket served by the stack */
+    GZ_FD_PENDING = 2,  /* an IPv4 socket not yet placed: bind/connect decide stack or kernel */
+    GZ_FD_EPOLL = 3,    /* an epoll instance that watches stack sockets */
+};
+
+/* Size of the fd table: fds at or above it are never the stack's. */
+#define GZ_FD_LIMIT 65536
+
+/* Returned by the stack's socket() when the call is not its to serve: the shim calls libc. */
+#define GZ_PASS (1 << 30)
+
+/* What the shim hands the stack at start. */
+struct gz_shim_info {
+    unsigned char *fd_table;  /* GZ_FD_LIMIT bytes */
+    int fd_limit;
+    int abi_version;
+};
+#define GZ_ABI_VERSION 1
+
+#endif

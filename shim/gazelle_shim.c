@@ -1,0 +1,373 @@
+/* libgazelle.so: the preload library.
+ *
+ * It exports the POSIX socket calls unversioned (a glibc program binds `read@GLIBC_2.2.5`; only an
+ * unversioned definition interposes it). Every call whose fd is not the stack's goes straight to libc
+ * through dlsym(RTLD_NEXT) without entering .NET: a program that never opens an IPv4 socket never
+ * starts the .NET runtime. The first IPv4 socket dlopens the NativeAOT stack library with
+ * RTLD_DEEPBIND, so the runtime's own libc calls bind to libc and never come back here.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "gazelle_abi.h"
+#include "hooks.h"
+
+#define GZ_EXPORT __attribute__((visibility("default")))
+
+/* ---- libc's own definitions, resolved once at load ---------------------------------------- */
+
+#define GZ_DECLARE_REAL(ret, name, params, args) static ret (*real_##name) params;
+GZ_FD_HOOKS(GZ_DECLARE_REAL)
+static int (*real_socket)(int, int, int);
+static int (*real_fcntl)(int, int, ...);
+static int (*real_fcntl64)(int, int, ...);
+static int (*real_ioctl)(int, unsigned long, ...);
+static int (*real_dup2)(int, int);
+static int (*real_dup3)(int, int, int);
+static int (*real_epoll_ctl)(int, int, int, struct epoll_event *);
+static int (*real_poll)(struct pollfd *, nfds_t, int);
+static int (*real_ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+static int (*real_select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+static int (*real_pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+static pid_t (*real_fork)(void);
+
+static void *resolve_next(const char *name)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    if (!f) {
+        /* Without libc's definition the call cannot work at all: fail loudly, once, at load. */
+        fprintf(stderr, "gazelle: cannot resolve libc's %s: %s\n", name, dlerror());
+    }
+    return f;
+}
+
+__attribute__((constructor)) static void gz_resolve_libc(void)
+{
+#define GZ_RESOLVE(ret, name, params, args) real_##name = (ret(*) params)resolve_next(#name);
+    GZ_FD_HOOKS(GZ_RESOLVE)
+    real_socket = resolve_next("socket");
+    real_fcntl = resolve_next("fcntl");
+    real_fcntl64 = dlsym(RTLD_NEXT, "fcntl64"); /* glibc >= 2.28 only */
+    if (!real_fcntl64) real_fcntl64 = real_fcntl;
+    real_ioctl = resolve_next("ioctl");
+    real_dup2 = resolve_next("dup2");
+    real_dup3 = resolve_next("dup3");
+    real_epoll_ctl = resolve_next("epoll_ctl");
+    real_poll = resolve_next("poll");
+    real_ppoll = resolve_next("ppoll");
+    real_select = resolve_next("select");
+    real_pselect = resolve_next("pselect");
+    real_fork = resolve_next("fork");
+}
+
+/* ---- the stack's entry points (exports of libgazelle-stack.so, named gz_<call>) ----------- */
+
+struct gz_stack_api {
+    int (*init)(const struct gz_shim_info *info);
+    int (*socket)(int domain, int type, int protocol);
+#define GZ_API_MEMBER(ret, name, params, args) ret (*name) params;
+    GZ_FD_HOOKS(GZ_API_MEMBER)
+    int (*fcntl)(int fd, int cmd, long arg);
+    int (*ioctl)(int fd, unsigned long request, void *arg);
+    int (*dup2)(int oldfd, int newfd);
+    int (*dup3)(int oldfd, int newfd, int flags);
+    int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *event);
+    int (*poll)(struct pollfd *fds, nfds_t n, int timeout_ms);
+    int (*ppoll)(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask);
+    int (*select)(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout);
+    int (*pselect)(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask);
+    void (*after_fork)(int in_child);
+    long (*debug_collect)(void);
+};
+
+static struct gz_stack_api api;
+static unsigned char fd_table[GZ_FD_LIMIT];
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static atomic_int stack_state; /* 0 not loaded, 1 running, -1 unavailable (kernel only) */
+
+/* Depth of calls into the stack on this thread. A hooked call that arrives while it is non-zero
+ * came from inside the stack (the runtime or the stack calling libc): it must go to libc, and it
+ * is counted because with RTLD_DEEPBIND it should never happen. */
+static __thread int in_stack __attribute__((tls_model("initial-exec")));
+static atomic_long reentries;
+
+static inline int fd_is_stack(int fd)
+{
+    return (unsigned)fd < GZ_FD_LIMIT && fd_table[fd] != GZ_FD_KERNEL;
+}
+
+static const char *stack_library_path(char *buf, size_t size)
+{
+    const char *env = getenv("GAZELLE_STACK_LIB");
+    if (env && *env) return env;
+    /* Default: beside this library. */
+    Dl_info info;
+    if (!dladdr((void *)&stack_library_path, &info) || !info.dli_fname) return "libgazelle-stack.so";
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (!slash) return "libgazelle-stack.so";
+    snprintf(buf, size, "%.*s/libgazelle-stack.so", (int)(slash - info.dli_fname), info.dli_fname);
+    return buf;
+}
+
+static void load_stack(void)
+{
+    char path_buf[4096];
+    const char *path = stack_library_path(path_buf, sizeof path_buf);
+    in_stack++;
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    if (!lib) {
+        in_stack--;
+        fprintf(stderr, "gazelle: cannot load the stack (%s): sockets run on the kernel\n", dlerror());
+        atomic_store(&stack_state, -1);
+        return;
+    }
+#define GZ_BIND(member) *(void **)&api.member = dlsym(lib, "gz_" #member);
+#define GZ_BIND_HOOK(ret, name, params, args) GZ_BIND(name)
+    GZ_BIND(init)
+    GZ_BIND(socket)
+    GZ_FD_HOOKS(GZ_BIND_HOOK)
+    GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
+    GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(after_fork)
+    GZ_BIND(debug_collect)
+    struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION };
+    int rc = api.init ? api.init(&info) : -ENOSYS;
+    in_stack--;
+    if (rc < 0) {
+        /* The stack printed its own one-line reason (no configuration, no DPDK, ...). */
+        atomic_store(&stack_state, -1);
+        return;
+    }
+    atomic_store(&stack_state, 1);
+}
+
+static inline int stack_running(void)
+{
+    int s = atomic_load_explicit(&stack_state, memory_order_acquire);
+    if (s == 0) {
+        pthread_once(&load_once, load_stack);
+        s = atomic_load(&stack_state);
+    }
+    return s > 0;
+}
+
+/* Stack entry points return a result >= 0 or -errno. */
+#define GZ_RESULT(expr)                     \
+    do {                                    \
+        in_stack++;                         \
+        long gz_r_ = (long)(expr);          \
+        in_stack--;                         \
+        if (gz_r_ < 0) {                    \
+            errno = (int)-gz_r_;            \
+            return -1;                      \
+        }                                   \
+        return gz_r_;                       \
+    } while (0)
+
+static inline int came_from_stack(void)
+{
+    if (__builtin_expect(in_stack != 0, 0)) {
+        atomic_fetch_add(&reentries, 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- the fd-routed hooks, generated from hooks.h ------------------------------------------ */
+
+#define GZ_DEFINE_FD_HOOK(ret, name, params, args)                                   \
+    GZ_EXPORT ret name params                                                        \
+    {                                                                                \
+        if (!came_from_stack() && fd_is_stack(fd) && api.name) GZ_RESULT(api.name args); \
+        return real_##name args;                                                     \
+    }
+GZ_FD_HOOKS(GZ_DEFINE_FD_HOOK)
+
+/* ---- calls that need more than one fd test ------------------------------------------------ */
+
+GZ_EXPORT int socket(int domain, int type, int protocol)
+{
+    int base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    /* The stack's territory is IPv4 TCP and UDP; every other family and type is the kernel's. */
+    if (!came_from_stack() && domain == AF_INET && (base_type == SOCK_STREAM || base_type == SOCK_DGRAM)
+        && stack_running() && api.socket) {
+        in_stack++;
+        int r = api.socket(domain, type, protocol);
+        in_stack--;
+        if (r != GZ_PASS) {
+            if (r < 0) {
+                errno = -r;
+                return -1;
+            }
+            return r;
+        }
+    }
+    return real_socket(domain, type, protocol);
+}
+
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+{
+    if (!came_from_stack() && fd_is_stack(fd) && api.fcntl) GZ_RESULT(api.fcntl(fd, cmd, (long)arg));
+    return real(fd, cmd, arg);
+}
+
+GZ_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *); /* every fcntl argument fits a pointer-sized slot */
+    va_end(ap);
+    return fcntl_common(real_fcntl, fd, cmd, arg);
+}
+
+GZ_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl_common(real_fcntl64, fd, cmd, arg);
+}
+
+GZ_EXPORT int ioctl(int fd, unsigned long request, ...)
+{
+    va_list ap;
+    va_start(ap, request);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    if (!came_from_stack() && fd_is_stack(fd) && api.ioctl) GZ_RESULT(api.ioctl(fd, request, arg));
+    return real_ioctl(fd, request, arg);
+}
+
+GZ_EXPORT int dup2(int oldfd, int newfd)
+{
+    /* Either side may be the stack's: dup2 onto a stack socket closes that socket first. */
+    if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup2) GZ_RESULT(api.dup2(oldfd, newfd));
+    return real_dup2(oldfd, newfd);
+}
+
+GZ_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup3) GZ_RESULT(api.dup3(oldfd, newfd, flags));
+    return real_dup3(oldfd, newfd, flags);
+}
+
+GZ_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+    if (!came_from_stack() && (fd_is_stack(epfd) || fd_is_stack(fd)) && api.epoll_ctl) GZ_RESULT(api.epoll_ctl(epfd, op, fd, event));
+    return real_epoll_ctl(epfd, op, fd, event);
+}
+
+static int pollfds_hold_stack(const struct pollfd *fds, nfds_t n)
+{
+    for (nfds_t i = 0; i < n; i++)
+        if (fd_is_stack(fds[i].fd)) return 1;
+    return 0;
+}
+
+static int fdsets_hold_stack(int nfds, const fd_set *r, const fd_set *w, const fd_set *e)
+{
+    if (nfds > FD_SETSIZE) nfds = FD_SETSIZE;
+    for (int fd = 0; fd < nfds; fd++)
+        if (fd_is_stack(fd) && ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))) return 1;
+    return 0;
+}
+
+GZ_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    if (!came_from_stack() && pollfds_hold_stack(fds, n) && api.poll) GZ_RESULT(api.poll(fds, n, timeout));
+    return real_poll(fds, n, timeout);
+}
+
+GZ_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask)
+{
+    if (!came_from_stack() && pollfds_hold_stack(fds, n) && api.ppoll) GZ_RESULT(api.ppoll(fds, n, timeout, mask));
+    return real_ppoll(fds, n, timeout, mask);
+}
+
+GZ_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout)
+{
+    if (!came_from_stack() && fdsets_hold_stack(nfds, r, w, e) && api.select) GZ_RESULT(api.select(nfds, r, w, e, timeout));
+    return real_select(nfds, r, w, e, timeout);
+}
+
+GZ_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask)
+{
+    if (!came_from_stack() && fdsets_hold_stack(nfds, r, w, e) && api.pselect) GZ_RESULT(api.pselect(nfds, r, w, e, timeout, mask));
+    return real_pselect(nfds, r, w, e, timeout, mask);
+}
+
+/* _FORTIFY_SOURCE variants: check the buffer bound as glibc does, then take the ordinary path. */
+GZ_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
+{
+    if (fdslen / sizeof(*fds) < n) abort();
+    return poll(fds, n, timeout);
+}
+
+GZ_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask, size_t fdslen)
+{
+    if (fdslen / sizeof(*fds) < n) abort();
+    return ppoll(fds, n, timeout, mask);
+}
+
+GZ_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+    if (n > buflen) abort();
+    return read(fd, buf, n);
+}
+
+GZ_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+    if (n > buflen) abort();
+    return recv(fd, buf, n, flags);
+}
+
+GZ_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *addr, socklen_t *len)
+{
+    if (n > buflen) abort();
+    return recvfrom(fd, buf, n, flags, addr, len);
+}
+
+GZ_EXPORT pid_t fork(void)
+{
+    pid_t pid = real_fork();
+    if (pid >= 0 && atomic_load(&stack_state) > 0 && api.after_fork) {
+        in_stack++;
+        api.after_fork(pid == 0);
+        in_stack--;
+    }
+    return pid;
+}
+
+/* ---- diagnostics (used by tests and tools; not POSIX) -------------------------------------- */
+
+/* Hooked calls that arrived from inside the stack (should stay 0 thanks to RTLD_DEEPBIND). */
+GZ_EXPORT long gazelle_shim_reentries(void) { return atomic_load(&reentries); }
+
+/* 1 when the NativeAOT stack is loaded and running, -1 when it could not start, 0 before first use. */
+GZ_EXPORT int gazelle_stack_state(void) { return atomic_load(&stack_state); }
+
+/* Forces a full garbage collection inside the stack; returns the gen-2 collection count or -1. */
+GZ_EXPORT long gazelle_debug_collect(void)
+{
+    if (!stack_running() || !api.debug_collect) return -1;
+    in_stack++;
+    long r = api.debug_collect();
+    in_stack--;
+    return r;
+}

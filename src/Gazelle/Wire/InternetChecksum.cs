@@ -1,0 +1,146 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace Gazelle.Wire;
+
+/// <summary>
+/// The Internet checksum (RFC 1071): the 16-bit one's complement of the one's complement sum of the
+/// data taken as big-endian 16-bit words (an odd final byte is padded with a zero byte).
+/// Partial sums are carried as <see cref="uint"/> values already folded to 16 bits, in big-endian
+/// word order, so they combine with <see cref="Add"/> and finish with <see cref="Finish"/>.
+/// </summary>
+public static class InternetChecksum
+{
+    /// <summary>Checksum of <paramref name="data"/> alone: the value to store in a header field.</summary>
+    public static ushort Compute(ReadOnlySpan<byte> data) => Finish(Sum(data));
+
+    /// <summary>Folded (not complemented) sum of <paramref name="data"/> as big-endian words.</summary>
+    public static uint Sum(ReadOnlySpan<byte> data)
+    {
+        // RFC 1071 §2(B): the sum is byte-order independent, so we add native-order words and swap the
+        // folded result once at the end. 2^16 ≡ 1 (mod 2^16 - 1), so wider accumulators fold correctly.
+        ref byte p = ref MemoryMarshal.GetReference(data);
+        int n = data.Length;
+        int i = 0;
+        ulong acc = 0;
+
+        if (Vector256.IsHardwareAccelerated && n >= 64)
+        {
+            // Lanes of 32-bit words; a lane's carry-outs are counted separately (subtracting the
+            // all-ones compare mask adds 1) and weigh 2^32 ≡ 1, so they fold in at the end.
+            Vector256<uint> sum0 = Vector256<uint>.Zero, sum1 = Vector256<uint>.Zero;
+            Vector256<uint> carry0 = Vector256<uint>.Zero, carry1 = Vector256<uint>.Zero;
+            for (; i <= n - 64; i += 64)
+            {
+                var v0 = Vector256.LoadUnsafe(ref Unsafe.Add(ref p, i)).AsUInt32();
+                var v1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref p, i + 32)).AsUInt32();
+                sum0 += v0;
+                sum1 += v1;
+                carry0 -= Vector256.LessThan(sum0, v0);
+                carry1 -= Vector256.LessThan(sum1, v1);
+            }
+            acc += WidenSum(sum0) + WidenSum(sum1) + WidenSum(carry0) + WidenSum(carry1);
+        }
+        if (Vector128.IsHardwareAccelerated && n - i >= 16)
+        {
+            Vector128<uint> sum = Vector128<uint>.Zero, carry = Vector128<uint>.Zero;
+            for (; i <= n - 16; i += 16)
+            {
+                var v = Vector128.LoadUnsafe(ref Unsafe.Add(ref p, i)).AsUInt32();
+                sum += v;
+                carry -= Vector128.LessThan(sum, v);
+            }
+            acc = AddCarry(acc, WidenSum(sum));
+            acc = AddCarry(acc, WidenSum(carry));
+        }
+        for (; i <= n - 8; i += 8)
+            acc = AddCarry(acc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref p, i)));
+        if (n - i >= 4)
+        {
+            acc = AddCarry(acc, Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, i)));
+            i += 4;
+        }
+        if (n - i >= 2)
+        {
+            acc = AddCarry(acc, Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref p, i)));
+            i += 2;
+        }
+        uint folded = Fold(acc);
+        if (BitConverter.IsLittleEndian) folded = BinaryPrimitives.ReverseEndianness((ushort)folded);
+        if (i < n) folded = Add(folded, (uint)Unsafe.Add(ref p, i) << 8); // odd byte: high half of a BE word
+        return folded;
+    }
+
+    /// <summary>Sum of a chunk that starts at <paramref name="offset"/> within the checksummed data
+    /// (an odd offset swaps the chunk's bytes within words, RFC 1071 §2(B)).</summary>
+    public static uint SumAt(ReadOnlySpan<byte> chunk, int offset)
+    {
+        uint s = Sum(chunk);
+        return (offset & 1) == 0 ? s : BinaryPrimitives.ReverseEndianness((ushort)s);
+    }
+
+    /// <summary>One's complement addition of two folded sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Add(uint a, uint b)
+    {
+        uint s = a + b;
+        return (s & 0xFFFF) + (s >> 16);
+    }
+
+    /// <summary>Complement of a folded sum: the header field value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ushort Finish(uint sum) => (ushort)~Fold(sum);
+
+    /// <summary>IPv4 pseudo-header sum (RFC 9293 §3.1, RFC 768): source, destination, zero, protocol,
+    /// upper-layer length.</summary>
+    public static uint PseudoHeaderSum(Ipv4Address source, Ipv4Address destination, byte protocol, int length)
+    {
+        ulong s = (source.Value >> 16) + (source.Value & 0xFFFF)
+                + (destination.Value >> 16) + (destination.Value & 0xFFFF)
+                + protocol + (uint)length;
+        return Fold(s);
+    }
+
+    /// <summary>Incremental update of a checksum field when one 16-bit word changes from
+    /// <paramref name="oldWord"/> to <paramref name="newWord"/> (RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m')).</summary>
+    public static ushort Update(ushort checksum, ushort oldWord, ushort newWord)
+    {
+        uint s = (uint)(ushort)~checksum + (ushort)~oldWord + newWord;
+        return (ushort)~Fold(s);
+    }
+
+    /// <summary>Folds a wide one's complement sum to 16 bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Fold(ulong s)
+    {
+        s = (s & 0xFFFF_FFFF) + (s >> 32);
+        s = (s & 0xFFFF_FFFF) + (s >> 32);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        return (uint)s;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong AddCarry(ulong acc, ulong v)
+    {
+        ulong s = acc + v;
+        return s + (s < v ? 1UL : 0UL); // end-around carry: 2^64 ≡ 1
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong WidenSum(Vector256<uint> v)
+    {
+        var (lo, hi) = Vector256.Widen(v);
+        return Vector256.Sum(lo + hi); // each lane < 2^33, four lanes: no overflow
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong WidenSum(Vector128<uint> v)
+    {
+        var (lo, hi) = Vector128.Widen(v);
+        return Vector128.Sum(lo + hi);
+    }
+}

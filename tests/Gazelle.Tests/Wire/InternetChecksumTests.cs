@@ -1,0 +1,94 @@
+using Gazelle.Wire;
+using static Gazelle.Tests.Wire.WireTestUtil;
+
+namespace Gazelle.Tests.Wire;
+
+public class InternetChecksumTests
+{
+    [Test]
+    public void KnownIpv4HeaderChecksum()
+    {
+        // A commonly quoted IPv4 header whose checksum field is b861.
+        var h = Hex("45000073000040004011 0000 c0a80001c0a800c7");
+        Assert.That(InternetChecksum.Compute(h), Is.EqualTo(0xB861));
+        h[10] = 0xB8; h[11] = 0x61;
+        Assert.That(InternetChecksum.Sum(h), Is.EqualTo(0xFFFFu));
+    }
+
+    [Test]
+    public void Rfc1071ExampleSum()
+    {
+        // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2 (folded).
+        Assert.That(InternetChecksum.Sum(Hex("0001f203f4f5f6f7")), Is.EqualTo(0xDDF2u));
+    }
+
+    [Test]
+    public void VectorPathMatchesScalarReferenceOnRandomLengthsAndAlignments()
+    {
+        var rng = new Random(1071);
+        var buf = new byte[3000 + 64];
+        for (int iter = 0; iter < 4000; iter++)
+        {
+            int len = iter < 3001 ? iter : rng.Next(0, 3001);
+            int off = rng.Next(0, 64);
+            rng.NextBytes(buf);
+            // Occasionally all ones, to stress carries in every lane.
+            if (iter % 7 == 0) buf.AsSpan(off, len).Fill(0xFF);
+            var data = buf.AsSpan(off, len);
+            Assert.That(InternetChecksum.Compute(data), Is.EqualTo(ReferenceChecksum(data)), $"len {len} off {off}");
+        }
+    }
+
+    [Test]
+    public void LargeAllOnesBufferDoesNotOverflow()
+    {
+        var data = new byte[65535 * 3];
+        Array.Fill(data, (byte)0xFF);
+        Assert.That(InternetChecksum.Compute(data), Is.EqualTo(ReferenceChecksum(data)));
+    }
+
+    [Test]
+    public void ChunkedSumsCombineIncludingOddSplits()
+    {
+        var rng = new Random(7);
+        var data = new byte[777];
+        rng.NextBytes(data);
+        ushort whole = ReferenceChecksum(data);
+        foreach (int split in new[] { 0, 1, 2, 3, 100, 101, 776, 777 })
+        {
+            uint s = InternetChecksum.Add(InternetChecksum.SumAt(data.AsSpan(0, split), 0), InternetChecksum.SumAt(data.AsSpan(split), split));
+            Assert.That(InternetChecksum.Finish(s), Is.EqualTo(whole), $"split {split}");
+        }
+    }
+
+    [Test]
+    public void PseudoHeaderSumMatchesExplicitBytes()
+    {
+        var src = new Ipv4Address(192, 168, 1, 10);
+        var dst = new Ipv4Address(10, 255, 0, 1);
+        var bytes = Hex("c0a8010a 0aff0001 0011 05dc");
+        Assert.That(InternetChecksum.PseudoHeaderSum(src, dst, IpProtocol.Udp, 0x05DC), Is.EqualTo(InternetChecksum.Sum(bytes)));
+    }
+
+    [Test]
+    public void IncrementalUpdateMatchesRecompute()
+    {
+        var rng = new Random(1624);
+        var data = new byte[40];
+        for (int i = 0; i < 1000; i++)
+        {
+            rng.NextBytes(data);
+            data[10] = 0; data[11] = 0;
+            ushort c = InternetChecksum.Compute(data);
+            int w = rng.Next(0, 20) * 2;
+            if (w == 10) continue;
+            ushort oldWord = (ushort)((data[w] << 8) | data[w + 1]);
+            ushort newWord = (ushort)rng.Next(0, 65536);
+            data[w] = (byte)(newWord >> 8); data[w + 1] = (byte)newWord;
+            ushort expect = InternetChecksum.Compute(data);
+            ushort got = InternetChecksum.Update(c, oldWord, newWord);
+            // 0x0000 and 0xFFFF are the same one's complement value (RFC 1624 §3).
+            Assert.That(got == expect || (got ^ expect) == 0xFFFF && (got == 0 || expect == 0), Is.True, $"{got:x4} vs {expect:x4}");
+        }
+    }
+}

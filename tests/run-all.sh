@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test (NUnit, then each integration script) and prints, last, one line:
+#   N passed, N failed[, N skipped]
+# totalled over everything it ran. Exits non-zero if anything failed.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+RESULTS=$ROOT/build/test-results
+rm -rf "$RESULTS" && mkdir -p "$RESULTS"
+passed=0 failed=0 skipped=0
+
+echo "== build (every project of Gazelle.slnx, warnings are errors)"
+if dotnet build Gazelle.slnx --nologo -v quiet >"$RESULTS/build.log" 2>&1; then
+    passed=$((passed + 1)); echo "  pass  solution builds (src, aot, tests, bench)"
+else
+    failed=$((failed + 1)); echo "  FAIL  solution build - log:"; grep -E "error|warning" "$RESULTS/build.log" | sort -u | head -n 30
+fi
+
+echo "== NUnit (tests/Gazelle.Tests)"
+dotnet test tests/Gazelle.Tests --nologo -v quiet --logger "trx;LogFileName=nunit.trx" \
+    --logger "console;verbosity=normal" --results-directory "$RESULTS" >"$RESULTS/nunit.log" 2>&1
+# Show failures with their messages; the full log stays in build/test-results/nunit.log.
+grep -E -A 12 '^\s+Failed [A-Za-z]' "$RESULTS/nunit.log" | head -n 200 || true
+trx=$RESULTS/nunit.trx
+if [ -f "$trx" ]; then
+    counters=$(grep -o '<Counters [^>]*>' "$trx")
+    attr() { echo "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*'; }
+    passed=$((passed + $(attr passed)))
+    failed=$((failed + $(attr failed) + $(attr error) + $(attr timeout) + $(attr aborted)))
+    skipped=$((skipped + $(attr notExecuted)))
+    echo "  NUnit: $(attr passed) passed, $(attr failed) failed, $(attr notExecuted) not executed (of $(attr total))"
+else
+    echo "FAIL: NUnit produced no results (build error?) - see $RESULTS/nunit.log"
+    failed=$((failed + 1))
+fi
+
+echo "== integration (tests/integration)"
+for t in tests/integration/*.sh; do
+    [ "$(basename "$t")" = lib.sh ] && continue
+    name=$(basename "$t" .sh)
+    start=$SECONDS
+    if timeout 300 "$t" >"$RESULTS/$name.log" 2>&1; then
+        passed=$((passed + 1)); echo "  pass  $name ($((SECONDS - start))s)"
+    else
+        failed=$((failed + 1)); echo "  FAIL  $name ($((SECONDS - start))s) - log:"; sed 's/^/        /' "$RESULTS/$name.log" | tail -n 30
+    fi
+done
+
+summary="$passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
+echo "$summary"
+[ "$failed" -eq 0 ]
