@@ -57,15 +57,29 @@ public abstract class TcpFixture
         Listener = SocketHandle.Invalid;
     }
 
-    /// <summary>Moves the clock forward in steps, polling timers on the way.</summary>
+    /// <summary>Moves the clock forward from deadline to deadline (as a poll loop would), running timers on the way.</summary>
     protected void Advance(long ms)
     {
         long end = NowUs + ms * 1000;
-        while (NowUs < end)
+        while (true)
         {
-            NowUs = Math.Min(end, NowUs + 5_000);
-            Tcp.Poll(Now);
+            long next = Tcp.Poll(Now).Microseconds;
+            if (next > end) break;
+            NowUs = Math.Max(next, NowUs + 1);
         }
+        NowUs = end;
+        Tcp.Poll(Now);
+    }
+
+    /// <summary>Leak check (lwIP-style): close every handle, let every timer run out; nothing may remain.</summary>
+    [TearDown]
+    public void NoLeaks()
+    {
+        if (TestContext.CurrentContext.Result.Outcome.Status != NUnit.Framework.Interfaces.TestStatus.Passed) return;
+        for (int i = 0; i < Tcp.PoolCapacity; i++) Tcp.Close(new SocketHandle(i));
+        Advance(3_600_000);
+        Assert.That(Tcp.LiveConnections, Is.Zero, "connection objects leaked");
+        Assert.That(Tcp.FlowTableCount, Is.Zero, "flow table entries leaked");
     }
 
     protected TcpRepr Seg(TcpFlags flags, SeqNum seq, SeqNum ack = default, ushort window = 65535)
