@@ -26,6 +26,17 @@ public sealed partial class TcpLayer
         t.RtoMicros = Math.Clamp(t.SrttMicros + Math.Max(4 * t.RttvarMicros, MinRtoMicros), MinRtoMicros, MaxRtoMicros);
     }
 
+    /// <summary>Grow cwnd only while it limits the sender (RFC 7661 §4.2 / Linux tcp_is_cwnd_limited),
+    /// so an application- or rwnd-limited flow does not inflate it without bound.</summary>
+    private static void GrowWindow(Tcb t, int acked, Instant now)
+    {
+        if (t.Cwnd >= MaxCwndBytes || t.FlightSize + acked < t.Cwnd / 2) return;
+        t.Cc.OnAck(t, acked, now);
+        if (t.Cwnd > MaxCwndBytes) t.Cwnd = MaxCwndBytes;
+    }
+
+    private const int MaxCwndBytes = 1 << 30;
+
     private void CongestionOnAck(Tcb t, int acked, bool dupAck, Instant now)
     {
         int mss = t.EffectiveMss;
@@ -54,7 +65,7 @@ public sealed partial class TcpLayer
                 }
                 return;
             }
-            if (acked > 0) { t.DupAcks = 0; t.Cc.OnAck(t, acked, now); }
+            if (acked > 0) { t.DupAcks = 0; GrowWindow(t, acked, now); }
             if (dupAck) t.DupAcks++;
             // RFC 6675 §5 (4): DupThresh duplicate ACKs, or IsLost(SND.UNA); RFC 5827 lowers the threshold
             // when fewer than 4 segments are outstanding and no new data can go out.
@@ -109,7 +120,7 @@ public sealed partial class TcpLayer
             else if (dupAck) t.Cwnd += mss; // inflate
             return;
         }
-        if (acked > 0) { t.DupAcks = 0; t.Cc.OnAck(t, acked, now); }
+        if (acked > 0) { t.DupAcks = 0; GrowWindow(t, acked, now); }
         if (dupAck)
         {
             t.DupAcks++;
