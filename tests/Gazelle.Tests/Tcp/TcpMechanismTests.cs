@@ -248,3 +248,34 @@ public class TcpUnitTests
         Assert.That(reno.OnCongestionEvent(t, Instant.Zero), Is.EqualTo(6_000));
     }
 }
+
+public class TcpEifelTests : TcpFixture
+{
+    [Test]
+    public void SpuriousFastRetransmitIsUndoneByTimestamps()
+    {
+        var c = Established(timestamps: true);
+        var t = Tcp.Peek(c)!;
+        Tcp.Send(c, Bytes(6 * 1448), MessageFlags.None, out _);
+        var first = Expect(TcpFlags.Ack, seq: OurNxt, length: 1448);
+        for (int i = 1; i < 6; i++) Expect(TcpFlags.Ack, length: 1448);
+        int cwndBefore = t.Cwnd;
+        Advance(5);
+        // Reordering: segment 1 is late; the peer SACKs 2..4 first.
+        var sack = Seg(TcpFlags.Ack, PeerNxt, OurNxt);
+        sack.Options.TsEcr = first.Header.Options.TsVal;
+        sack.Options.SackCount = 1;
+        sack.Options.Sack[0] = new SackBlock(OurNxt + 1448, OurNxt + 4 * 1448);
+        Send(sack);
+        var rx = Expect(TcpFlags.Ack, seq: OurNxt, length: 1448);
+        Assert.That(rx.Header.Options.TsVal, Is.GreaterThan(first.Header.Options.TsVal));
+        Assert.That(t.Cwnd, Is.LessThan(cwndBefore), "window reduced on entering recovery");
+        // Then the original arrives: its ACK echoes the original's timestamp, older than the retransmission's.
+        var ack = Seg(TcpFlags.Ack, PeerNxt, OurNxt + 6 * 1448);
+        ack.Options.TsEcr = first.Header.Options.TsVal;
+        Send(ack);
+        Assert.That(Tcp.Counters.SpuriousRecoveriesUndone, Is.EqualTo(1));
+        Assert.That(t.InRecovery, Is.False);
+        Assert.That(t.Cwnd, Is.GreaterThanOrEqualTo(cwndBefore));
+    }
+}

@@ -101,6 +101,11 @@ internal sealed class Tcb
     public SeqNum RxtMarker;
     /// <summary>When SND.UNA last advanced or its segment was last retransmitted (head-loss detection).</summary>
     public Instant HeadTime;
+    // Eifel detection (RFC 3522) state for undoing a spurious fast retransmit (RFC 4015).
+    public int PriorCwnd, PriorSsthresh;
+    public uint RecoveryTsVal;
+    public long RecoveryStartRetrans;
+    public bool UndoEligible;
     public readonly SeqNum[] SackLeft = new SeqNum[MaxSackScoreboard];
     public readonly SeqNum[] SackRight = new SeqNum[MaxSackScoreboard];
     public int SackCount;
@@ -175,7 +180,7 @@ internal sealed class Tcb
         SrttMicros = RttvarMicros = 0; RtoMicros = 1_000_000; MinRttMicros = 0; RttTiming = false; Backoff = 0;
         Retransmits = 0; TotalRetrans = 0;
         Cc = Cubic; Cubic.Reset(); Reno.Reset();
-        Cwnd = 0; Ssthresh = int.MaxValue; DupAcks = 0; InRecovery = false; SackCount = 0; SackedBytes = 0;
+        Cwnd = 0; Ssthresh = int.MaxValue; DupAcks = 0; InRecovery = false; UndoEligible = false; SackCount = 0; SackedBytes = 0;
         UnackedSegments = 0; AckNow = false;
         RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
         TlpOutstanding = false;

@@ -105,6 +105,8 @@ public sealed class TcpCounters
     public long TailLossProbes;
     /// <summary>Recoveries started because the head segment stayed unacknowledged 5/4 RTT while later data was SACKed (RFC 8985-style time check).</summary>
     public long TimeBasedLossDetections;
+    /// <summary>Fast recoveries found spurious by their timestamps (RFC 3522 Eifel) and undone (RFC 4015).</summary>
+    public long SpuriousRecoveriesUndone;
     /// <summary>Segments retransmitted (by any mechanism).</summary>
     public long RetransmittedSegments;
     /// <summary>Duplicate ACKs received.</summary>

@@ -623,7 +623,7 @@ public sealed partial class TcpLayer
         {
             if (t.State == TcpState.FinWait2 || t.State == TcpState.TimeWait) return;
         }
-        CongestionOnAck(t, acked, dupAck || (sackAdvanced && acked <= 0 && t.SndUna != t.SndMax), now);
+        CongestionOnAck(t, acked, dupAck || (sackAdvanced && acked <= 0 && t.SndUna != t.SndMax), h, now);
 
         // Our FIN acknowledged?
         if (t.FinQueued && t.FinSent && t.SndUna > t.FinSeq)

@@ -37,9 +37,35 @@ public sealed partial class TcpLayer
 
     private const int MaxCwndBytes = 1 << 30;
 
-    private void CongestionOnAck(Tcb t, int acked, bool dupAck, Instant now)
+    private void BeginUndoWindow(Tcb t)
+    {
+        t.PriorCwnd = t.Cwnd;
+        t.PriorSsthresh = t.Ssthresh;
+        t.RecoveryTsVal = TsNow(t);
+        t.RecoveryStartRetrans = t.TotalRetrans;
+        t.UndoEligible = t.TsOk;
+    }
+
+    private void CongestionOnAck(Tcb t, int acked, bool dupAck, in TcpRepr h, Instant now)
     {
         int mss = t.EffectiveMss;
+        if (t.InRecovery && acked > 0 && t.UndoEligible)
+        {
+            // RFC 3522: the first ACK after the retransmission echoes a timestamp older than it, so the
+            // original arrived; with a single retransmission nothing was lost: restore the window (RFC 4015).
+            t.UndoEligible = false;
+            if (h.Options.HasTimestamp && unchecked((int)(h.Options.TsEcr - t.RecoveryTsVal)) < 0
+                && t.TotalRetrans - t.RecoveryStartRetrans == 1)
+            {
+                Counters.SpuriousRecoveriesUndone++;
+                t.Cwnd = Math.Max(t.Cwnd, t.PriorCwnd);
+                t.Ssthresh = t.PriorSsthresh;
+                t.InRecovery = false;
+                t.DupAcks = 0;
+                t.RecoveryPoint = t.SndUna;
+                return;
+            }
+        }
         if (t.SackOk)
         {
             if (t.InRecovery)
@@ -82,6 +108,7 @@ public sealed partial class TcpLayer
                     if (t.DupAcks >= threshold) Counters.EarlyRetransmits++;
                     else Counters.TimeBasedLossDetections++;
                 }
+                BeginUndoWindow(t);
                 t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
                 t.Cwnd = t.Ssthresh;
                 t.RecoveryPoint = t.SndMax;
@@ -127,6 +154,7 @@ public sealed partial class TcpLayer
             // §3.2 step 2: only when the ACK covers more than "recover" (avoid multiple reductions).
             if (t.DupAcks == 3 && t.SndUna - 1 >= t.RecoveryPoint)
             {
+                BeginUndoWindow(t);
                 t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
                 t.RecoveryPoint = t.SndMax;
                 t.InRecovery = true;
@@ -614,6 +642,7 @@ public sealed partial class TcpLayer
         }
         t.Cwnd = t.EffectiveMss;
         t.InRecovery = false;
+        t.UndoEligible = false;
         t.DupAcks = 0;
         // RFC 6582 §3.2 step 1 sets "recover" after a timeout (no SACK). With SACK the scoreboard tells new
         // losses apart, so a loss during the go-back-N may start fast recovery instead of another RTO.
