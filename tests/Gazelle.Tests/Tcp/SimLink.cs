@@ -26,7 +26,6 @@ internal sealed class SimLink
     private long _order;
     private readonly Random _rng;
     private readonly long[] _linkFreeAt = new long[2];
-    private readonly long[] _queuedBytes = new long[2];
 
     public TcpLayer A { get; }
     public TcpLayer B { get; }
@@ -64,7 +63,9 @@ internal sealed class SimLink
         int len = p1.Length + p2.Length;
         int wire = len + 40 + 14;
         if (_rng.NextDouble() < Loss) { Dropped++; return true; }
-        if (_queuedBytes[dir] + wire > QueueLimitBytes) { QueueDrops++; return true; }
+        // Tail drop: the bytes still waiting for serialisation (not those already on the wire) are the queue.
+        double backlog = Math.Max(0, _linkFreeAt[dir] - Now) * BytesPerMicro;
+        if (backlog + wire > QueueLimitBytes) { QueueDrops++; return true; }
         int copies = _rng.NextDouble() < Duplicate ? 2 : 1;
         if (copies == 2) Duplicated++;
         long start = Math.Max(Now, _linkFreeAt[dir]);
@@ -81,7 +82,6 @@ internal sealed class SimLink
             _dir[s] = dir;
             long at = done + DelayMicros + c * 3;
             if (_rng.NextDouble() < Reorder) { at += _rng.Next(1, (int)Math.Max(2, DelayMicros / 2)); Reordered++; }
-            _queuedBytes[dir] += wire;
             _queue.Enqueue(s, (at << 16) | (_order++ & 0xFFFF));
         }
         return true;
@@ -97,7 +97,6 @@ internal sealed class SimLink
         {
             _queue.Dequeue();
             byte dir = _dir[s];
-            _queuedBytes[dir] -= _lengths[s] + 54;
             var to = dir == 0 ? B : A;
             var (src, dst) = dir == 0 ? (AddrA, AddrB) : (AddrB, AddrA);
             Delivered++;

@@ -14,6 +14,9 @@ internal sealed class Transfer
     public SocketHandle Client, Server, Listener;
     public long Sent, Received;
     public long Mismatches;
+    public bool Trace { get; set; }
+    public long TraceEvery { get; set; } = 20_000;
+    private long _nextTrace;
 
     public Transfer(SimLink link, int seed = 1)
     {
@@ -66,6 +69,12 @@ internal sealed class Transfer
                 Received += got;
             }
             if (Received >= total) return true;
+            if (Trace && Link.Now >= _nextTrace)
+            {
+                _nextTrace = Link.Now + TraceEvery;
+                var tc = a.Peek(Client)!;
+                TestContext.Out.WriteLine($"t={Link.Now / 1000}ms cwnd={tc.Cwnd / 1448} ssth={tc.Ssthresh / 1448} flight={tc.FlightSize / 1448} rec={tc.InRecovery} sacked={tc.SackedBytes / 1448} wnd={tc.SndWnd / 1448} rcvd={Received / 1000000}MB una={tc.SndUna.Value % 100000000} hr={tc.HighRxt.Value % 100000000} max={tc.SndMax.Value % 100000000} sc={tc.SackCount} rtos={a.Counters.RtoTimeouts} lr={a.Counters.LostRetransmits} rx={a.Counters.RetransmittedSegments}");
+            }
             if (!Link.Step()) return false;
         }
         return false;

@@ -10,8 +10,8 @@ namespace Gazelle.Transport.Tcp;
 /// </summary>
 internal sealed class Tcb
 {
-    public const int MaxOooIntervals = 32;
-    public const int MaxSackScoreboard = 32;
+    public const int MaxOooIntervals = 64;
+    public const int MaxSackScoreboard = 128;
 
     public readonly int Index;
     public readonly CubicCongestion Cubic = new();
@@ -33,6 +33,8 @@ internal sealed class Tcb
     public Ipv4Address LocalAddress, RemoteAddress;
     public ushort LocalPort, RemotePort;
     public bool Bound, ExplicitBind;
+    /// <summary>Reached ESTABLISHED once (send() on a dead connection is EPIPE, not ENOTCONN).</summary>
+    public bool EverConnected;
 
     // ---- send sequence variables (RFC 9293 §3.3.1) ----
     public SeqNum Iss, SndUna, SndNxt, SndWl1, SndWl2;
@@ -101,6 +103,10 @@ internal sealed class Tcb
     public SeqNum RxtMarker;
     /// <summary>When SND.UNA last advanced or its segment was last retransmitted (head-loss detection).</summary>
     public Instant HeadTime;
+    /// <summary>When the latest retransmission went out.</summary>
+    public Instant LastRxtTime;
+    /// <summary>When the current recovery started.</summary>
+    public Instant RecoveryStart;
     // Eifel detection (RFC 3522) state for undoing a spurious fast retransmit (RFC 4015).
     public int PriorCwnd, PriorSsthresh;
     public uint RecoveryTsVal;
@@ -169,7 +175,7 @@ internal sealed class Tcb
     {
         UserOwned = false; Parent = -1; InAcceptQueue = false; InFlowTable = false;
         State = TcpState.Closed;
-        LocalAddress = RemoteAddress = Ipv4Address.Any; LocalPort = RemotePort = 0; Bound = ExplicitBind = false;
+        LocalAddress = RemoteAddress = Ipv4Address.Any; LocalPort = RemotePort = 0; Bound = ExplicitBind = EverConnected = false;
         Iss = SndUna = SndNxt = SndWl1 = SndWl2 = SndMax = default; SndWnd = MaxSndWnd = 0; SndWscale = 0;
         Irs = RcvNxt = RcvAdv = default; RcvWnd = 0; RcvWscale = 0; WscaleOk = false;
         TsOk = SackOk = false; TsRecent = 0; TsRecentAgeMs = 0; TsOffset = 0;

@@ -283,6 +283,7 @@ public sealed partial class TcpLayer
         Counters.SynCookiesAccepted++;
         Counters.PassiveOpens++;
         Counters.Established++;
+        c.EverConnected = true;
         ArmKeepalive(c);
         if (!payload.IsEmpty || h.Has(TcpFlags.Fin)) Segment(c, h, payload, now);
         if (c.InUse) { Output(c); Touch(c); }
@@ -457,6 +458,7 @@ public sealed partial class TcpLayer
         }
         t.State = TcpState.Established;
         Counters.Established++;
+        t.EverConnected = true;
         t.SndUna = t.Iss + 1;
         t.HeadTime = now;
         t.Retransmits = 0;
@@ -522,6 +524,7 @@ public sealed partial class TcpLayer
             t.RtoDeadline = Instant.Never;
             t.State = TcpState.Established;
             Counters.Established++;
+            t.EverConnected = true;
             ArmKeepalive(t);
             t.AckNow = true;
             if (!payload.IsEmpty) ReceiveData(t, h.Seq + 1, payload, now);

@@ -79,14 +79,15 @@ public sealed partial class TcpLayer
                 else
                 {
                     DetectLostRetransmissions(t);
-                    // The head's retransmission itself is lost when ACKs keep coming for 5/4 RTT after it
-                    // without SND.UNA moving (a time-based check in the spirit of RACK, RFC 8985 §6.2).
-                    if (acked <= 0 && t.HighRxt > t.SndUna && t.SrttMicros > 0
-                        && (now - t.HeadTime).Value > t.SrttMicros + t.SrttMicros / 4 + 1000)
+                    // Every retransmission so far went out before LastRxtTime; when ACKs keep coming 5/4 RTT
+                    // after it and holes below HighRxt are still open, those retransmissions were lost
+                    // (a time-based check in the spirit of RACK, RFC 8985 §6.2): send them again.
+                    if (t.HighRxt > t.SndUna && t.SrttMicros > 0
+                        && (now - t.LastRxtTime).Value > t.SrttMicros + t.SrttMicros / 4 + 1000)
                     {
                         Counters.LostRetransmits++;
-                        int len = Math.Min(mss, (t.SackCount > 0 && t.SackLeft[0] > t.SndUna ? t.SackLeft[0] : t.SndMax) - t.SndUna);
-                        if (len > 0) SendData(t, t.SndUna, len, retransmit: true);
+                        t.HighRxt = t.SndUna;
+                        t.LastRxtTime = now;
                     }
                 }
                 return;
@@ -114,6 +115,7 @@ public sealed partial class TcpLayer
                 t.RecoveryPoint = t.SndMax;
                 t.HighRxt = t.SndUna;
                 t.InRecovery = true;
+                t.RecoveryStart = now;
                 t.PtoDeadline = Instant.Never;
                 Counters.FastRetransmits++;
                 t.RttTiming = false;
@@ -166,30 +168,50 @@ public sealed partial class TcpLayer
         }
     }
 
-    /// <summary>RFC 6675 §4 SetPipe(), by holes: a hole is lost when more than 2 MSS are SACKed above it.</summary>
-    private static int Pipe(Tcb t)
+    /// <summary>
+    /// True once the recovery is older than 5/4 RTT plus a reordering allowance: everything sent before it
+    /// began and still neither ACKed nor SACKed is then lost (the time rule of RACK, RFC 8985 §6.2). This
+    /// keeps recovery going when the scoreboard cannot hold every SACK block or the ACKs carry too few.
+    /// </summary>
+    private bool RecoveryAged(Tcb t) =>
+        t.SrttMicros > 0 && (_now - t.RecoveryStart).Value > t.SrttMicros + t.SrttMicros / 4 + 1000;
+
+    /// <summary>RFC 6675 §4 SetPipe(), by holes: a hole is lost when more than 2 MSS are SACKed above it
+    /// (IsLost), or when it lies below RecoveryPoint and the recovery has aged (see <see cref="RecoveryAged"/>).</summary>
+    private int Pipe(Tcb t)
     {
         int mss = t.EffectiveMss;
+        bool aged = RecoveryAged(t);
         int pipe = 0;
         SeqNum cur = t.SndUna;
         int sackedAbove = t.SackedBytes;
-        for (int i = 0; i < t.SackCount; i++)
+        for (int i = 0; i <= t.SackCount; i++)
         {
-            SeqNum hs = cur, he = t.SackLeft[i];
+            SeqNum hs = cur;
+            SeqNum he = i < t.SackCount ? t.SackLeft[i] : t.SndNxt;
+            if (i == t.SackCount && aged && t.RecoveryPoint < he)
+            {
+                // The tail beyond the last SACK block: below RecoveryPoint it is lost once aged.
+                if (t.RecoveryPoint > hs) { pipe += PipeOfLostHole(t, hs, t.RecoveryPoint); hs = t.RecoveryPoint; }
+                if (he > hs) pipe += he - hs;
+                break;
+            }
             if (hs < he)
             {
-                if (sackedAbove > 2 * mss)
-                {
-                    SeqNum rx = SeqNum.Min(he, t.HighRxt);
-                    if (rx > hs) pipe += rx - hs;
-                }
-                else pipe += he - hs;
+                bool lost = sackedAbove > 2 * mss || (aged && he <= t.RecoveryPoint);
+                pipe += lost ? PipeOfLostHole(t, hs, he) : he - hs;
             }
+            if (i == t.SackCount) break;
             sackedAbove -= t.SackRight[i] - t.SackLeft[i];
             cur = t.SackRight[i];
         }
-        if (t.SndNxt > cur) pipe += t.SndNxt - cur;
         return pipe;
+    }
+
+    private static int PipeOfLostHole(Tcb t, SeqNum hs, SeqNum he)
+    {
+        SeqNum rx = SeqNum.Min(he, t.HighRxt);
+        return rx > hs ? rx - hs : 0; // only its retransmitted part is in flight
     }
 
     /// <summary>
@@ -218,20 +240,24 @@ public sealed partial class TcpLayer
     }
 
     /// <summary>RFC 6675 §4 NextSeg() rule 1: the first lost byte range above HighRxt.</summary>
-    private static bool NextLostSegment(Tcb t, out SeqNum start, out int length)
+    private bool NextLostSegment(Tcb t, out SeqNum start, out int length)
     {
         int mss = t.EffectiveMss;
+        bool aged = RecoveryAged(t);
         SeqNum cur = t.SndUna;
         int sackedAbove = t.SackedBytes;
-        for (int i = 0; i < t.SackCount; i++)
+        for (int i = 0; i <= t.SackCount; i++)
         {
-            SeqNum hs = SeqNum.Max(cur, t.HighRxt), he = t.SackLeft[i];
-            if (hs < he && sackedAbove > 2 * mss)
+            SeqNum hs = SeqNum.Max(cur, t.HighRxt);
+            SeqNum he = i < t.SackCount ? t.SackLeft[i] : SeqNum.Min(t.SndNxt, t.RecoveryPoint);
+            bool lost = i < t.SackCount ? sackedAbove > 2 * mss || (aged && he <= t.RecoveryPoint) : aged;
+            if (hs < he && lost)
             {
                 start = hs;
                 length = Math.Min(mss, he - hs);
                 return true;
             }
+            if (i == t.SackCount) break;
             sackedAbove -= t.SackRight[i] - t.SackLeft[i];
             cur = t.SackRight[i];
         }
@@ -353,6 +379,7 @@ public sealed partial class TcpLayer
         {
             t.RxtMarker = t.SndMax;
             if (seq == t.SndUna) t.HeadTime = _now;
+            t.LastRxtTime = _now;
             Counters.RetransmittedSegments++;
             t.TotalRetrans++;
             t.BytesRetrans += len;

@@ -344,7 +344,7 @@ public sealed partial class TcpLayer
         {
             case TcpState.Established: case TcpState.CloseWait: break;
             case TcpState.SynSent: case TcpState.SynReceived: return Errno.EAGAIN;
-            case TcpState.Closed: case TcpState.Listen: return t.InFlowTable || t.FinQueued ? Errno.EPIPE : Errno.ENOTCONN;
+            case TcpState.Closed: case TcpState.Listen: return t.EverConnected ? Errno.EPIPE : Errno.ENOTCONN;
             default: return Errno.EPIPE;
         }
         if (t.FinQueued) return Errno.EPIPE;
