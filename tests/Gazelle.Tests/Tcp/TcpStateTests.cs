@@ -360,6 +360,39 @@ public class TcpStateTests : TcpFixture
     }
 
     [Test]
+    public void LingerTimeoutResetsAnUnacknowledgedClose()
+    {
+        var c = Established();
+        Span<byte> l = stackalloc byte[8];
+        BinaryPrimitives.WriteInt32LittleEndian(l, 1);
+        BinaryPrimitives.WriteInt32LittleEndian(l[4..], 2);
+        Tcp.SetOption(c, TcpLayer.SOL_SOCKET, TcpLayer.SO_LINGER, l);
+        Tcp.Send(c, Bytes(100), MessageFlags.None, out _);
+        Expect(TcpFlags.Ack, length: 100);
+        Tcp.Close(c);
+        Advance(1_900);
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(2), "still flushing in the background");
+        Out.Segments.Clear();
+        Advance(200);
+        Expect(TcpFlags.Rst | TcpFlags.Ack);
+        Assert.That(Tcp.Counters.LingerTimeouts, Is.EqualTo(1));
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void WritableOnlyWithRoomForHalfTheQueue()
+    {
+        var c = Established();
+        Send(Seg(TcpFlags.Ack, PeerNxt, OurNxt, window: 0)); // nothing leaves
+        var big = new byte[300_000];
+        Tcp.Send(c, big, MessageFlags.None, out int sent);
+        Assert.That(sent, Is.EqualTo(Tcp.Peek(c)!.SndBufSize));
+        Assert.That(Tcp.GetReadiness(c) & Readiness.Writable, Is.EqualTo(Readiness.None));
+        Assert.That(Tcp.Send(c, big, MessageFlags.None, out _), Is.EqualTo(Errno.EAGAIN));
+        Out.Segments.Clear();
+    }
+
+    [Test]
     public void CloseWithUnreadDataSendsReset()
     {
         var c = Established();

@@ -133,6 +133,8 @@ internal sealed class Tcb
     public Instant PtoDeadline = Instant.Never;
     public bool TlpOutstanding;
     public int PersistBackoff;
+    /// <summary>Window probes sent since the peer last sent an ACK.</summary>
+    public int PersistUnanswered;
     public int KeepaliveProbesSent;
     public Instant LastReceived;
     public Instant LastSent;
@@ -190,7 +192,7 @@ internal sealed class Tcb
         UnackedSegments = 0; AckNow = false;
         RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
         TlpOutstanding = false;
-        PersistBackoff = 0; KeepaliveProbesSent = 0;
+        PersistBackoff = 0; PersistUnanswered = 0; KeepaliveProbesSent = 0;
         NoDelay = KeepAlive = ReuseAddr = ReusePort = LingerOn = Cork = false; LingerSeconds = 0;
         KeepIdleSec = 7200; KeepIntvlSec = 75; KeepCnt = 9; UserMss = 0; Tos = 0;
         Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;

@@ -31,6 +31,8 @@ public sealed class TcpCounters
     public long TimeoutAborts;
     /// <summary>Connections aborted by close() with SO_LINGER 0 or with unread data (RFC 2525 §2.17).</summary>
     public long UserAborts;
+    /// <summary>Closed connections reset because SO_LINGER's timeout ran out before their data was acknowledged.</summary>
+    public long LingerTimeouts;
     /// <summary>TIME_WAIT connections taken over by a new SYN (RFC 6191 / RFC 9293 §3.6.1).</summary>
     public long TimeWaitReused;
     /// <summary>TIME_WAIT connections recycled early because the connection pool was full.</summary>

@@ -577,6 +577,7 @@ public sealed partial class TcpLayer
     private void ProcessAck(Tcb t, in TcpRepr h, int payloadLength, Instant now)
     {
         SeqNum ack = h.Ack;
+        t.PersistUnanswered = 0;
         uint window = (uint)h.Window << t.SndWscale;
         bool windowChanged = false;
         // RFC 9293 §3.10.7.4: window update only from newer segments (SND.WL1/SND.WL2).

@@ -610,6 +610,12 @@ public sealed partial class TcpLayer
         if (t.StateDeadline <= now)
         {
             t.StateDeadline = Instant.Never;
+            if (!t.UserOwned && t.State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck)
+            {
+                Counters.LingerTimeouts++;
+                Abort(t, Errno.ETIMEDOUT, sendRst: true);
+                return;
+            }
             if (t.State is TcpState.TimeWait or TcpState.FinWait2)
             {
                 if (t.State == TcpState.FinWait2) Counters.TimeoutAborts++;
@@ -702,6 +708,15 @@ public sealed partial class TcpLayer
     private void PersistTimeout(Tcb t, Instant now)
     {
         if (t.SndWnd != 0 || t.SndCount == 0) { Output(t); return; }
+        // Linux tcp_probe_timer: give up after tcp_retries2 unanswered probes, or, for an orphan
+        // (closed by the application), after tcp_orphan_retries (8) backoffs even if the peer answers.
+        if (t.PersistUnanswered >= MaxRetries || (!t.UserOwned && t.PersistBackoff >= OrphanRetries))
+        {
+            Counters.TimeoutAborts++;
+            Abort(t, Errno.ETIMEDOUT, sendRst: true);
+            return;
+        }
+        t.PersistUnanswered++;
         // Linux-style probe: an old sequence number (SND.UNA - 1), no data; the peer answers with its window.
         var r = NewRepr(t, t.SndUna - 1, TcpFlags.Ack);
         Transmit(t, ref r, default, default);

@@ -20,6 +20,7 @@ public sealed partial class TcpLayer
     internal const int MaxRetries = 15;
     internal const int SynRetries = 6;
     internal const int SynAckRetries = 5;
+    internal const int OrphanRetries = 8;
     internal const long TimeWaitMicros = 60_000_000;
     internal const long FinWait2Micros = 60_000_000;
     internal const long DelayedAckMicros = 40_000;
@@ -432,6 +433,12 @@ public sealed partial class TcpLayer
         }
         QueueFin(t);
         if (t.State == TcpState.FinWait2) t.StateDeadline = _now + new TimeSpanMicros(FinWait2Micros);
+        else if (t.LingerOn && t.State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck)
+        {
+            // SO_LINGER with a timeout: close() cannot block here, so the connection keeps flushing in the
+            // background and is reset if its data and FIN are not acknowledged in time (BSD semantics).
+            t.StateDeadline = _now + TimeSpanMicros.FromSeconds(t.LingerSeconds);
+        }
         Output(t);
         Touch(t);
         return Errno.Ok;
@@ -471,7 +478,9 @@ public sealed partial class TcpLayer
         if (t.PendingError != Errno.Ok) r |= Readiness.Error;
         if (t.RcvReadable > 0) r |= Readiness.Readable;
         if (t.FinReceived || t.RcvShutdown) r |= Readiness.Readable | Readiness.ReadHangUp;
-        if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued && t.SndSpace > 0) r |= Readiness.Writable;
+        // Linux sk_stream_is_writeable: free space at least half of what is queued (and some).
+        if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued && t.SndSpace > 0 && t.SndSpace >= t.SndCount / 2)
+            r |= Readiness.Writable;
         if (t.State == TcpState.Closed)
         {
             r |= Readiness.HangUp | Readiness.Writable;
