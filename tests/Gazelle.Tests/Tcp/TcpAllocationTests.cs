@@ -45,3 +45,56 @@ public class TcpAllocationTests
         Assert.That(allocated, Is.Zero);
     }
 }
+
+public class TcpChurnTests
+{
+    /// <summary>Short connections (connect, request, response, close) reuse pooled TCBs and rings: no GC
+    /// allocation per connection once every pooled object has been used once, and nothing leaks.</summary>
+    [Test]
+    public void ConnectionChurnAllocatesNothingAndLeaksNothing()
+    {
+        var link = new SimLink(9);
+        var a = link.A; var b = link.B;
+        Assert.That(b.Open(Gazelle.Sockets.SocketKind.Tcp, out var listener), Is.EqualTo(Gazelle.Sockets.Errno.Ok));
+        b.Bind(listener, new Gazelle.Wire.Ipv4Endpoint(Gazelle.Wire.Ipv4Address.Any, 80));
+        b.Listen(listener, 16);
+        var buf = new byte[64];
+        var endpoint = new Gazelle.Wire.Ipv4Endpoint(SimLink.AddrB, 80);
+
+        bool Cycle()
+        {
+            if (a.Open(Gazelle.Sockets.SocketKind.Tcp, out var c) != Gazelle.Sockets.Errno.Ok) return false;
+            if (a.Connect(c, endpoint) != Gazelle.Sockets.Errno.EINPROGRESS) return false;
+            Gazelle.Sockets.SocketHandle s = default;
+            long end = link.Now + 1_000_000;
+            while (b.Accept(listener, out s, out _) != Gazelle.Sockets.Errno.Ok || a.GetState(c) != TcpState.Established)
+                if (!link.Step() || link.Now > end) return false;
+            a.Send(c, buf, Gazelle.Sockets.MessageFlags.None, out _);
+            while (b.Receive(s, buf, Gazelle.Sockets.MessageFlags.None, out int n) != Gazelle.Sockets.Errno.Ok || n == 0)
+                if (!link.Step() || link.Now > end) return false;
+            b.Send(s, buf, Gazelle.Sockets.MessageFlags.None, out _);
+            while (a.Receive(c, buf, Gazelle.Sockets.MessageFlags.None, out int n) != Gazelle.Sockets.Errno.Ok || n == 0)
+                if (!link.Step() || link.Now > end) return false;
+            a.Close(c); // the client closes first: its side goes to TIME_WAIT
+            while (b.Receive(s, buf, Gazelle.Sockets.MessageFlags.None, out int n) != Gazelle.Sockets.Errno.Ok || n != 0)
+                if (!link.Step() || link.Now > end) return false;
+            b.Close(s);
+            while (link.NextDelivery != long.MaxValue && link.Step()) { }
+            return true;
+        }
+
+        for (int i = 0; i < 300; i++) Assert.That(Cycle(), Is.True, $"warm-up cycle {i}");
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        int ok = 0;
+        for (int i = 0; i < 2000; i++) if (Cycle()) ok++;
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(ok, Is.EqualTo(2000));
+        Assert.That(allocated, Is.Zero);
+        Assert.That(a.Counters.TimeWaitRecycled, Is.GreaterThan(0), "TIME_WAIT objects were recycled when the pool ran out");
+        // Let every TIME_WAIT expire: only the listener remains.
+        for (int i = 0; i < 100_000 && link.Step(); i++) { }
+        Assert.That(a.LiveConnections, Is.Zero);
+        Assert.That(b.LiveConnections, Is.EqualTo(1));
+        Assert.That(a.FlowTableCount + b.FlowTableCount, Is.Zero);
+    }
+}
