@@ -279,3 +279,65 @@ public class TcpEifelTests : TcpFixture
         Assert.That(t.Cwnd, Is.GreaterThanOrEqualTo(cwndBefore));
     }
 }
+
+public class TcpWrapTests : TcpFixture
+{
+    [Test]
+    public void ReceiveAcrossSequenceWrapWithReordering()
+    {
+        ListenOn();
+        var isn = new SeqNum(0xFFFF_FE00);
+        Send(SynWithOptions(isn));
+        var sa = Expect(TcpFlags.Syn | TcpFlags.Ack, ack: isn + 1);
+        PeerNxt = isn + 1;
+        OurNxt = sa.Header.Seq + 1;
+        Send(Seg(TcpFlags.Ack, PeerNxt, OurNxt));
+        Assert.That(Tcp.Accept(Listener, out var c, out _), Is.EqualTo(Errno.Ok));
+        var start = PeerNxt;
+        PeerNxt = start + 400;
+        SendData(400);                    // crosses 2^32, out of order
+        var dup = Expect(TcpFlags.Ack, ack: start);
+        Assert.That(dup.Header.Options.Sack[0].Left, Is.EqualTo(start + 400));
+        PeerNxt = start;
+        SendData(400);
+        Expect(TcpFlags.Ack, ack: start + 800);
+        Assert.That((start + 800).Value, Is.LessThan(0x1000u), "wrapped");
+        var buf = new byte[1000];
+        Tcp.Receive(c, buf, MessageFlags.None, out int n);
+        Assert.That(n, Is.EqualTo(800));
+        for (int i = 0; i < 800; i++) Assert.That(buf[i], Is.EqualTo(unchecked((byte)(start.Value + (uint)i))));
+    }
+
+    [Test]
+    public void SendAcrossSequenceWrapWithSackRecovery()
+    {
+        // Learn the ISN this tuple gets now, then move the clock so that the next one sits just below 2^32
+        // (RFC 6528: ISN = 4 µs clock + keyed hash of the tuple).
+        var c0 = Established();
+        SeqNum isn0 = OurNxt - 1;
+        Send(Seg(TcpFlags.Rst, PeerNxt));
+        Tcp.Close(c0);
+        uint delta = unchecked(0xFFFF_F000u - isn0.Value);
+        NowUs += (long)delta * 4;
+        Send(SynWithOptions(new SeqNum(PeerIsn)));
+        var sa = Expect(TcpFlags.Syn | TcpFlags.Ack);
+        Assert.That(sa.Header.Seq.Value, Is.InRange(0xFFFF_F000u, 0xFFFF_F010u));
+        PeerNxt = new SeqNum(PeerIsn + 1);
+        OurNxt = sa.Header.Seq + 1;
+        Send(Seg(TcpFlags.Ack, PeerNxt, OurNxt));
+        Assert.That(Tcp.Accept(Listener, out var c, out _), Is.EqualTo(Errno.Ok));
+        Tcp.Send(c, Bytes(6 * 1460), MessageFlags.None, out _);
+        for (int i = 0; i < 6; i++) Expect(TcpFlags.Ack, seq: OurNxt + i * 1460, length: 1460);
+        var ack = Seg(TcpFlags.Ack, PeerNxt, OurNxt + 1460);
+        ack.Options.SackCount = 1;
+        ack.Options.Sack[0] = new SackBlock(OurNxt + 2 * 1460, OurNxt + 6 * 1460);
+        Send(ack);
+        Expect(TcpFlags.Ack, seq: OurNxt + 1460, length: 1460);
+        Send(Seg(TcpFlags.Ack, PeerNxt, OurNxt + 6 * 1460));
+        Assert.That((OurNxt + 6 * 1460).Value, Is.LessThan(0x10000u), "wrapped");
+        var t = Tcp.Peek(c)!;
+        Assert.That(t.SndCount, Is.Zero);
+        Assert.That(t.InRecovery, Is.False);
+        Assert.That(Tcp.Counters.RtoTimeouts, Is.Zero);
+    }
+}

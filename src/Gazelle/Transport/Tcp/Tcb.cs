@@ -158,7 +158,7 @@ internal sealed class Tcb
 
     // ---- statistics (TCP_INFO) ----
     public long BytesAcked, BytesReceived, BytesSent, BytesRetrans;
-    public uint SegsIn, SegsOut, DataSegsIn, DataSegsOut;
+    public uint SegsIn, SegsOut, DataSegsIn, DataSegsOut, OooPackets;
     public Instant LastDataSent, LastDataRecv, LastAckRecv;
 
     /// <summary>Payload bytes per segment after the options we send on every segment (Linux's mss_cache).</summary>
@@ -197,7 +197,7 @@ internal sealed class Tcb
         KeepIdleSec = 7200; KeepIntvlSec = 75; KeepCnt = 9; UserMss = 0; Tos = 0;
         Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
         PendingError = Errno.Ok; SoftError = Errno.Ok;
-        BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = 0;
+        BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
     }
 
     /// <summary>Allocates or resizes the rings (control path only: connect/accept/setsockopt).</summary>

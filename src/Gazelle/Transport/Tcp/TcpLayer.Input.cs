@@ -727,6 +727,7 @@ public sealed partial class TcpLayer
             t.WriteReceive(offset, payload);
             t.OooLastIdx = i;
             Counters.OutOfOrderQueued++;
+            t.OooPackets++;
             t.AckNow = true;
             _ = saved;
         }

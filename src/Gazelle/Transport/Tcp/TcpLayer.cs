@@ -671,8 +671,10 @@ public sealed partial class TcpLayer
         U32(b, 148, t.MinRttMicros);
         U32(b, 152, t.DataSegsIn);
         U32(b, 156, t.DataSegsOut);
+        U32(b, 192, t.BytesAcked / mss);                              // delivered (segments)
         U64(b, 200, t.BytesSent);
         U64(b, 208, t.BytesRetrans);
+        U32(b, 224, t.OooPackets);
         U32(b, 228, t.SndWnd);
         U32(b, 232, t.RcvWnd);
     }
