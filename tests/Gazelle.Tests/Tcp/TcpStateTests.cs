@@ -524,6 +524,27 @@ public class TcpStateTests : TcpFixture
     }
 
     [Test]
+    public void CorkAndMsgMoreHoldPartialSegments()
+    {
+        var c = Established();
+        Span<byte> v = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(v, 1);
+        Tcp.SetOption(c, TcpLayer.IPPROTO_TCP, TcpLayer.TCP_NODELAY, v);
+        Tcp.Send(c, Bytes(100), MessageFlags.More, out _);
+        ExpectNothing();
+        Tcp.Send(c, Bytes(100), MessageFlags.None, out _);
+        Expect(TcpFlags.Ack, seq: OurNxt, length: 200);
+        Tcp.SetOption(c, TcpLayer.IPPROTO_TCP, TcpLayer.TCP_CORK, v);
+        Tcp.Send(c, Bytes(100), MessageFlags.None, out _);
+        ExpectNothing(); // corked, and a send without MSG_MORE does not uncork
+        Tcp.Send(c, Bytes(1400), MessageFlags.None, out _);
+        Expect(TcpFlags.Ack, seq: OurNxt + 200, length: 1460); // a full segment goes
+        BinaryPrimitives.WriteInt32LittleEndian(v, 0);
+        Tcp.SetOption(c, TcpLayer.IPPROTO_TCP, TcpLayer.TCP_CORK, v);
+        Expect(TcpFlags.Ack, seq: OurNxt + 1660, length: 40);
+    }
+
+    [Test]
     public void ThreeDuplicateAcksTriggerNewRenoFastRetransmit()
     {
         Tcp.SackEnabled = false;

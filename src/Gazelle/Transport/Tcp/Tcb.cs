@@ -141,6 +141,8 @@ internal sealed class Tcb
 
     // ---- socket options ----
     public bool NoDelay, KeepAlive, ReuseAddr, ReusePort, LingerOn, Cork;
+    /// <summary>The last send() carried MSG_MORE: hold a partial segment like TCP_CORK.</summary>
+    public bool MoreHint;
     public int LingerSeconds;
     public int KeepIdleSec = 7200, KeepIntvlSec = 75, KeepCnt = 9;
     public int UserMss;
@@ -193,7 +195,7 @@ internal sealed class Tcb
         RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
         TlpOutstanding = false;
         PersistBackoff = 0; PersistUnanswered = 0; KeepaliveProbesSent = 0;
-        NoDelay = KeepAlive = ReuseAddr = ReusePort = LingerOn = Cork = false; LingerSeconds = 0;
+        NoDelay = KeepAlive = ReuseAddr = ReusePort = LingerOn = Cork = MoreHint = false; LingerSeconds = 0;
         KeepIdleSec = 7200; KeepIntvlSec = 75; KeepCnt = 9; UserMss = 0; Tos = 0;
         Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
         PendingError = Errno.Ok; SoftError = Errno.Ok;

@@ -354,7 +354,7 @@ public sealed partial class TcpLayer
         if (len < mss && !retransmit && !ignoreNagle)
         {
             // Nagle (RFC 9293 §3.7.4): hold a small segment while data is unacknowledged; TCP_CORK / MSG_MORE hold it always.
-            if (t.Cork) return false;
+            if (t.Cork || t.MoreHint) return false;
             if (!t.NoDelay && t.SndNxt != t.SndUna && !(t.FinQueued && len == avail)) return false;
         }
         SendData(t, t.SndNxt, len, retransmit);

@@ -352,7 +352,7 @@ public sealed partial class TcpLayer
         if (data.IsEmpty) return Errno.Ok;
         if (t.SndSpace == 0) return Errno.EAGAIN;
         sent = t.AppendSend(data);
-        t.Cork = (flags & MessageFlags.More) != 0;
+        t.MoreHint = (flags & MessageFlags.More) != 0;
         Output(t);
         Touch(t);
         return Errno.Ok;
@@ -397,7 +397,8 @@ public sealed partial class TcpLayer
             default: return;
         }
         t.FinQueued = true;
-        t.FinSeq = t.SndUna + t.SndCount;
+        // The FIN follows the queued data; before our SYN is acknowledged the data starts at ISS + 1.
+        t.FinSeq = (t.SndUna == t.Iss ? t.Iss + 1 : t.SndUna) + t.SndCount;
     }
 
     public Errno Close(SocketHandle socket)
