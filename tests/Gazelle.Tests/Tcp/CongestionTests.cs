@@ -31,6 +31,7 @@ public class CongestionTests
         var c = link.A.Counters;
         TestContext.Out.WriteLine($"{cc}: {seconds:F3}s utilisation={utilisation:P1} qdrops={link.QueueDrops} fastrx={c.FastRetransmits} rto={c.RtoTimeouts} undone={c.SpuriousRecoveriesUndone}");
         Assert.That(t.Mismatches, Is.Zero);
+        Assert.That(link.WireErrors, Is.Zero);
         Assert.That(link.QueueDrops, Is.GreaterThan(0), "the algorithm probed past the bottleneck");
         Assert.That(c.RtoTimeouts, Is.LessThanOrEqualTo(c.FastRetransmits / 10 + 1));
         Assert.That(utilisation, Is.GreaterThan(0.75), "the window stays near the path's capacity");

@@ -1,3 +1,4 @@
+using Gazelle.Devices.Capture;
 using Gazelle.Stack;
 using Gazelle.Time;
 using Gazelle.Transport.Tcp;
@@ -7,8 +8,10 @@ namespace Gazelle.Tests.Tcp;
 
 /// <summary>
 /// Two TcpLayers joined by a simulated full-duplex link: virtual one-way delay, bandwidth (serialisation
-/// and a tail-drop queue), and seeded loss, reordering and duplication. Preallocated: moving segments
-/// allocates nothing, so the allocation test can run through it.
+/// and a tail-drop queue), and seeded loss, reordering and duplication. Segments travel as real frames
+/// (Ethernet + IPv4 + TCP emitted and parsed by the Wire layer, checksums verified), so every header TCP
+/// produces is checked against the wire format; frames can be captured to a pcap. Preallocated: moving
+/// segments allocates nothing, so the allocation test can run through it.
 /// </summary>
 internal sealed class SimLink
 {
@@ -16,7 +19,7 @@ internal sealed class SimLink
     public static readonly Ipv4Address AddrB = new(10, 0, 0, 2);
 
     private const int Slots = 1 << 14;
-    private readonly TcpRepr[] _reprs = new TcpRepr[Slots];
+    private const int FrameHeaders = 14 + 20;
     private readonly byte[][] _payloads = new byte[Slots][];
     private readonly int[] _lengths = new int[Slots];
     private readonly byte[] _dir = new byte[Slots];
@@ -37,6 +40,10 @@ internal sealed class SimLink
     public long QueueLimitBytes = 1 << 20;
     public int Mtu = 1500;
     public long Delivered, Dropped, Duplicated, Reordered, QueueDrops;
+    /// <summary>Frames that failed to parse or whose checksum did not verify (must stay 0).</summary>
+    public long WireErrors;
+    /// <summary>When set, every frame put on the link is written here (virtual timestamps).</summary>
+    public PcapWriter? Capture { get; set; }
     /// <summary>When false, segments are discarded (a cut cable).</summary>
     public bool Up = true;
 
@@ -61,24 +68,41 @@ internal sealed class SimLink
     {
         if (!Up) return true;
         int len = p1.Length + p2.Length;
-        int wire = len + 40 + 14;
-        if (_rng.NextDouble() < Loss) { Dropped++; return true; }
+        int tcpLen = TcpHeader.EmittedLength(h) + len;
+        int wire = FrameHeaders + tcpLen;
+        if (_freeCount == 0) { QueueDrops++; return true; }
+        // Build the frame once (it is what a capture shows, even for segments the link then loses).
+        int s = _free[--_freeCount];
+        var f = _payloads[s].AsSpan(0, wire);
+        var (src, dst) = dir == 0 ? (AddrA, AddrB) : (AddrB, AddrA);
+        new EthernetRepr(new MacAddress(dir == 0 ? 0x02_00_00_00_00_02UL : 0x02_00_00_00_00_01UL),
+            new MacAddress(dir == 0 ? 0x02_00_00_00_00_01UL : 0x02_00_00_00_00_02UL), EtherType.Ipv4).Emit(f);
+        new Ipv4Repr { Source = src, Destination = dst, Protocol = IpProtocol.Tcp, Ttl = 64, DontFragment = true, PayloadLength = tcpLen }.Emit(f[14..]);
+        var seg = f[FrameHeaders..];
+        int hlen = TcpHeader.Emit(h, seg);
+        p1.CopyTo(seg[hlen..]);
+        p2.CopyTo(seg[(hlen + p1.Length)..]);
+        TcpHeader.WriteChecksum(seg, src, dst);
+        Capture?.Write(new Instant(Now), f);
+        if (_rng.NextDouble() < Loss) { Dropped++; _free[_freeCount++] = s; return true; }
         // Tail drop: the bytes still waiting for serialisation (not those already on the wire) are the queue.
         double backlog = Math.Max(0, _linkFreeAt[dir] - Now) * BytesPerMicro;
-        if (backlog + wire > QueueLimitBytes) { QueueDrops++; return true; }
-        int copies = _rng.NextDouble() < Duplicate ? 2 : 1;
-        if (copies == 2) Duplicated++;
+        if (backlog + wire > QueueLimitBytes) { QueueDrops++; _free[_freeCount++] = s; return true; }
         long start = Math.Max(Now, _linkFreeAt[dir]);
         long done = start + (long)(wire / BytesPerMicro);
         _linkFreeAt[dir] = done;
+        int copies = _rng.NextDouble() < Duplicate ? 2 : 1;
         for (int c = 0; c < copies; c++)
         {
-            if (_freeCount == 0) { QueueDrops++; return true; }
-            int s = _free[--_freeCount];
-            _reprs[s] = h;
-            p1.CopyTo(_payloads[s]);
-            p2.CopyTo(_payloads[s].AsSpan(p1.Length));
-            _lengths[s] = len;
+            if (c == 1)
+            {
+                if (_freeCount == 0) break;
+                int d = _free[--_freeCount];
+                f.CopyTo(_payloads[d]);
+                s = d;
+                Duplicated++;
+            }
+            _lengths[s] = wire;
             _dir[s] = dir;
             long at = done + DelayMicros + c * 3;
             if (_rng.NextDouble() < Reorder) { at += _rng.Next(1, (int)Math.Max(2, DelayMicros / 2)); Reordered++; }
@@ -98,9 +122,14 @@ internal sealed class SimLink
             _queue.Dequeue();
             byte dir = _dir[s];
             var to = dir == 0 ? B : A;
-            var (src, dst) = dir == 0 ? (AddrA, AddrB) : (AddrB, AddrA);
             Delivered++;
-            to.Input(src, dst, _reprs[s], _payloads[s].AsSpan(0, _lengths[s]), new Instant(Now));
+            var f = _payloads[s].AsSpan(0, _lengths[s]);
+            if (!Ipv4Packet.TryCreate(f[14..], out var ip) || !ip.VerifyChecksum()
+                || !TcpHeader.TryCreate(ip.Payload, out var tcp) || !tcp.VerifyChecksum(ip.Source, ip.Destination)
+                || !tcp.TryParse(out var repr))
+                WireErrors++;
+            else
+                to.Input(ip.Source, ip.Destination, repr, tcp.Payload, new Instant(Now));
             _free[_freeCount++] = s;
         }
     }

@@ -1,3 +1,4 @@
+using Gazelle.Devices.Capture;
 using Gazelle.Transport.Tcp;
 
 namespace Gazelle.Tests.Tcp;
@@ -8,6 +9,10 @@ public class SimLinkTests
     {
         var link = new SimLink(seed) { Loss = loss, Reorder = reorder, Duplicate = dup };
         link.A.SackEnabled = sack;
+        // GAZELLE_TCP_PCAP=<dir> captures the first frames of each run for Wireshark/tshark.
+        var dir = Environment.GetEnvironmentVariable("GAZELLE_TCP_PCAP");
+        if (!string.IsNullOrEmpty(dir))
+            link.Capture = PcapWriter.Create(Path.Combine(dir, $"{TestContext.CurrentContext.Test.Name.Replace('"', '_')}.pcap"), snapLength: 128);
         var t = new Transfer(link, seed);
         Assert.That(t.Connect(cc), Is.True, "connect");
         long start = link.Now;
@@ -17,6 +22,8 @@ public class SimLinkTests
             $"loss={loss} cc={cc} virtual={(link.Now - start) / 1e6:F3}s recv={t.Received} rto={c.RtoTimeouts} fastrx={c.FastRetransmits} " +
             $"rexmit={c.RetransmittedSegments} dropped={link.Dropped} qdrop={link.QueueDrops} dup={link.Duplicated} reord={link.Reordered} " +
             $"ooo={link.B.Counters.OutOfOrderQueued} oooDrop={link.B.Counters.OutOfOrderDropped}");
+        link.Capture?.Dispose();
+        Assert.That(link.WireErrors, Is.Zero, "every emitted header parses and checksums");
         return (t, ok);
     }
 

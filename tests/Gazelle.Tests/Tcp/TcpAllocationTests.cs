@@ -20,6 +20,7 @@ public class TcpAllocationTests
         long segments = link.Delivered - segmentsBefore;
         Assert.That(ok, Is.True);
         Assert.That(t.Mismatches, Is.Zero);
+        Assert.That(link.WireErrors, Is.Zero);
         Assert.That(segments, Is.GreaterThanOrEqualTo(100_000));
         Assert.That(link.A.Counters.RetransmittedSegments, Is.GreaterThan(0), "recovery paths were exercised");
         Assert.That(allocated, Is.Zero, $"{allocated} bytes over {segments} segments");
