@@ -27,6 +27,34 @@ public class TcpMechanismTests : TcpFixture
     }
 
     [Test]
+    public void DuplicateSegmentsAreReportedWithDsack()
+    {
+        Established(timestamps: true);
+        var first = PeerNxt;
+        SendData(1000);
+        SendData(1000);
+        Expect(TcpFlags.Ack, ack: PeerNxt);
+        // The peer retransmits the first segment needlessly: the ACK reports it as a D-SACK block.
+        Send(Seg(TcpFlags.Ack, first, OurNxt), Bytes(1000));
+        var d = Expect(TcpFlags.Ack, ack: PeerNxt);
+        Assert.That(d.Header.Options.SackCount, Is.EqualTo(1));
+        Assert.That(d.Header.Options.Sack[0], Is.EqualTo(new SackBlock(first, first + 1000)));
+        Assert.That(Tcp.Counters.DsacksSent, Is.EqualTo(1));
+        // Out-of-order data received twice: D-SACK first, then the queued block (RFC 2883 §4.2.2).
+        var hole = PeerNxt;
+        PeerNxt += 500;
+        SendData(500);
+        Expect(TcpFlags.Ack, ack: hole);
+        PeerNxt -= 500;
+        SendData(500);
+        var d2 = Expect(TcpFlags.Ack, ack: hole);
+        Assert.That(d2.Header.Options.SackCount, Is.EqualTo(2));
+        Assert.That(d2.Header.Options.Sack[0], Is.EqualTo(new SackBlock(hole + 500, hole + 1000)));
+        Assert.That(d2.Header.Options.Sack[1], Is.EqualTo(new SackBlock(hole + 500, hole + 1000)));
+        Out.Segments.Clear();
+    }
+
+    [Test]
     public void InvalidSackBlocksAreIgnored()
     {
         var c = Established();

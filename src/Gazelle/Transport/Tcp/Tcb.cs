@@ -82,6 +82,9 @@ internal sealed class Tcb
     public int OooCount;
     /// <summary>The out-of-order interval that changed last: it goes first in SACK (RFC 2018 §4).</summary>
     public int OooLastIdx = -1;
+    /// <summary>A duplicate range to report once as the first SACK block (D-SACK, RFC 2883).</summary>
+    public bool DsackPending;
+    public SeqNum DsackLeft, DsackRight;
 
     // ---- RTT / RTO (RFC 6298), microseconds ----
     public long SrttMicros, RttvarMicros, RtoMicros, MinRttMicros;
@@ -186,7 +189,7 @@ internal sealed class Tcb
         SndMss = RcvMss = 536; AdvMss = 0; Pmtu = 0;
         SndBufSize = sndBuf; RcvBufSize = rcvBuf;
         SndHead = SndCount = 0; FinQueued = FinSent = false; FinSeq = default;
-        RcvHead = RcvReadable = 0; RcvShutdown = FinReceived = OooFinValid = false; OooCount = 0; OooLastIdx = -1;
+        RcvHead = RcvReadable = 0; RcvShutdown = FinReceived = OooFinValid = false; OooCount = 0; OooLastIdx = -1; DsackPending = false;
         SrttMicros = RttvarMicros = 0; RtoMicros = 1_000_000; MinRttMicros = 0; RttTiming = false; Backoff = 0;
         Retransmits = 0; TotalRetrans = 0;
         Cc = Cubic; Cubic.Reset(); Reno.Reset();

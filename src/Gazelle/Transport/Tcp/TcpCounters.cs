@@ -91,6 +91,8 @@ public sealed class TcpCounters
     public long OutOfOrderQueued;
     /// <summary>Segments that carried only already-received data.</summary>
     public long DuplicateSegments;
+    /// <summary>D-SACK blocks sent to report duplicate segments (RFC 2883).</summary>
+    public long DsacksSent;
     /// <summary>Delayed ACKs sent when their timer ran out.</summary>
     public long DelayedAcks;
 

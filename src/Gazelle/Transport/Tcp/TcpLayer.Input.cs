@@ -347,7 +347,12 @@ public sealed partial class TcpLayer
                 Counters.OutOfWindow++;
                 if (t.State == TcpState.TimeWait && (f & TcpFlags.Fin) != 0)
                     t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros); // §3.10.7.4: restart 2MSL
-                if (segLen > 0 && seq < t.RcvNxt) Counters.DuplicateSegments++;
+                if (payload.Length > 0 && seq < t.RcvNxt)
+                {
+                    Counters.DuplicateSegments++;
+                    SeqNum end = seq + payload.Length;
+                    SetDsack(t, seq, end < t.RcvNxt ? end : t.RcvNxt);
+                }
                 t.AckNow = true;
                 return;
             }
@@ -471,6 +476,15 @@ public sealed partial class TcpLayer
         t.RtoDeadline = Instant.Never;
         ArmKeepalive(t);
         return true;
+    }
+
+    /// <summary>RFC 2883: report a duplicate range as the first SACK block of the next ACK.</summary>
+    private static void SetDsack(Tcb t, SeqNum left, SeqNum right)
+    {
+        if (!t.SackOk || !(left < right)) return;
+        t.DsackPending = true;
+        t.DsackLeft = left;
+        t.DsackRight = right;
     }
 
     private void ChallengeAck(Tcb t)
@@ -681,7 +695,14 @@ public sealed partial class TcpLayer
         int skip = t.RcvNxt - seq;
         if (skip > 0)
         {
-            if (skip >= payload.Length) { Counters.DuplicateSegments++; t.AckNow = true; return; }
+            if (skip >= payload.Length)
+            {
+                Counters.DuplicateSegments++;
+                SetDsack(t, seq, seq + payload.Length);
+                t.AckNow = true;
+                return;
+            }
+            SetDsack(t, seq, t.RcvNxt);
             payload = payload[skip..];
             seq = t.RcvNxt;
         }
@@ -721,6 +742,8 @@ public sealed partial class TcpLayer
         {
             // Out of order: store at its offset in the ring, remember the interval (RFC 5681 §4.2: ACK at once).
             SeqNum end = seq + payload.Length;
+            for (int k = 0; k < t.OooCount; k++)
+                if (seq >= t.OooLeft[k] && end <= t.OooRight[k]) { SetDsack(t, seq, end); break; } // already queued
             int saved = t.OooCount;
             int i = IntervalList.Add(t.OooLeft, t.OooRight, ref t.OooCount, seq, end);
             if (i < 0) { Counters.OutOfOrderDropped++; t.AckNow = true; return; }

@@ -503,15 +503,25 @@ public sealed partial class TcpLayer
             r.Options.TsVal = TsNow(t);
             r.Options.TsEcr = t.TsRecent;
         }
-        if (t.SackOk && t.OooCount > 0 && (r.Flags & TcpFlags.Rst) == 0)
+        if (t.SackOk && (t.OooCount > 0 || t.DsackPending) && (r.Flags & TcpFlags.Rst) == 0)
         {
-            // RFC 2018 §4: the block with the most recent segment first, then the others.
+            // RFC 2883: a D-SACK block first; RFC 2018 §4: then the block with the most recent segment,
+            // then the others.
             int max = t.TsOk ? 3 : 4;
             int n = 0;
-            int first = t.OooLastIdx >= 0 && t.OooLastIdx < t.OooCount ? t.OooLastIdx : 0;
-            r.Options.Sack[n++] = new SackBlock(t.OooLeft[first], t.OooRight[first]);
-            for (int i = 0; i < t.OooCount && n < max; i++)
-                if (i != first) r.Options.Sack[n++] = new SackBlock(t.OooLeft[i], t.OooRight[i]);
+            if (t.DsackPending)
+            {
+                r.Options.Sack[n++] = new SackBlock(t.DsackLeft, t.DsackRight);
+                t.DsackPending = false;
+                Counters.DsacksSent++;
+            }
+            if (t.OooCount > 0)
+            {
+                int first = t.OooLastIdx >= 0 && t.OooLastIdx < t.OooCount ? t.OooLastIdx : 0;
+                r.Options.Sack[n++] = new SackBlock(t.OooLeft[first], t.OooRight[first]);
+                for (int i = 0; i < t.OooCount && n < max; i++)
+                    if (i != first) r.Options.Sack[n++] = new SackBlock(t.OooLeft[i], t.OooRight[i]);
+            }
             r.Options.SackCount = (byte)n;
         }
         Counters.SegmentsOut++;
