@@ -9,6 +9,19 @@ namespace Gazelle.Transport.Tcp;
 /// <summary>
 /// The TCP of one stack (RFC 9293): connection table, listeners, state machine, timers. Single-threaded:
 /// the stack's poll loop owns it. Socket handles are indices into a preallocated pool of TCBs.
+/// <list type="bullet">
+/// <item>Tables: 4-tuple flow hash (open addressing, keyed), listeners by port, SYN queue + accept queue,
+/// SYN cookies (MSS in the ISN, window scale and SACK in the TSval) when the SYN queue is full.</item>
+/// <item>Input (TcpLayer.Input.cs): RFC 9293 §3.10.7 with RFC 5961 RST/SYN/ACK checks and challenge ACKs,
+/// PAWS (RFC 7323), TIME-WAIT takeover (RFC 6191), out-of-order data written into the receive ring at its
+/// offset with a bounded interval list, SACK and D-SACK generation (RFC 2018, RFC 2883).</item>
+/// <item>Output and timers (TcpLayer.Output.cs): Nagle/cork, sender and receiver SWS avoidance, RTO
+/// (RFC 6298, Karn, 200 ms floor, backoff), delayed ACK (40 ms / every second segment), persist, keepalive,
+/// linger; loss recovery by SACK scoreboard (RFC 6675) with early retransmit (RFC 5827), limited transmit
+/// (RFC 3042), tail loss probes and a RACK-style time rule (RFC 8985), Eifel undo (RFC 3522/4015), or
+/// NewReno (RFC 6582) without SACK; congestion control CUBIC (RFC 9438) or Reno per socket.</item>
+/// </list>
+/// Nothing on the per-segment path allocates: TCBs, rings and lists are reused.
 /// </summary>
 public sealed partial class TcpLayer
 {
