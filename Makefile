@@ -8,7 +8,7 @@ SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -Wall -Wextra -Werror
 CS_SOURCES := $(shell find src aot -name '*.cs' -o -name '*.csproj' 2>/dev/null | grep -v '/obj/\|/bin/') Directory.Build.props
 
 .PHONY: all deps test demo clean
-all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/tests/preload_probe
+all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/libgazelle-dpdk.so $(BUILD)/tests/preload_probe
 
 # Installs missing Debian packages (root) or prints the command; near-instant when all are present.
 deps:
@@ -30,7 +30,7 @@ $(BUILD)/tests/%: tests/integration/programs/%.c | $(BUILD)/.deps
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(CFLAGS) -Wall -Wextra -Werror -o $@ $< -ldl
 
--include shim/dpdk.mk
+include shim/dpdk.mk
 
 test: all
 	@tests/run-all.sh

@@ -17,7 +17,11 @@ public static class InternetChecksum
     public static ushort Compute(ReadOnlySpan<byte> data) => Finish(Sum(data));
 
     /// <summary>Folded (not complemented) sum of <paramref name="data"/> as big-endian words.</summary>
-    public static uint Sum(ReadOnlySpan<byte> data)
+    public static uint Sum(ReadOnlySpan<byte> data) =>
+        Sum(data, Vector256.IsHardwareAccelerated, Vector128.IsHardwareAccelerated);
+
+    /// <summary>The sum with the vector widths chosen by the caller (tests exercise every path this way).</summary>
+    internal static uint Sum(ReadOnlySpan<byte> data, bool useVector256, bool useVector128)
     {
         // RFC 1071 §2(B): the sum is byte-order independent, so we add native-order words and swap the
         // folded result once at the end. 2^16 ≡ 1 (mod 2^16 - 1), so wider accumulators fold correctly.
@@ -26,7 +30,7 @@ public static class InternetChecksum
         int i = 0;
         ulong acc = 0;
 
-        if (Vector256.IsHardwareAccelerated && n >= 64)
+        if (useVector256 && n >= 64)
         {
             // Lanes of 32-bit words; a lane's carry-outs are counted separately (subtracting the
             // all-ones compare mask adds 1) and weigh 2^32 ≡ 1, so they fold in at the end.
@@ -43,7 +47,7 @@ public static class InternetChecksum
             }
             acc += WidenSum(sum0) + WidenSum(sum1) + WidenSum(carry0) + WidenSum(carry1);
         }
-        if (Vector128.IsHardwareAccelerated && n - i >= 16)
+        if (useVector128 && n - i >= 16)
         {
             Vector128<uint> sum = Vector128<uint>.Zero, carry = Vector128<uint>.Zero;
             for (; i <= n - 16; i += 16)

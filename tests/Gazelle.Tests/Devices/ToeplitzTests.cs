@@ -90,6 +90,37 @@ public class ToeplitzTests
     }
 
     [Test]
+    public void VlanTaggedFramesHashLikeUntaggedOnes()
+    {
+        var h = ToeplitzHash.CreateDefault();
+        Span<byte> plain = stackalloc byte[128];
+        int n = TestFrames.WriteIpv4(plain, MacAddress.Broadcast, new MacAddress(0x0200_0000_0001),
+            Ipv4Address.Parse("66.9.149.187"), Ipv4Address.Parse("161.142.100.80"), 6, 2794, 1766);
+        Span<byte> tagged = stackalloc byte[132];
+        plain[..12].CopyTo(tagged);
+        tagged[12] = 0x81; tagged[13] = 0x00; tagged[14] = 0x00; tagged[15] = 0x05; // 802.1Q, VID 5
+        plain[12..n].CopyTo(tagged[16..]);
+        Assert.That(RssFrameHasher.TryHash(tagged[..(n + 4)], h, out uint hash), Is.True);
+        Assert.That(hash, Is.EqualTo(0x51ccc178u));
+    }
+
+    [Test]
+    public void RandomBytesNeverThrow()
+    {
+        var h = ToeplitzHash.CreateDefault();
+        var rng = new Random(77);
+        var buf = new byte[80];
+        int hashed = 0;
+        for (int i = 0; i < 20_000; i++)
+        {
+            rng.NextBytes(buf);
+            if (i % 2 == 0) { buf[12] = 0x08; buf[13] = 0x00; buf[14] = (byte)(0x40 | (buf[14] & 0x0F)); }
+            if (RssFrameHasher.TryHash(buf.AsSpan(0, rng.Next(buf.Length + 1)), h, out _)) hashed++;
+        }
+        Assert.That(hashed, Is.GreaterThan(1000), "the IPv4-looking half is mostly hashed");
+    }
+
+    [Test]
     public void TableHashAgreesWithBitwiseReferenceOnRandomTuplesAndOtherKeys()
     {
         var rng = new Random(1234);
@@ -122,6 +153,9 @@ public class ToeplitzTests
             Assert.That(reta.QueueOf(0xc626b0ea), Is.EqualTo(0x6a % 3)); // low 7 bits = 106
             Assert.That(reta[127], Is.EqualTo(127 % 3));
         });
+        var h = ToeplitzHash.CreateDefault();
+        Assert.That(reta.QueueOfFlow(h, Ipv4Address.Parse("66.9.149.187"), Ipv4Address.Parse("161.142.100.80"), 2794, 1766),
+            Is.EqualTo(0x78 % 3), "the spec's first 4-tuple hashes to 0x51ccc178");
         reta.Set(0x78, 2);
         Assert.That(reta.QueueOf(0x51ccc178), Is.EqualTo(2));
         Assert.Throws<ArgumentOutOfRangeException>(() => reta.Set(0, 3));

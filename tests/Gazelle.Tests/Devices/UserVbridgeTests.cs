@@ -187,6 +187,35 @@ public class UserVbridgeTests
     }
 
     [Test]
+    public void FullMacTableStopsLearningAndFloods()
+    {
+        var bridge = new UserVbridge(macTableCapacity: 2);
+        using var x = new UserVeth(new UserVethOptions { MacAddress = MacA });
+        using var y = new UserVeth(new UserVethOptions { MacAddress = MacB });
+        bridge.AddPort(x); bridge.AddPort(y);
+        Span<byte> f = stackalloc byte[64];
+        for (int i = 0; i < 5; i++)
+        {
+            int n = TestFrames.WriteRaw(f, MacAddress.Broadcast, new MacAddress(0x0200_0000_1000UL + (ulong)i), 0x88B5, 46);
+            x.Transmit(0, new[] { TestFrames.Rent(x.TxPool, f[..n]) });
+        }
+        bridge.Pump();
+        Assert.That(bridge.LearnedCount, Is.EqualTo(2));
+        Assert.That(bridge.Counters.LearnTableFull, Is.EqualTo(3));
+        // A reply to an unlearned source is flooded (to x, the only other port), a reply to a learned one unicast.
+        int m = TestFrames.WriteRaw(f, new MacAddress(0x0200_0000_1004UL), MacB, 0x88B5, 46);
+        y.Transmit(0, new[] { TestFrames.Rent(y.TxPool, f[..m]) });
+        m = TestFrames.WriteRaw(f, new MacAddress(0x0200_0000_1000UL), MacB, 0x88B5, 46);
+        y.Transmit(0, new[] { TestFrames.Rent(y.TxPool, f[..m]) });
+        bridge.Pump();
+        Assert.That(bridge.Counters.Unicast, Is.EqualTo(1));
+        Assert.That(bridge.Counters.Flooded, Is.EqualTo(5 + 1));
+        Assert.That(bridge.Counters.LearnTableFull, Is.EqualTo(3 + 2), "y's MAC did not fit either, on both frames");
+        Assert.That(ReceiveAll(x), Is.EqualTo(2));
+        Assert.That(ReceiveAll(y), Is.EqualTo(5));
+    }
+
+    [Test]
     public void FullRxRingDropsAndCounts()
     {
         // c's rings hold 8 frames; flood 12 broadcasts without c polling.

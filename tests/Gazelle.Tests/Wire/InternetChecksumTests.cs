@@ -39,6 +39,23 @@ public class InternetChecksumTests
         }
     }
 
+    [TestCase(true, true)]
+    [TestCase(false, true)]
+    [TestCase(false, false)]
+    public void EveryPathMatchesTheReference(bool v256, bool v128)
+    {
+        var rng = new Random(v256 ? 256 : v128 ? 128 : 64);
+        var buf = new byte[3100];
+        for (int len = 0; len <= 3000; len += 1 + (len > 200 ? 13 : 0))
+        {
+            int off = rng.Next(0, 64);
+            rng.NextBytes(buf);
+            if (len % 5 == 0) buf.AsSpan(off, len).Fill(0xFF);
+            var data = buf.AsSpan(off, len);
+            Assert.That(InternetChecksum.Finish(InternetChecksum.Sum(data, v256, v128)), Is.EqualTo(ReferenceChecksum(data)), $"len {len} off {off}");
+        }
+    }
+
     [Test]
     public void LargeAllOnesBufferDoesNotOverflow()
     {

@@ -173,7 +173,8 @@ public sealed class ImpairedNic : INic, ITimedNic, IDisposable
                 _one[0] = null!;
                 if (taken == 0)
                 {
-                    // Back-pressure from the device: the caller keeps this frame and the rest.
+                    // Back-pressure from the device: the caller keeps this frame (as it gave it) and the rest.
+                    if (d.CorruptBit >= 0) Corrupt(f, d.CorruptBit, c, undo: true);
                     dup?.Release();
                     return i;
                 }
@@ -276,10 +277,10 @@ public sealed class ImpairedNic : INic, ITimedNic, IDisposable
         };
     }
 
-    private static void Corrupt(PacketBuffer f, int bit, ImpairmentCounters c)
+    private static void Corrupt(PacketBuffer f, int bit, ImpairmentCounters c, bool undo = false)
     {
         f.Data[bit >> 3] ^= (byte)(0x80 >> (bit & 7));
-        c.Corrupted++;
+        c.Corrupted += undo ? -1 : 1;
     }
 
     private static PacketBuffer? Copy(PacketBuffer f, IPacketPool pool, ImpairmentCounters c)

@@ -90,6 +90,8 @@ public sealed class UserVeth : INic, IDisposable
         ArgumentNullException.ThrowIfNull(options);
         if (options.QueueCount <= 0) throw new ArgumentOutOfRangeException(nameof(options), "QueueCount must be positive");
         if (options.Mtu < 68) throw new ArgumentOutOfRangeException(nameof(options), "MTU below the IPv4 minimum of 68 (RFC 791)");
+        if (options.BufferSize - options.Headroom < options.Mtu + EthHeaderLength + VlanTagLength)
+            throw new ArgumentOutOfRangeException(nameof(options), "BufferSize - Headroom must hold a full frame (MTU + 18)");
         Options = options;
         MacAddress = options.MacAddress;
         Mtu = options.Mtu;

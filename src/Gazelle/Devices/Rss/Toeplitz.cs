@@ -173,6 +173,15 @@ public sealed class RedirectionTable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int QueueOf(uint hash) => _entries[hash & _mask];
 
+    /// <summary>
+    /// The queue a NIC with this table and <paramref name="hasher"/>'s key delivers a TCP/UDP-over-IPv4 flow to,
+    /// as seen in the frames' own direction (source = the sender). A stack choosing an ephemeral port for an
+    /// active open can ask with the reply's tuple (remote as source) to keep the connection on its own queue.
+    /// </summary>
+    public int QueueOfFlow(ToeplitzHash hasher, Gazelle.Wire.Ipv4Address source, Gazelle.Wire.Ipv4Address destination,
+        ushort sourcePort, ushort destinationPort) =>
+        QueueOf(hasher.HashIpv4(source.Value, destination.Value, sourcePort, destinationPort));
+
     /// <summary>Points one entry at a queue (e.g. to steer flows away from a stopped stack).</summary>
     public void Set(int index, int queue)
     {

@@ -1,0 +1,587 @@
+/*
+ * libgazelle-dpdk.so: the DPDK calls the C# stack needs but cannot P/Invoke.
+ *
+ * DPDK's fast path (rte_eth_rx_burst, rte_eth_tx_burst, rte_pktmbuf_alloc/free, the mbuf field
+ * accessors, rte_ring bursts, rte_lcore_id, rte_errno) is `static inline` in its headers, so the
+ * shared libraries have no symbol for it. This file compiles those inlines against the installed
+ * headers and exports them, unversioned, under the prefix gz_dpdk_.
+ *
+ * It also owns the big configuration structs (rte_eth_conf, rte_eth_dev_info, rte_eth_link with
+ * its bitfields, rte_eth_stats): C# never mirrors them. It sees small gz_dpdk_* structs instead,
+ * whose sizes gz_dpdk_abi_size() reports so the managed side can refuse a mismatched build.
+ *
+ * Kept apart from the preload library libgazelle.so on purpose: linking DPDK pulls its libraries
+ * and their constructors into every process; this library is loaded only when a stack starts a
+ * DPDK port (see docs/dpdk.md).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#define GZ_EXPORT __attribute__((visibility("default")))
+
+/* Bumped whenever a gz_dpdk_* struct or signature changes. */
+#define GZ_DPDK_ABI_VERSION 1
+
+/* ------------------------------------------------------------------ structs shared with C# */
+
+/* What the stack needs from rte_eth_dev_info (flattened; sizes widened to natural alignment). */
+struct gz_dpdk_dev_info {
+	uint64_t rx_offload_capa;
+	uint64_t tx_offload_capa;
+	uint64_t flow_type_rss_offloads;
+	uint32_t max_rx_pktlen;
+	uint32_t min_rx_bufsize;
+	uint32_t if_index;
+	uint16_t max_rx_queues;
+	uint16_t max_tx_queues;
+	uint16_t reta_size;
+	uint16_t hash_key_size;
+	uint16_t min_mtu;
+	uint16_t max_mtu;
+	uint16_t rx_desc_max;
+	uint16_t rx_desc_min;
+	uint16_t tx_desc_max;
+	uint16_t tx_desc_min;
+	int32_t socket_id;
+	uint32_t reserved;
+	char driver_name[32];
+	char device_name[64];
+};
+
+/* Port configuration: turned into rte_eth_conf + queue setup by gz_dpdk_port_setup. */
+struct gz_dpdk_port_conf {
+	uint64_t rx_offloads;             /* RTE_ETH_RX_OFFLOAD_* to enable (must be in capa) */
+	uint64_t tx_offloads;             /* RTE_ETH_TX_OFFLOAD_* to enable */
+	uint64_t rss_hf;                  /* RTE_ETH_RSS_* flow types; 0 = no RSS */
+	const uint8_t *rss_key;           /* NULL = driver's default key */
+	uint32_t rss_key_len;
+	uint32_t mtu;                     /* 0 = keep the device's */
+	uint16_t nb_rx_queues;
+	uint16_t nb_tx_queues;
+	uint16_t nb_rx_desc;
+	uint16_t nb_tx_desc;
+	struct rte_mempool *const *rx_pools; /* one per rx queue */
+	uint32_t promiscuous;
+	uint32_t reserved;
+};
+
+/* One mbuf as the managed PacketBuffer wrapper needs it (one call per burst fills N of these). */
+struct gz_dpdk_mbuf_view {
+	struct rte_mbuf *mbuf;
+	uint8_t *buf_addr;
+	uint64_t ol_flags;
+	uint32_t pkt_len;
+	uint32_t rss_hash;
+	uint32_t packet_type;
+	uint16_t buf_len;
+	uint16_t data_off;
+	uint16_t data_len;
+	uint16_t nb_segs;
+	uint16_t port;
+	uint16_t reserved;
+};
+
+/* A frame to transmit: the managed buffer's current data window over its mbuf. */
+struct gz_dpdk_tx_view {
+	struct rte_mbuf *mbuf;
+	uint16_t data_off;
+	uint16_t data_len;
+	uint32_t reserved;
+};
+
+/* Per-queue receive counters for multi-segment frames (the managed side owns the memory). */
+struct gz_dpdk_rx_counters {
+	uint64_t linearized_in_place; /* chain folded into its first segment's tailroom */
+	uint64_t linearized_copied;   /* chain copied into one fresh mbuf of the same pool */
+	uint64_t multiseg_dropped;    /* chain longer than one mbuf, or the pool was empty */
+};
+
+struct gz_dpdk_link {
+	uint32_t speed_mbps;
+	uint16_t full_duplex;
+	uint16_t autoneg;
+	uint16_t up;
+	uint16_t reserved[3];
+};
+
+struct gz_dpdk_stats {
+	uint64_t ipackets;
+	uint64_t opackets;
+	uint64_t ibytes;
+	uint64_t obytes;
+	uint64_t imissed;
+	uint64_t ierrors;
+	uint64_t oerrors;
+	uint64_t rx_nombuf;
+};
+
+GZ_EXPORT int gz_dpdk_abi_version(void) { return GZ_DPDK_ABI_VERSION; }
+
+/* sizeof the shared structs, so the managed side checks its mirrors at start-up. */
+GZ_EXPORT int gz_dpdk_abi_size(int which)
+{
+	switch (which) {
+	case 1: return (int)sizeof(struct gz_dpdk_dev_info);
+	case 2: return (int)sizeof(struct gz_dpdk_port_conf);
+	case 3: return (int)sizeof(struct gz_dpdk_mbuf_view);
+	case 4: return (int)sizeof(struct gz_dpdk_tx_view);
+	case 5: return (int)sizeof(struct gz_dpdk_rx_counters);
+	case 6: return (int)sizeof(struct gz_dpdk_link);
+	case 7: return (int)sizeof(struct gz_dpdk_stats);
+	default: return -1;
+	}
+}
+
+/* ------------------------------------------------------------------ EAL */
+
+/*
+ * rte_eal_init with its log captured: EAL prints the reason for a failure ("invalid parameter",
+ * "Cannot get hugepage information") only to its log, so the log of the init goes into `log`
+ * (its last loglen-1 bytes, NUL-terminated) for the managed side to quote in one line.
+ * rte_errno is returned through rte_err. argv must stay alive: EAL permutes it.
+ */
+GZ_EXPORT int gz_dpdk_eal_init(int argc, char **argv, char *log, size_t loglen, int *rte_err)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *ms = open_memstream(&buf, &size);
+	if (ms != NULL)
+		rte_openlog_stream(ms);
+	int rc = rte_eal_init(argc, argv);
+	int saved = rte_errno;
+	if (ms != NULL) {
+		rte_openlog_stream(NULL);
+		fclose(ms);
+	}
+	if (rte_err != NULL)
+		*rte_err = rc < 0 ? saved : 0;
+	if (log != NULL && loglen > 0) {
+		log[0] = '\0';
+		if (buf != NULL) {
+			const char *from = size >= loglen ? buf + (size - (loglen - 1)) : buf;
+			snprintf(log, loglen, "%s", from);
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+/* RTE_PKTMBUF_HEADROOM of the DPDK build this library was compiled against. */
+GZ_EXPORT int gz_dpdk_pktmbuf_headroom(void) { return RTE_PKTMBUF_HEADROOM; }
+
+/* rte_errno is a per-lcore TLS variable: read it on the thread that made the failing call. */
+GZ_EXPORT int gz_dpdk_errno(void) { return rte_errno; }
+GZ_EXPORT unsigned gz_dpdk_lcore_id(void) { return rte_lcore_id(); }
+GZ_EXPORT int gz_dpdk_thread_register(void) { return rte_thread_register(); }
+GZ_EXPORT void gz_dpdk_thread_unregister(void) { rte_thread_unregister(); }
+
+/* ------------------------------------------------------------------ ethdev control path */
+
+static void gz_err(char *err, size_t errlen, const char *fmt, int port, int code)
+{
+	if (err == NULL || errlen == 0)
+		return;
+	char what[160];
+	snprintf(what, sizeof(what), fmt, port);
+	snprintf(err, errlen, "%s: %s (errno %d)", what, rte_strerror(code < 0 ? -code : code),
+		 code < 0 ? -code : code);
+}
+
+/* Next valid port id at or after `from`, or -1 (hides RTE_MAX_ETHPORTS, a build-time constant). */
+GZ_EXPORT int gz_dpdk_port_next(uint16_t from)
+{
+	uint64_t p = rte_eth_find_next(from);
+	return p >= RTE_MAX_ETHPORTS ? -1 : (int)p;
+}
+
+GZ_EXPORT int gz_dpdk_dev_info(uint16_t port, struct gz_dpdk_dev_info *out)
+{
+	struct rte_eth_dev_info di;
+	memset(out, 0, sizeof(*out));
+	int rc = rte_eth_dev_info_get(port, &di);
+	if (rc != 0)
+		return rc;
+	out->rx_offload_capa = di.rx_offload_capa;
+	out->tx_offload_capa = di.tx_offload_capa;
+	out->flow_type_rss_offloads = di.flow_type_rss_offloads;
+	out->max_rx_pktlen = di.max_rx_pktlen;
+	out->min_rx_bufsize = di.min_rx_bufsize;
+	out->if_index = di.if_index;
+	out->max_rx_queues = di.max_rx_queues;
+	out->max_tx_queues = di.max_tx_queues;
+	out->reta_size = di.reta_size;
+	out->hash_key_size = di.hash_key_size;
+	out->min_mtu = di.min_mtu;
+	out->max_mtu = di.max_mtu;
+	out->rx_desc_max = di.rx_desc_lim.nb_max;
+	out->rx_desc_min = di.rx_desc_lim.nb_min;
+	out->tx_desc_max = di.tx_desc_lim.nb_max;
+	out->tx_desc_min = di.tx_desc_lim.nb_min;
+	out->socket_id = rte_eth_dev_socket_id(port);
+	if (di.driver_name != NULL)
+		snprintf(out->driver_name, sizeof(out->driver_name), "%s", di.driver_name);
+	rte_eth_dev_get_name_by_port(port, out->device_name);
+	return 0;
+}
+
+/*
+ * Configures the port and sets up its queues (does not start it). On failure returns a negative
+ * errno and writes a one-line reason naming the step into err.
+ */
+GZ_EXPORT int gz_dpdk_port_setup(uint16_t port, const struct gz_dpdk_port_conf *c, char *err, size_t errlen)
+{
+	struct rte_eth_dev_info di;
+	struct rte_eth_conf conf;
+	int rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	rc = rte_eth_dev_info_get(port, &di);
+	if (rc != 0) {
+		gz_err(err, errlen, "rte_eth_dev_info_get(port %d)", port, rc);
+		return rc;
+	}
+	memset(&conf, 0, sizeof(conf));
+	conf.rxmode.offloads = c->rx_offloads;
+	conf.txmode.offloads = c->tx_offloads;
+	conf.rxmode.mtu = c->mtu;
+	if (c->rss_hf != 0) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_key = (uint8_t *)(uintptr_t)c->rss_key;
+		conf.rx_adv_conf.rss_conf.rss_key_len = (uint8_t)c->rss_key_len;
+		conf.rx_adv_conf.rss_conf.rss_hf = c->rss_hf & di.flow_type_rss_offloads;
+	}
+	rc = rte_eth_dev_configure(port, c->nb_rx_queues, c->nb_tx_queues, &conf);
+	if (rc != 0) {
+		gz_err(err, errlen, "rte_eth_dev_configure(port %d)", port, rc);
+		return rc;
+	}
+	uint16_t nb_rxd = c->nb_rx_desc, nb_txd = c->nb_tx_desc;
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rxd, &nb_txd);
+	if (rc != 0) {
+		gz_err(err, errlen, "rte_eth_dev_adjust_nb_rx_tx_desc(port %d)", port, rc);
+		return rc;
+	}
+	int socket = rte_eth_dev_socket_id(port);
+	for (uint16_t q = 0; q < c->nb_rx_queues; q++) {
+		rc = rte_eth_rx_queue_setup(port, q, nb_rxd, (unsigned)socket, NULL, c->rx_pools[q]);
+		if (rc != 0) {
+			gz_err(err, errlen, "rte_eth_rx_queue_setup(port %d)", port, rc);
+			return rc;
+		}
+	}
+	for (uint16_t q = 0; q < c->nb_tx_queues; q++) {
+		rc = rte_eth_tx_queue_setup(port, q, nb_txd, (unsigned)socket, NULL);
+		if (rc != 0) {
+			gz_err(err, errlen, "rte_eth_tx_queue_setup(port %d)", port, rc);
+			return rc;
+		}
+	}
+	if (c->promiscuous) {
+		rc = rte_eth_promiscuous_enable(port);
+		if (rc != 0 && rc != -ENOTSUP) {
+			gz_err(err, errlen, "rte_eth_promiscuous_enable(port %d)", port, rc);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+GZ_EXPORT int gz_dpdk_link_get(uint16_t port, struct gz_dpdk_link *out, int wait)
+{
+	struct rte_eth_link l;
+	memset(out, 0, sizeof(*out));
+	int rc = wait ? rte_eth_link_get(port, &l) : rte_eth_link_get_nowait(port, &l);
+	if (rc != 0)
+		return rc;
+	out->speed_mbps = l.link_speed;
+	out->full_duplex = l.link_duplex;
+	out->autoneg = l.link_autoneg;
+	out->up = l.link_status;
+	return 0;
+}
+
+GZ_EXPORT int gz_dpdk_stats_get(uint16_t port, struct gz_dpdk_stats *out)
+{
+	struct rte_eth_stats s;
+	memset(out, 0, sizeof(*out));
+	int rc = rte_eth_stats_get(port, &s);
+	if (rc != 0)
+		return rc;
+	out->ipackets = s.ipackets;
+	out->opackets = s.opackets;
+	out->ibytes = s.ibytes;
+	out->obytes = s.obytes;
+	out->imissed = s.imissed;
+	out->ierrors = s.ierrors;
+	out->oerrors = s.oerrors;
+	out->rx_nombuf = s.rx_nombuf;
+	return 0;
+}
+
+/* Spreads the redirection table over `queues` (reta_size entries, one queue id each). */
+GZ_EXPORT int gz_dpdk_reta_update(uint16_t port, const uint16_t *queues, uint16_t reta_size)
+{
+	uint16_t groups = (uint16_t)((reta_size + RTE_ETH_RETA_GROUP_SIZE - 1) / RTE_ETH_RETA_GROUP_SIZE);
+	struct rte_eth_rss_reta_entry64 *reta = calloc(groups, sizeof(*reta));
+	if (reta == NULL)
+		return -ENOMEM;
+	for (uint16_t i = 0; i < reta_size; i++) {
+		reta[i / RTE_ETH_RETA_GROUP_SIZE].mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
+		reta[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] = queues[i];
+	}
+	int rc = rte_eth_dev_rss_reta_update(port, reta, reta_size);
+	free(reta);
+	return rc;
+}
+
+GZ_EXPORT int gz_dpdk_reta_query(uint16_t port, uint16_t *queues, uint16_t reta_size)
+{
+	uint16_t groups = (uint16_t)((reta_size + RTE_ETH_RETA_GROUP_SIZE - 1) / RTE_ETH_RETA_GROUP_SIZE);
+	struct rte_eth_rss_reta_entry64 *reta = calloc(groups, sizeof(*reta));
+	if (reta == NULL)
+		return -ENOMEM;
+	for (uint16_t g = 0; g < groups; g++)
+		reta[g].mask = ~0ULL;
+	int rc = rte_eth_dev_rss_reta_query(port, reta, reta_size);
+	if (rc == 0)
+		for (uint16_t i = 0; i < reta_size; i++)
+			queues[i] = reta[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE];
+	free(reta);
+	return rc;
+}
+
+GZ_EXPORT int gz_dpdk_rss_hash_update(uint16_t port, const uint8_t *key, uint32_t key_len, uint64_t rss_hf)
+{
+	struct rte_eth_rss_conf rc;
+	memset(&rc, 0, sizeof(rc));
+	rc.rss_key = (uint8_t *)(uintptr_t)key;
+	rc.rss_key_len = (uint8_t)key_len;
+	rc.rss_hf = rss_hf;
+	return rte_eth_dev_rss_hash_update(port, &rc);
+}
+
+/* Reads the active key (key_len bytes at most) and flow types; returns the key length or <0. */
+GZ_EXPORT int gz_dpdk_rss_hash_conf_get(uint16_t port, uint8_t *key, uint32_t key_len, uint64_t *rss_hf)
+{
+	struct rte_eth_rss_conf rc;
+	memset(&rc, 0, sizeof(rc));
+	rc.rss_key = key;
+	rc.rss_key_len = (uint8_t)key_len;
+	int r = rte_eth_dev_rss_hash_conf_get(port, &rc);
+	if (r != 0)
+		return r;
+	*rss_hf = rc.rss_hf;
+	return rc.rss_key_len;
+}
+
+/* ------------------------------------------------------------------ ethdev fast path */
+
+GZ_EXPORT uint16_t gz_dpdk_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **mbufs, uint16_t n)
+{
+	return rte_eth_rx_burst(port, queue, mbufs, n);
+}
+
+GZ_EXPORT uint16_t gz_dpdk_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **mbufs, uint16_t n)
+{
+	return rte_eth_tx_burst(port, queue, mbufs, n);
+}
+
+static inline void gz_view(const struct rte_mbuf *m, struct gz_dpdk_mbuf_view *v)
+{
+	v->mbuf = (struct rte_mbuf *)(uintptr_t)m;
+	v->buf_addr = (uint8_t *)m->buf_addr;
+	v->ol_flags = m->ol_flags;
+	v->pkt_len = m->pkt_len;
+	v->rss_hash = (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH) ? m->hash.rss : 0;
+	v->packet_type = m->packet_type;
+	v->buf_len = m->buf_len;
+	v->data_off = m->data_off;
+	v->data_len = m->data_len;
+	v->nb_segs = m->nb_segs;
+	v->port = m->port;
+	v->reserved = 0;
+}
+
+/*
+ * Makes a received chain one contiguous segment: in place when the first segment has the
+ * tailroom, else by copying into one fresh mbuf of the same pool; drops (and counts) otherwise.
+ */
+static struct rte_mbuf *gz_linearize(struct rte_mbuf *m, struct gz_dpdk_rx_counters *ctr)
+{
+	if (__rte_pktmbuf_linearize(m) == 0) {
+		ctr->linearized_in_place++;
+		return m;
+	}
+	struct rte_mbuf *c = rte_pktmbuf_alloc(m->pool);
+	if (c != NULL && m->pkt_len <= rte_pktmbuf_tailroom(c)) {
+		uint8_t *dst = (uint8_t *)rte_pktmbuf_append(c, (uint16_t)m->pkt_len);
+		for (const struct rte_mbuf *s = m; s != NULL; s = s->next) {
+			memcpy(dst, rte_pktmbuf_mtod(s, const uint8_t *), s->data_len);
+			dst += s->data_len;
+		}
+		c->port = m->port;
+		c->ol_flags = m->ol_flags;
+		c->packet_type = m->packet_type;
+		c->hash = m->hash;
+		c->vlan_tci = m->vlan_tci;
+		rte_pktmbuf_free(m);
+		ctr->linearized_copied++;
+		return c;
+	}
+	if (c != NULL)
+		rte_pktmbuf_free(c);
+	rte_pktmbuf_free(m);
+	ctr->multiseg_dropped++;
+	return NULL;
+}
+
+/*
+ * rx_burst + a view of each received mbuf, so the managed side makes one native call per burst.
+ * Multi-segment frames are linearised (see gz_linearize). Returns the number of views filled;
+ * mbufs[0..ret) holds the matching mbufs.
+ */
+GZ_EXPORT uint16_t gz_dpdk_rx_burst_views(uint16_t port, uint16_t queue, struct rte_mbuf **mbufs,
+					  struct gz_dpdk_mbuf_view *views, uint16_t n,
+					  struct gz_dpdk_rx_counters *ctr)
+{
+	uint16_t got = rte_eth_rx_burst(port, queue, mbufs, n);
+	uint16_t out = 0;
+	for (uint16_t i = 0; i < got; i++) {
+		struct rte_mbuf *m = mbufs[i];
+		if (unlikely(m->next != NULL)) {
+			m = gz_linearize(m, ctr);
+			if (m == NULL)
+				continue;
+		}
+		mbufs[out] = m;
+		gz_view(m, &views[out]);
+		out++;
+	}
+	return out;
+}
+
+/*
+ * Writes each view's data window into its (single-segment) mbuf and transmits. The device owns
+ * mbufs[0..ret); the caller keeps the rest. scratch holds n pointers.
+ */
+GZ_EXPORT uint16_t gz_dpdk_tx_burst_views(uint16_t port, uint16_t queue, const struct gz_dpdk_tx_view *views,
+					  struct rte_mbuf **scratch, uint16_t n)
+{
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = views[i].mbuf;
+		m->data_off = views[i].data_off;
+		m->data_len = views[i].data_len;
+		m->pkt_len = views[i].data_len;
+		scratch[i] = m;
+	}
+	return rte_eth_tx_burst(port, queue, scratch, n);
+}
+
+/* ------------------------------------------------------------------ mbufs */
+
+GZ_EXPORT struct rte_mbuf *gz_dpdk_pktmbuf_alloc(struct rte_mempool *mp) { return rte_pktmbuf_alloc(mp); }
+
+/* Allocates one mbuf and describes it (one native call per rented buffer). NULL when empty. */
+GZ_EXPORT struct rte_mbuf *gz_dpdk_pktmbuf_alloc_view(struct rte_mempool *mp, struct gz_dpdk_mbuf_view *v)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+	if (m != NULL)
+		gz_view(m, v);
+	return m;
+}
+
+/* Allocates n mbufs (all or none: 0, or -ENOENT) and describes each. */
+GZ_EXPORT int gz_dpdk_pktmbuf_alloc_bulk_views(struct rte_mempool *mp, struct gz_dpdk_mbuf_view *views, unsigned n)
+{
+	struct rte_mbuf *mbufs[64];
+	unsigned done = 0;
+	while (done < n) {
+		unsigned k = n - done < 64 ? n - done : 64;
+		int rc = rte_pktmbuf_alloc_bulk(mp, mbufs, k);
+		if (rc != 0) {
+			for (unsigned i = 0; i < done; i++)
+				rte_pktmbuf_free(views[i].mbuf);
+			return rc;
+		}
+		for (unsigned i = 0; i < k; i++)
+			gz_view(mbufs[i], &views[done + i]);
+		done += k;
+	}
+	return 0;
+}
+
+GZ_EXPORT int gz_dpdk_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned n)
+{
+	return rte_pktmbuf_alloc_bulk(mp, mbufs, n);
+}
+
+GZ_EXPORT void gz_dpdk_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
+GZ_EXPORT void gz_dpdk_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned n) { rte_pktmbuf_free_bulk(mbufs, n); }
+
+GZ_EXPORT void gz_dpdk_mbuf_view(const struct rte_mbuf *m, struct gz_dpdk_mbuf_view *v) { gz_view(m, v); }
+GZ_EXPORT void *gz_dpdk_mbuf_data(const struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }
+GZ_EXPORT void *gz_dpdk_mbuf_buf_addr(const struct rte_mbuf *m) { return m->buf_addr; }
+GZ_EXPORT uint16_t gz_dpdk_mbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
+GZ_EXPORT uint32_t gz_dpdk_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
+GZ_EXPORT uint16_t gz_dpdk_mbuf_data_off(const struct rte_mbuf *m) { return m->data_off; }
+GZ_EXPORT uint16_t gz_dpdk_mbuf_buf_len(const struct rte_mbuf *m) { return m->buf_len; }
+GZ_EXPORT uint16_t gz_dpdk_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
+GZ_EXPORT struct rte_mbuf *gz_dpdk_mbuf_next(const struct rte_mbuf *m) { return m->next; }
+GZ_EXPORT uint32_t gz_dpdk_mbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
+GZ_EXPORT uint64_t gz_dpdk_mbuf_ol_flags(const struct rte_mbuf *m) { return m->ol_flags; }
+GZ_EXPORT uint32_t gz_dpdk_mbuf_packet_type(const struct rte_mbuf *m) { return m->packet_type; }
+GZ_EXPORT uint16_t gz_dpdk_mbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
+GZ_EXPORT uint16_t gz_dpdk_mbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
+GZ_EXPORT uint16_t gz_dpdk_mbuf_refcnt(const struct rte_mbuf *m) { return rte_mbuf_refcnt_read(m); }
+GZ_EXPORT struct rte_mempool *gz_dpdk_mbuf_pool(const struct rte_mbuf *m) { return m->pool; }
+GZ_EXPORT int gz_dpdk_mbuf_is_contiguous(const struct rte_mbuf *m) { return rte_pktmbuf_is_contiguous(m); }
+GZ_EXPORT char *gz_dpdk_mbuf_prepend(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_prepend(m, len); }
+GZ_EXPORT char *gz_dpdk_mbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_append(m, len); }
+GZ_EXPORT char *gz_dpdk_mbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(m, len); }
+GZ_EXPORT int gz_dpdk_mbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
+GZ_EXPORT int gz_dpdk_mbuf_linearize(struct rte_mbuf *m) { return rte_pktmbuf_linearize(m); }
+
+/* Appends chain `tail` to chain `head` (rte_pktmbuf_chain): 0, or -EOVERFLOW past RTE_MBUF_MAX_NB_SEGS. */
+GZ_EXPORT int gz_dpdk_mbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail) { return rte_pktmbuf_chain(head, tail); }
+
+/* Requests checksum / segmentation offload for a frame about to be sent (RTE_MBUF_F_TX_*). */
+GZ_EXPORT void gz_dpdk_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags, uint16_t l2_len,
+					   uint16_t l3_len, uint16_t l4_len, uint16_t tso_segsz)
+{
+	m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_TX_OFFLOAD_MASK) | (ol_flags & RTE_MBUF_F_TX_OFFLOAD_MASK);
+	m->l2_len = l2_len;
+	m->l3_len = l3_len;
+	m->l4_len = l4_len;
+	m->tso_segsz = tso_segsz;
+}
+
+GZ_EXPORT unsigned gz_dpdk_mempool_avail_count(const struct rte_mempool *mp) { return rte_mempool_avail_count(mp); }
+GZ_EXPORT unsigned gz_dpdk_mempool_in_use_count(const struct rte_mempool *mp) { return rte_mempool_in_use_count(mp); }
+GZ_EXPORT uint16_t gz_dpdk_mempool_data_room(struct rte_mempool *mp) { return rte_pktmbuf_data_room_size(mp); }
+
+/* ------------------------------------------------------------------ rings */
+
+GZ_EXPORT unsigned gz_dpdk_ring_enqueue_burst(struct rte_ring *r, void *const *objs, unsigned n, unsigned *free_space)
+{
+	return rte_ring_enqueue_burst(r, objs, n, free_space);
+}
+
+GZ_EXPORT unsigned gz_dpdk_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned n, unsigned *available)
+{
+	return rte_ring_dequeue_burst(r, objs, n, available);
+}
+
+GZ_EXPORT unsigned gz_dpdk_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
+GZ_EXPORT unsigned gz_dpdk_ring_free_count(const struct rte_ring *r) { return rte_ring_free_count(r); }

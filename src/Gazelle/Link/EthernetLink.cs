@@ -1,0 +1,81 @@
+using Gazelle.Buffers;
+using Gazelle.Devices;
+using Gazelle.Wire;
+
+namespace Gazelle.Link;
+
+/// <summary>
+/// The Ethernet side of one stack on one NIC queue: receives bursts, prepends Ethernet headers in the
+/// buffers' headroom, and batches frames for transmission.
+/// </summary>
+public sealed class EthernetLink
+{
+    public const int BurstSize = 32;
+
+    private readonly INic _nic;
+    private readonly int _queue;
+    private readonly PacketBuffer[] _tx = new PacketBuffer[BurstSize];
+    private int _txCount;
+
+    public EthernetLink(INic nic, int queue, LinkCounters counters)
+    {
+        if ((uint)queue >= (uint)nic.QueueCount) throw new ArgumentOutOfRangeException(nameof(queue));
+        _nic = nic;
+        _queue = queue;
+        Counters = counters;
+        Mac = nic.MacAddress;
+        // The largest L3 packet a single transmit buffer holds after the Ethernet header.
+        int room = nic.TxPool.Rent() is { } probe ? ReleaseReturning(probe, probe.Tailroom) : nic.Mtu;
+        Mtu = Math.Min(nic.Mtu, room);
+    }
+
+    private static int ReleaseReturning(PacketBuffer b, int value)
+    {
+        b.Release();
+        return value;
+    }
+
+    public LinkCounters Counters { get; }
+    public MacAddress Mac { get; }
+    /// <summary>Largest IP packet (L3 bytes) sent in one frame.</summary>
+    public int Mtu { get; }
+    public IPacketPool TxPool => _nic.TxPool;
+
+    public int Receive(Span<PacketBuffer> frames)
+    {
+        int n = _nic.Receive(_queue, frames);
+        Counters.FramesReceived += n;
+        return n;
+    }
+
+    /// <summary>Rents an empty transmit buffer (null, counted, when the pool is exhausted).</summary>
+    public PacketBuffer? RentTx()
+    {
+        var b = _nic.TxPool.Rent();
+        if (b is null) Counters.TxNoBuffer++;
+        return b;
+    }
+
+    /// <summary>Prepends the Ethernet header to <paramref name="payload"/> and queues it; takes ownership.</summary>
+    public void Send(PacketBuffer payload, MacAddress destination, ushort etherType)
+    {
+        new EthernetRepr(destination, Mac, etherType).Emit(payload.Prepend(EthernetFrame.HeaderLength));
+        _tx[_txCount++] = payload;
+        if (_txCount == _tx.Length) Flush();
+    }
+
+    /// <summary>Hands the batched frames to the device; frames it refuses are released and counted.</summary>
+    public void Flush()
+    {
+        if (_txCount == 0) return;
+        int sent = _nic.Transmit(_queue, _tx.AsSpan(0, _txCount));
+        Counters.FramesTransmitted += sent;
+        for (int i = sent; i < _txCount; i++)
+        {
+            _tx[i].Release();
+            Counters.TxDeviceFull++;
+        }
+        Array.Clear(_tx, 0, _txCount);
+        _txCount = 0;
+    }
+}

@@ -1,0 +1,33 @@
+using Gazelle.Sockets;
+using Gazelle.Wire;
+
+namespace Gazelle.Network;
+
+/// <summary>What a datagram needs from the IP layer.</summary>
+public readonly record struct Ipv4SendParams(Ipv4Address Source, Ipv4Address Destination, byte Protocol, byte Ttl = 64, byte Tos = 0, bool DontFragment = false);
+
+/// <summary>The IP layer as seen by transports.</summary>
+public interface IIpOutput
+{
+    Ipv4Address LocalAddress { get; }
+    /// <summary>True for the limited broadcast and our subnet's broadcast address.</summary>
+    bool IsBroadcast(Ipv4Address address);
+    /// <summary>Sends one datagram whose upper-layer bytes are <paramref name="header"/> (checksum already
+    /// filled in) then <paramref name="payload1"/> then <paramref name="payload2"/>; fragments it when it
+    /// exceeds the path MTU (unless DF). Ok also when the packet waits for ARP.</summary>
+    Errno Send(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2);
+    /// <summary>Path MTU toward <paramref name="destination"/> in IP bytes.</summary>
+    int PathMtu(Ipv4Address destination);
+}
+
+/// <summary>An ICMP error about a datagram we sent, as handed to the transport that sent it.</summary>
+/// <remarks><see cref="QuotedSequence"/> is bytes 4..7 of the quoted transport header (TCP's sequence
+/// number, RFC 5927 §4.1 checks it), or 0 when the quote is shorter.</remarks>
+public readonly record struct IcmpError(Icmpv4Type Type, byte Code, byte Protocol, Ipv4Endpoint Local, Ipv4Endpoint Remote, int NextHopMtu, SeqNum QuotedSequence);
+
+/// <summary>Receives ICMP errors for transport endpoints.</summary>
+public interface IIcmpErrorSink
+{
+    /// <summary>Returns true when an endpoint matched.</summary>
+    bool OnIcmpError(in IcmpError error);
+}

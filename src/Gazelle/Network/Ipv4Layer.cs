@@ -1,0 +1,205 @@
+using Gazelle.Buffers;
+using Gazelle.Link;
+using Gazelle.Sockets;
+using Gazelle.Time;
+using Gazelle.Wire;
+
+namespace Gazelle.Network;
+
+/// <summary>
+/// IPv4 for a host (RFC 791, RFC 1122 §3.2): validates and reassembles what arrives, routes what
+/// leaves (on-link or through the gateway), fragments datagrams larger than the path MTU.
+/// </summary>
+public sealed class Ipv4Layer : IIpOutput
+{
+    private readonly EthernetLink _link;
+    private readonly ArpCache _arp;
+    private readonly Ipv4Address _address;
+    private readonly Ipv4Address _netmask;
+    private readonly Ipv4Address _gateway;
+    private readonly Ipv4Address _subnetBroadcast;
+    private ushort _nextId;
+
+    public Ipv4Layer(Ipv4Address address, Ipv4Address netmask, Ipv4Address gateway, ulong secret,
+                     EthernetLink link, ArpCache arp, Ipv4Counters counters)
+    {
+        _link = link;
+        _arp = arp;
+        _address = address;
+        _netmask = netmask;
+        _gateway = gateway;
+        _subnetBroadcast = new Ipv4Address(address.Value | ~netmask.Value);
+        _nextId = (ushort)(secret ^ (secret >> 16));
+        Counters = counters;
+        Reassembler = new Ipv4Reassembler(counters);
+        PathMtus = new PathMtuTable(link.Mtu);
+    }
+
+    public Ipv4Counters Counters { get; }
+    public Ipv4Reassembler Reassembler { get; }
+    public PathMtuTable PathMtus { get; }
+    public Ipv4Address LocalAddress => _address;
+    /// <summary>The stack's current time (set at each poll): sends made between polls use it.</summary>
+    public Instant Now { get; set; }
+
+    public bool IsBroadcast(Ipv4Address a) => a.IsBroadcast || a == _subnetBroadcast;
+
+    /// <summary>
+    /// Validates a received packet (the Ethernet payload). Returns true with the header and the whole
+    /// upper-layer payload when a datagram is ready; otherwise it was dropped or stored and counted.
+    /// <paramref name="header"/> spans the received header (for quoting in ICMP errors).
+    /// </summary>
+    public bool TryInput(ReadOnlySpan<byte> bytes, Instant now, out Ipv4Repr repr, out ReadOnlySpan<byte> header,
+                         out ReadOnlySpan<byte> payload, out bool broadcast)
+    {
+        repr = default;
+        header = default;
+        payload = default;
+        broadcast = false;
+        if (!Ipv4Packet.TryCreate(bytes, out var p))
+        {
+            Counters.Malformed++;
+            return false;
+        }
+        if (!p.VerifyChecksum())
+        {
+            Counters.BadChecksum++;
+            return false;
+        }
+        var src = p.Source;
+        if (src.IsBroadcast || src.IsMulticast || src.IsLoopback || src.IsUnspecified || src == _address || src == _subnetBroadcast)
+        {
+            Counters.BadSource++;
+            return false;
+        }
+        var dst = p.Destination;
+        broadcast = IsBroadcast(dst);
+        if (dst != _address && !broadcast)
+        {
+            Counters.NotForUs++;
+            return false;
+        }
+        repr = Ipv4Repr.Parse(p);
+        header = p.Header;
+        if (p.IsFragment)
+        {
+            if (!Reassembler.TryAdd(p, now, out payload)) return false;
+            repr.MoreFragments = false;
+            repr.FragmentOffset = 0;
+            repr.PayloadLength = payload.Length;
+            return true;
+        }
+        payload = p.Payload;
+        return true;
+    }
+
+    public int PathMtu(Ipv4Address destination) => PathMtus.Get(destination, Now);
+
+    public Errno Send(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2)
+    {
+        var dst = p.Destination;
+        MacAddress mac = default;
+        Ipv4Address nextHop = dst;
+        bool bcast = IsBroadcast(dst);
+        if (bcast)
+        {
+            mac = MacAddress.Broadcast;
+        }
+        else if (dst.IsMulticast || dst.IsUnspecified || dst.IsLoopback || dst == _address)
+        {
+            Counters.TxNoRoute++;
+            return Errno.ENETUNREACH;
+        }
+        else if (!dst.InSubnet(_address, _netmask))
+        {
+            if (_gateway.IsUnspecified)
+            {
+                Counters.TxNoRoute++;
+                return Errno.ENETUNREACH;
+            }
+            nextHop = _gateway;
+        }
+
+        int l4 = header.Length + payload1.Length + payload2.Length;
+        if (l4 + Ipv4Repr.HeaderLength > 65535) return Errno.EMSGSIZE;
+        int mtu = Math.Min(PathMtus.Get(dst, Now), _link.Mtu);
+        var repr = new Ipv4Repr
+        {
+            Source = p.Source,
+            Destination = dst,
+            Protocol = p.Protocol,
+            Ttl = p.Ttl,
+            Tos = p.Tos,
+            Identification = _nextId++,
+            DontFragment = p.DontFragment,
+        };
+
+        if (Ipv4Repr.HeaderLength + l4 <= mtu)
+        {
+            var b = _link.RentTx();
+            if (b is null)
+            {
+                Counters.TxNoBuffer++;
+                return Errno.ENOBUFS;
+            }
+            header.CopyTo(b.Append(header.Length));
+            payload1.CopyTo(b.Append(payload1.Length));
+            payload2.CopyTo(b.Append(payload2.Length));
+            repr.PayloadLength = l4;
+            Transmit(b, repr, bcast, mac, nextHop);
+            return Errno.Ok;
+        }
+        if (p.DontFragment)
+        {
+            Counters.TxTooBig++;
+            return Errno.EMSGSIZE;
+        }
+
+        // RFC 791 §3.2 fragmentation: all but the last fragment carry a multiple of 8 bytes.
+        int chunk = (mtu - Ipv4Repr.HeaderLength) & ~7;
+        for (int off = 0; off < l4; off += chunk)
+        {
+            int len = Math.Min(chunk, l4 - off);
+            var b = _link.RentTx();
+            if (b is null)
+            {
+                Counters.TxNoBuffer++;
+                return Errno.ENOBUFS;
+            }
+            CopyRange(header, payload1, payload2, off, b.Append(len));
+            repr.FragmentOffset = off;
+            repr.MoreFragments = off + len < l4;
+            repr.PayloadLength = len;
+            Counters.FragmentsCreated++;
+            Transmit(b, repr, bcast, mac, nextHop);
+        }
+        return Errno.Ok;
+    }
+
+    private void Transmit(PacketBuffer b, in Ipv4Repr repr, bool broadcast, MacAddress mac, Ipv4Address nextHop)
+    {
+        repr.Emit(b.Prepend(Ipv4Repr.HeaderLength));
+        Counters.DatagramsSent++;
+        if (broadcast) _link.Send(b, mac, EtherType.Ipv4);
+        else _arp.Send(b, nextHop, Now);
+    }
+
+    /// <summary>Copies bytes [offset, offset + dest.Length) of the concatenation a ++ b ++ c.</summary>
+    private static void CopyRange(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, ReadOnlySpan<byte> c, int offset, Span<byte> dest)
+    {
+        while (dest.Length > 0)
+        {
+            ReadOnlySpan<byte> src;
+            if (offset < a.Length) src = a[offset..];
+            else if (offset < a.Length + b.Length) src = b[(offset - a.Length)..];
+            else src = c[(offset - a.Length - b.Length)..];
+            int n = Math.Min(src.Length, dest.Length);
+            src[..n].CopyTo(dest);
+            dest = dest[n..];
+            offset += n;
+        }
+    }
+
+    /// <summary>Runs the reassembly timer; returns its next deadline.</summary>
+    public Instant Poll(Instant now) => Reassembler.Poll(now);
+}
