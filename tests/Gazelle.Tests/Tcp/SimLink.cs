@@ -70,6 +70,7 @@ internal sealed class SimLink
         int len = p1.Length + p2.Length;
         int tcpLen = TcpHeader.EmittedLength(h) + len;
         int wire = FrameHeaders + tcpLen;
+        if (20 + tcpLen > Mtu) { WireErrors++; return true; } // an IP layer would refuse it (DF, RFC 1191)
         if (_freeCount == 0) { QueueDrops++; return true; }
         // Build the frame once (it is what a capture shows, even for segments the link then loses).
         int s = _free[--_freeCount];

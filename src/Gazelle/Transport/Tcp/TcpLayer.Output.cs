@@ -121,7 +121,7 @@ public sealed partial class TcpLayer
                 t.RttTiming = false;
                 // The first hole is retransmitted at once, whatever pipe says (RFC 6675 §5 (4.3)).
                 int len = Math.Min(mss, (t.SackCount > 0 ? t.SackLeft[0] : t.SndMax) - t.SndUna);
-                if (len > 0) { SendData(t, t.SndUna, len, retransmit: true); t.HighRxt = t.SndUna + len; }
+                if (len > 0) { len = SendData(t, t.SndUna, len, retransmit: true); t.HighRxt = t.SndUna + len; }
                 else if (t.FinSent) SendData(t, t.SndUna, 0, retransmit: true);
             }
             return;
@@ -294,8 +294,8 @@ public sealed partial class TcpLayer
             {
                 if (NextLostSegment(t, out var s, out int len))
                 {
-                    SendData(t, s, len, retransmit: true);
-                    t.HighRxt = s + len;
+                    len = SendData(t, s, len, retransmit: true);
+                    t.HighRxt = s + Math.Max(len, 1);
                     continue;
                 }
                 if (!SendNewSegment(t, t.Cwnd - Pipe(t), ignoreNagle: true)) break;
@@ -318,7 +318,7 @@ public sealed partial class TcpLayer
     /// <summary>Sends one segment of new (or, after an RTO, go-back-N) data from SND.NXT. False if nothing went.</summary>
     private bool SendNewSegment(Tcb t, int cwndBudget, bool ignoreNagle)
     {
-        int mss = t.EffectiveMss;
+        int mss = SegmentLimit(t);
         int offset = t.SndNxt - t.SndUna;
         int avail = t.SndCount - offset;
         bool finDue = t.FinQueued && t.SndNxt == t.FinSeq;
@@ -361,16 +361,30 @@ public sealed partial class TcpLayer
         return true;
     }
 
-    /// <summary>Emits data [seq, seq+len) from the send ring (with FIN when it ends at the FIN).</summary>
-    private void SendData(Tcb t, SeqNum seq, int len, bool retransmit)
+    /// <summary>SACK option bytes the next segment will carry (RFC 2018 §3: 2 + 8 per block, NOP-padded).</summary>
+    private static int SackOptionBytes(Tcb t)
+    {
+        if (!t.SackOk) return 0;
+        int blocks = Math.Min(t.OooCount + (t.DsackPending ? 1 : 0), t.TsOk ? 3 : 4);
+        return blocks > 0 ? 4 + 8 * blocks : 0;
+    }
+
+    /// <summary>Payload that fits one segment now: the MSS less every option on it (Linux tcp_current_mss),
+    /// so a data segment carrying SACK blocks still fits the path MTU.</summary>
+    private static int SegmentLimit(Tcb t) => Math.Max(t.EffectiveMss - SackOptionBytes(t), 32);
+
+    /// <summary>Emits data [seq, seq+len) from the send ring (with FIN when it ends at the FIN), clamped to
+    /// <see cref="SegmentLimit"/>; returns the payload length sent.</summary>
+    private int SendData(Tcb t, SeqNum seq, int len, bool retransmit)
     {
         int offset = seq - t.SndUna;
-        if (offset < 0 || offset + len > t.SndCount) { len = Math.Max(0, Math.Min(len, t.SndCount - offset)); if (offset < 0) return; }
+        len = Math.Min(len, SegmentLimit(t));
+        if (offset < 0 || offset + len > t.SndCount) { len = Math.Max(0, Math.Min(len, t.SndCount - offset)); if (offset < 0) return 0; }
         var r = NewRepr(t, seq, TcpFlags.Ack);
         bool fin = t.FinQueued && seq + len == t.FinSeq;
         if (fin) r.Flags |= TcpFlags.Fin;
         if (len > 0 && offset + len == t.SndCount) r.Flags |= TcpFlags.Psh;
-        if (len == 0 && !fin) return;
+        if (len == 0 && !fin) return 0;
         t.SendSlice(offset, len, out var a, out var b);
         Transmit(t, ref r, a, b);
         SeqNum end = seq + len + (fin ? 1 : 0);
@@ -402,6 +416,7 @@ public sealed partial class TcpLayer
         if (t.RtoDeadline == Instant.Never) t.RtoDeadline = _now + new TimeSpanMicros(Math.Min(t.RtoMicros << t.Backoff, MaxRtoMicros));
         t.PersistDeadline = Instant.Never;
         if (!retransmit) ArmTlp(t);
+        return len;
     }
 
     /// <summary>RFC 8985 §7.2: PTO = 2·SRTT (+ the delayed-ACK time when one segment is in flight), not past the RTO.</summary>
