@@ -1,6 +1,6 @@
 using Gazelle.Config;
 
-namespace Gazelle.Tests.Config;
+namespace Gazelle.Tests.Configuration;
 
 public class ConfigLoaderTests
 {

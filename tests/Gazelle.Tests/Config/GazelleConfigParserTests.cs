@@ -1,7 +1,7 @@
 using Gazelle.Config;
 using Gazelle.Wire;
 
-namespace Gazelle.Tests.Config;
+namespace Gazelle.Tests.Configuration;
 
 public class GazelleConfigParserTests
 {

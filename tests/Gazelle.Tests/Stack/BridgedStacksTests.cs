@@ -23,8 +23,8 @@ public class BridgedStacksTests
         _bridge = new UserVbridge();
         _bridge.AddPort(_va);
         _bridge.AddPort(_vb);
-        _a = new NetStack(Config(IpA), _va);
-        _b = new NetStack(Config(IpB), _vb);
+        _a = new NetStack(ConfigFor(IpA), _va);
+        _b = new NetStack(ConfigFor(IpB), _vb);
         _now = Instant.FromMilliseconds(1);
         Run();
     }

@@ -87,7 +87,7 @@ public class FuzzTests
         const int Frames = 220_000;
         var rng = new Random(20261124);
         using var nic = new TestNic(MacA, poolSize: 256);
-        var s = new NetStack(Config(IpA, gateway: Ipv4Address.Parse("10.0.0.254")), nic);
+        var s = new NetStack(ConfigFor(IpA, gateway: Ipv4Address.Parse("10.0.0.254")), nic);
         Assert.That(s.Open(SocketKind.Udp, out var bound), Is.EqualTo(Errno.Ok));
         Assert.That(s.Bind(bound, new Ipv4Endpoint(Ipv4Address.Any, 5000)), Is.EqualTo(Errno.Ok));
         Assert.That(s.Open(SocketKind.Udp, out var connected), Is.EqualTo(Errno.Ok));

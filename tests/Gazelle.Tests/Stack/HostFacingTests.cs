@@ -17,7 +17,7 @@ public class HostFacingTests
     public void SetUp()
     {
         _nic = new TestNic(MacA);
-        _s = new NetStack(Config(IpA, gateway: Ipv4Address.Parse("10.0.0.254")), _nic);
+        _s = new NetStack(ConfigFor(IpA, gateway: Ipv4Address.Parse("10.0.0.254")), _nic);
         _now = Instant.FromMilliseconds(5);
         _s.Poll(_now);
         var g = _nic.TakeSent()!;

@@ -23,8 +23,8 @@ public class ImpairedLinkTests
         bridge.AddPort(vb);
         var profile = new ImpairmentProfile { DropRate = 0.03, DuplicateRate = 0.1, ReorderRate = 0.2, CorruptRate = 0.03, Latency = new TimeSpanMicros(200), Jitter = new TimeSpanMicros(100) };
         using var ia = new ImpairedNic(va, seed, profile, ImpairmentProfile.None);
-        var a = new NetStack(Config(IpA), ia);
-        var b = new NetStack(Config(IpB), vb);
+        var a = new NetStack(ConfigFor(IpA), ia);
+        var b = new NetStack(ConfigFor(IpB), vb);
         var now = Instant.FromMilliseconds(1);
 
         void Run(int rounds)

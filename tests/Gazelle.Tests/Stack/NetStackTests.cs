@@ -17,8 +17,8 @@ public class NetStackTests
     public void SetUp()
     {
         (_na, _nb) = TestNic.Pair(MacA, MacB);
-        _a = new NetStack(Config(IpA), _na);
-        _b = new NetStack(Config(IpB), _nb);
+        _a = new NetStack(ConfigFor(IpA), _na);
+        _b = new NetStack(ConfigFor(IpB), _nb);
         _now = Instant.FromMilliseconds(1000);
         Settle(_a, _na, _b, _nb, _now); // gratuitous ARPs go out and are received
     }
@@ -217,7 +217,7 @@ public class NetStackTests
     public void ArpTableFullEvictsResolvedEntriesOnly()
     {
         using var nic = new TestNic(MacA);
-        var s = new NetStack(Config(IpA), nic, options: new NetStackOptions { Arp = new ArpOptions { Capacity = 2 } });
+        var s = new NetStack(ConfigFor(IpA), nic, options: new NetStackOptions { Arp = new ArpOptions { Capacity = 2 } });
         s.Poll(_now);
         nic.DrainAll();
         s.Open(SocketKind.Udp, out var h);

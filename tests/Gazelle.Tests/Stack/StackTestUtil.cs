@@ -15,7 +15,7 @@ internal static class StackTestUtil
     public static readonly Ipv4Address IpHost = Ipv4Address.Parse("10.0.0.99");
     public static readonly Ipv4Address Mask = Ipv4Address.Parse("255.255.255.0");
 
-    public static StackConfig Config(Ipv4Address a, Ipv4Address? gateway = null) =>
+    public static StackConfig ConfigFor(Ipv4Address a, Ipv4Address? gateway = null) =>
         new() { Address = a, Netmask = Mask, Gateway = gateway ?? Ipv4Address.Any, MaxUdpSockets = 64 };
 
     /// <summary>Polls both stacks until neither has frames waiting (bounded).</summary>
