@@ -1,0 +1,149 @@
+using System.Reflection;
+using BenchmarkDotNet.Attributes;
+using Gazelle.Bench;
+using Gazelle.Devices.Rss;
+using Gazelle.Wire;
+
+namespace Gazelle.Tests.Bench;
+
+/// <summary>
+/// Runs the body of every micro-benchmark in Gazelle.Bench (every [Params] combination) many times after
+/// a warm-up and asserts that it allocated nothing on the GC heap, so a regression on a packet path fails
+/// the test suite, not just a benchmark table someone has to read. Also checks that each body does the
+/// work it claims (a benchmark that silently bails out early would be fast and allocation-free).
+/// No timings here: those belong to the benchmarks.
+/// </summary>
+public class BenchmarkAllocationTests
+{
+    private const int Warmup = 2_000;
+    private const int Iterations = 10_000;
+
+    private static readonly MethodInfo MeasureMethod =
+        typeof(BenchmarkAllocationTests).GetMethod(nameof(Measure), BindingFlags.NonPublic | BindingFlags.Static)!;
+
+    public static IEnumerable<Type> BenchmarkClasses() =>
+        typeof(ChecksumBenchmarks).Assembly.GetTypes()
+            .Where(t => t is { IsClass: true, IsAbstract: false, IsPublic: true })
+            .Where(t => t.GetMethods().Any(m => m.IsDefined(typeof(BenchmarkAttribute))))
+            .OrderBy(t => t.Name);
+
+    [Test]
+    public void TheBenchmarkAssemblyHasTheExpectedClasses() =>
+        Assert.That(BenchmarkClasses().Select(t => t.Name), Is.SupersetOf(new[]
+        {
+            nameof(ChecksumBenchmarks), nameof(HeaderBenchmarks), nameof(RssBenchmarks), nameof(StackRoundTripBenchmarks),
+            nameof(PacketPoolBenchmarks),
+        }));
+
+    [TestCaseSource(nameof(BenchmarkClasses))]
+    public void EveryBenchmarkBodyAllocatesNothing(Type type)
+    {
+        var offenders = new List<string>();
+        int measured = 0;
+        foreach (var assignment in ParameterCombinations(type))
+        {
+            object instance = Activator.CreateInstance(type)!;
+            try
+            {
+                foreach (var (property, value) in assignment) property.SetValue(instance, value);
+                InvokeAll<GlobalSetupAttribute>(instance);
+                foreach (var method in type.GetMethods().Where(m => m.IsDefined(typeof(BenchmarkAttribute))).OrderBy(m => m.Name))
+                {
+                    long allocated = MeasureBody(instance, method);
+                    measured++;
+                    if (allocated != 0)
+                        offenders.Add($"{type.Name}.{method.Name}({string.Join(", ", assignment.Select(a => $"{a.Property.Name}={a.Value}"))}): {allocated} B over {Iterations} calls");
+                }
+            }
+            finally
+            {
+                InvokeAll<GlobalCleanupAttribute>(instance);
+                if (instance is IDisposable d && !type.GetMethods().Any(m => m.IsDefined(typeof(GlobalCleanupAttribute)) && m.Name == nameof(IDisposable.Dispose)))
+                    d.Dispose();
+            }
+        }
+        Assert.That(measured, Is.GreaterThan(0));
+        Assert.That(offenders, Is.Empty, "benchmark bodies that allocate on the GC heap");
+    }
+
+    [TestCase(64), TestCase(576), TestCase(1500), TestCase(9000), TestCase(9001)]
+    public void ChecksumVectorPathsMatchTheScalarReference(int size)
+    {
+        var b = new ChecksumBenchmarks { Size = size };
+        b.Setup();
+        uint scalar = b.Scalar();
+        Assert.That((b.Vector128Only(), b.Vector()), Is.EqualTo((scalar, scalar)));
+        Assert.That(scalar, Is.Not.Zero);
+    }
+
+    [Test]
+    public void HeaderBenchmarksParseWhatTheyEmit()
+    {
+        var b = new HeaderBenchmarks();
+        Assert.That(b.EmitTcp(), Is.EqualTo(b.TcpFrame.Length));
+        Assert.That(b.EmitUdp(), Is.EqualTo(b.UdpFrame.Length));
+        Assert.That(b.TcpFrame.Length, Is.EqualTo(14 + 20 + 52 + HeaderBenchmarks.PayloadLength), "TCP header with timestamps and two SACK blocks");
+        Assert.That(b.ParseTcp(), Is.Not.Zero, "the TCP frame parses and both checksums verify");
+        Assert.That(b.ParseUdp(), Is.Not.Zero, "the UDP frame parses and both checksums verify");
+    }
+
+    [Test]
+    public void RssBenchmarksAgreeWithTheReference()
+    {
+        var b = new RssBenchmarks();
+        uint reference = b.SoftRssReference();
+        Assert.That(b.ToeplitzIpv4Tuple(), Is.EqualTo(reference));
+        Assert.That(b.FrameHasher(), Is.EqualTo(reference), "the frame hasher finds the same 4-tuple in the frame");
+        Assert.That(reference, Is.EqualTo(ToeplitzHash.SoftRss([0x0A00_0001, 0x0A00_0002, 40_000u << 16 | 80], ToeplitzHash.MicrosoftKey)));
+    }
+
+    [Test]
+    public void EveryUdpRoundTripIsEchoedInFull()
+    {
+        using var b = new StackRoundTripBenchmarks();
+        for (int i = 0; i < 1000; i++)
+            Assert.That(b.UdpRoundTrip(), Is.EqualTo(StackRoundTripBenchmarks.PayloadLength), $"round trip {i}");
+        Assert.That(b.Client.Counters.SumOfFrameOutcomes(), Is.EqualTo(b.Client.Counters.Link.FramesReceived));
+        Assert.That(b.Network.InFlight, Is.Zero);
+    }
+
+    private static long MeasureBody(object instance, MethodInfo method)
+    {
+        if (method.GetParameters().Length != 0) throw new NotSupportedException($"{method.Name} takes arguments");
+        if (method.ReturnType == typeof(void))
+        {
+            var action = method.CreateDelegate<Action>(instance);
+            return Measure(() => { action(); return 0; });
+        }
+        var func = method.CreateDelegate(typeof(Func<>).MakeGenericType(method.ReturnType), instance);
+        return (long)MeasureMethod.MakeGenericMethod(method.ReturnType).Invoke(null, [func])!;
+    }
+
+    /// <summary>Bytes allocated by this thread across <see cref="Iterations"/> calls after <see cref="Warmup"/> calls
+    /// (enough for tiered compilation to have settled).</summary>
+    private static long Measure<T>(Func<T> body)
+    {
+        for (int i = 0; i < Warmup; i++) body();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < Iterations; i++) body();
+        return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+
+    private static void InvokeAll<TAttribute>(object instance) where TAttribute : Attribute
+    {
+        foreach (var m in instance.GetType().GetMethods().Where(m => m.IsDefined(typeof(TAttribute))))
+            m.Invoke(instance, null);
+    }
+
+    /// <summary>Cartesian product of the values of every [Params] property (one empty assignment when there are none).</summary>
+    private static IEnumerable<List<(PropertyInfo Property, object? Value)>> ParameterCombinations(Type type)
+    {
+        IEnumerable<List<(PropertyInfo, object?)>> result = [[]];
+        foreach (var p in type.GetProperties().Where(p => p.IsDefined(typeof(ParamsAttribute))))
+        {
+            var values = p.GetCustomAttribute<ParamsAttribute>()!.Values;
+            result = result.SelectMany(a => values.Select(v => new List<(PropertyInfo, object?)>(a) { (p, v) })).ToList();
+        }
+        return result;
+    }
+}
