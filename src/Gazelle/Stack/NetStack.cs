@@ -246,13 +246,13 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         SocketHandles.IsUdp(socket) ? _udp.Bind(SocketHandles.UdpIndex(socket), local) : _tcp.Bind(socket, local);
 
     public Errno Listen(SocketHandle socket, int backlog) =>
-        SocketHandles.IsUdp(socket) ? Errno.EOPNOTSUPP : _tcp.Listen(socket, backlog);
+        SocketHandles.IsUdp(socket) ? Errno.EOPNOTSUPP : Flushed(_tcp.Listen(socket, backlog));
 
     public Errno Accept(SocketHandle listener, out SocketHandle connection, out Ipv4Endpoint remote)
     {
         connection = SocketHandle.Invalid;
         remote = default;
-        return SocketHandles.IsUdp(listener) ? Errno.EOPNOTSUPP : _tcp.Accept(listener, out connection, out remote);
+        return SocketHandles.IsUdp(listener) ? Errno.EOPNOTSUPP : Flushed(_tcp.Accept(listener, out connection, out remote));
     }
 
     public Errno Connect(SocketHandle socket, Ipv4Endpoint remote) =>
@@ -286,7 +286,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         remote = default;
         if (!SocketHandles.IsUdp(socket))
         {
-            var e = _tcp.Receive(socket, buffer, flags, out received);
+            var e = Flushed(_tcp.Receive(socket, buffer, flags, out received)); // a window update may go out
             if (e == Errno.Ok) _tcp.GetRemoteEndpoint(socket, out remote);
             return Flushed(e); // reading may open the window: the update goes out now
         }
