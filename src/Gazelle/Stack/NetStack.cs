@@ -41,7 +41,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         _link = new EthernetLink(nic, queue, Counters.Link);
         _timedNic = nic as ITimedNic;
         _arp = new ArpCache(_link, config.Address, options.Arp, Counters.Arp);
-        _ip = new Ipv4Layer(config.Address, config.Netmask, config.Gateway, config.Secret, _link, _arp, Counters.Ip);
+        // Stacks on other queues share the address: start each one's IP identification elsewhere.
+        ulong idSeed = config.Secret ^ ((ulong)(queue + 1) * 0x9E37_79B9_7F4A_7C15UL);
+        _ip = new Ipv4Layer(config.Address, config.Netmask, config.Gateway, idSeed, _link, _arp, Counters.Ip);
         _icmp = new Icmpv4Layer(_ip, Counters.Icmp, options.IcmpErrorsPerSecond, options.IcmpErrorBurst);
         _udp = new UdpLayer(_ip, options.Udp with { MaxSockets = config.MaxUdpSockets }, config.Secret, Counters.Udp);
         _tcp = new TcpLayer(config, this);
