@@ -23,7 +23,12 @@ $(BUILD)/libgazelle.so: shim/gazelle_shim.c shim/gazelle_abi.h shim/hooks.h | $(
 	@mkdir -p $(BUILD)
 	$(CC) $(SHIM_CFLAGS) -shared -o $@ shim/gazelle_shim.c -ldl -lpthread
 
-$(BUILD)/libgazelle-stack.so: $(CS_SOURCES) | $(BUILD)/.deps
+# The malloc family for the deep-bound stack library, forwarded to the process's allocator
+# (shim/alloc_forward.c); the stack library links it first, so it is built first.
+$(BUILD)/libgazelle-alloc.so: shim/alloc_forward.c | $(BUILD)/.deps
+	$(CC) $(SHIM_CFLAGS) -shared -Wl,-soname,libgazelle-alloc.so -o $@ $< -ldl
+
+$(BUILD)/libgazelle-stack.so: $(CS_SOURCES) $(BUILD)/libgazelle-alloc.so | $(BUILD)/.deps
 	$(DOTNET) publish aot/Gazelle.Native.csproj -c Release -o $(BUILD)/aot --nologo -v quiet
 	cp $(BUILD)/aot/libgazelle-stack.so $@
 
