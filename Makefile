@@ -8,7 +8,8 @@ SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -Wall -Wextra -Werror
 CS_SOURCES := $(shell find src aot -name '*.cs' -o -name '*.csproj' 2>/dev/null | grep -v '/obj/\|/bin/') Directory.Build.props
 
 .PHONY: all deps test demo clean
-all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/libgazelle-dpdk.so $(BUILD)/tests/preload_probe
+all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/libgazelle-dpdk.so $(BUILD)/tests/preload_probe \
+     $(BUILD)/tests/posix_oracle $(BUILD)/tests/fork_probe $(BUILD)/tests/stack_stress $(BUILD)/libgazelle-stack-fake.so
 
 # Installs missing Debian packages (root) or prints the command; near-instant when all are present.
 deps:
@@ -26,9 +27,14 @@ $(BUILD)/libgazelle-stack.so: $(CS_SOURCES) | $(BUILD)/.deps
 	$(DOTNET) publish aot/Gazelle.Native.csproj -c Release -o $(BUILD)/aot --nologo -v quiet
 	cp $(BUILD)/aot/libgazelle-stack.so $@
 
+# Test-only: the same entry points over the NUnit tests' in-memory stand-in stack (never shipped).
+$(BUILD)/libgazelle-stack-fake.so: $(CS_SOURCES) tests/PreloadHarness/Gazelle.PreloadHarness.csproj tests/Gazelle.Tests/Posix/FakeSocketApi.cs | $(BUILD)/.deps
+	$(DOTNET) publish tests/PreloadHarness/Gazelle.PreloadHarness.csproj -c Release -o $(BUILD)/aot-fake --nologo -v quiet
+	cp $(BUILD)/aot-fake/libgazelle-stack-fake.so $@
+
 $(BUILD)/tests/%: tests/integration/programs/%.c | $(BUILD)/.deps
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) -Wall -Wextra -Werror -o $@ $< -ldl
+	$(CC) $(CFLAGS) -Wall -Wextra -Werror -o $@ $< -ldl -lpthread
 
 include shim/dpdk.mk
 

@@ -1,24 +1,100 @@
+using Gazelle.Config;
+using Gazelle.Devices;
+using Gazelle.Devices.Dpdk;
+using Gazelle.Posix;
+using Gazelle.Stack;
+using Gazelle.Time;
+
 namespace Gazelle.Native;
 
 /// <summary>
-/// Everything the preload library keeps for one process: its configuration, its stacks and the fd
-/// table it shares with the shim. Without a usable configuration it serves nothing and every socket
-/// stays on the kernel.
+/// Everything the preload library keeps for one process: its configuration, its stack on its NIC and
+/// the POSIX layer over them, which marks the fds it serves in the shim's table. Without a usable
+/// configuration <see cref="Layer"/> is null: the process serves nothing and every socket stays on
+/// the kernel, after one line on stderr saying why.
 /// </summary>
 internal sealed class PreloadProcess
 {
-    private readonly FdTable _fds;
+    private readonly Eal? _eal;
+    private readonly INic? _nic;
 
-    private PreloadProcess(FdTable fds) => _fds = fds;
-
-    public static PreloadProcess Start(FdTable fds)
+    private PreloadProcess(PosixLayer? layer, Eal? eal = null, INic? nic = null)
     {
-        string? path = Environment.GetEnvironmentVariable("GAZELLE_CONF") ?? Environment.GetEnvironmentVariable("LSTACK_CONF_PATH");
-        if (string.IsNullOrEmpty(path))
-            Console.Error.WriteLine("gazelle: no configuration (set GAZELLE_CONF to an lstack.conf): sockets run on the kernel");
-        return new PreloadProcess(fds);
+        Layer = layer;
+        _eal = eal;
+        _nic = nic;
     }
 
-    /// <summary>socket(2) for AF_INET stream/datagram sockets.</summary>
-    public int Socket(int domain, int type, int protocol) => ShimAbi.Pass;
+    public PosixLayer? Layer { get; }
+
+    public static PreloadProcess Start(FdKindTable fds)
+    {
+#if GAZELLE_FAKE_STACK
+        if (Wire.Ipv4Address.TryParse(Environment.GetEnvironmentVariable("GAZELLE_FAKE_STACK_ADDR") ?? "", out var fake))
+        {
+            Console.Error.WriteLine($"gazelle: TEST BUILD: {fake}/24 is served by the in-memory stand-in stack");
+            var fakeTerritory = new Territory(fake.Value, new Wire.Ipv4Address(255, 255, 255, 0), Wire.Ipv4Address.Any);
+            return new PreloadProcess(new PosixLayer(new Tests.Posix.FakeSocketApi(fake.Value), fakeTerritory, fds,
+                MonotonicClock.Now, PollPolicy.FromEnvironment()));
+        }
+#endif
+        string? gazelleConf = Environment.GetEnvironmentVariable(ConfigLoader.GazelleConfVariable);
+        string? lstackConf = Environment.GetEnvironmentVariable(ConfigLoader.LstackConfPathVariable);
+        if (string.IsNullOrWhiteSpace(gazelleConf) && string.IsNullOrWhiteSpace(lstackConf))
+        {
+            Console.Error.WriteLine("gazelle: no configuration (set GAZELLE_CONF to an lstack.conf): sockets run on the kernel");
+            return new PreloadProcess(null);
+        }
+        var result = ConfigLoader.LoadFile(ConfigLoader.ResolvePath(gazelleConf, lstackConf));
+        if (!result.IsOk)
+        {
+            foreach (var error in result.Errors) Console.Error.WriteLine($"gazelle: {error}");
+            Console.Error.WriteLine("gazelle: configuration refused: sockets run on the kernel");
+            return new PreloadProcess(null);
+        }
+        var config = result.Config!;
+        Eal? eal = null;
+        DpdkPort? port = null;
+        try
+        {
+            (eal, port) = OpenDevice(config);
+            var stackConfig = config.ToStackConfig();
+            var stack = new NetStack(stackConfig, port);
+            var layer = new PosixLayer(stack, Territory.From(stackConfig), fds, MonotonicClock.Now, PollPolicy.FromEnvironment());
+            return new PreloadProcess(layer, eal, port);
+        }
+        catch (Exception e) when (e is DpdkException or InvalidOperationException or ArgumentException or DllNotFoundException or EntryPointNotFoundException)
+        {
+            port?.Dispose();
+            eal?.Dispose();
+            Console.Error.WriteLine($"gazelle: {config.Source}: cannot start the device ({e.Message}): sockets run on the kernel");
+            return new PreloadProcess(null);
+        }
+    }
+
+    /// <summary>Starts EAL with dpdk_args and opens the port the backend names (one queue: one stack per process for now).</summary>
+    private static (Eal, DpdkPort) OpenDevice(GazelleConfig config)
+    {
+        var args = new List<string>(config.DpdkArgs);
+        string? vdev = config.Backend switch
+        {
+            DeviceBackend.AfPacket => $"net_af_packet0,iface={config.AfPacketInterface}",
+            DeviceBackend.Memif => $"net_memif0,socket={config.MemifSocket}",
+            DeviceBackend.InMemory => throw new InvalidOperationException("the in-memory backend lives in one process; a preloaded program needs a device"),
+            _ => null,
+        };
+        if (vdev is not null) args.AddRange(["--vdev", vdev]);
+        var eal = Eal.Start(args);
+        try
+        {
+            var options = new DpdkPortOptions { RxDescriptors = Math.Min(config.NicRxQueueSize, 4096), TxDescriptors = Math.Min(config.NicTxQueueSize, 4096) };
+            var port = vdev is not null ? DpdkPort.Open(eal, vdev[..vdev.IndexOf(',')], options) : DpdkPort.Open(eal, 0, options);
+            return (eal, port);
+        }
+        catch
+        {
+            eal.Dispose();
+            throw;
+        }
+    }
 }

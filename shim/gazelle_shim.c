@@ -125,10 +125,29 @@ static const char *stack_library_path(char *buf, size_t size)
     return buf;
 }
 
+/* Signals whose disposition belongs to the program. Starting the .NET runtime changes some of them
+ * (it ignores SIGPIPE, for one): load_stack puts the program's back, so a preloaded program keeps
+ * its SIGPIPE handler or default. The runtime's own signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ * real-time ones used to suspend threads for the GC) are left to it. */
+static const int program_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM,
+                                        SIGCHLD, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGWINCH, SIGURG };
+#define GZ_PROGRAM_SIGNALS (sizeof program_signals / sizeof program_signals[0])
+
+static void restore_program_signals(const struct sigaction *saved)
+{
+    for (size_t i = 0; i < GZ_PROGRAM_SIGNALS; i++) {
+        struct sigaction now;
+        if (sigaction(program_signals[i], NULL, &now) == 0 && (now.sa_handler != saved[i].sa_handler || now.sa_flags != saved[i].sa_flags))
+            sigaction(program_signals[i], &saved[i], NULL);
+    }
+}
+
 static void load_stack(void)
 {
     char path_buf[4096];
     const char *path = stack_library_path(path_buf, sizeof path_buf);
+    struct sigaction saved_signals[GZ_PROGRAM_SIGNALS];
+    for (size_t i = 0; i < GZ_PROGRAM_SIGNALS; i++) sigaction(program_signals[i], NULL, &saved_signals[i]);
     in_stack++;
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!lib) {
@@ -148,6 +167,7 @@ static void load_stack(void)
     struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
+    restore_program_signals(saved_signals);
     if (rc < 0) {
         /* The stack printed its own one-line reason (no configuration, no DPDK, ...). */
         atomic_store(&stack_state, -1);
@@ -190,10 +210,45 @@ static inline int came_from_stack(void)
 
 /* ---- the fd-routed hooks, generated from hooks.h ------------------------------------------ */
 
+/* ---- fork: the child never enters .NET ------------------------------------------------------
+ * Only the forking thread survives a fork, so the child cannot run the .NET runtime (its GC and
+ * other threads are gone; a lock may be held forever). In the child the shim itself answers for the
+ * stack sockets it inherited ("orphans"): close() works (it frees the number), every other socket
+ * call fails with ENOTCONN, poll/select report them POLLERR|POLLHUP (so nothing waits forever on
+ * them), and new sockets go to the kernel. Pending sockets and epoll sets are real kernel objects:
+ * in the child they simply become the kernel's. The parent keeps its sockets and stack untouched.
+ * A program the child execs starts fresh: the preload applies anew. */
+static int forked_child;
+
+static void become_forked_child(void)
+{
+    forked_child = 1;
+    atomic_store(&stack_state, -1); /* new sockets: the kernel's */
+    for (int fd = 0; fd < GZ_FD_LIMIT; fd++)
+        if (fd_table[fd] == GZ_FD_PENDING || fd_table[fd] == GZ_FD_EPOLL) fd_table[fd] = GZ_FD_KERNEL;
+}
+
+/* An inherited stack socket in a forked child: 1 = refused (errno set), 0 = let libc do it. */
+static int orphan_refuses(int fd, const char *call)
+{
+    if (strcmp(call, "close") == 0) {
+        fd_table[fd] = GZ_FD_KERNEL;
+        return 0;
+    }
+    errno = ENOTCONN;
+    return 1;
+}
+
 #define GZ_DEFINE_FD_HOOK(ret, name, params, args)                                   \
     GZ_EXPORT ret name params                                                        \
     {                                                                                \
-        if (!came_from_stack() && fd_is_stack(fd) && api.name) GZ_RESULT(api.name args); \
+        if (!came_from_stack() && fd_is_stack(fd)) {                                 \
+            if (__builtin_expect(forked_child, 0)) {                                 \
+                if (orphan_refuses(fd, #name)) return -1;                            \
+            } else if (api.name) {                                                   \
+                GZ_RESULT(api.name args);                                            \
+            }                                                                        \
+        }                                                                            \
         return real_##name args;                                                     \
     }
 GZ_FD_HOOKS(GZ_DEFINE_FD_HOOK)
@@ -222,7 +277,7 @@ GZ_EXPORT int socket(int domain, int type, int protocol)
 
 static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 {
-    if (!came_from_stack() && fd_is_stack(fd) && api.fcntl) GZ_RESULT(api.fcntl(fd, cmd, (long)arg));
+    if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.fcntl) GZ_RESULT(api.fcntl(fd, cmd, (long)arg));
     return real(fd, cmd, arg);
 }
 
@@ -250,12 +305,27 @@ GZ_EXPORT int ioctl(int fd, unsigned long request, ...)
     va_start(ap, request);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    if (!came_from_stack() && fd_is_stack(fd) && api.ioctl) GZ_RESULT(api.ioctl(fd, request, arg));
+    if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.ioctl) GZ_RESULT(api.ioctl(fd, request, arg));
     return real_ioctl(fd, request, arg);
+}
+
+/* dup2/dup3 in a forked child: an orphan cannot be duplicated; one that is replaced is gone. */
+static int orphan_dup_refused(int oldfd, int newfd)
+{
+    if (fd_is_stack(oldfd)) {
+        errno = ENOTCONN;
+        return 1;
+    }
+    if ((unsigned)newfd < GZ_FD_LIMIT) fd_table[newfd] = GZ_FD_KERNEL;
+    return 0;
 }
 
 GZ_EXPORT int dup2(int oldfd, int newfd)
 {
+    if (forked_child && !came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd))) {
+        if (orphan_dup_refused(oldfd, newfd)) return -1;
+        return real_dup2(oldfd, newfd);
+    }
     /* Either side may be the stack's: dup2 onto a stack socket closes that socket first. */
     if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup2) GZ_RESULT(api.dup2(oldfd, newfd));
     return real_dup2(oldfd, newfd);
@@ -263,12 +333,20 @@ GZ_EXPORT int dup2(int oldfd, int newfd)
 
 GZ_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
+    if (forked_child && !came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd))) {
+        if (orphan_dup_refused(oldfd, newfd)) return -1;
+        return real_dup3(oldfd, newfd, flags);
+    }
     if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup3) GZ_RESULT(api.dup3(oldfd, newfd, flags));
     return real_dup3(oldfd, newfd, flags);
 }
 
 GZ_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
+    if (forked_child && fd_is_stack(fd)) {
+        errno = ENOTCONN;
+        return -1;
+    }
     if (!came_from_stack() && (fd_is_stack(epfd) || fd_is_stack(fd)) && api.epoll_ctl) GZ_RESULT(api.epoll_ctl(epfd, op, fd, event));
     return real_epoll_ctl(epfd, op, fd, event);
 }
@@ -288,26 +366,63 @@ static int fdsets_hold_stack(int nfds, const fd_set *r, const fd_set *w, const f
     return 0;
 }
 
+/* poll in a forked child with orphans: they are always "ready" (POLLERR|POLLHUP), so never wait. */
+static int orphan_poll(struct pollfd *fds, nfds_t n)
+{
+    int r = real_poll(fds, n, 0);
+    if (r < 0) return r;
+    int count = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        if (fds[i].fd >= 0 && fd_is_stack(fds[i].fd)) fds[i].revents = POLLERR | POLLHUP;
+        if (fds[i].revents) count++;
+    }
+    return count;
+}
+
+static int orphan_select(int nfds, fd_set *r, fd_set *w, fd_set *e)
+{
+    struct timeval zero = { 0, 0 };
+    fd_set r0, w0;
+    if (r) r0 = *r;
+    if (w) w0 = *w;
+    int k = real_select(nfds, r, w, e, &zero);
+    if (k < 0) return k;
+    if (nfds > FD_SETSIZE) nfds = FD_SETSIZE;
+    int count = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        if (fd_is_stack(fd)) {
+            if (r && FD_ISSET(fd, &r0)) FD_SET(fd, r);
+            if (w && FD_ISSET(fd, &w0)) FD_SET(fd, w);
+        }
+        count += (r && FD_ISSET(fd, r)) + (w && FD_ISSET(fd, w)) + (e && FD_ISSET(fd, e));
+    }
+    return count;
+}
+
 GZ_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+    if (forked_child && pollfds_hold_stack(fds, n)) return orphan_poll(fds, n);
     if (!came_from_stack() && pollfds_hold_stack(fds, n) && api.poll) GZ_RESULT(api.poll(fds, n, timeout));
     return real_poll(fds, n, timeout);
 }
 
 GZ_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask)
 {
+    if (forked_child && pollfds_hold_stack(fds, n)) return orphan_poll(fds, n);
     if (!came_from_stack() && pollfds_hold_stack(fds, n) && api.ppoll) GZ_RESULT(api.ppoll(fds, n, timeout, mask));
     return real_ppoll(fds, n, timeout, mask);
 }
 
 GZ_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout)
 {
+    if (forked_child && fdsets_hold_stack(nfds, r, w, e)) return orphan_select(nfds, r, w, e);
     if (!came_from_stack() && fdsets_hold_stack(nfds, r, w, e) && api.select) GZ_RESULT(api.select(nfds, r, w, e, timeout));
     return real_select(nfds, r, w, e, timeout);
 }
 
 GZ_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask)
 {
+    if (forked_child && fdsets_hold_stack(nfds, r, w, e)) return orphan_select(nfds, r, w, e);
     if (!came_from_stack() && fdsets_hold_stack(nfds, r, w, e) && api.pselect) GZ_RESULT(api.pselect(nfds, r, w, e, timeout, mask));
     return real_pselect(nfds, r, w, e, timeout, mask);
 }
@@ -346,9 +461,11 @@ GZ_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int
 GZ_EXPORT pid_t fork(void)
 {
     pid_t pid = real_fork();
-    if (pid >= 0 && atomic_load(&stack_state) > 0 && api.after_fork) {
+    if (pid == 0) {
+        if (atomic_load(&stack_state) > 0) become_forked_child(); /* never call .NET here */
+    } else if (pid > 0 && atomic_load(&stack_state) > 0 && api.after_fork) {
         in_stack++;
-        api.after_fork(pid == 0);
+        api.after_fork(0);
         in_stack--;
     }
     return pid;

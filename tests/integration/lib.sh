@@ -6,9 +6,17 @@ PRELOAD=$BUILD/libgazelle.so
 TEST_TMP=$(mktemp -d /tmp/gz-test.XXXXXX)
 TEST_PIDS=()
 
+TEST_NETNS=()
+
 cleanup_test() {
-    local pid
+    local pid ns
     for pid in "${TEST_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    # Namespaces this test made (named after its own pid): end what still runs inside, then delete
+    # them, which deletes their veth ends too.
+    for ns in "${TEST_NETNS[@]}"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
     rm -rf "$TEST_TMP"
 }
 trap cleanup_test EXIT
@@ -21,6 +29,41 @@ wait_port() {
     local port=$1 deadline=$((SECONDS + ${2:-10}))
     until (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; do
         [ $SECONDS -lt $deadline ] || fail "nothing listens on port $port"
+        sleep 0.1
+    done
+}
+
+# ---- network namespaces for end-to-end tests (root) ----------------------------------------------
+# netns_pair PEER_CIDR: two namespaces joined by a veth pair, named after this test's pid so that
+# parallel tests never collide and cleanup touches only its own:
+#   $NS_STACK  holds $VETH_STACK, up, with NO kernel address: the stack owns that link (DPDK
+#              net_af_packet on it, or any NIC bound to it), so traffic on it cannot be the kernel's;
+#   $NS_PEER   holds $VETH_PEER with PEER_CIDR (e.g. 10.99.0.1/24): the Linux-kernel peer.
+# Both namespaces (and so both veth ends) are deleted on exit, on failure too (cleanup_test).
+netns_pair() {
+    local cidr=$1 id=$$
+    NS_STACK=gz${id}s NS_PEER=gz${id}p VETH_STACK=gz${id}s0 VETH_PEER=gz${id}p0
+    [ "$(id -u)" -eq 0 ] || fail "network namespaces need root"
+    ip netns add "$NS_STACK" && TEST_NETNS+=("$NS_STACK")
+    ip netns add "$NS_PEER" && TEST_NETNS+=("$NS_PEER")
+    ip link add "$VETH_STACK" netns "$NS_STACK" type veth peer name "$VETH_PEER" netns "$NS_PEER"
+    ip -n "$NS_STACK" link set lo up
+    ip -n "$NS_STACK" link set "$VETH_STACK" up
+    ip -n "$NS_PEER" link set lo up
+    ip -n "$NS_PEER" addr add "$cidr" dev "$VETH_PEER"
+    ip -n "$NS_PEER" link set "$VETH_PEER" up
+    # Offloads off on the peer: frames reach the stack with real checksums, as from a wire.
+    ip netns exec "$NS_PEER" ethtool -K "$VETH_PEER" tx off rx off >/dev/null 2>&1 || true
+}
+
+# in_ns NS CMD...: runs CMD inside namespace NS.
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# Waits until a TCP port accepts on ADDR inside namespace NS, at most $4 seconds.
+wait_port_in_ns() {
+    local ns=$1 addr=$2 port=$3 deadline=$((SECONDS + ${4:-10}))
+    until ip netns exec "$ns" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || fail "nothing listens on $addr:$port in $ns"
         sleep 0.1
     done
 }

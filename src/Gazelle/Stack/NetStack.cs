@@ -12,7 +12,7 @@ using Gazelle.Wire;
 namespace Gazelle.Stack;
 
 /// <summary>
-/// One protocol stack on one NIC queue: Ethernet, ARP, IPv4, ICMP, UDP and (when hooked up) TCP, with
+/// One protocol stack on one NIC queue: Ethernet, ARP, IPv4, ICMP, UDP and TCP, with
 /// its own tables and counters. Single-threaded: whoever owns it calls <see cref="Poll"/> and the
 /// socket API from one thread. Nothing inside reads a clock; time comes in through <see cref="Poll"/>.
 /// </summary>
@@ -29,14 +29,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     private bool _started;
     private Instant _now;
 
-    // ===== TCP HOOKUP =====================================================================
-    // When Gazelle.Transport.Tcp.TcpLayer is in the tree, the hookup is:
-    //   field:        private readonly TcpLayer _tcp;            (constructor: _tcp = new TcpLayer(config, this);)
-    //   TcpInput:     _tcp.Input(ip.Source, ip.Destination, repr, payload, now);
-    //   Tcp* methods: forward to _tcp; PollTcp: return _tcp.Poll(now);
-    //   OnIcmpError:  _tcp.OnDestinationUnreachable(...)
-    // Until then TCP calls return EOPNOTSUPP and TCP segments are counted as Tcp.NoTcp drops.
-    // =======================================================================================
+    // TCP: segments go to _tcp.Input, its timers run in Poll, ICMP errors reach OnDestinationUnreachable,
+    // and TCP handles are the TCP layer's own indices (SocketHandles keeps them apart from UDP's).
+    private readonly TcpLayer _tcp;
 
     public NetStack(StackConfig config, INic nic, int queue = 0, NetStackOptions? options = null)
     {
@@ -49,6 +44,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         _ip = new Ipv4Layer(config.Address, config.Netmask, config.Gateway, config.Secret, _link, _arp, Counters.Ip);
         _icmp = new Icmpv4Layer(_ip, Counters.Icmp, options.IcmpErrorsPerSecond, options.IcmpErrorBurst);
         _udp = new UdpLayer(_ip, options.Udp with { MaxSockets = config.MaxUdpSockets }, config.Secret, Counters.Udp);
+        _tcp = new TcpLayer(config, this);
     }
 
     public StackConfig Config => _config;
@@ -58,6 +54,8 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     public ArpCache Arp => _arp;
     public Ipv4Layer Ip => _ip;
     public UdpLayer Udp => _udp;
+    /// <summary>The TCP layer (its <see cref="TcpLayer.Counters"/> name every TCP event and drop).</summary>
+    public TcpLayer Tcp => _tcp;
     public Icmpv4Layer Icmp => _icmp;
 
     /// <summary>Sends an ICMP echo request; the answer shows in <see cref="Icmpv4Layer.LastEchoReply"/>.</summary>
@@ -173,17 +171,11 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             Counters.Tcp.BadChecksum++;
             return;
         }
-        _ = repr;
-        _ = now;
-        // TCP HOOKUP: _tcp.Input(ip.Source, ip.Destination, repr, h.Payload, now); Counters.Tcp.Delivered++;
-        Counters.Tcp.NoTcp++;
+        Counters.Tcp.Delivered++;
+        _tcp.Input(ip.Source, ip.Destination, repr, h.Payload, now);
     }
 
-    private static Instant PollTcp(Instant now)
-    {
-        _ = now;
-        return Instant.Never; // TCP HOOKUP: return _tcp.Poll(now);
-    }
+    private Instant PollTcp(Instant now) => _tcp.Poll(now);
 
     /// <summary>Releases what the stack holds (packets awaiting ARP) and transmits anything batched.</summary>
     public void Shutdown()
@@ -199,11 +191,16 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         return error.Protocol switch
         {
             IpProtocol.Udp => _udp.OnIcmpError(error),
-            // TCP HOOKUP: IpProtocol.Tcp when error.Type == Icmpv4Type.DestinationUnreachable =>
-            //   { _tcp.OnDestinationUnreachable(error.Local.Address, error.Remote.Address, error.Local.Port,
-            //       error.Remote.Port, error.QuotedSequence, error.Code, error.NextHopMtu, _now); return true; }
+            IpProtocol.Tcp when error.Type == Icmpv4Type.DestinationUnreachable => TcpIcmpError(error),
             _ => false,
         };
+    }
+
+    private bool TcpIcmpError(in IcmpError error)
+    {
+        _tcp.OnDestinationUnreachable(error.Local.Address, error.Remote.Address, error.Local.Port, error.Remote.Port,
+            error.QuotedSequence, error.Code, error.NextHopMtu, _now);
+        return true;
     }
 
     // ------------------------------------------------------------------ ITcpOutput
@@ -241,29 +238,30 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             if (e == Errno.Ok) socket = SocketHandles.Udp(index);
             return e;
         }
-        return Errno.EOPNOTSUPP; // TCP HOOKUP: return _tcp.Open(kind, out socket);
+        if (kind != SocketKind.Tcp) return Errno.EPROTONOSUPPORT;
+        return _tcp.Open(kind, out socket);
     }
 
     public Errno Bind(SocketHandle socket, Ipv4Endpoint local) =>
-        SocketHandles.IsUdp(socket) ? _udp.Bind(SocketHandles.UdpIndex(socket), local) : NoTcp(socket);
+        SocketHandles.IsUdp(socket) ? _udp.Bind(SocketHandles.UdpIndex(socket), local) : _tcp.Bind(socket, local);
 
     public Errno Listen(SocketHandle socket, int backlog) =>
-        SocketHandles.IsUdp(socket) ? Errno.EOPNOTSUPP : NoTcp(socket);
+        SocketHandles.IsUdp(socket) ? Errno.EOPNOTSUPP : _tcp.Listen(socket, backlog);
 
     public Errno Accept(SocketHandle listener, out SocketHandle connection, out Ipv4Endpoint remote)
     {
         connection = SocketHandle.Invalid;
         remote = default;
-        return SocketHandles.IsUdp(listener) ? Errno.EOPNOTSUPP : NoTcp(listener);
+        return SocketHandles.IsUdp(listener) ? Errno.EOPNOTSUPP : _tcp.Accept(listener, out connection, out remote);
     }
 
     public Errno Connect(SocketHandle socket, Ipv4Endpoint remote) =>
-        SocketHandles.IsUdp(socket) ? _udp.Connect(SocketHandles.UdpIndex(socket), remote) : NoTcp(socket);
+        SocketHandles.IsUdp(socket) ? _udp.Connect(SocketHandles.UdpIndex(socket), remote) : Flushed(_tcp.Connect(socket, remote));
 
     public Errno Send(SocketHandle socket, ReadOnlySpan<byte> data, MessageFlags flags, out int sent)
     {
         sent = 0;
-        if (!SocketHandles.IsUdp(socket)) return NoTcp(socket);
+        if (!SocketHandles.IsUdp(socket)) return Flushed(_tcp.Send(socket, data, flags, out sent));
         var e = _udp.SendTo(SocketHandles.UdpIndex(socket), data, null, out sent);
         _link.Flush();
         return e;
@@ -272,7 +270,8 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     public Errno SendTo(SocketHandle socket, ReadOnlySpan<byte> data, Ipv4Endpoint remote, MessageFlags flags, out int sent)
     {
         sent = 0;
-        if (!SocketHandles.IsUdp(socket)) return NoTcp(socket);
+        // A stream socket ignores the address, as Linux's tcp_sendmsg does.
+        if (!SocketHandles.IsUdp(socket)) return Flushed(_tcp.Send(socket, data, flags, out sent));
         var e = _udp.SendTo(SocketHandles.UdpIndex(socket), data, remote, out sent);
         _link.Flush();
         return e;
@@ -285,51 +284,60 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     {
         received = 0;
         remote = default;
-        if (!SocketHandles.IsUdp(socket)) return NoTcp(socket);
+        if (!SocketHandles.IsUdp(socket))
+        {
+            var e = _tcp.Receive(socket, buffer, flags, out received);
+            if (e == Errno.Ok) _tcp.GetRemoteEndpoint(socket, out remote);
+            return Flushed(e); // reading may open the window: the update goes out now
+        }
         return _udp.ReceiveFrom(SocketHandles.UdpIndex(socket), buffer, (flags & MessageFlags.Peek) != 0, out received, out remote);
     }
 
     public Errno Shutdown(SocketHandle socket, ShutdownHow how) =>
-        SocketHandles.IsUdp(socket) ? _udp.Shutdown(SocketHandles.UdpIndex(socket), how) : NoTcp(socket);
+        SocketHandles.IsUdp(socket) ? _udp.Shutdown(SocketHandles.UdpIndex(socket), how) : Flushed(_tcp.Shutdown(socket, how));
 
     public Errno Close(SocketHandle socket) =>
-        SocketHandles.IsUdp(socket) ? _udp.Close(SocketHandles.UdpIndex(socket)) : NoTcp(socket);
+        SocketHandles.IsUdp(socket) ? _udp.Close(SocketHandles.UdpIndex(socket)) : Flushed(_tcp.Close(socket));
 
     public Errno GetLocalEndpoint(SocketHandle socket, out Ipv4Endpoint local)
     {
         local = default;
-        return SocketHandles.IsUdp(socket) ? _udp.GetLocal(SocketHandles.UdpIndex(socket), out local) : NoTcp(socket);
+        return SocketHandles.IsUdp(socket) ? _udp.GetLocal(SocketHandles.UdpIndex(socket), out local) : _tcp.GetLocalEndpoint(socket, out local);
     }
 
     public Errno GetRemoteEndpoint(SocketHandle socket, out Ipv4Endpoint remote)
     {
         remote = default;
-        return SocketHandles.IsUdp(socket) ? _udp.GetRemote(SocketHandles.UdpIndex(socket), out remote) : NoTcp(socket);
+        return SocketHandles.IsUdp(socket) ? _udp.GetRemote(SocketHandles.UdpIndex(socket), out remote) : _tcp.GetRemoteEndpoint(socket, out remote);
     }
 
     public Errno SetOption(SocketHandle socket, int level, int name, ReadOnlySpan<byte> value) =>
-        SocketHandles.IsUdp(socket) ? _udp.SetOption(SocketHandles.UdpIndex(socket), level, name, value) : NoTcp(socket);
+        SocketHandles.IsUdp(socket) ? _udp.SetOption(SocketHandles.UdpIndex(socket), level, name, value) : Flushed(_tcp.SetOption(socket, level, name, value));
 
     public Errno GetOption(SocketHandle socket, int level, int name, Span<byte> value, out int length)
     {
         length = 0;
-        return SocketHandles.IsUdp(socket) ? _udp.GetOption(SocketHandles.UdpIndex(socket), level, name, value, out length) : NoTcp(socket);
+        return SocketHandles.IsUdp(socket) ? _udp.GetOption(SocketHandles.UdpIndex(socket), level, name, value, out length) : _tcp.GetOption(socket, level, name, value, out length);
     }
 
     public Errno Available(SocketHandle socket, out int bytes)
     {
         bytes = 0;
-        return SocketHandles.IsUdp(socket) ? _udp.Available(SocketHandles.UdpIndex(socket), out bytes) : NoTcp(socket);
+        return SocketHandles.IsUdp(socket) ? _udp.Available(SocketHandles.UdpIndex(socket), out bytes) : _tcp.Available(socket, out bytes);
     }
 
     public Readiness GetReadiness(SocketHandle socket) =>
-        SocketHandles.IsUdp(socket) ? _udp.GetReadiness(SocketHandles.UdpIndex(socket)) : Readiness.Error | Readiness.HangUp;
+        SocketHandles.IsUdp(socket) ? _udp.GetReadiness(SocketHandles.UdpIndex(socket)) : _tcp.GetReadiness(socket);
 
     public Errno TakeError(SocketHandle socket) =>
-        SocketHandles.IsUdp(socket) ? _udp.TakeError(SocketHandles.UdpIndex(socket)) : NoTcp(socket);
+        SocketHandles.IsUdp(socket) ? _udp.TakeError(SocketHandles.UdpIndex(socket)) : _tcp.TakeError(socket);
 
-    /// <summary>TCP entry points until the TCP layer is hooked up (no TCP handle can exist yet).</summary>
-    private static Errno NoTcp(SocketHandle socket) => socket.IsValid ? Errno.EOPNOTSUPP : Errno.EBADF;
+    /// <summary>TCP calls may emit segments (SYN, data, FIN, window updates): transmit the batch now.</summary>
+    private Errno Flushed(Errno e)
+    {
+        _link.Flush();
+        return e;
+    }
 }
 
 /// <summary>Sizing of a stack beyond <see cref="StackConfig"/>.</summary>

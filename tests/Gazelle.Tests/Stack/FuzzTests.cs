@@ -145,7 +145,7 @@ public class FuzzTests
         // The corpus reaches deep: these outcomes all occurred.
         var c = s.Counters;
         Assert.That(new[] { c.Udp.Delivered, c.Icmp.EchoRequestsAnswered, c.Arp.RequestsAnswered, c.Ip.FragmentsStored,
-                            c.Icmp.ErrorsDelivered, c.Tcp.NoTcp, c.Udp.NoPort, c.Ip.BadChecksum, c.Link.RxTooShort, c.Ip.Malformed },
+                            c.Icmp.ErrorsDelivered, c.Tcp.Delivered, c.Udp.NoPort, c.Ip.BadChecksum, c.Link.RxTooShort, c.Ip.Malformed },
                     Has.All.GreaterThan(0), c.ToString());
 
         s.Close(bound);

@@ -234,7 +234,7 @@ public class HostFacingTests
         Assert.That(_s.Send(h, "x"u8, MessageFlags.None, out _), Is.EqualTo(Errno.EDESTADDRREQ));
         Assert.That(_s.SendTo(h, new byte[65508], new Ipv4Endpoint(IpHost, 1), MessageFlags.None, out _), Is.EqualTo(Errno.EMSGSIZE));
         Assert.That(_s.Listen(h, 1), Is.EqualTo(Errno.EOPNOTSUPP));
-        Assert.That(_s.Bind(new SocketHandle(12345), default), Is.EqualTo(Errno.EOPNOTSUPP), "TCP handle before TCP is hooked up");
+        Assert.That(_s.Bind(new SocketHandle(12345), default), Is.EqualTo(Errno.EBADF), "no such TCP socket");
         Assert.That(_s.Bind(SocketHandle.Invalid, default), Is.EqualTo(Errno.EBADF));
         _s.Close(h);
     }

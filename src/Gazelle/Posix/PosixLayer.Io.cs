@@ -1,0 +1,463 @@
+using System.Buffers;
+using Gazelle.Sockets;
+using Gazelle.Wire;
+using static Gazelle.Posix.LinuxAbi;
+
+namespace Gazelle.Posix;
+
+public sealed unsafe partial class PosixLayer
+{
+    private const int MaxIov = 1024; // UIO_MAXIOV
+    private const int StackFlagMask = MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL | 0x8000 /* MSG_MORE */;
+
+    // ---- public entry points: each builds iovecs and goes through one send or receive core ----
+
+    public long Read(int fd, void* buf, nuint n)
+    {
+        IoVec v = new() { Base = (byte*)buf, Length = n };
+        return ReceiveCore(fd, &v, 1, 0, null, null, null, isRead: true);
+    }
+
+    public long ReadV(int fd, IoVec* iov, int count) => ReceiveCore(fd, iov, count, 0, null, null, null, isRead: true);
+
+    public long Recv(int fd, void* buf, nuint n, int flags) => RecvFrom(fd, buf, n, flags, null, null);
+
+    public long RecvFrom(int fd, void* buf, nuint n, int flags, void* addr, uint* len)
+    {
+        IoVec v = new() { Base = (byte*)buf, Length = n };
+        return ReceiveCore(fd, &v, 1, flags, addr, len, null, isRead: false);
+    }
+
+    public long RecvMsg(int fd, MsgHdr* msg, int flags)
+    {
+        if (msg == null) return -(int)Errno.EFAULT;
+        if (msg->IovLength > MaxIov) return -(int)Errno.EMSGSIZE;
+        uint nameLen = msg->NameLength;
+        int outFlags = 0;
+        long r = ReceiveCore(fd, msg->Iov, (int)msg->IovLength, flags, msg->Name, msg->Name != null ? &nameLen : null, &outFlags, isRead: false, kernelMsg: msg);
+        if (r >= 0 && outFlags != -1)
+        {
+            msg->NameLength = msg->Name != null ? nameLen : 0;
+            msg->ControlLength = 0;
+            msg->Flags = outFlags;
+        }
+        return r;
+    }
+
+    public int RecvMMsg(int fd, MMsgHdr* vec, uint n, int flags, TimeSpec* timeout)
+    {
+        if (vec == null) return -(int)Errno.EFAULT;
+        // The first message waits as the socket and flags say; later ones are taken only if already there.
+        int first = flags & ~MSG_WAITFORONE;
+        int i = 0;
+        for (; i < n; i++)
+        {
+            long r = RecvMsg(fd, &vec[i].Header, i == 0 ? first : first | MSG_DONTWAIT);
+            if (r < 0)
+            {
+                if (i == 0) return (int)r;
+                break;
+            }
+            vec[i].Length = (uint)r;
+        }
+        return i;
+    }
+
+    public long Write(int fd, void* buf, nuint n)
+    {
+        IoVec v = new() { Base = (byte*)buf, Length = n };
+        return SendCore(fd, &v, 1, 0, null, 0, isWrite: true);
+    }
+
+    public long WriteV(int fd, IoVec* iov, int count) => SendCore(fd, iov, count, 0, null, 0, isWrite: true);
+
+    public long Send(int fd, void* buf, nuint n, int flags) => SendTo(fd, buf, n, flags, null, 0);
+
+    public long SendTo(int fd, void* buf, nuint n, int flags, void* addr, uint len)
+    {
+        IoVec v = new() { Base = (byte*)buf, Length = n };
+        return SendCore(fd, &v, 1, flags, addr, len, isWrite: false);
+    }
+
+    public long SendMsg(int fd, MsgHdr* msg, int flags)
+    {
+        if (msg == null) return -(int)Errno.EFAULT;
+        if (msg->IovLength > MaxIov) return -(int)Errno.EMSGSIZE;
+        return SendCore(fd, msg->Iov, (int)msg->IovLength, flags, msg->Name, msg->NameLength, isWrite: false, kernelMsg: msg);
+    }
+
+    public int SendMMsg(int fd, MMsgHdr* vec, uint n, int flags)
+    {
+        if (vec == null) return -(int)Errno.EFAULT;
+        int i = 0;
+        for (; i < n; i++)
+        {
+            long r = SendMsg(fd, &vec[i].Header, flags);
+            if (r < 0)
+            {
+                if (i == 0) return (int)r;
+                break;
+            }
+            vec[i].Length = (uint)r;
+        }
+        return i;
+    }
+
+    /// <summary>sendfile(out = a stack socket, in = a file): read from the file, send on the stack.</summary>
+    public long SendFile(int outFd, int inFd, long* offset, nuint count)
+    {
+        SocketFile? f;
+        lock (_lock) f = FileOf(outFd);
+        if (f is null || f.Placement != Placement.Stack) return Libc2.SendFile(outFd, inFd, offset, count);
+        const int Chunk = 64 * 1024;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(Chunk);
+        long done = 0;
+        try
+        {
+            fixed (byte* b = buffer)
+            {
+                while ((ulong)done < count)
+                {
+                    nuint want = (nuint)Math.Min((ulong)Chunk, count - (ulong)done);
+                    long got = offset != null ? Libc.PRead(inFd, b, want, *offset) : Libc.Read(inFd, b, want);
+                    if (got < 0) return done > 0 ? done : got;
+                    if (got == 0) break;
+                    IoVec v = new() { Base = b, Length = (nuint)got };
+                    // After the first chunk never block: sendfile returns what it could send.
+                    long sent = SendCore(outFd, &v, 1, done > 0 ? MSG_DONTWAIT : 0, null, 0, isWrite: true);
+                    if (sent < 0)
+                    {
+                        if (offset == null) Libc.LSeek(inFd, -got, 1 /* SEEK_CUR */);
+                        return done > 0 ? done : sent;
+                    }
+                    done += sent;
+                    if (offset != null) *offset += sent;
+                    else if (sent < got) Libc.LSeek(inFd, sent - got, 1);
+                    if (sent < got) break;
+                }
+            }
+            return done;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    // ---- the cores ---------------------------------------------------------------------------
+
+    private static long KernelRecv(int fd, IoVec* iov, int count, int flags, void* addr, uint* len, MsgHdr* kernelMsg)
+    {
+        if (kernelMsg != null) return Libc.RecvMsg(fd, kernelMsg, flags);
+        MsgHdr m = new() { Name = addr, NameLength = len != null ? *len : 0, Iov = iov, IovLength = (nuint)count };
+        long r = Libc.RecvMsg(fd, &m, flags);
+        if (r >= 0 && addr != null && len != null) *len = m.NameLength;
+        return r;
+    }
+
+    private static long KernelSend(int fd, IoVec* iov, int count, int flags, void* addr, uint len, MsgHdr* kernelMsg)
+    {
+        if (kernelMsg != null) return Libc.SendMsg(fd, kernelMsg, flags);
+        MsgHdr m = new() { Name = addr, NameLength = len, Iov = iov, IovLength = (nuint)count };
+        return Libc.SendMsg(fd, &m, flags);
+    }
+
+    private static long TotalLength(IoVec* iov, int count)
+    {
+        long total = 0;
+        for (int i = 0; i < count; i++)
+        {
+            total += (long)iov[i].Length;
+            if (total > int.MaxValue) return -(int)Errno.EINVAL;
+        }
+        return total;
+    }
+
+    /// <summary>Receives into the iovecs. <paramref name="outFlags"/> is set to -1 when the kernel served the call
+    /// (it filled the msghdr itself).</summary>
+    private long ReceiveCore(int fd, IoVec* iov, int count, int flags, void* addr, uint* len, int* outFlags, bool isRead, MsgHdr* kernelMsg = null)
+    {
+        if (count < 0 || count > MaxIov) return -(int)Errno.EINVAL;
+        if (count > 0 && iov == null) return -(int)Errno.EFAULT;
+        _lock.Enter();
+        var f = FileOf(fd);
+        if (f is null || f.Placement == Placement.Pending || (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp))
+        {
+            _lock.Exit();
+            if (outFlags != null) *outFlags = -1;
+            return isRead ? (count == 1 ? Libc.Read(fd, iov->Base, iov->Length) : KernelRecv(fd, iov, count, 0, null, null, null))
+                : KernelRecv(fd, iov, count, flags, addr, len, kernelMsg);
+        }
+        _lock.Exit();
+        long total = TotalLength(iov, count);
+        if (total < 0) return total;
+        byte[]? rented = null;
+        try
+        {
+            Span<byte> target;
+            if (count == 1) target = new Span<byte>(iov->Base, (int)total);
+            else
+            {
+                rented = ArrayPool<byte>.Shared.Rent((int)total);
+                target = rented.AsSpan(0, (int)total);
+            }
+            long r = f.Kind == SocketKind.Tcp ? ReceiveStream(fd, f, target, flags) : ReceiveDatagram(fd, f, target, flags, addr, len, outFlags);
+            if (f.Kind == SocketKind.Tcp && addr != null && len != null) *len = 0;
+            if (r > 0 && rented is not null) Scatter(rented.AsSpan(0, (int)r), iov, count);
+            return r;
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private static void Scatter(ReadOnlySpan<byte> data, IoVec* iov, int count)
+    {
+        for (int i = 0; i < count && !data.IsEmpty; i++)
+        {
+            int n = (int)Math.Min((ulong)data.Length, iov[i].Length);
+            data[..n].CopyTo(new Span<byte>(iov[i].Base, n));
+            data = data[n..];
+        }
+    }
+
+    private long ReceiveStream(int fd, SocketFile f, Span<byte> target, int flags)
+    {
+        if (target.IsEmpty) return 0;
+        var wait = new Waiter(this);
+        var mflags = (MessageFlags)(flags & StackFlagMask & ~MSG_WAITALL);
+        bool waitAll = (flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0;
+        long got = 0;
+        while (true)
+        {
+            Errno e;
+            int n;
+            bool nonBlocking;
+            long timeout;
+            lock (_lock)
+            {
+                if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
+                PollStack();
+                e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n);
+                ResetEdges(f, EPOLLIN | EPOLLRDHUP);
+                if (e == Errno.Ok && n > 0) PollStack(); // window updates go out now
+                nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+                timeout = f.ReceiveTimeoutMicros;
+            }
+            if (e == Errno.Ok)
+            {
+                if (n == 0) return got; // end of stream
+                got += n;
+                if (got == target.Length || !waitAll) return got;
+                continue;
+            }
+            if (e != Errno.EAGAIN) return got > 0 ? got : -(int)e;
+            if (nonBlocking) return got > 0 ? got : -(int)Errno.EAGAIN;
+            int w = wait.Wait(timeout, -1, 0);
+            if (w < 0) return got > 0 ? got : w;
+        }
+    }
+
+    private long ReceiveDatagram(int fd, SocketFile f, Span<byte> target, int flags, void* addr, uint* len, int* outFlags)
+    {
+        var wait = new Waiter(this);
+        var mflags = (MessageFlags)(flags & StackFlagMask & ~MSG_WAITALL);
+        while (true)
+        {
+            Errno e;
+            int n;
+            Ipv4Endpoint remote;
+            bool nonBlocking, dual;
+            long timeout;
+            lock (_lock)
+            {
+                if (FileOf(fd) != f) return -(int)Errno.EBADF;
+                PollStack();
+                e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
+                ResetEdges(f, EPOLLIN);
+                nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+                dual = f.Placement == Placement.Dual;
+                timeout = f.ReceiveTimeoutMicros;
+            }
+            if (e == Errno.Ok)
+            {
+                if (addr != null && len != null)
+                {
+                    int w = WriteEndpoint(addr, len, remote);
+                    if (w < 0) return w;
+                }
+                if (outFlags != null) *outFlags = 0;
+                return n;
+            }
+            if (e != Errno.EAGAIN) return -(int)e;
+            if (dual)
+            {
+                fixed (byte* b = target)
+                {
+                    IoVec v = new() { Base = b, Length = (nuint)target.Length };
+                    MsgHdr m = new() { Name = addr, NameLength = len != null ? *len : 0, Iov = &v, IovLength = 1 };
+                    long k = Libc.RecvMsg(fd, &m, flags | MSG_DONTWAIT);
+                    if (k != -(int)Errno.EAGAIN)
+                    {
+                        if (k >= 0 && len != null) *len = m.NameLength;
+                        if (k >= 0 && outFlags != null) *outFlags = m.Flags;
+                        return k;
+                    }
+                }
+            }
+            if (nonBlocking) return -(int)Errno.EAGAIN;
+            int r = wait.Wait(timeout, dual ? fd : -1, EPOLLIN);
+            if (r < 0) return r;
+        }
+    }
+
+    private long SendCore(int fd, IoVec* iov, int count, int flags, void* addr, uint addrLen, bool isWrite, MsgHdr* kernelMsg = null)
+    {
+        if (count < 0 || count > MaxIov) return -(int)Errno.EINVAL;
+        if (count > 0 && iov == null) return -(int)Errno.EFAULT;
+        _lock.Enter();
+        var f = FileOf(fd);
+        bool toStack = false;
+        if (f is not null && f.Placement != Placement.Stack && f.Kind == SocketKind.Udp && addr != null
+            && ReadEndpoint(addr, addrLen, out var dest) == 0)
+        {
+            // An unconnected UDP socket's destination decides (pending: for good; dual: per datagram).
+            toStack = _territory.IsStackDestination(dest.Address);
+            if (f.Placement == Placement.Pending)
+            {
+                if (toStack)
+                {
+                    int r = ToStack(f, Placement.Stack);
+                    if (r < 0)
+                    {
+                        _lock.Exit();
+                        return r;
+                    }
+                }
+                else Release(f);
+            }
+        }
+        if (f is null || (f.Placement != Placement.Stack && !toStack))
+        {
+            _lock.Exit();
+            if (isWrite && count == 1) return Libc2.Write(fd, iov->Base, iov->Length);
+            long k = KernelSend(fd, iov, count, isWrite ? 0 : flags, isWrite ? null : addr, isWrite ? 0 : addrLen, isWrite ? null : kernelMsg);
+            return k;
+        }
+        _lock.Exit();
+        long total = TotalLength(iov, count);
+        if (total < 0) return total;
+        return f.Kind == SocketKind.Tcp ? SendStream(fd, f, iov, count, flags) : SendDatagram(fd, f, iov, count, total, flags, addr, addrLen);
+    }
+
+    private long SendStream(int fd, SocketFile f, IoVec* iov, int count, int flags)
+    {
+        var wait = new Waiter(this);
+        var mflags = (MessageFlags)(flags & StackFlagMask);
+        long sent = 0;
+        int i = 0;
+        nuint off = 0;
+        while (true)
+        {
+            Errno e = Errno.Ok;
+            bool nonBlocking;
+            long timeout;
+            lock (_lock)
+            {
+                if (FileOf(fd) != f) return sent > 0 ? sent : -(int)Errno.EBADF;
+                PollStack();
+                ResetEdges(f, EPOLLOUT);
+                while (i < count)
+                {
+                    nuint left = iov[i].Length - off;
+                    if (left == 0)
+                    {
+                        i++;
+                        off = 0;
+                        continue;
+                    }
+                    int chunk = (int)Math.Min(left, (nuint)int.MaxValue);
+                    e = _stack.Send(f.Handle, new ReadOnlySpan<byte>(iov[i].Base + off, chunk), mflags, out int n);
+                    if (e != Errno.Ok) break;
+                    sent += n;
+                    off += (nuint)n;
+                    if (n < chunk)
+                    {
+                        e = Errno.EAGAIN;
+                        break;
+                    }
+                }
+                PollStack();
+                nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+                timeout = f.SendTimeoutMicros;
+            }
+            if (i >= count) return sent;
+            if (e == Errno.EPIPE)
+            {
+                if (sent > 0) return sent;
+                RaiseSigPipe(flags);
+                return -(int)Errno.EPIPE;
+            }
+            if (e != Errno.EAGAIN) return sent > 0 ? sent : -(int)e;
+            if (nonBlocking) return sent > 0 ? sent : -(int)Errno.EAGAIN;
+            int w = wait.Wait(timeout, -1, 0);
+            if (w < 0) return sent > 0 ? sent : w;
+        }
+    }
+
+    private long SendDatagram(int fd, SocketFile f, IoVec* iov, int count, long total, int flags, void* addr, uint addrLen)
+    {
+        Ipv4Endpoint dest = default;
+        if (addr != null)
+        {
+            int r = ReadEndpoint(addr, addrLen, out dest);
+            if (r < 0) return r;
+        }
+        byte[]? rented = null;
+        try
+        {
+            ReadOnlySpan<byte> data;
+            if (count == 1) data = new ReadOnlySpan<byte>(iov->Base, (int)total);
+            else
+            {
+                rented = ArrayPool<byte>.Shared.Rent((int)total);
+                int at = 0;
+                for (int i = 0; i < count; i++)
+                {
+                    new ReadOnlySpan<byte>(iov[i].Base, (int)iov[i].Length).CopyTo(rented.AsSpan(at));
+                    at += (int)iov[i].Length;
+                }
+                data = rented.AsSpan(0, (int)total);
+            }
+            var wait = new Waiter(this);
+            var mflags = (MessageFlags)(flags & StackFlagMask);
+            while (true)
+            {
+                Errno e;
+                int n;
+                bool nonBlocking;
+                long timeout;
+                lock (_lock)
+                {
+                    if (FileOf(fd) != f) return -(int)Errno.EBADF;
+                    PollStack();
+                    ResetEdges(f, EPOLLOUT);
+                    e = addr != null ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
+                    PollStack();
+                    nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+                    timeout = f.SendTimeoutMicros;
+                }
+                if (e == Errno.Ok) return n;
+                if (e == Errno.EPIPE) RaiseSigPipe(flags);
+                if (e != Errno.EAGAIN || nonBlocking) return -(int)e;
+                int w = wait.Wait(timeout, -1, 0);
+                if (w < 0) return w;
+            }
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+}

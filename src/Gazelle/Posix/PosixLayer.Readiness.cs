@@ -1,0 +1,368 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+using Gazelle.Sockets;
+using Gazelle.Time;
+using static Gazelle.Posix.LinuxAbi;
+
+namespace Gazelle.Posix;
+
+public sealed unsafe partial class PosixLayer
+{
+    private const long Forever = long.MaxValue;
+
+    /// <summary>
+    /// One blocking call's waiting: busy-polls (the caller polls the stack each round) for
+    /// <see cref="PollPolicy.SpinMicros"/>, then blocks in the kernel for at most
+    /// <see cref="PollPolicy.BlockMillis"/> per round. Timeouts count from the first wait.
+    /// </summary>
+    private struct Waiter(PosixLayer layer)
+    {
+        private Instant _start;
+        private bool _started;
+
+        /// <summary>Decides the next round: -EAGAIN when <paramref name="timeoutMicros"/> (0 or
+        /// <see cref="Forever"/> = none) has passed; else 0 with <paramref name="blockMs"/> = -1 (spin on)
+        /// or the kernel wait to make now.</summary>
+        public int Next(long timeoutMicros, out int blockMs)
+        {
+            blockMs = -1;
+            var now = layer._clock();
+            if (!_started)
+            {
+                _start = now;
+                _started = true;
+            }
+            long elapsed = (now - _start).Value;
+            bool bounded = timeoutMicros > 0 && timeoutMicros != Forever;
+            if (bounded && elapsed >= timeoutMicros) return -(int)Errno.EAGAIN;
+            var policy = layer._policy;
+            if (policy.SpinMicros < 0 || elapsed < policy.SpinMicros) return 0;
+            long ms = policy.BlockMillis;
+            if (bounded) ms = Math.Min(ms, (timeoutMicros - elapsed + 999) / 1000);
+            blockMs = (int)ms;
+            return 0;
+        }
+
+        /// <summary>Waits one round for a single socket; a dual socket's kernel side is watched through
+        /// <paramref name="kernelFd"/>. Returns 0, -EAGAIN (timed out) or -EINTR.</summary>
+        public int Wait(long timeoutMicros, int kernelFd, uint events)
+        {
+            int r = Next(timeoutMicros, out int ms);
+            if (r < 0 || ms < 0) return r;
+            PollFd p = new() { Fd = kernelFd, Events = (short)events };
+            r = Libc.Poll(kernelFd >= 0 ? &p : null, kernelFd >= 0 ? 1u : 0u, ms);
+            return r == -(int)Errno.EINTR ? r : 0;
+        }
+    }
+
+    /// <summary>Readiness of a socket as EPOLL*/POLL* bits. Caller holds the lock and has polled the stack.</summary>
+    private uint ReadinessOf(SocketFile f, int fd)
+    {
+        uint r = 0;
+        if (f.Handle.IsValid) r = (uint)_stack.GetReadiness(f.Handle);
+        if (f.Placement != Placement.Stack)
+        {
+            PollFd p = new() { Fd = fd, Events = (short)(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP) };
+            if (Libc.Poll(&p, 1, 0) > 0) r |= (ushort)p.Revents;
+            if (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp) r &= ~(EPOLLOUT | EPOLLHUP); // a listener is never writable
+        }
+        return r;
+    }
+
+    /// <summary>Edge-triggered registrations report again once the program has consumed (read, accepted,
+    /// written): the stack exposes readiness levels, not arrival events, so an edge is "ready again after
+    /// the program acted". A program that drains to EAGAIN, as ET requires, sees every new arrival.
+    /// Caller holds the lock.</summary>
+    private static void ResetEdges(SocketFile f, uint bits)
+    {
+        foreach (var it in f.Interests) it.LastSeen &= ~bits;
+    }
+
+    // ---- epoll -------------------------------------------------------------------------------
+
+    public int EpollCtl(int epfd, int op, int fd, EpollEvent* ev)
+    {
+        lock (_lock)
+        {
+            var target = FileOf(fd);
+            var ep = EpollOf(epfd);
+            if (target is null || (ep is null && (FileOf(epfd) is not null || !Libc2.IsEpoll(epfd))))
+                return Libc.EpollCtl(epfd, op, fd, ev); // a kernel fd, or not an epoll: the kernel's answer
+            if (epfd == fd) return -(int)Errno.EINVAL;
+            if (ep is null)
+            {
+                ep = new EpollFile();
+                ep.Fds.Add(epfd);
+                _entries[epfd] = ep;
+                _table[epfd] = FdKind.Epoll;
+            }
+            ep.ByFd.TryGetValue(fd, out var interest);
+            switch (op)
+            {
+                case EPOLL_CTL_ADD:
+                    if (ev == null) return -(int)Errno.EFAULT;
+                    if (interest is not null) return -(int)Errno.EEXIST;
+                    interest = new EpollInterest(ep, fd, target) { Events = ev->Events, Data = ev->Data };
+                    ep.ByFd.Add(fd, interest);
+                    ep.Interests.Add(interest);
+                    target.Interests.Add(interest);
+                    return 0;
+                case EPOLL_CTL_MOD:
+                    if (ev == null) return -(int)Errno.EFAULT;
+                    if (interest is null) return -(int)Errno.ENOENT;
+                    if ((ev->Events & EPOLLEXCLUSIVE) != 0 || (interest.Events & EPOLLEXCLUSIVE) != 0) return -(int)Errno.EINVAL;
+                    interest.Events = ev->Events;
+                    interest.Data = ev->Data;
+                    interest.Disarmed = false;
+                    interest.LastSeen = 0;
+                    return 0;
+                case EPOLL_CTL_DEL:
+                    if (interest is null) return -(int)Errno.ENOENT;
+                    RemoveInterest(interest);
+                    target.Interests.Remove(interest);
+                    return 0;
+                default:
+                    return -(int)Errno.EINVAL;
+            }
+        }
+    }
+
+    /// <summary>Collects ready stack registrations into <paramref name="events"/>. Caller holds the lock.</summary>
+    private int CollectEpoll(EpollFile ep, EpollEvent* events, int max)
+    {
+        int count = ep.Interests.Count;
+        if (count == 0) return 0;
+        int start = ep.NextStart % count;
+        ep.NextStart = start + 1;
+        int n = 0;
+        for (int j = 0; j < count && n < max; j++)
+        {
+            var it = ep.Interests[(start + j) % count];
+            if (it.Disarmed) continue;
+            uint want = (it.Events & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP;
+            uint hit = ReadinessOf(it.File, it.Fd) & want;
+            if ((it.Events & EPOLLET) != 0)
+            {
+                // Edge-triggered: report only readiness that appeared since the last look.
+                uint fresh = hit & ~it.LastSeen;
+                it.LastSeen = hit;
+                if (fresh == 0) continue;
+            }
+            if (hit == 0) continue;
+            events[n].Events = hit;
+            events[n].Data = it.Data;
+            n++;
+            if ((it.Events & EPOLLONESHOT) != 0) it.Disarmed = true;
+        }
+        return n;
+    }
+
+    public int EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
+    {
+        if (max <= 0) return -(int)Errno.EINVAL;
+        if (events == null) return -(int)Errno.EFAULT;
+        long timeout = timeoutMs < 0 ? Forever : timeoutMs * 1000L;
+        var wait = new Waiter(this);
+        while (true)
+        {
+            int n;
+            lock (_lock)
+            {
+                var ep = EpollOf(epfd);
+                if (ep is null) n = -1;
+                else
+                {
+                    PollStack();
+                    n = CollectEpoll(ep, events, max);
+                }
+            }
+            if (n < 0) return Libc.EpollPWait(epfd, events, max, timeoutMs, sigmask);
+            if (n < max)
+            {
+                int k = Libc.EpollPWait(epfd, events + n, max - n, 0, null);
+                if (k < 0 && n == 0) return k;
+                if (k > 0) n += k;
+            }
+            if (n > 0 || timeoutMs == 0) return n;
+            if (wait.Next(timeout, out int ms) < 0) return 0;
+            if (ms >= 0)
+            {
+                int k = Libc.EpollPWait(epfd, events, max, ms, sigmask);
+                if (k != 0) return k; // kernel events, or EINTR
+            }
+        }
+    }
+
+    // ---- poll / ppoll ------------------------------------------------------------------------
+
+    public int Poll(PollFd* fds, nuint n, int timeoutMs) =>
+        PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null);
+
+    public int PPoll(PollFd* fds, nuint n, TimeSpec* timeout, void* sigmask)
+    {
+        if (timeout != null && (timeout->Seconds < 0 || timeout->Nanoseconds is < 0 or >= 1_000_000_000)) return -(int)Errno.EINVAL;
+        long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + (timeout->Nanoseconds + 999) / 1000;
+        return PollCore(fds, n, us, sigmask);
+    }
+
+    private static short ToPollBits(uint readiness, short events)
+    {
+        uint r = readiness;
+        if ((r & EPOLLIN) != 0) r |= 0x40;   // POLLRDNORM
+        if ((r & EPOLLOUT) != 0) r |= 0x100; // POLLWRNORM
+        return (short)(r & ((uint)(ushort)events | EPOLLERR | EPOLLHUP));
+    }
+
+    private int PollCore(PollFd* fds, nuint n, long timeoutMicros, void* sigmask)
+    {
+        if (n > 1024 * 1024) return -(int)Errno.EINVAL;
+        if (n > 0 && fds == null) return -(int)Errno.EFAULT;
+        int count = (int)n;
+        // The kernel's part: every fd that is not a stack socket (pending and dual ones included).
+        PollFd* small = stackalloc PollFd[64];
+        int* smallMap = stackalloc int[64];
+        PollFd* kernel = count <= 64 ? small : (PollFd*)NativeMemory.Alloc((nuint)count, (nuint)sizeof(PollFd));
+        int* map = count <= 64 ? smallMap : (int*)NativeMemory.Alloc((nuint)count, sizeof(int));
+        try
+        {
+            var wait = new Waiter(this);
+            while (true)
+            {
+                int m = 0, ready = 0;
+                lock (_lock)
+                {
+                    PollStack();
+                    for (int i = 0; i < count; i++)
+                    {
+                        fds[i].Revents = 0;
+                        var f = fds[i].Fd >= 0 ? FileOf(fds[i].Fd) : null;
+                        if (f is not null && f.Placement != Placement.Pending)
+                            fds[i].Revents = ToPollBits(f.Handle.IsValid ? (uint)_stack.GetReadiness(f.Handle) : 0, fds[i].Events);
+                        if (f is null || f.Placement != Placement.Stack)
+                        {
+                            kernel[m] = fds[i];
+                            kernel[m].Revents = 0;
+                            map[m++] = i;
+                        }
+                    }
+                }
+                if (m > 0)
+                {
+                    TimeSpec zero = default;
+                    int k = Libc.PPoll(kernel, (nuint)m, &zero, null);
+                    if (k < 0) return k;
+                    for (int j = 0; j < m; j++) fds[map[j]].Revents |= kernel[j].Revents;
+                }
+                for (int i = 0; i < count; i++) if (fds[i].Revents != 0) ready++;
+                if (ready > 0 || timeoutMicros == 0) return ready;
+                if (wait.Next(timeoutMicros, out int ms) < 0) return 0;
+                if (ms >= 0)
+                {
+                    TimeSpec ts = new() { Seconds = ms / 1000, Nanoseconds = ms % 1000 * 1_000_000L };
+                    int k = Libc.PPoll(kernel, (nuint)m, &ts, sigmask);
+                    if (k == -(int)Errno.EINTR) return k;
+                }
+            }
+        }
+        finally
+        {
+            if (count > 64)
+            {
+                NativeMemory.Free(kernel);
+                NativeMemory.Free(map);
+            }
+        }
+    }
+
+    // ---- select / pselect --------------------------------------------------------------------
+
+    public int Select(int nfds, ulong* r, ulong* w, ulong* e, TimeVal* timeout)
+    {
+        if (timeout != null && (timeout->Seconds < 0 || timeout->Microseconds < 0)) return -(int)Errno.EINVAL;
+        long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + timeout->Microseconds;
+        var start = _clock();
+        int result = SelectCore(nfds, r, w, e, us, null);
+        if (timeout != null && result >= 0)
+        {
+            // Linux writes back the time not slept.
+            long left = Math.Max(0, us - (_clock() - start).Value);
+            timeout->Seconds = left / 1_000_000;
+            timeout->Microseconds = left % 1_000_000;
+        }
+        return result;
+    }
+
+    public int PSelect(int nfds, ulong* r, ulong* w, ulong* e, TimeSpec* timeout, void* sigmask)
+    {
+        if (timeout != null && (timeout->Seconds < 0 || timeout->Nanoseconds is < 0 or >= 1_000_000_000)) return -(int)Errno.EINVAL;
+        long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + (timeout->Nanoseconds + 999) / 1000;
+        return SelectCore(nfds, r, w, e, us, sigmask);
+    }
+
+    private int SelectCore(int nfds, ulong* r, ulong* w, ulong* e, long timeoutMicros, void* sigmask)
+    {
+        if (nfds < 0) return -(int)Errno.EINVAL;
+        int limit = Math.Min(nfds, FD_SETSIZE);
+        const int Words = FD_SETSIZE / 64;
+        ulong* input = stackalloc ulong[3 * Words];
+        ulong* kernel = stackalloc ulong[3 * Words];
+        ulong* stack = stackalloc ulong[3 * Words];
+        ulong** user = stackalloc ulong*[3] { r, w, e };
+        for (int s = 0; s < 3; s++)
+            for (int i = 0; i < Words; i++) input[s * Words + i] = user[s] != null && i * 64 < limit ? user[s][i] : 0;
+        // Bits past nfds are not the caller's question.
+        if (limit % 64 != 0)
+            for (int s = 0; s < 3; s++) input[s * Words + limit / 64] &= (1UL << (limit % 64)) - 1;
+        var wait = new Waiter(this);
+        while (true)
+        {
+            new Span<ulong>(kernel, 3 * Words).Clear();
+            new Span<ulong>(stack, 3 * Words).Clear();
+            lock (_lock)
+            {
+                PollStack();
+                for (int fd = 0; fd < limit; fd++)
+                {
+                    int word = fd / 64;
+                    ulong bit = 1UL << (fd % 64);
+                    bool any = ((input[word] | input[Words + word] | input[2 * Words + word]) & bit) != 0;
+                    if (!any) continue;
+                    var f = FileOf(fd);
+                    if (f is null || f.Placement != Placement.Stack)
+                        for (int s = 0; s < 3; s++) kernel[s * Words + word] |= input[s * Words + word] & bit;
+                    if (f is null || f.Placement == Placement.Pending || !f.Handle.IsValid) continue;
+                    uint ready = (uint)_stack.GetReadiness(f.Handle);
+                    if ((ready & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) stack[word] |= input[word] & bit;
+                    if ((ready & (EPOLLOUT | EPOLLERR)) != 0) stack[Words + word] |= input[Words + word] & bit;
+                    if ((ready & EPOLLPRI) != 0) stack[2 * Words + word] |= input[2 * Words + word] & bit;
+                }
+            }
+            TimeSpec zero = default;
+            int k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &zero, null);
+            if (k < 0) return k;
+            int count = 0;
+            for (int i = 0; i < 3 * Words; i++)
+            {
+                stack[i] |= kernel[i];
+                count += BitOperations.PopCount(stack[i]);
+            }
+            if (count > 0 || timeoutMicros == 0 || wait.Next(timeoutMicros, out int ms) < 0)
+            {
+                for (int s = 0; s < 3; s++)
+                    if (user[s] != null)
+                        for (int i = 0; i < Words && i * 64 < limit; i++) user[s][i] = stack[s * Words + i];
+                return count;
+            }
+            if (ms >= 0)
+            {
+                for (int i = 0; i < 3 * Words; i++) kernel[i] = input[i];
+                for (int fd = 0; fd < limit; fd++)
+                    if (FileOf(fd) is { Placement: Placement.Stack })
+                        for (int s = 0; s < 3; s++) kernel[s * Words + fd / 64] &= ~(1UL << (fd % 64));
+                TimeSpec ts = new() { Seconds = ms / 1000, Nanoseconds = ms % 1000 * 1_000_000L };
+                k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &ts, sigmask);
+                if (k == -(int)Errno.EINTR) return k;
+            }
+        }
+    }
+}

@@ -1,0 +1,728 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Gazelle.Sockets;
+using Gazelle.Time;
+using Gazelle.Wire;
+using static Gazelle.Posix.LinuxAbi;
+
+namespace Gazelle.Posix;
+
+/// <summary>
+/// The POSIX fd layer of one process over one stack: it gives stack sockets real fd numbers, decides
+/// at bind/connect/listen which side serves an IPv4 socket, and gives blocking, O_NONBLOCK, epoll,
+/// poll and select their Linux meaning on top of the non-blocking <see cref="ISocketApi"/>.
+/// Every entry point returns a result &gt;= 0 or -errno. Thread model: one lock, held while the layer
+/// touches the stack or its tables and released while it waits, so a socket used from another thread
+/// stays correct (a waiter polls the stack for everyone).
+/// </summary>
+public sealed unsafe partial class PosixLayer
+{
+    private readonly ISocketApi _stack;
+    private readonly Territory _territory;
+    private readonly FdKindTable _table;
+    private readonly Func<Instant> _clock;
+    private readonly PollPolicy _policy;
+    private readonly object?[] _entries;
+    private readonly Lock _lock = new();
+
+    public PosixLayer(ISocketApi stack, Territory territory, FdKindTable table, Func<Instant> clock, PollPolicy? policy = null)
+    {
+        _stack = stack;
+        _territory = territory;
+        _table = table;
+        _clock = clock;
+        _policy = policy ?? new PollPolicy();
+        _entries = new object?[table.Limit];
+    }
+
+    public FdKindTable Table => _table;
+
+    // ---- helpers -----------------------------------------------------------------------------
+
+    private SocketFile? FileOf(int fd) => (uint)fd < (uint)_entries.Length ? _entries[fd] as SocketFile : null;
+    private EpollFile? EpollOf(int fd) => (uint)fd < (uint)_entries.Length ? _entries[fd] as EpollFile : null;
+
+    /// <summary>Runs the stack once (receive, timers, transmit). Caller holds the lock.</summary>
+    private void PollStack() => _stack.Poll(_clock());
+
+    private static int ReadEndpoint(void* addr, uint len, out Ipv4Endpoint ep)
+    {
+        ep = default;
+        if (addr == null) return -(int)Errno.EFAULT;
+        if ((int)len < SizeOfSockAddrIn) return -(int)Errno.EINVAL;
+        var sa = (SockAddrIn*)addr;
+        if (sa->Family != AF_INET) return -(int)Errno.EAFNOSUPPORT;
+        ep = new Ipv4Endpoint(Ipv4Address.FromNetworkOrder(sa->AddressNetworkOrder),
+            System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(sa->PortNetworkOrder));
+        return 0;
+    }
+
+    /// <summary>Writes a sockaddr_in as Linux does: at most *len bytes, then *len = 16.</summary>
+    private static int WriteEndpoint(void* addr, uint* len, Ipv4Endpoint ep)
+    {
+        if (addr == null) return 0;
+        if (len == null) return -(int)Errno.EFAULT;
+        int room = (int)*len;
+        if (room < 0) return -(int)Errno.EINVAL;
+        SockAddrIn sa = default;
+        sa.Family = AF_INET;
+        sa.PortNetworkOrder = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(ep.Port);
+        sa.AddressNetworkOrder = ep.Address.NetworkOrder;
+        Buffer.MemoryCopy(&sa, addr, room, Math.Min(room, SizeOfSockAddrIn));
+        *len = SizeOfSockAddrIn;
+        return 0;
+    }
+
+    private static ushort KernelLocalPort(int fd)
+    {
+        SockAddrIn sa;
+        uint len = SizeOfSockAddrIn;
+        if (Libc.GetSockName(fd, &sa, &len) < 0) return 0;
+        return System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(sa.PortNetworkOrder);
+    }
+
+    private void Mark(SocketFile f)
+    {
+        var kind = f.Placement == Placement.Stack ? FdKind.Socket : FdKind.Pending;
+        foreach (int fd in f.Fds) _table[fd] = kind;
+    }
+
+    /// <summary>Places a pending socket on the stack: opens its stack socket and replays recorded options.</summary>
+    private int ToStack(SocketFile f, Placement placement)
+    {
+        if (!f.Handle.IsValid)
+        {
+            var e = _stack.Open(f.Kind, out var h);
+            if (e != Errno.Ok) return -(int)e;
+            f.Handle = h;
+            foreach (var (level, name, value) in f.Options) _stack.SetOption(h, level, name, value);
+        }
+        f.Placement = placement;
+        Mark(f);
+        return 0;
+    }
+
+    /// <summary>Gives a socket to the kernel for good: its fds leave the table (the shim then calls libc
+    /// directly) and its epoll registrations move into the kernel epoll instances.</summary>
+    private void Release(SocketFile f)
+    {
+        if (f.Handle.IsValid)
+        {
+            _stack.Close(f.Handle);
+            f.Handle = SocketHandle.Invalid;
+        }
+        foreach (var interest in f.Interests)
+        {
+            RemoveInterest(interest);
+            if (interest.Epoll.Fds.Count == 0) continue;
+            EpollEvent ev = new() { Events = interest.Events, Data = interest.Data };
+            if (interest.Disarmed) ev.Events &= ~(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP);
+            Libc.EpollCtl(interest.Epoll.Fds[0], EPOLL_CTL_ADD, interest.Fd, &ev);
+        }
+        f.Interests.Clear();
+        foreach (int fd in f.Fds)
+        {
+            _entries[fd] = null;
+            _table[fd] = FdKind.Kernel;
+        }
+        f.Fds.Clear();
+    }
+
+    /// <summary>
+    /// A number the kernel just handed out cannot still be ours: if the layer holds an entry for it,
+    /// the program closed it behind the shim's back (close_range, a raw syscall) and the entry is stale.
+    /// Caller holds the lock.
+    /// </summary>
+    private void Claim(int fd)
+    {
+        if ((uint)fd < (uint)_entries.Length && _entries[fd] is not null) Forget(fd);
+    }
+
+    private void Alias(object entry, int fromFd, int newFd)
+    {
+        _entries[newFd] = entry;
+        _table[newFd] = _table[fromFd];
+        if (entry is SocketFile f) f.Fds.Add(newFd);
+        else if (entry is EpollFile e) e.Fds.Add(newFd);
+    }
+
+    /// <summary>Forgets <paramref name="fd"/> (its kernel fd is closed by the caller or already gone).</summary>
+    private void Forget(int fd)
+    {
+        object? entry = _entries[fd];
+        _entries[fd] = null;
+        _table[fd] = FdKind.Kernel;
+        if (entry is SocketFile f)
+        {
+            f.Fds.Remove(fd);
+            if (f.Fds.Count > 0) return;
+            // Linux drops epoll registrations when the last fd of the file closes.
+            foreach (var interest in f.Interests) RemoveInterest(interest);
+            f.Interests.Clear();
+            if (f.Handle.IsValid) _stack.Close(f.Handle);
+            f.Handle = SocketHandle.Invalid;
+            PollStack(); // sends the FIN / RST now
+        }
+        else if (entry is EpollFile e)
+        {
+            e.Fds.Remove(fd);
+            if (e.Fds.Count > 0) return;
+            foreach (var interest in e.Interests) interest.File.Interests.Remove(interest);
+            e.Interests.Clear();
+            e.ByFd.Clear();
+        }
+    }
+
+    private static void RemoveInterest(EpollInterest interest)
+    {
+        var ep = interest.Epoll;
+        if (ep.ByFd.TryGetValue(interest.Fd, out var cur) && cur == interest) ep.ByFd.Remove(interest.Fd);
+        ep.Interests.Remove(interest);
+    }
+
+    private static void RaiseSigPipe(int flags)
+    {
+        if ((flags & MSG_NOSIGNAL) == 0) Libc.TgKill(Libc.GetPid(), Libc.GetTid(), SIGPIPE);
+    }
+
+    // ---- socket, bind, listen, accept, connect ------------------------------------------------
+
+    /// <summary>socket(AF_INET, SOCK_STREAM|SOCK_DGRAM): a kernel socket marked pending.</summary>
+    public int Socket(int domain, int type, int protocol)
+    {
+        int fd = Libc.Socket(domain, type, protocol);
+        if (fd < 0 || !_table.CanMark(fd)) return fd;
+        int baseType = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (domain != AF_INET || baseType is not (SOCK_STREAM or SOCK_DGRAM)) return fd;
+        var f = new SocketFile
+        {
+            Kind = baseType == SOCK_STREAM ? SocketKind.Tcp : SocketKind.Udp,
+            Protocol = baseType == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP,
+            NonBlocking = (type & SOCK_NONBLOCK) != 0,
+        };
+        lock (_lock)
+        {
+            Claim(fd);
+            f.Fds.Add(fd);
+            _entries[fd] = f;
+            _table[fd] = FdKind.Pending;
+        }
+        return fd;
+    }
+
+    public int Bind(int fd, void* addr, uint len)
+    {
+        lock (_lock)
+        {
+            var f = FileOf(fd);
+            if (f is null) return Libc.Bind(fd, addr, len);
+            if (f.Placement == Placement.Stack)
+            {
+                int rs = ReadEndpoint(addr, len, out var local);
+                if (rs < 0) return rs;
+                return -(int)_stack.Bind(f.Handle, local);
+            }
+            if (f.Placement == Placement.Dual) return -(int)Errno.EINVAL; // already bound
+            // Pending: bad arguments get the kernel's own answer (the socket stays pending).
+            if (ReadEndpoint(addr, len, out var ep) < 0) return Libc.Bind(fd, addr, len);
+            if (_territory.IsStackLocal(ep.Address))
+            {
+                int r = ToStack(f, Placement.Stack);
+                return r < 0 ? r : -(int)_stack.Bind(f.Handle, ep);
+            }
+            if (ep.Address.IsUnspecified)
+            {
+                int r = Libc.Bind(fd, addr, len);
+                if (r < 0) return r;
+                f.KernelAnyPort = KernelLocalPort(fd);
+                if (f.Kind == SocketKind.Udp) MakeDual(f, fd);
+                return 0;
+            }
+            Release(f);
+            return Libc.Bind(fd, addr, len);
+        }
+    }
+
+    /// <summary>Serves a kernel socket bound to INADDR_ANY from the stack too (same port); falls back to the
+    /// kernel alone if the stack cannot take the port. Caller holds the lock.</summary>
+    private bool MakeDual(SocketFile f, int fd)
+    {
+        if (ToStack(f, Placement.Dual) < 0 || _stack.Bind(f.Handle, new Ipv4Endpoint(Ipv4Address.Any, f.KernelAnyPort)) != Errno.Ok)
+        {
+            Release(f);
+            return false;
+        }
+        // Our loops never block in the kernel on its side: they poll both.
+        int fl = Libc.Fcntl(fd, F_GETFL, 0);
+        if (fl >= 0) Libc.Fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        return true;
+    }
+
+    public int Listen(int fd, int backlog)
+    {
+        lock (_lock)
+        {
+            var f = FileOf(fd);
+            if (f is null) return Libc.Listen(fd, backlog);
+            if (f.Placement == Placement.Stack)
+            {
+                var e = _stack.Listen(f.Handle, backlog);
+                if (e == Errno.Ok) f.Listening = true;
+                return -(int)e;
+            }
+            if (f.Kind == SocketKind.Udp) return -(int)Errno.EOPNOTSUPP;
+            // Pending or dual: the kernel listens (binding INADDR_ANY:ephemeral if unbound), the stack on the same port.
+            int r = Libc.Listen(fd, backlog);
+            if (r < 0) return r;
+            f.Listening = true;
+            if (f.Placement == Placement.Dual) return -(int)_stack.Listen(f.Handle, backlog);
+            f.KernelAnyPort = KernelLocalPort(fd);
+            if (MakeDual(f, fd)) _stack.Listen(f.Handle, backlog);
+            return 0;
+        }
+    }
+
+    public int Accept4(int fd, void* addr, uint* len, int flags)
+    {
+        if ((flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) return -(int)Errno.EINVAL;
+        if (addr != null && len == null) return -(int)Errno.EFAULT;
+        if (addr != null && (int)*len < 0) return -(int)Errno.EINVAL;
+        var wait = new Waiter(this);
+        while (true)
+        {
+            _lock.Enter();
+            var f = FileOf(fd);
+            if (f is null || f.Placement == Placement.Pending)
+            {
+                _lock.Exit();
+                return Libc.Accept4(fd, addr, len, flags);
+            }
+            if (f.Kind == SocketKind.Udp)
+            {
+                _lock.Exit();
+                return -(int)Errno.EOPNOTSUPP;
+            }
+            PollStack();
+            var e = _stack.Accept(f.Handle, out var conn, out var remote);
+            ResetEdges(f, EPOLLIN);
+            if (e == Errno.Ok)
+            {
+                int r = AdoptAccepted(conn, flags);
+                _lock.Exit();
+                if (r >= 0) WriteEndpoint(addr, len, remote);
+                return r;
+            }
+            bool dual = f.Placement == Placement.Dual;
+            bool nonBlocking = f.NonBlocking;
+            long timeout = f.ReceiveTimeoutMicros;
+            _lock.Exit();
+            if (e != Errno.EAGAIN) return -(int)e;
+            if (dual)
+            {
+                int k = Libc.Accept4(fd, addr, len, flags); // the kernel side is O_NONBLOCK
+                if (k != -(int)Errno.EAGAIN) return k;
+            }
+            if (nonBlocking) return -(int)Errno.EAGAIN;
+            int w = wait.Wait(timeout, dual ? fd : -1, EPOLLIN);
+            if (w < 0) return w;
+        }
+    }
+
+    /// <summary>Gives an accepted stack connection an fd number, reserved with an eventfd. Caller holds the lock.</summary>
+    private int AdoptAccepted(SocketHandle conn, int flags)
+    {
+        int fd = Libc.EventFd(0, (flags & SOCK_CLOEXEC) != 0 ? EFD_CLOEXEC : 0);
+        if (fd >= 0 && !_table.CanMark(fd))
+        {
+            Libc.Close(fd);
+            fd = -(int)Errno.EMFILE;
+        }
+        if (fd < 0)
+        {
+            _stack.Close(conn);
+            return fd;
+        }
+        Claim(fd);
+        var f = new SocketFile
+        {
+            Placement = Placement.Stack,
+            Kind = SocketKind.Tcp,
+            Protocol = IPPROTO_TCP,
+            Handle = conn,
+            NonBlocking = (flags & SOCK_NONBLOCK) != 0,
+        };
+        f.Fds.Add(fd);
+        _entries[fd] = f;
+        _table[fd] = FdKind.Socket;
+        return fd;
+    }
+
+    public int Connect(int fd, void* addr, uint len)
+    {
+        var wait = new Waiter(this);
+        _lock.Enter();
+        var f = FileOf(fd);
+        if (f is null)
+        {
+            _lock.Exit();
+            return Libc.Connect(fd, addr, len);
+        }
+        int rs = ReadEndpoint(addr, len, out var remote);
+        if (f.Placement != Placement.Stack)
+        {
+            // Pending or dual: bad arguments, AF_UNSPEC and listening sockets get the kernel's answer.
+            if (rs < 0 || f.Listening || !_territory.IsStackDestination(remote.Address))
+            {
+                if (rs == 0 && !f.Listening) Release(f);
+                _lock.Exit();
+                return Libc.Connect(fd, addr, len);
+            }
+            int r = ToStack(f, Placement.Stack);
+            if (r == 0 && f.KernelAnyPort != 0 && f.Kind == SocketKind.Tcp)
+                r = -(int)_stack.Bind(f.Handle, new Ipv4Endpoint(Ipv4Address.Any, f.KernelAnyPort));
+            if (r < 0)
+            {
+                _lock.Exit();
+                return r;
+            }
+        }
+        else if (rs < 0)
+        {
+            _lock.Exit();
+            return rs;
+        }
+        PollStack();
+        if (f.ConnectPending)
+        {
+            // A second connect() after EINPROGRESS reports the handshake's state (Linux inet_stream_connect).
+            var ready = _stack.GetReadiness(f.Handle);
+            if ((ready & (Readiness.Writable | Readiness.Error | Readiness.HangUp)) == 0)
+            {
+                _lock.Exit();
+                return -(int)Errno.EALREADY;
+            }
+            f.ConnectPending = false;
+            var outcome = _stack.TakeError(f.Handle);
+            _lock.Exit();
+            return -(int)outcome;
+        }
+        var e = _stack.Connect(f.Handle, remote);
+        PollStack();
+        if (e == Errno.EINPROGRESS && f.NonBlocking) f.ConnectPending = true;
+        bool nonBlocking = f.NonBlocking;
+        long timeout = f.SendTimeoutMicros;
+        var handle = f.Handle;
+        _lock.Exit();
+        if (e != Errno.EINPROGRESS || nonBlocking) return -(int)e;
+        // Blocking connect: wait for the handshake's outcome, then report it as SO_ERROR would.
+        while (true)
+        {
+            int w = wait.Wait(timeout, -1, 0);
+            if (w == -(int)Errno.EAGAIN) return -(int)Errno.EINPROGRESS; // SO_SNDTIMEO expired (Linux says EINPROGRESS)
+            if (w < 0) return w;
+            lock (_lock)
+            {
+                if (FileOf(fd) is not { } g || g.Handle != handle) return -(int)Errno.EBADF;
+                PollStack();
+                var ready = _stack.GetReadiness(handle);
+                if ((ready & (Readiness.Writable | Readiness.Error | Readiness.HangUp)) != 0)
+                    return -(int)_stack.TakeError(handle);
+            }
+        }
+    }
+
+    // ---- close, dup, fcntl, ioctl -----------------------------------------------------------
+
+    public int Close(int fd)
+    {
+        lock (_lock)
+        {
+            if ((uint)fd < (uint)_entries.Length && _entries[fd] is not null) Forget(fd);
+            _table[fd] = FdKind.Kernel;
+        }
+        return Libc.Close(fd);
+    }
+
+    public int Dup(int fd)
+    {
+        lock (_lock)
+        {
+            int nfd = Libc.Dup(fd);
+            return nfd < 0 ? nfd : AdoptDup(fd, nfd);
+        }
+    }
+
+    /// <summary>Makes <paramref name="nfd"/> (a kernel dup of <paramref name="fd"/>) name the same socket. Caller holds the lock.</summary>
+    private int AdoptDup(int fd, int nfd)
+    {
+        object? entry = (uint)fd < (uint)_entries.Length ? _entries[fd] : null;
+        if (entry is null) return nfd;
+        if (!_table.CanMark(nfd))
+        {
+            Libc.Close(nfd);
+            return -(int)Errno.EMFILE;
+        }
+        Claim(nfd);
+        Alias(entry, fd, nfd);
+        return nfd;
+    }
+
+    public int Dup2(int oldfd, int newfd) => Dup3Core(oldfd, newfd, 0, isDup2: true);
+    public int Dup3(int oldfd, int newfd, int flags) => Dup3Core(oldfd, newfd, flags, isDup2: false);
+
+    private int Dup3Core(int oldfd, int newfd, int flags, bool isDup2)
+    {
+        lock (_lock)
+        {
+            int r = isDup2 ? Libc.Dup2(oldfd, newfd) : Libc.Dup3(oldfd, newfd, flags);
+            if (r < 0 || oldfd == newfd) return r;
+            // The kernel closed newfd's old file atomically; forget what it was and adopt oldfd's.
+            if ((uint)newfd < (uint)_entries.Length && _entries[newfd] is not null) Forget(newfd);
+            _table[newfd] = FdKind.Kernel;
+            return AdoptDup(oldfd, newfd);
+        }
+    }
+
+    public int Fcntl(int fd, int cmd, long arg)
+    {
+        lock (_lock)
+        {
+            var f = FileOf(fd);
+            switch (cmd)
+            {
+                case F_DUPFD:
+                case F_DUPFD_CLOEXEC:
+                {
+                    int nfd = Libc.Fcntl(fd, cmd, (nint)arg);
+                    return nfd < 0 ? nfd : AdoptDup(fd, nfd);
+                }
+                case F_GETFL when f is not null && f.Placement != Placement.Pending:
+                    if (Libc.Fcntl(fd, F_GETFD, 0) is < 0 and var bad) return bad;
+                    return O_RDWR | (f.NonBlocking ? O_NONBLOCK : 0);
+                case F_SETFL when f is not null:
+                {
+                    if (f.Placement == Placement.Pending)
+                    {
+                        int r = Libc.Fcntl(fd, cmd, (nint)arg);
+                        if (r < 0) return r;
+                    }
+                    f.NonBlocking = (arg & O_NONBLOCK) != 0;
+                    return 0;
+                }
+                default:
+                    // F_GETFD/F_SETFD (close-on-exec is per number), locks, owners: the kernel fd's.
+                    return Libc.Fcntl(fd, cmd, (nint)arg);
+            }
+        }
+    }
+
+    public int Ioctl(int fd, ulong request, void* arg)
+    {
+        lock (_lock)
+        {
+            var f = FileOf(fd);
+            if (f is null) return Libc.Ioctl(fd, request, arg);
+            if (request == FIONBIO)
+            {
+                if (arg == null) return -(int)Errno.EFAULT;
+                if (f.Placement == Placement.Pending && Libc.Ioctl(fd, request, arg) is < 0 and var r) return r;
+                f.NonBlocking = *(int*)arg != 0;
+                return 0;
+            }
+            if (request == FIONREAD && f.Placement == Placement.Stack)
+            {
+                if (arg == null) return -(int)Errno.EFAULT;
+                if (f.Listening) return -(int)Errno.EINVAL;
+                PollStack();
+                var e = _stack.Available(f.Handle, out int bytes);
+                if (e != Errno.Ok) return -(int)e;
+                *(int*)arg = bytes;
+                return 0;
+            }
+            if (request == FIONREAD && f.Placement == Placement.Dual && f.Kind == SocketKind.Udp)
+            {
+                if (arg == null) return -(int)Errno.EFAULT;
+                PollStack();
+                if (_stack.Available(f.Handle, out int bytes) == Errno.Ok && bytes > 0)
+                {
+                    *(int*)arg = bytes;
+                    return 0;
+                }
+            }
+            return Libc.Ioctl(fd, request, arg);
+        }
+    }
+
+    // ---- names and options -------------------------------------------------------------------
+
+    public int GetSockName(int fd, void* addr, uint* len) => NameCore(fd, addr, len, peer: false);
+    public int GetPeerName(int fd, void* addr, uint* len) => NameCore(fd, addr, len, peer: true);
+
+    private int NameCore(int fd, void* addr, uint* len, bool peer)
+    {
+        lock (_lock)
+        {
+            var f = FileOf(fd);
+            if (f is null || f.Placement != Placement.Stack)
+                return peer ? Libc.GetPeerName(fd, addr, len) : Libc.GetSockName(fd, addr, len);
+            if (addr == null || len == null) return -(int)Errno.EFAULT;
+            if ((int)*len < 0) return -(int)Errno.EINVAL;
+            Ipv4Endpoint ep;
+            var e = peer ? _stack.GetRemoteEndpoint(f.Handle, out ep) : _stack.GetLocalEndpoint(f.Handle, out ep);
+            if (e != Errno.Ok) return -(int)e;
+            return WriteEndpoint(addr, len, ep);
+        }
+    }
+
+    public int SetSockOpt(int fd, int level, int name, void* val, uint len)
+    {
+        lock (_lock)
+        {
+            var f = FileOf(fd);
+            if (f is null) return Libc.SetSockOpt(fd, level, name, val, len);
+            if ((int)len < 0) return -(int)Errno.EINVAL;
+            if (val == null && len > 0) return -(int)Errno.EFAULT;
+            var value = new ReadOnlySpan<byte>(val, (int)len);
+            if (f.Placement != Placement.Stack)
+            {
+                // Pending and dual: the kernel socket takes (and validates) it; the stack gets it too.
+                int r = Libc.SetSockOpt(fd, level, name, val, len);
+                if (r < 0) return r;
+                RecordTimeout(f, level, name, value);
+                if (f.Placement == Placement.Pending) f.Options.Add((level, name, value.ToArray()));
+                else _stack.SetOption(f.Handle, level, name, value);
+                return 0;
+            }
+            if (level == SOL_SOCKET && name is SO_RCVTIMEO or SO_SNDTIMEO)
+            {
+                if (len < (uint)sizeof(TimeVal)) return -(int)Errno.EINVAL;
+                var tv = *(TimeVal*)val;
+                if (tv.Microseconds is < 0 or >= 1_000_000) return -33; // EDOM, as Linux answers an out-of-range tv_usec
+                RecordTimeout(f, level, name, value);
+                RoundTimeoutToKernelTicks(f, name);
+                return 0;
+            }
+            if (level == SOL_SOCKET && name is SO_TYPE or SO_ERROR or SO_DOMAIN or SO_PROTOCOL or SO_ACCEPTCONN)
+                return -(int)Errno.ENOPROTOOPT;
+            return -(int)_stack.SetOption(f.Handle, level, name, value);
+        }
+    }
+
+    private long _tickMicros = -1;
+
+    /// <summary>The kernel keeps socket timeouts in jiffies and reports them back rounded up to one; so
+    /// do we (the granularity is measured once on a scratch kernel socket). Caller holds the lock.</summary>
+    private void RoundTimeoutToKernelTicks(SocketFile f, int name)
+    {
+        if (_tickMicros < 0)
+        {
+            _tickMicros = 1;
+            int probe = Libc.Socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            if (probe >= 0)
+            {
+                var tv = new TimeVal { Microseconds = 1 };
+                uint len = (uint)sizeof(TimeVal);
+                if (Libc.SetSockOpt(probe, SOL_SOCKET, SO_RCVTIMEO, &tv, len) == 0
+                    && Libc.GetSockOpt(probe, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0 && tv.Seconds == 0 && tv.Microseconds > 0)
+                    _tickMicros = tv.Microseconds;
+                Libc.Close(probe);
+            }
+        }
+        ref long us = ref name == SO_RCVTIMEO ? ref f.ReceiveTimeoutMicros : ref f.SendTimeoutMicros;
+        long seconds = us / 1_000_000, micros = us % 1_000_000;
+        us = seconds * 1_000_000 + (micros + _tickMicros - 1) / _tickMicros * _tickMicros;
+    }
+
+    private static void RecordTimeout(SocketFile f, int level, int name, ReadOnlySpan<byte> value)
+    {
+        if (level != SOL_SOCKET || name is not (SO_RCVTIMEO or SO_SNDTIMEO) || value.Length < sizeof(TimeVal)) return;
+        var tv = MemoryMarshal.Read<TimeVal>(value);
+        long us = tv.Seconds < 0 ? 0 : tv.Seconds * 1_000_000 + tv.Microseconds;
+        if (name == SO_RCVTIMEO) f.ReceiveTimeoutMicros = us;
+        else f.SendTimeoutMicros = us;
+    }
+
+    public int GetSockOpt(int fd, int level, int name, void* val, uint* len)
+    {
+        lock (_lock)
+        {
+            var f = FileOf(fd);
+            if (f is null || f.Placement != Placement.Stack) return Libc.GetSockOpt(fd, level, name, val, len);
+            if (len == null) return -(int)Errno.EFAULT;
+            int room = (int)*len;
+            if (room < 0) return -(int)Errno.EINVAL;
+            if (val == null && room > 0) return -(int)Errno.EFAULT;
+            if (level == SOL_SOCKET)
+            {
+                switch (name)
+                {
+                    case SO_TYPE: return PutInt(val, len, f.Kind == SocketKind.Tcp ? SOCK_STREAM : SOCK_DGRAM);
+                    case SO_DOMAIN: return PutInt(val, len, AF_INET);
+                    case SO_PROTOCOL: return PutInt(val, len, f.Protocol);
+                    case SO_ACCEPTCONN: return PutInt(val, len, f.Listening ? 1 : 0);
+                    case SO_ERROR:
+                        PollStack();
+                        return PutInt(val, len, (int)_stack.TakeError(f.Handle));
+                    case SO_RCVTIMEO:
+                    case SO_SNDTIMEO:
+                    {
+                        long us = name == SO_RCVTIMEO ? f.ReceiveTimeoutMicros : f.SendTimeoutMicros;
+                        var tv = new TimeVal { Seconds = us / 1_000_000, Microseconds = us % 1_000_000 };
+                        Buffer.MemoryCopy(&tv, val, room, Math.Min(room, sizeof(TimeVal)));
+                        *len = (uint)Math.Min(room, sizeof(TimeVal));
+                        return 0;
+                    }
+                }
+            }
+            var e = _stack.GetOption(f.Handle, level, name, new Span<byte>(val, room), out int written);
+            if (e != Errno.Ok) return -(int)e;
+            *len = (uint)written;
+            return 0;
+        }
+    }
+
+    private static int PutInt(void* val, uint* len, int value)
+    {
+        int room = (int)*len;
+        Buffer.MemoryCopy(&value, val, room, Math.Min(room, sizeof(int)));
+        *len = (uint)Math.Min(room, sizeof(int));
+        return 0;
+    }
+
+    public int Shutdown(int fd, int how)
+    {
+        lock (_lock)
+        {
+            var f = FileOf(fd);
+            if (f is null || f.Placement == Placement.Pending) return Libc.Shutdown(fd, how);
+            if (how is < 0 or > 2) return -(int)Errno.EINVAL;
+            if (f.Placement == Placement.Dual)
+            {
+                int r = Libc.Shutdown(fd, how);
+                _stack.Shutdown(f.Handle, (ShutdownHow)how);
+                PollStack();
+                return r;
+            }
+            var e = _stack.Shutdown(f.Handle, (ShutdownHow)how);
+            PollStack();
+            return -(int)e;
+        }
+    }
+
+    /// <summary>Diagnostics: how many fds the layer currently holds (stack, pending, dual sockets and epoll sets).</summary>
+    public int HeldFds
+    {
+        get
+        {
+            lock (_lock)
+            {
+                int n = 0;
+                foreach (var e in _entries) if (e is not null) n++;
+                return n;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int Fail(Errno e) => -(int)e;
+}

@@ -1,0 +1,63 @@
+using Gazelle.Sockets;
+
+namespace Gazelle.Posix;
+
+/// <summary>Where a socket's traffic goes.</summary>
+internal enum Placement
+{
+    /// <summary>A kernel socket not yet placed: every call is the kernel's until bind/connect/listen/sendto decide.</summary>
+    Pending,
+    /// <summary>Served by the stack; the fd number is held by a kernel fd (the reservation).</summary>
+    Stack,
+    /// <summary>Served by both: a TCP listen on INADDR_ANY, a UDP socket bound to INADDR_ANY.</summary>
+    Dual,
+}
+
+/// <summary>One open socket, shared by every fd that dup() made of it (the kernel's "struct file").</summary>
+internal sealed class SocketFile
+{
+    public Placement Placement;
+    public SocketKind Kind;
+    public int Protocol;
+    public SocketHandle Handle = SocketHandle.Invalid;
+    /// <summary>O_NONBLOCK (a file status flag, shared by dups as on Linux).</summary>
+    public bool NonBlocking;
+    /// <summary>SO_RCVTIMEO / SO_SNDTIMEO in microseconds; 0 = wait forever.</summary>
+    public long ReceiveTimeoutMicros, SendTimeoutMicros;
+    public bool Listening;
+    /// <summary>A non-blocking connect said EINPROGRESS and no connect() has seen its outcome yet: Linux
+    /// answers the next connect() with EALREADY while in progress, then once with the outcome (0 or the error).</summary>
+    public bool ConnectPending;
+    /// <summary>Port of a kernel bind to INADDR_ANY made while pending (0 = none).</summary>
+    public ushort KernelAnyPort;
+    /// <summary>The fd numbers that name this socket.</summary>
+    public readonly List<int> Fds = new(1);
+    /// <summary>Options set while pending, replayed on the stack's socket when it is placed there.</summary>
+    public readonly List<(int Level, int Name, byte[] Value)> Options = [];
+    /// <summary>Epoll registrations that watch this socket from the layer.</summary>
+    public readonly List<EpollInterest> Interests = [];
+}
+
+/// <summary>An epoll instance that has (or had) stack sockets in its interest list.</summary>
+internal sealed class EpollFile
+{
+    public readonly List<int> Fds = new(1);
+    public readonly Dictionary<int, EpollInterest> ByFd = [];
+    public readonly List<EpollInterest> Interests = [];
+    /// <summary>Where the next collection starts, so a short events array does not starve later sockets.</summary>
+    public int NextStart;
+}
+
+/// <summary>One (epoll, fd) registration kept by the layer.</summary>
+internal sealed class EpollInterest(EpollFile epoll, int fd, SocketFile file)
+{
+    public readonly EpollFile Epoll = epoll;
+    public readonly int Fd = fd;
+    public readonly SocketFile File = file;
+    public uint Events;
+    public ulong Data;
+    /// <summary>EPOLLONESHOT fired: silent until EPOLL_CTL_MOD re-arms it.</summary>
+    public bool Disarmed;
+    /// <summary>Readiness seen at the last collection (edge-triggered reporting).</summary>
+    public uint LastSeen;
+}

@@ -1,0 +1,277 @@
+using Gazelle.Sockets;
+using Gazelle.Time;
+using Gazelle.Wire;
+
+namespace Gazelle.Transport.Tcp;
+
+/// <summary>
+/// A transmission control block (RFC 9293 §3.3.1): one pooled object per socket, addressed by its
+/// index (the socket handle). Its send and receive rings are allocated once and kept across reuse.
+/// </summary>
+internal sealed class Tcb
+{
+    public const int MaxOooIntervals = 64;
+    public const int MaxSackScoreboard = 128;
+
+    public readonly int Index;
+    public readonly CubicCongestion Cubic = new();
+    public readonly RenoCongestion Reno = new();
+
+    public Tcb(int index) { Index = index; Cc = Cubic; }
+
+    // ---- ownership ----
+    public bool InUse;
+    /// <summary>The application holds the handle (not yet closed).</summary>
+    public bool UserOwned;
+    /// <summary>Listener this connection came from while it sits in the SYN or accept queue, else -1.</summary>
+    public int Parent = -1;
+    public bool InAcceptQueue;
+    public int ActivePos = -1;
+    public bool InFlowTable;
+
+    public TcpState State = TcpState.Closed;
+    public Ipv4Address LocalAddress, RemoteAddress;
+    public ushort LocalPort, RemotePort;
+    public bool Bound, ExplicitBind;
+    /// <summary>Reached ESTABLISHED once (send() on a dead connection is EPIPE, not ENOTCONN).</summary>
+    public bool EverConnected;
+
+    // ---- send sequence variables (RFC 9293 §3.3.1) ----
+    public SeqNum Iss, SndUna, SndNxt, SndWl1, SndWl2;
+    /// <summary>Highest sequence number sent (SND.NXT before an RTO pulled it back).</summary>
+    public SeqNum SndMax;
+    public uint SndWnd;
+    public uint MaxSndWnd;
+    public byte SndWscale;
+    // ---- receive sequence variables ----
+    public SeqNum Irs, RcvNxt;
+    public uint RcvWnd;
+    /// <summary>Right edge of the window we advertised last (never moves left, RFC 9293 §3.8.6.2.2).</summary>
+    public SeqNum RcvAdv;
+    public byte RcvWscale;
+    public bool WscaleOk;
+
+    // ---- options ----
+    public bool TsOk, SackOk;
+    public uint TsRecent;
+    public long TsRecentAgeMs;
+    public uint TsOffset;
+    public int SndMss = 536;       // from the peer's MSS option
+    public int RcvMss = 536;       // largest segment seen / our advertised MSS
+    public int AdvMss;
+    public int Pmtu;
+
+    // ---- send ring: byte at SND.UNA(+SYN) is at _sndHead ----
+    public byte[] SndBuf = [];
+    public int SndHead, SndCount;
+    public int SndBufSize;
+    public bool FinQueued;   // shutdown(WR) / close: FIN follows the data
+    public SeqNum FinSeq;    // valid once FinSent
+    public bool FinSent;
+
+    // ---- receive ring ----
+    public byte[] RcvBuf = [];
+    public int RcvHead, RcvReadable;
+    public int RcvBufSize;
+    public bool RcvShutdown;  // shutdown(RD)
+    public bool FinReceived;
+    public bool OooFinValid;
+    public SeqNum OooFinSeq;
+    public readonly SeqNum[] OooLeft = new SeqNum[MaxOooIntervals];
+    public readonly SeqNum[] OooRight = new SeqNum[MaxOooIntervals];
+    public int OooCount;
+    /// <summary>The out-of-order interval that changed last: it goes first in SACK (RFC 2018 §4).</summary>
+    public int OooLastIdx = -1;
+    /// <summary>A duplicate range to report once as the first SACK block (D-SACK, RFC 2883).</summary>
+    public bool DsackPending;
+    public SeqNum DsackLeft, DsackRight;
+
+    // ---- RTT / RTO (RFC 6298), microseconds ----
+    public long SrttMicros, RttvarMicros, RtoMicros, MinRttMicros;
+    public bool RttTiming;
+    public SeqNum RttSeq;
+    public Instant RttStart;
+    public int Backoff;
+    public int Retransmits;       // consecutive RTOs for the current SND.UNA
+    public long TotalRetrans;
+
+    // ---- congestion ----
+    public ICongestionControl Cc;
+    public int Cwnd, Ssthresh;
+    public int DupAcks;
+    public bool InRecovery;
+    public SeqNum RecoveryPoint;
+    public SeqNum HighRxt;
+    /// <summary>SND.MAX when the latest retransmission went out (lost-retransmission detection).</summary>
+    public SeqNum RxtMarker;
+    /// <summary>When SND.UNA last advanced or its segment was last retransmitted (head-loss detection).</summary>
+    public Instant HeadTime;
+    /// <summary>When the latest retransmission went out.</summary>
+    public Instant LastRxtTime;
+    /// <summary>When the current recovery started.</summary>
+    public Instant RecoveryStart;
+    // Eifel detection (RFC 3522) state for undoing a spurious fast retransmit (RFC 4015).
+    public int PriorCwnd, PriorSsthresh;
+    public uint RecoveryTsVal;
+    public long RecoveryStartRetrans;
+    public bool UndoEligible;
+    public readonly SeqNum[] SackLeft = new SeqNum[MaxSackScoreboard];
+    public readonly SeqNum[] SackRight = new SeqNum[MaxSackScoreboard];
+    public int SackCount;
+    public int SackedBytes;
+
+    // ---- ACK generation ----
+    public int UnackedSegments;     // full segments received since our last ACK
+    public bool AckNow;
+    public SeqNum LastAckSent;
+
+    // ---- timers (Instant.Never = off) ----
+    public Instant RtoDeadline = Instant.Never;
+    public Instant DelAckDeadline = Instant.Never;
+    public Instant PersistDeadline = Instant.Never;
+    public Instant KeepaliveDeadline = Instant.Never;
+    /// <summary>TIME_WAIT 2MSL, orphan FIN_WAIT_2 timeout, or SYN-RECEIVED expiry.</summary>
+    public Instant StateDeadline = Instant.Never;
+    /// <summary>Tail loss probe timeout (RFC 8985 §7).</summary>
+    public Instant PtoDeadline = Instant.Never;
+    public bool TlpOutstanding;
+    public int PersistBackoff;
+    /// <summary>Window probes sent since the peer last sent an ACK.</summary>
+    public int PersistUnanswered;
+    public int KeepaliveProbesSent;
+    public Instant LastReceived;
+    public Instant LastSent;
+
+    // ---- socket options ----
+    public bool NoDelay, KeepAlive, ReuseAddr, ReusePort, LingerOn, Cork;
+    /// <summary>The last send() carried MSG_MORE: hold a partial segment like TCP_CORK.</summary>
+    public bool MoreHint;
+    public int LingerSeconds;
+    public int KeepIdleSec = 7200, KeepIntvlSec = 75, KeepCnt = 9;
+    public int UserMss;
+    public byte Tos;
+
+    // ---- listener ----
+    public int Backlog;
+    public int[] AcceptQueue = [];
+    public int AcceptHead, AcceptCount;
+    public int SynQueueCount;
+
+    // ---- errors ----
+    public Errno PendingError;
+    public Errno SoftError;
+
+    // ---- statistics (TCP_INFO) ----
+    public long BytesAcked, BytesReceived, BytesSent, BytesRetrans;
+    public uint SegsIn, SegsOut, DataSegsIn, DataSegsOut, OooPackets;
+    public Instant LastDataSent, LastDataRecv, LastAckRecv;
+
+    /// <summary>Payload bytes per segment after the options we send on every segment (Linux's mss_cache).</summary>
+    public int EffectiveMss => Math.Max(SndMss - (TsOk ? 12 : 0), 64);
+
+    /// <summary>Bytes sent and not yet acknowledged.</summary>
+    public int FlightSize => SndMax - SndUna;
+
+    public bool IsSynchronized => State is not (TcpState.Closed or TcpState.Listen or TcpState.SynSent);
+
+    public int SndSpace => SndBufSize - SndCount;
+    public int RcvSpace => RcvBufSize - RcvReadable;
+
+    /// <summary>Resets every per-connection field; keeps the rings (resized if the size changed).</summary>
+    public void Reset(int sndBuf, int rcvBuf)
+    {
+        UserOwned = false; Parent = -1; InAcceptQueue = false; InFlowTable = false;
+        State = TcpState.Closed;
+        LocalAddress = RemoteAddress = Ipv4Address.Any; LocalPort = RemotePort = 0; Bound = ExplicitBind = EverConnected = false;
+        Iss = SndUna = SndNxt = SndWl1 = SndWl2 = SndMax = default; SndWnd = MaxSndWnd = 0; SndWscale = 0;
+        Irs = RcvNxt = RcvAdv = default; RcvWnd = 0; RcvWscale = 0; WscaleOk = false;
+        TsOk = SackOk = false; TsRecent = 0; TsRecentAgeMs = 0; TsOffset = 0;
+        SndMss = RcvMss = 536; AdvMss = 0; Pmtu = 0;
+        SndBufSize = sndBuf; RcvBufSize = rcvBuf;
+        SndHead = SndCount = 0; FinQueued = FinSent = false; FinSeq = default;
+        RcvHead = RcvReadable = 0; RcvShutdown = FinReceived = OooFinValid = false; OooCount = 0; OooLastIdx = -1; DsackPending = false;
+        SrttMicros = RttvarMicros = 0; RtoMicros = 1_000_000; MinRttMicros = 0; RttTiming = false; Backoff = 0;
+        Retransmits = 0; TotalRetrans = 0;
+        Cc = Cubic; Cubic.Reset(); Reno.Reset();
+        Cwnd = 0; Ssthresh = int.MaxValue; DupAcks = 0; InRecovery = false; UndoEligible = false; SackCount = 0; SackedBytes = 0;
+        UnackedSegments = 0; AckNow = false;
+        RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
+        TlpOutstanding = false;
+        PersistBackoff = 0; PersistUnanswered = 0; KeepaliveProbesSent = 0;
+        NoDelay = KeepAlive = ReuseAddr = ReusePort = LingerOn = Cork = MoreHint = false; LingerSeconds = 0;
+        KeepIdleSec = 7200; KeepIntvlSec = 75; KeepCnt = 9; UserMss = 0; Tos = 0;
+        Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
+        PendingError = Errno.Ok; SoftError = Errno.Ok;
+        BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
+    }
+
+    /// <summary>Allocates or resizes the rings (control path only: connect/accept/setsockopt).</summary>
+    public void EnsureRings()
+    {
+        if (SndBuf.Length != SndBufSize) SndBuf = new byte[SndBufSize];
+        if (RcvBuf.Length != RcvBufSize) RcvBuf = new byte[RcvBufSize];
+    }
+
+    public Instant NextDeadline()
+    {
+        Instant d = RtoDeadline;
+        d = Instant.Min(d, DelAckDeadline);
+        d = Instant.Min(d, PersistDeadline);
+        d = Instant.Min(d, KeepaliveDeadline);
+        d = Instant.Min(d, PtoDeadline);
+        return Instant.Min(d, StateDeadline);
+    }
+
+    // ---- send ring ----
+
+    public int AppendSend(ReadOnlySpan<byte> data)
+    {
+        int n = Math.Min(data.Length, SndSpace);
+        int tail = (SndHead + SndCount) % SndBuf.Length;
+        int first = Math.Min(n, SndBuf.Length - tail);
+        data[..first].CopyTo(SndBuf.AsSpan(tail));
+        data[first..n].CopyTo(SndBuf);
+        SndCount += n;
+        return n;
+    }
+
+    /// <summary>The send ring's bytes at [offset, offset+length) from SND.UNA's data, as one or two spans.</summary>
+    public void SendSlice(int offset, int length, out ReadOnlySpan<byte> a, out ReadOnlySpan<byte> b)
+    {
+        int start = (SndHead + offset) % SndBuf.Length;
+        int first = Math.Min(length, SndBuf.Length - start);
+        a = SndBuf.AsSpan(start, first);
+        b = SndBuf.AsSpan(0, length - first);
+    }
+
+    public void ConsumeSend(int n)
+    {
+        SndCount -= n;
+        SndHead = SndCount == 0 ? 0 : (SndHead + n) % SndBuf.Length;
+    }
+
+    // ---- receive ring ----
+
+    /// <summary>Writes payload at <paramref name="offset"/> bytes past RCV.NXT (inside the free space).</summary>
+    public void WriteReceive(int offset, ReadOnlySpan<byte> data)
+    {
+        int pos = (RcvHead + RcvReadable + offset) % RcvBuf.Length;
+        int first = Math.Min(data.Length, RcvBuf.Length - pos);
+        data[..first].CopyTo(RcvBuf.AsSpan(pos));
+        data[first..].CopyTo(RcvBuf);
+    }
+
+    public int ReadReceive(Span<byte> dest, bool peek)
+    {
+        int n = Math.Min(dest.Length, RcvReadable);
+        int first = Math.Min(n, RcvBuf.Length - RcvHead);
+        RcvBuf.AsSpan(RcvHead, first).CopyTo(dest);
+        RcvBuf.AsSpan(0, n - first).CopyTo(dest[first..]);
+        if (!peek)
+        {
+            RcvReadable -= n;
+            RcvHead = RcvReadable == 0 && OooCount == 0 ? 0 : (RcvHead + n) % RcvBuf.Length;
+        }
+        return n;
+    }
+}

@@ -1,0 +1,130 @@
+namespace Gazelle.Transport.Tcp;
+
+/// <summary>Every event and drop of one <see cref="TcpLayer"/>, by name. Plain fields: one stack per core
+/// owns them, so no atomics are needed. Readers snapshot them from the stack's own thread.</summary>
+public sealed class TcpCounters
+{
+    // ---- traffic ----
+    /// <summary>Segments handed to <see cref="TcpLayer.Input"/>.</summary>
+    public long SegmentsIn;
+    /// <summary>Segments given to <see cref="ITcpOutput.Send"/> (including retransmissions and RSTs).</summary>
+    public long SegmentsOut;
+    /// <summary>Payload bytes accepted in order into receive buffers.</summary>
+    public long BytesReceived;
+    /// <summary>Payload bytes sent for the first time.</summary>
+    public long BytesSent;
+    /// <summary>Segments the output layer refused (no buffer / ARP queue full); treated as lost.</summary>
+    public long OutputFailed;
+
+    // ---- connections ----
+    /// <summary>Active opens started (connect).</summary>
+    public long ActiveOpens;
+    /// <summary>Passive opens (a SYN accepted by a listener).</summary>
+    public long PassiveOpens;
+    /// <summary>Connections that reached ESTABLISHED.</summary>
+    public long Established;
+    /// <summary>Connections aborted by a RST we received.</summary>
+    public long ResetsReceived;
+    /// <summary>RST segments we sent.</summary>
+    public long ResetsSent;
+    /// <summary>Connections aborted because retransmissions or keepalives ran out (ETIMEDOUT).</summary>
+    public long TimeoutAborts;
+    /// <summary>Connections aborted by close() with SO_LINGER 0 or with unread data (RFC 2525 §2.17).</summary>
+    public long UserAborts;
+    /// <summary>Closed connections reset because SO_LINGER's timeout ran out before their data was acknowledged.</summary>
+    public long LingerTimeouts;
+    /// <summary>TIME_WAIT connections taken over by a new SYN (RFC 6191 / RFC 9293 §3.6.1).</summary>
+    public long TimeWaitReused;
+    /// <summary>TIME_WAIT connections recycled early because the connection pool was full.</summary>
+    public long TimeWaitRecycled;
+    /// <summary>A connection object could not be allocated (pool exhausted).</summary>
+    public long PoolExhausted;
+
+    // ---- listen ----
+    /// <summary>SYN cookies sent because the SYN queue was full.</summary>
+    public long SynCookiesSent;
+    /// <summary>Valid SYN cookies that created a connection.</summary>
+    public long SynCookiesAccepted;
+    /// <summary>ACKs to a listener that carried an invalid or expired cookie (dropped, RST sent).</summary>
+    public long SynCookiesFailed;
+    /// <summary>SYNs dropped because the accept queue was full.</summary>
+    public long ListenOverflows;
+    /// <summary>SYN-ACKs retransmitted.</summary>
+    public long SynAckRetransmits;
+
+    // ---- drops ----
+    /// <summary>Segments for no connection and no listener (a RST answered them unless they were RSTs).</summary>
+    public long NoSocket;
+    /// <summary>Segments with a malformed header (bad ports, SYN+FIN, SYN+RST...).</summary>
+    public long BadSegments;
+    /// <summary>Segments outside the receive window (RFC 9293 §3.10.7.4 first check); an ACK answered them.</summary>
+    public long OutOfWindow;
+    /// <summary>Segments rejected by PAWS (RFC 7323 §5).</summary>
+    public long PawsRejected;
+    /// <summary>Segments without ACK in a synchronized state.</summary>
+    public long NoAckFlag;
+    /// <summary>ACKs for data never sent (SEG.ACK &gt; SND.MAX); an ACK answered them.</summary>
+    public long AckTooNew;
+    /// <summary>ACKs older than SND.UNA - MAX.SND.WND (RFC 5961 §5.2); a challenge ACK answered them.</summary>
+    public long AckTooOld;
+    /// <summary>RSTs whose sequence number was in the window but not exact (RFC 5961 §3.2): challenge ACK.</summary>
+    public long RstChallenged;
+    /// <summary>RSTs outside the window, silently dropped.</summary>
+    public long RstOutOfWindow;
+    /// <summary>SYNs on synchronized connections (RFC 5961 §4): challenge ACK.</summary>
+    public long SynChallenged;
+    /// <summary>Challenge ACKs sent (RFC 5961).</summary>
+    public long ChallengeAcks;
+    /// <summary>Bad ACK in SYN-SENT / SYN-RECEIVED: answered with RST.</summary>
+    public long BadSynAck;
+    /// <summary>Out-of-order data dropped because the interval list was full.</summary>
+    public long OutOfOrderDropped;
+    /// <summary>Payload bytes trimmed because they fell outside the receive window.</summary>
+    public long BytesTrimmed;
+    /// <summary>Segments that arrived after the receive side was shut down (RST sent, RFC 9293 §3.10.7.4).</summary>
+    public long DataAfterClose;
+    /// <summary>ICMP errors for no connection or with a sequence number outside SND.UNA..SND.MAX (RFC 5927).</summary>
+    public long IcmpIgnored;
+
+    // ---- reception ----
+    /// <summary>Segments that arrived out of order and were queued in the receive ring.</summary>
+    public long OutOfOrderQueued;
+    /// <summary>Segments that carried only already-received data.</summary>
+    public long DuplicateSegments;
+    /// <summary>D-SACK blocks sent to report duplicate segments (RFC 2883).</summary>
+    public long DsacksSent;
+    /// <summary>Delayed ACKs sent when their timer ran out.</summary>
+    public long DelayedAcks;
+
+    // ---- loss recovery ----
+    /// <summary>Retransmission timeouts (RFC 6298 §5).</summary>
+    public long RtoTimeouts;
+    /// <summary>Fast retransmits (entering loss recovery on duplicate ACKs / SACK, RFC 6675 / RFC 6582).</summary>
+    public long FastRetransmits;
+    /// <summary>Retransmissions found lost during SACK recovery (data sent after them was SACKed), resent without an RTO.</summary>
+    public long LostRetransmits;
+    /// <summary>Recoveries started with a lowered duplicate-ACK threshold (RFC 5827 early retransmit).</summary>
+    public long EarlyRetransmits;
+    /// <summary>Tail loss probes sent (RFC 8985 §7).</summary>
+    public long TailLossProbes;
+    /// <summary>Recoveries started because the head segment stayed unacknowledged 5/4 RTT while later data was SACKed (RFC 8985-style time check).</summary>
+    public long TimeBasedLossDetections;
+    /// <summary>Fast recoveries found spurious by their timestamps (RFC 3522 Eifel) and undone (RFC 4015).</summary>
+    public long SpuriousRecoveriesUndone;
+    /// <summary>Segments retransmitted (by any mechanism).</summary>
+    public long RetransmittedSegments;
+    /// <summary>Duplicate ACKs received.</summary>
+    public long DuplicateAcks;
+    /// <summary>SACK blocks received that were invalid (outside SND.UNA..SND.MAX) and ignored.</summary>
+    public long SackBlocksInvalid;
+    /// <summary>Zero-window probes sent (persist timer).</summary>
+    public long WindowProbes;
+    /// <summary>Keepalive probes sent.</summary>
+    public long KeepaliveProbes;
+    /// <summary>MSS lowered by an ICMP fragmentation-needed message.</summary>
+    public long PmtuUpdates;
+    /// <summary>Connections aborted by a hard ICMP error in SYN-SENT/SYN-RECEIVED.</summary>
+    public long IcmpHardErrors;
+    /// <summary>Soft ICMP errors recorded.</summary>
+    public long IcmpSoftErrors;
+}

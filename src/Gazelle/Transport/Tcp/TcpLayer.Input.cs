@@ -1,0 +1,758 @@
+using Gazelle.Sockets;
+using Gazelle.Time;
+using Gazelle.Wire;
+
+namespace Gazelle.Transport.Tcp;
+
+public sealed partial class TcpLayer
+{
+    /// <summary>A segment from the IP layer (checksum already verified), RFC 9293 §3.10.7.</summary>
+    public void Input(Ipv4Address src, Ipv4Address dst, in TcpRepr header, ReadOnlySpan<byte> payload, Instant now)
+    {
+        _now = now;
+        Counters.SegmentsIn++;
+        var f = header.Flags;
+        if (header.SrcPort == 0 || header.DstPort == 0
+            || (f & (TcpFlags.Syn | TcpFlags.Fin)) == (TcpFlags.Syn | TcpFlags.Fin)
+            || (f & (TcpFlags.Syn | TcpFlags.Rst)) == (TcpFlags.Syn | TcpFlags.Rst)
+            || src.IsUnspecified || src.IsBroadcast || src.IsMulticast || dst.IsBroadcast || dst.IsMulticast)
+        {
+            Counters.BadSegments++; // RFC 1122 §4.2.3.10: no connections with broadcast/multicast
+            return;
+        }
+        int idx = _flows.Find(dst, header.DstPort, src, header.SrcPort);
+        SeqNum isnFloor = default;
+        bool haveFloor = false;
+        if (idx >= 0)
+        {
+            var t = _tcbs[idx];
+            t.SegsIn++;
+            if (t.State == TcpState.TimeWait && (f & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == TcpFlags.Syn
+                && TimeWaitAcceptsSyn(t, header) && _listenerByPort[header.DstPort] >= 0)
+            {
+                // RFC 9293 §3.6.1 / RFC 6191: a new incarnation may take over TIME-WAIT.
+                isnFloor = t.SndNxt + 65536 * 2;
+                haveFloor = true;
+                Counters.TimeWaitReused++;
+                Free(t);
+            }
+            else
+            {
+                Segment(t, header, payload, now);
+                if (t.InUse) { Output(t); Touch(t); }
+                return;
+            }
+        }
+        int l = _listenerByPort[header.DstPort];
+        if (l >= 0)
+        {
+            var lt = _tcbs[l];
+            if (lt.LocalAddress.IsUnspecified || lt.LocalAddress == dst)
+            {
+                ListenInput(lt, src, dst, header, payload, now, haveFloor, isnFloor);
+                return;
+            }
+        }
+        Counters.NoSocket++;
+        ReplyReset(dst, src, header, payload.Length);
+    }
+
+    private static bool TimeWaitAcceptsSyn(Tcb t, in TcpRepr h)
+    {
+        if (t.TsOk && h.Options.HasTimestamp) return unchecked((int)(h.Options.TsVal - t.TsRecent)) > 0;
+        return h.Seq > t.RcvNxt;
+    }
+
+    /// <summary>RFC 9293 §3.10.7.1: the reply to a segment for no connection.</summary>
+    private void ReplyReset(Ipv4Address local, Ipv4Address remote, in TcpRepr h, int payloadLength)
+    {
+        if (h.Has(TcpFlags.Rst)) return;
+        var r = new TcpRepr { SrcPort = h.DstPort, DstPort = h.SrcPort, Options = TcpOptions.None };
+        if (h.Has(TcpFlags.Ack))
+        {
+            r.Seq = h.Ack;
+            r.Flags = TcpFlags.Rst;
+        }
+        else
+        {
+            r.Seq = default;
+            r.Ack = h.Seq + h.SegmentLength(payloadLength);
+            r.Flags = TcpFlags.Rst | TcpFlags.Ack;
+        }
+        Counters.ResetsSent++;
+        Emit(local, remote, r, default, default, 0);
+    }
+
+    // ------------------------------------------------------------------ LISTEN (RFC 9293 §3.10.7.2)
+
+    private void ListenInput(Tcb l, Ipv4Address src, Ipv4Address dst, in TcpRepr h, ReadOnlySpan<byte> payload, Instant now,
+        bool haveFloor, SeqNum isnFloor)
+    {
+        if (h.Has(TcpFlags.Rst)) return;
+        if (h.Has(TcpFlags.Ack))
+        {
+            if (!h.Has(TcpFlags.Syn) && TryCookie(l, src, dst, h, payload, now)) return;
+            ReplyReset(dst, src, h, payload.Length);
+            return;
+        }
+        if (!h.Has(TcpFlags.Syn)) { Counters.BadSegments++; return; }
+        if (l.AcceptCount >= l.Backlog) { Counters.ListenOverflows++; return; }
+        if (l.SynQueueCount >= l.Backlog || _freeCount == 0)
+        {
+            SendCookieSynAck(l, src, dst, h, now);
+            return;
+        }
+        var c = AllocTcb();
+        if (c is null) { SendCookieSynAck(l, src, dst, h, now); return; }
+        InheritOptions(l, c);
+        c.LocalAddress = dst; c.LocalPort = h.DstPort; c.RemoteAddress = src; c.RemotePort = h.SrcPort; c.Bound = true;
+        if (!_flows.Add(dst, h.DstPort, src, h.SrcPort, c.Index)) { Free(c); return; }
+        c.InFlowTable = true;
+        c.Parent = l.Index;
+        l.SynQueueCount++;
+        c.EnsureRings();
+        InitConnection(c);
+        c.Irs = h.Seq;
+        c.RcvNxt = h.Seq + 1;
+        c.RcvAdv = c.RcvNxt;
+        NegotiateSynOptions(c, h);
+        c.Iss = NewIsn(c);
+        if (haveFloor && c.Iss - isnFloor < 0) c.Iss = isnFloor;
+        c.SndUna = c.SndNxt = c.SndMax = c.Iss;
+        c.RecoveryPoint = c.HighRxt = c.Iss;
+        c.SndWnd = h.Window; // never scaled in a SYN (RFC 7323 §2.2)
+        c.SndWl1 = h.Seq;
+        c.SndWl2 = c.Iss;
+        c.LastReceived = now;
+        c.State = TcpState.SynReceived;
+        Counters.PassiveOpens++;
+        SendSyn(c);
+        Touch(c);
+    }
+
+    private static void InheritOptions(Tcb l, Tcb c)
+    {
+        c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize;
+        c.NoDelay = l.NoDelay; c.KeepAlive = l.KeepAlive; c.KeepIdleSec = l.KeepIdleSec; c.KeepIntvlSec = l.KeepIntvlSec;
+        c.KeepCnt = l.KeepCnt; c.LingerOn = l.LingerOn; c.LingerSeconds = l.LingerSeconds; c.UserMss = l.UserMss; c.Tos = l.Tos;
+        c.ReuseAddr = l.ReuseAddr;
+        c.Cc = l.Cc == l.Reno ? c.Reno : c.Cubic;
+    }
+
+    /// <summary>Fresh per-connection state: RTO, congestion window, window scale, timestamp offset.</summary>
+    private void InitConnection(Tcb t)
+    {
+        t.RtoMicros = InitialRtoMicros;
+        t.Pmtu = _output.PathMtu(t.RemoteAddress);
+        int mtuMss = Math.Max(t.Pmtu - 40, 88);
+        t.AdvMss = t.UserMss != 0 ? Math.Min(t.UserMss, mtuMss) : mtuMss;
+        t.RcvMss = Math.Min(536, t.AdvMss);
+        t.RcvWscale = WindowScaleFor(t.RcvBufSize);
+        t.TsOffset = (uint)_tsHash.Hash(t.LocalAddress.Value, t.RemoteAddress.Value, t.LocalPort, t.RemotePort);
+        t.Ssthresh = int.MaxValue;
+        t.Cc.Reset();
+        t.LastReceived = _now;
+        t.LastSent = _now;
+    }
+
+    private static byte WindowScaleFor(int bufferBytes)
+    {
+        byte s = 0;
+        while (s < 14 && (bufferBytes >> s) > 65535) s++;
+        return s;
+    }
+
+    /// <summary>RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock.</summary>
+    private SeqNum NewIsn(Tcb t) =>
+        new((uint)(_now.Microseconds / 4) + (uint)_isnHash.Hash(t.LocalAddress.Value, t.RemoteAddress.Value, t.LocalPort, t.RemotePort));
+
+    private void NegotiateSynOptions(Tcb t, in TcpRepr h)
+    {
+        ref readonly var o = ref h.Options;
+        int peerMss = o.Mss != 0 ? o.Mss : 536; // RFC 9293 §3.7.1 default
+        t.SndMss = Math.Max(Math.Min(peerMss, t.AdvMss), 64);
+        if (t.UserMss != 0) t.SndMss = Math.Min(t.SndMss, t.UserMss);
+        if (o.HasWindowScale)
+        {
+            t.WscaleOk = true;
+            t.SndWscale = Math.Min(o.WindowScale, (byte)14); // RFC 7323 §2.3
+        }
+        else
+        {
+            t.WscaleOk = false;
+            t.SndWscale = 0;
+            t.RcvWscale = 0;
+        }
+        t.SackOk = o.SackPermitted && SackEnabled;
+        if (o.HasTimestamp)
+        {
+            t.TsOk = true;
+            t.TsRecent = o.TsVal;
+            t.TsRecentAgeMs = _now.Milliseconds;
+        }
+        else t.TsOk = false;
+        t.Cwnd = InitialWindowSegments * t.EffectiveMss;
+    }
+
+    // ------------------------------------------------------------------ SYN cookies
+
+    private static ReadOnlySpan<ushort> CookieMss => [536, 1200, 1300, 1400, 1440, 1460, 4312, 8960];
+
+    private uint CookieHash(Ipv4Address local, Ipv4Address remote, ushort lport, ushort rport, SeqNum irs, uint epoch, uint mssIdx) =>
+        (uint)_cookieHash.Hash(local.Value, remote.Value, lport, rport, ((ulong)irs.Value << 32) | (epoch << 3) | mssIdx) & 0xFFFFFF;
+
+    private static uint CookieEpoch(Instant now) => (uint)(now.Microseconds / 64_000_000) & 31;
+
+    private void SendCookieSynAck(Tcb l, Ipv4Address src, Ipv4Address dst, in TcpRepr h, Instant now)
+    {
+        int peerMss = h.Options.Mss != 0 ? h.Options.Mss : 536;
+        uint idx = 0;
+        for (uint i = 0; i < CookieMss.Length; i++) if (CookieMss[(int)i] <= peerMss) idx = i;
+        uint epoch = CookieEpoch(now);
+        SeqNum irs = h.Seq;
+        uint cookie = (epoch << 27) | (idx << 24) | CookieHash(dst, src, h.DstPort, h.SrcPort, irs, epoch, idx);
+        var r = new TcpRepr
+        {
+            SrcPort = h.DstPort, DstPort = h.SrcPort, Seq = new SeqNum(cookie), Ack = irs + 1,
+            Flags = TcpFlags.Syn | TcpFlags.Ack, Window = (ushort)Math.Min(l.RcvBufSize, 65535), Options = TcpOptions.None,
+        };
+        int mtuMss = Math.Max(_output.PathMtu(src) - 40, 88);
+        r.Options.Mss = (ushort)(l.UserMss != 0 ? Math.Min(l.UserMss, mtuMss) : mtuMss);
+        if (h.Options.HasTimestamp)
+        {
+            // Without state, the peer's window scale and SACK permission ride in our TSval's low bits.
+            uint ws = h.Options.HasWindowScale ? Math.Min(h.Options.WindowScale, (byte)14) : 15u;
+            uint tsOffset = (uint)_tsHash.Hash(dst.Value, src.Value, h.DstPort, h.SrcPort);
+            uint tsNow = (uint)now.Milliseconds + tsOffset - 64;
+            r.Options.HasTimestamp = true;
+            r.Options.TsVal = (tsNow & ~0x3Fu) | (h.Options.SackPermitted ? 0x10u : 0) | ws;
+            r.Options.TsEcr = h.Options.TsVal;
+            if (h.Options.HasWindowScale) r.Options.WindowScale = WindowScaleFor(l.RcvBufSize);
+            r.Options.SackPermitted = h.Options.SackPermitted && SackEnabled;
+        }
+        Counters.SynCookiesSent++;
+        Emit(dst, src, r, default, default, l.Tos);
+    }
+
+    private bool TryCookie(Tcb l, Ipv4Address src, Ipv4Address dst, in TcpRepr h, ReadOnlySpan<byte> payload, Instant now)
+    {
+        if (Counters.SynCookiesSent == 0) return false;
+        uint cookie = (h.Ack - 1).Value;
+        uint epoch = cookie >> 27, idx = (cookie >> 24) & 7;
+        uint cur = CookieEpoch(now);
+        if (((cur - epoch) & 31) > 1) { Counters.SynCookiesFailed++; return false; }
+        SeqNum irs = h.Seq - 1;
+        if ((cookie & 0xFFFFFF) != CookieHash(dst, src, h.DstPort, h.SrcPort, irs, epoch, idx)) { Counters.SynCookiesFailed++; return false; }
+        if (l.AcceptCount >= l.Backlog) { Counters.ListenOverflows++; return true; }
+        var c = AllocTcb();
+        if (c is null) return true;
+        InheritOptions(l, c);
+        c.LocalAddress = dst; c.LocalPort = h.DstPort; c.RemoteAddress = src; c.RemotePort = h.SrcPort; c.Bound = true;
+        if (!_flows.Add(dst, h.DstPort, src, h.SrcPort, c.Index)) { Free(c); return true; }
+        c.InFlowTable = true;
+        c.EnsureRings();
+        InitConnection(c);
+        var syn = new TcpRepr { Options = TcpOptions.None };
+        syn.Options.Mss = CookieMss[(int)idx];
+        if (h.Options.HasTimestamp)
+        {
+            uint bits = h.Options.TsEcr & 0x3F;
+            uint ws = bits & 0xF;
+            if (ws != 15) syn.Options.WindowScale = (byte)ws;
+            syn.Options.SackPermitted = (bits & 0x10) != 0;
+            syn.Options.HasTimestamp = true;
+            syn.Options.TsVal = h.Options.TsVal;
+        }
+        else c.RcvWscale = 0;
+        NegotiateSynOptions(c, syn);
+        if (!c.WscaleOk) c.RcvWscale = 0;
+        c.Irs = irs;
+        c.RcvNxt = h.Seq;
+        c.RcvAdv = c.RcvNxt + (uint)Math.Min(c.RcvBufSize, 65535);
+        c.Iss = h.Ack - 1;
+        c.SndUna = c.SndNxt = c.SndMax = h.Ack;
+        c.RecoveryPoint = c.HighRxt = h.Ack;
+        c.SndWnd = (uint)h.Window << c.SndWscale;
+        c.MaxSndWnd = c.SndWnd;
+        c.SndWl1 = h.Seq; c.SndWl2 = h.Ack;
+        c.State = TcpState.Established;
+        c.Parent = l.Index;
+        c.InAcceptQueue = true;
+        l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = c.Index;
+        l.AcceptCount++;
+        Counters.SynCookiesAccepted++;
+        Counters.PassiveOpens++;
+        Counters.Established++;
+        c.EverConnected = true;
+        ArmKeepalive(c);
+        if (!payload.IsEmpty || h.Has(TcpFlags.Fin)) Segment(c, h, payload, now);
+        if (c.InUse) { Output(c); Touch(c); }
+        return true;
+    }
+
+    // ------------------------------------------------------------------ connection segments
+
+    private void Segment(Tcb t, in TcpRepr h, ReadOnlySpan<byte> payload, Instant now)
+    {
+        if (t.State == TcpState.SynSent) { SynSentInput(t, h, payload, now); return; }
+        if (t.State is TcpState.Closed or TcpState.Listen)
+        {
+            // A closed connection still in the table (reset, waiting for close()): answer as if absent.
+            Counters.NoSocket++;
+            ReplyReset(t.LocalAddress, t.RemoteAddress, h, payload.Length);
+            return;
+        }
+        var f = h.Flags;
+        int segLen = h.SegmentLength(payload.Length);
+        ref readonly var opt = ref h.Options;
+        if (t.State == TcpState.SynReceived && (f & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == (TcpFlags.Syn | TcpFlags.Ack)
+            && h.Seq == t.Irs && h.Ack == t.Iss + 1)
+        {
+            // Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK acknowledges our SYN.
+            if (CompleteHandshake(t, h, now)) t.AckNow = true;
+            return;
+        }
+
+        // RFC 7323 §5.3: PAWS.
+        if (t.TsOk && opt.HasTimestamp && (f & TcpFlags.Rst) == 0 && unchecked((int)(opt.TsVal - t.TsRecent)) < 0
+            && now.Milliseconds - t.TsRecentAgeMs < 24L * 24 * 3600 * 1000)
+        {
+            Counters.PawsRejected++;
+            t.AckNow = true;
+            return;
+        }
+
+        // RFC 9293 §3.10.7.4 first check: sequence number acceptability.
+        int wnd = Math.Max(0, t.RcvAdv - t.RcvNxt);
+        SeqNum seq = h.Seq;
+        bool acceptable;
+        if (segLen == 0)
+            acceptable = wnd == 0 ? seq == t.RcvNxt : seq.InRange(t.RcvNxt, t.RcvNxt + wnd) || seq == t.RcvNxt + wnd;
+        else if (wnd == 0)
+            acceptable = false;
+        else
+            acceptable = seq.InRange(t.RcvNxt, t.RcvNxt + wnd) || (seq + (segLen - 1)).InRange(t.RcvNxt, t.RcvNxt + wnd);
+        bool zeroWindowProbe = false;
+        if (!acceptable)
+        {
+            if (wnd == 0 && seq == t.RcvNxt && (f & TcpFlags.Ack) != 0 && (f & TcpFlags.Syn) == 0)
+            {
+                // Zero window: still take its ACK, window and RST (RFC 9293 §3.10.7.4 note), drop the text.
+                zeroWindowProbe = true;
+            }
+            else
+            {
+                if ((f & TcpFlags.Rst) != 0) { Counters.RstOutOfWindow++; return; }
+                if ((f & TcpFlags.Syn) != 0 && t.State != TcpState.SynReceived) { ChallengeAck(t); Counters.SynChallenged++; return; }
+                Counters.OutOfWindow++;
+                if (t.State == TcpState.TimeWait && (f & TcpFlags.Fin) != 0)
+                    t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros); // §3.10.7.4: restart 2MSL
+                if (payload.Length > 0 && seq < t.RcvNxt)
+                {
+                    Counters.DuplicateSegments++;
+                    SeqNum end = seq + payload.Length;
+                    SetDsack(t, seq, end < t.RcvNxt ? end : t.RcvNxt);
+                }
+                t.AckNow = true;
+                return;
+            }
+        }
+
+        // Second check: RST (RFC 5961 §3.2).
+        if ((f & TcpFlags.Rst) != 0)
+        {
+            if (seq == t.RcvNxt)
+            {
+                Counters.ResetsReceived++;
+                if (t.State == TcpState.SynReceived && t.Parent >= 0) { Abort(t, Errno.ECONNREFUSED, sendRst: false); return; }
+                Errno e = t.State switch
+                {
+                    TcpState.SynReceived => Errno.ECONNREFUSED,
+                    TcpState.CloseWait => Errno.EPIPE,
+                    TcpState.TimeWait or TcpState.Closing or TcpState.LastAck => Errno.Ok,
+                    _ => Errno.ECONNRESET,
+                };
+                Abort(t, e, sendRst: false);
+                return;
+            }
+            Counters.RstChallenged++;
+            ChallengeAck(t);
+            return;
+        }
+
+        // Fourth check: SYN in a synchronized state (RFC 5961 §4.2).
+        if ((f & TcpFlags.Syn) != 0)
+        {
+            if (t.State == TcpState.SynReceived && seq == t.Irs)
+            {
+                t.AckNow = true; // retransmitted SYN: repeat the SYN-ACK
+                return;
+            }
+            Counters.SynChallenged++;
+            ChallengeAck(t);
+            return;
+        }
+
+        // Fifth check: ACK.
+        if ((f & TcpFlags.Ack) == 0) { Counters.NoAckFlag++; return; }
+        SeqNum ack = h.Ack;
+        if (t.State == TcpState.SynReceived)
+        {
+            if (!(ack > t.SndUna && ack <= t.SndMax))
+            {
+                Counters.BadSynAck++;
+                ReplyReset(t.LocalAddress, t.RemoteAddress, h, payload.Length);
+                return;
+            }
+            if (!CompleteHandshake(t, h, now)) return;
+        }
+        if (ack > t.SndMax) { Counters.AckTooNew++; t.AckNow = true; return; }
+        if (ack < t.SndUna - (int)Math.Max(t.MaxSndWnd, 1)) { Counters.AckTooOld++; ChallengeAck(t); return; }
+
+        // RFC 7323 §4.3: TS.Recent from segments covering RCV.NXT.
+        if (t.TsOk && opt.HasTimestamp && seq <= t.RcvNxt && unchecked((int)(opt.TsVal - t.TsRecent)) >= 0)
+        {
+            t.TsRecent = opt.TsVal;
+            t.TsRecentAgeMs = now.Milliseconds;
+        }
+        t.LastReceived = now;
+        if (t.KeepAlive) { t.KeepaliveProbesSent = 0; ArmKeepalive(t); }
+
+        ProcessAck(t, h, payload.Length, now);
+        if (!t.InUse) return;
+
+        // Sixth/seventh: text.
+        if (!payload.IsEmpty && !zeroWindowProbe)
+        {
+            if (t.State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
+            {
+                if (!t.UserOwned && !t.InAcceptQueue && t.Parent < 0)
+                {
+                    // Linux: data for an orphaned socket that can no longer be read aborts it with RST.
+                    Counters.DataAfterClose++;
+                    Abort(t, Errno.ECONNRESET, sendRst: true);
+                    return;
+                }
+                ReceiveData(t, seq, payload, now);
+            }
+            else if (seq + payload.Length > t.RcvNxt) Counters.DataAfterClose++;
+        }
+        else if (zeroWindowProbe && !payload.IsEmpty) t.AckNow = true;
+
+        // Eighth: FIN.
+        if ((f & TcpFlags.Fin) != 0 && !zeroWindowProbe)
+        {
+            SeqNum finSeq = seq + payload.Length;
+            if (finSeq == t.RcvNxt) ProcessFin(t, now);
+            else if (finSeq > t.RcvNxt) { t.OooFinValid = true; t.OooFinSeq = finSeq; t.AckNow = true; }
+            else t.AckNow = true;
+        }
+    }
+
+    /// <summary>SYN-RECEIVED → ESTABLISHED on an acceptable ACK (RFC 9293 §3.10.7.4 fifth check).</summary>
+    private bool CompleteHandshake(Tcb t, in TcpRepr h, Instant now)
+    {
+        if (t.Parent >= 0)
+        {
+            var l = _tcbs[t.Parent];
+            if (l.AcceptCount >= l.Backlog) { Counters.ListenOverflows++; return false; } // retried on SYN-ACK rexmit
+            l.SynQueueCount--;
+            t.InAcceptQueue = true;
+            l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = t.Index;
+            l.AcceptCount++;
+        }
+        t.State = TcpState.Established;
+        Counters.Established++;
+        t.EverConnected = true;
+        t.SndUna = t.Iss + 1;
+        t.HeadTime = now;
+        t.Retransmits = 0;
+        t.Backoff = 0;
+        t.SndWnd = (uint)h.Window << t.SndWscale;
+        t.MaxSndWnd = t.SndWnd;
+        t.SndWl1 = h.Seq; t.SndWl2 = h.Ack;
+        if (t.TotalRetrans == 0) SampleRtt(t, now - t.RttStart, now);
+        t.RttTiming = false;
+        t.RtoDeadline = Instant.Never;
+        ArmKeepalive(t);
+        return true;
+    }
+
+    /// <summary>RFC 2883: report a duplicate range as the first SACK block of the next ACK.</summary>
+    private static void SetDsack(Tcb t, SeqNum left, SeqNum right)
+    {
+        if (!t.SackOk || !(left < right)) return;
+        t.DsackPending = true;
+        t.DsackLeft = left;
+        t.DsackRight = right;
+    }
+
+    private void ChallengeAck(Tcb t)
+    {
+        Counters.ChallengeAcks++;
+        t.AckNow = true;
+    }
+
+    private void SynSentInput(Tcb t, in TcpRepr h, ReadOnlySpan<byte> payload, Instant now)
+    {
+        var f = h.Flags;
+        bool ackOk = false;
+        if ((f & TcpFlags.Ack) != 0)
+        {
+            if (h.Ack <= t.Iss || h.Ack > t.SndMax)
+            {
+                Counters.BadSynAck++;
+                ReplyReset(t.LocalAddress, t.RemoteAddress, h, payload.Length);
+                return;
+            }
+            ackOk = true;
+        }
+        if ((f & TcpFlags.Rst) != 0)
+        {
+            // RFC 5961 §3.2 / RFC 9293 §3.10.7.3: a RST is valid only if it acknowledges our SYN.
+            if (ackOk)
+            {
+                Counters.ResetsReceived++;
+                Abort(t, Errno.ECONNREFUSED, sendRst: false);
+            }
+            else Counters.RstOutOfWindow++;
+            return;
+        }
+        if ((f & TcpFlags.Syn) == 0) { Counters.BadSegments++; return; }
+        t.Irs = h.Seq;
+        t.RcvNxt = h.Seq + 1;
+        t.RcvAdv = t.RcvNxt;
+        NegotiateSynOptions(t, h);
+        t.LastReceived = now;
+        if (ackOk)
+        {
+            t.SndUna = h.Ack;
+            if (t.SndNxt < t.SndUna) t.SndNxt = t.SndUna;
+            t.SndWnd = (uint)h.Window << t.SndWscale;
+            t.MaxSndWnd = t.SndWnd;
+            t.SndWl1 = h.Seq; t.SndWl2 = h.Ack;
+            if (t.Retransmits == 0) SampleRtt(t, now - t.RttStart, now);
+            t.RttTiming = false;
+            t.Retransmits = 0;
+            t.Backoff = 0;
+            t.RtoDeadline = Instant.Never;
+            t.State = TcpState.Established;
+            Counters.Established++;
+            t.EverConnected = true;
+            ArmKeepalive(t);
+            t.AckNow = true;
+            if (!payload.IsEmpty) ReceiveData(t, h.Seq + 1, payload, now);
+            if ((f & TcpFlags.Fin) != 0 && h.Seq + 1 + payload.Length == t.RcvNxt) ProcessFin(t, now);
+        }
+        else
+        {
+            // Simultaneous open (RFC 9293 §3.5 figure 8): SYN-RECEIVED, SYN-ACK with our ISS.
+            t.State = TcpState.SynReceived;
+            t.SndWnd = h.Window;
+            t.SndWl1 = h.Seq;
+            t.SndNxt = t.Iss;
+            t.Retransmits = 0;
+            SendSyn(t);
+        }
+    }
+
+    private void ProcessFin(Tcb t, Instant now)
+    {
+        t.RcvNxt += 1;
+        t.FinReceived = true;
+        t.OooFinValid = false;
+        t.AckNow = true;
+        switch (t.State)
+        {
+            case TcpState.SynReceived:
+            case TcpState.Established:
+                t.State = TcpState.CloseWait;
+                break;
+            case TcpState.FinWait1:
+                if (t.FinSent && t.SndUna > t.FinSeq) EnterTimeWait(t, now);
+                else t.State = TcpState.Closing;
+                break;
+            case TcpState.FinWait2:
+                EnterTimeWait(t, now);
+                break;
+            case TcpState.TimeWait:
+                t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros);
+                break;
+        }
+    }
+
+    private void EnterTimeWait(Tcb t, Instant now)
+    {
+        t.State = TcpState.TimeWait;
+        t.RtoDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.DelAckDeadline = t.PtoDeadline = Instant.Never;
+        t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros);
+    }
+
+    private void ProcessAck(Tcb t, in TcpRepr h, int payloadLength, Instant now)
+    {
+        SeqNum ack = h.Ack;
+        t.PersistUnanswered = 0;
+        uint window = (uint)h.Window << t.SndWscale;
+        bool windowChanged = false;
+        // RFC 9293 §3.10.7.4: window update only from newer segments (SND.WL1/SND.WL2).
+        if (t.SndWl1 < h.Seq || (t.SndWl1 == h.Seq && t.SndWl2 <= ack))
+        {
+            windowChanged = window != t.SndWnd;
+            t.SndWnd = window;
+            t.SndWl1 = h.Seq;
+            t.SndWl2 = ack;
+            if (window > t.MaxSndWnd) t.MaxSndWnd = window;
+        }
+        int acked = ack - t.SndUna;
+        bool dupAck = false;
+        if (acked > 0)
+        {
+            t.LastAckRecv = now;
+            int dataAcked = Math.Min(acked, t.SndCount);
+            t.ConsumeSend(dataAcked);
+            t.BytesAcked += dataAcked;
+            t.SndUna = ack;
+            t.HeadTime = now;
+            if (t.SndNxt < ack) t.SndNxt = ack;
+            if (t.HighRxt < ack) t.HighRxt = ack;
+            // RTT (RFC 6298 §3, Karn): only from a segment timed and not retransmitted.
+            if (t.RttTiming && ack > t.RttSeq)
+            {
+                SampleRtt(t, now - t.RttStart, now);
+                t.RttTiming = false;
+            }
+            t.Retransmits = 0;
+            t.Backoff = 0;
+            t.PersistBackoff = 0;
+            t.RtoDeadline = t.SndUna == t.SndMax ? Instant.Never : now + new TimeSpanMicros(t.RtoMicros); // §5.3
+            t.TlpOutstanding = false;
+            ArmTlp(t);
+            if (t.SackCount > 0) t.SackedBytes -= IntervalList.TrimBelow(t.SackLeft, t.SackRight, ref t.SackCount, ack);
+        }
+        else if (acked == 0 && payloadLength == 0 && (h.Flags & (TcpFlags.Syn | TcpFlags.Fin)) == 0
+                 && !windowChanged && t.SndUna != t.SndMax)
+        {
+            dupAck = true; // RFC 5681 §2 "duplicate acknowledgment"
+            Counters.DuplicateAcks++;
+        }
+        bool sackAdvanced = false;
+        if (t.SackOk && h.Options.SackCount > 0) sackAdvanced = UpdateScoreboard(t, h);
+        if (t.State is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck))
+        {
+            if (t.State == TcpState.FinWait2 || t.State == TcpState.TimeWait) return;
+        }
+        CongestionOnAck(t, acked, dupAck || (sackAdvanced && acked <= 0 && t.SndUna != t.SndMax), h, now);
+
+        // Our FIN acknowledged?
+        if (t.FinQueued && t.FinSent && t.SndUna > t.FinSeq)
+        {
+            switch (t.State)
+            {
+                case TcpState.FinWait1:
+                    t.State = TcpState.FinWait2;
+                    t.RtoDeadline = Instant.Never;
+                    if (!t.UserOwned) t.StateDeadline = now + new TimeSpanMicros(FinWait2Micros);
+                    break;
+                case TcpState.Closing:
+                    EnterTimeWait(t, now);
+                    break;
+                case TcpState.LastAck:
+                    t.State = TcpState.Closed;
+                    t.RtoDeadline = Instant.Never;
+                    if (!t.UserOwned && !t.InAcceptQueue) Free(t);
+                    else if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
+                    break;
+            }
+        }
+    }
+
+    private bool UpdateScoreboard(Tcb t, in TcpRepr h)
+    {
+        bool advanced = false;
+        for (int i = 0; i < h.Options.SackCount && i < SackBlockArray.MaxBlocks; i++)
+        {
+            var b = h.Options.Sack[i];
+            if (!(b.Left < b.Right) || b.Right > t.SndMax || b.Right <= t.SndUna)
+            {
+                if (!(b.Right <= t.SndUna)) Counters.SackBlocksInvalid++; // below SND.UNA is a D-SACK: harmless
+                continue;
+            }
+            SeqNum l = SeqNum.Max(b.Left, t.SndUna);
+            int before = t.SackedBytes;
+            IntervalList.Add(t.SackLeft, t.SackRight, ref t.SackCount, l, b.Right);
+            t.SackedBytes = IntervalList.TotalBytes(t.SackLeft, t.SackRight, t.SackCount);
+            if (t.SackedBytes != before) advanced = true;
+        }
+        return advanced;
+    }
+
+    private void ReceiveData(Tcb t, SeqNum seq, ReadOnlySpan<byte> payload, Instant now)
+    {
+        t.DataSegsIn++;
+        t.LastDataRecv = now;
+        if (payload.Length > t.RcvMss) t.RcvMss = Math.Min(payload.Length, Math.Max(t.AdvMss, 536));
+        // Trim what we already have (RFC 9293 §3.10.7.4: "trim to the window").
+        int skip = t.RcvNxt - seq;
+        if (skip > 0)
+        {
+            if (skip >= payload.Length)
+            {
+                Counters.DuplicateSegments++;
+                SetDsack(t, seq, seq + payload.Length);
+                t.AckNow = true;
+                return;
+            }
+            SetDsack(t, seq, t.RcvNxt);
+            payload = payload[skip..];
+            seq = t.RcvNxt;
+        }
+        int offset = seq - t.RcvNxt;
+        int room = t.RcvSpace - offset;
+        if (room <= 0) { Counters.BytesTrimmed += payload.Length; t.AckNow = true; return; }
+        if (payload.Length > room) { Counters.BytesTrimmed += payload.Length - room; payload = payload[..room]; }
+
+        if (offset == 0)
+        {
+            t.WriteReceive(0, payload);
+            int advance = payload.Length;
+            SeqNum newNxt = t.RcvNxt + advance;
+            bool hadOoo = t.OooCount > 0;
+            if (hadOoo)
+            {
+                // Merge queued intervals that are now contiguous.
+                IntervalList.TrimBelow(t.OooLeft, t.OooRight, ref t.OooCount, newNxt);
+                while (t.OooCount > 0 && t.OooLeft[0] <= newNxt)
+                {
+                    newNxt = SeqNum.Max(newNxt, t.OooRight[0]);
+                    IntervalList.TrimBelow(t.OooLeft, t.OooRight, ref t.OooCount, t.OooRight[0]);
+                }
+                t.OooLastIdx = -1;
+                advance = newNxt - t.RcvNxt;
+            }
+            t.RcvReadable += advance;
+            t.RcvNxt = newNxt;
+            t.BytesReceived += advance;
+            Counters.BytesReceived += advance;
+            if (hadOoo) t.AckNow = true; // RFC 5681 §4.2: ACK at once when a gap fills
+            else if (t.RcvNxt - t.LastAckSent >= 2 * t.RcvMss) t.AckNow = true; // every second full segment
+            else if (t.DelAckDeadline == Instant.Never) t.DelAckDeadline = now + new TimeSpanMicros(DelayedAckMicros);
+            if (t.OooFinValid && t.OooFinSeq == t.RcvNxt) ProcessFin(t, now);
+        }
+        else
+        {
+            // Out of order: store at its offset in the ring, remember the interval (RFC 5681 §4.2: ACK at once).
+            SeqNum end = seq + payload.Length;
+            for (int k = 0; k < t.OooCount; k++)
+                if (seq >= t.OooLeft[k] && end <= t.OooRight[k]) { SetDsack(t, seq, end); break; } // already queued
+            int saved = t.OooCount;
+            int i = IntervalList.Add(t.OooLeft, t.OooRight, ref t.OooCount, seq, end);
+            if (i < 0) { Counters.OutOfOrderDropped++; t.AckNow = true; return; }
+            t.WriteReceive(offset, payload);
+            t.OooLastIdx = i;
+            Counters.OutOfOrderQueued++;
+            t.OooPackets++;
+            t.AckNow = true;
+            _ = saved;
+        }
+    }
+}

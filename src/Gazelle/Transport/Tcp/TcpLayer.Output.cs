@@ -1,0 +1,838 @@
+using Gazelle.Sockets;
+using Gazelle.Time;
+using Gazelle.Wire;
+
+namespace Gazelle.Transport.Tcp;
+
+public sealed partial class TcpLayer
+{
+    // ------------------------------------------------------------------ RTT / congestion
+
+    /// <summary>RFC 6298 §2: SRTT/RTTVAR update; RTO = SRTT + max(4·RTTVAR, 200 ms) as Linux does.</summary>
+    private static void SampleRtt(Tcb t, TimeSpanMicros sample, Instant now)
+    {
+        long r = Math.Max(sample.Value, 1);
+        if (t.SrttMicros == 0)
+        {
+            t.SrttMicros = r;
+            t.RttvarMicros = r / 2;
+        }
+        else
+        {
+            t.RttvarMicros = (3 * t.RttvarMicros + Math.Abs(t.SrttMicros - r)) / 4;
+            t.SrttMicros = (7 * t.SrttMicros + r) / 8;
+        }
+        if (t.MinRttMicros == 0 || r < t.MinRttMicros) t.MinRttMicros = r;
+        t.RtoMicros = Math.Clamp(t.SrttMicros + Math.Max(4 * t.RttvarMicros, MinRtoMicros), MinRtoMicros, MaxRtoMicros);
+    }
+
+    /// <summary>Grow cwnd only while it limits the sender (RFC 7661 §4.2 / Linux tcp_is_cwnd_limited),
+    /// so an application- or rwnd-limited flow does not inflate it without bound.</summary>
+    private static void GrowWindow(Tcb t, int acked, Instant now)
+    {
+        if (t.Cwnd >= MaxCwndBytes || t.FlightSize + acked < t.Cwnd / 2) return;
+        t.Cc.OnAck(t, acked, now);
+        if (t.Cwnd > MaxCwndBytes) t.Cwnd = MaxCwndBytes;
+    }
+
+    private const int MaxCwndBytes = 1 << 30;
+
+    private void BeginUndoWindow(Tcb t)
+    {
+        t.PriorCwnd = t.Cwnd;
+        t.PriorSsthresh = t.Ssthresh;
+        t.RecoveryTsVal = TsNow(t);
+        t.RecoveryStartRetrans = t.TotalRetrans;
+        t.UndoEligible = t.TsOk;
+    }
+
+    private void CongestionOnAck(Tcb t, int acked, bool dupAck, in TcpRepr h, Instant now)
+    {
+        int mss = t.EffectiveMss;
+        if (t.InRecovery && acked > 0 && t.UndoEligible)
+        {
+            // RFC 3522: the first ACK after the retransmission echoes a timestamp older than it, so the
+            // original arrived; with a single retransmission nothing was lost: restore the window (RFC 4015).
+            t.UndoEligible = false;
+            if (h.Options.HasTimestamp && unchecked((int)(h.Options.TsEcr - t.RecoveryTsVal)) < 0
+                && t.TotalRetrans - t.RecoveryStartRetrans == 1)
+            {
+                Counters.SpuriousRecoveriesUndone++;
+                t.Cwnd = Math.Max(t.Cwnd, t.PriorCwnd);
+                t.Ssthresh = t.PriorSsthresh;
+                t.InRecovery = false;
+                t.DupAcks = 0;
+                t.RecoveryPoint = t.SndUna;
+                return;
+            }
+        }
+        if (t.SackOk)
+        {
+            if (t.InRecovery)
+            {
+                if (t.SndUna >= t.RecoveryPoint)
+                {
+                    t.InRecovery = false; // RFC 6675 §5: recovery ends when RecoveryPoint is acknowledged
+                    t.Cwnd = Math.Max(t.Ssthresh, 2 * mss);
+                    t.DupAcks = 0;
+                }
+                else
+                {
+                    DetectLostRetransmissions(t);
+                    // Every retransmission so far went out before LastRxtTime; when ACKs keep coming 5/4 RTT
+                    // after it and holes below HighRxt are still open, those retransmissions were lost
+                    // (a time-based check in the spirit of RACK, RFC 8985 §6.2): send them again.
+                    if (t.HighRxt > t.SndUna && t.SrttMicros > 0
+                        && (now - t.LastRxtTime).Value > t.SrttMicros + t.SrttMicros / 4 + 1000)
+                    {
+                        Counters.LostRetransmits++;
+                        t.HighRxt = t.SndUna;
+                        t.LastRxtTime = now;
+                    }
+                }
+                return;
+            }
+            if (acked > 0) { t.DupAcks = 0; GrowWindow(t, acked, now); }
+            if (dupAck) t.DupAcks++;
+            // RFC 6675 §5 (4): DupThresh duplicate ACKs, or IsLost(SND.UNA); RFC 5827 lowers the threshold
+            // when fewer than 4 segments are outstanding and no new data can go out.
+            int threshold = 3;
+            int outstanding = (t.FlightSize + mss - 1) / mss;
+            bool nothingNew = t.SndCount <= t.SndNxt - t.SndUna || t.SndWnd <= (uint)(t.SndNxt - t.SndUna);
+            if (outstanding < 4 && nothingNew) threshold = Math.Max(1, outstanding - 1);
+            bool headLate = t.SackedBytes > 0 && t.SrttMicros > 0
+                && (now - t.HeadTime).Value > t.SrttMicros + t.SrttMicros / 4 + 1000;
+            if (t.SndUna != t.SndMax && (t.DupAcks >= threshold || t.SackedBytes > 2 * mss || headLate) && t.SndUna >= t.RecoveryPoint)
+            {
+                if (t.DupAcks < 3 && t.SackedBytes <= 2 * mss)
+                {
+                    if (t.DupAcks >= threshold) Counters.EarlyRetransmits++;
+                    else Counters.TimeBasedLossDetections++;
+                }
+                BeginUndoWindow(t);
+                t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
+                t.Cwnd = t.Ssthresh;
+                t.RecoveryPoint = t.SndMax;
+                t.HighRxt = t.SndUna;
+                t.InRecovery = true;
+                t.RecoveryStart = now;
+                t.PtoDeadline = Instant.Never;
+                Counters.FastRetransmits++;
+                t.RttTiming = false;
+                // The first hole is retransmitted at once, whatever pipe says (RFC 6675 §5 (4.3)).
+                int len = Math.Min(mss, (t.SackCount > 0 ? t.SackLeft[0] : t.SndMax) - t.SndUna);
+                if (len > 0) { len = SendData(t, t.SndUna, len, retransmit: true); t.HighRxt = t.SndUna + len; }
+                else if (t.FinSent) SendData(t, t.SndUna, 0, retransmit: true);
+            }
+            return;
+        }
+
+        // NewReno (RFC 6582).
+        if (t.InRecovery)
+        {
+            if (acked > 0)
+            {
+                if (t.SndUna >= t.RecoveryPoint)
+                {
+                    // Full acknowledgment (§3.2 step 3).
+                    t.Cwnd = Math.Min(t.Ssthresh, Math.Max(t.FlightSize, mss) + mss);
+                    t.InRecovery = false;
+                    t.DupAcks = 0;
+                }
+                else
+                {
+                    // Partial acknowledgment: retransmit the next hole, deflate (§3.2 step 4).
+                    SendData(t, t.SndUna, Math.Min(mss, t.SndMax - t.SndUna), retransmit: true);
+                    t.Cwnd = Math.Max(t.Cwnd - acked + (acked >= mss ? mss : 0), mss);
+                }
+            }
+            else if (dupAck) t.Cwnd += mss; // inflate
+            return;
+        }
+        if (acked > 0) { t.DupAcks = 0; GrowWindow(t, acked, now); }
+        if (dupAck)
+        {
+            t.DupAcks++;
+            // §3.2 step 2: only when the ACK covers more than "recover" (avoid multiple reductions).
+            if (t.DupAcks == 3 && t.SndUna - 1 >= t.RecoveryPoint)
+            {
+                BeginUndoWindow(t);
+                t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
+                t.RecoveryPoint = t.SndMax;
+                t.InRecovery = true;
+                Counters.FastRetransmits++;
+                t.RttTiming = false;
+                SendData(t, t.SndUna, Math.Min(mss, t.SndMax - t.SndUna), retransmit: true);
+                t.Cwnd = t.Ssthresh + 3 * mss;
+            }
+        }
+    }
+
+    /// <summary>
+    /// True once the recovery is older than 5/4 RTT plus a reordering allowance: everything sent before it
+    /// began and still neither ACKed nor SACKed is then lost (the time rule of RACK, RFC 8985 §6.2). This
+    /// keeps recovery going when the scoreboard cannot hold every SACK block or the ACKs carry too few.
+    /// </summary>
+    private bool RecoveryAged(Tcb t) =>
+        t.SrttMicros > 0 && (_now - t.RecoveryStart).Value > t.SrttMicros + t.SrttMicros / 4 + 1000;
+
+    /// <summary>RFC 6675 §4 SetPipe(), by holes: a hole is lost when more than 2 MSS are SACKed above it
+    /// (IsLost), or when it lies below RecoveryPoint and the recovery has aged (see <see cref="RecoveryAged"/>).</summary>
+    private int Pipe(Tcb t)
+    {
+        int mss = t.EffectiveMss;
+        bool aged = RecoveryAged(t);
+        int pipe = 0;
+        SeqNum cur = t.SndUna;
+        int sackedAbove = t.SackedBytes;
+        for (int i = 0; i <= t.SackCount; i++)
+        {
+            SeqNum hs = cur;
+            SeqNum he = i < t.SackCount ? t.SackLeft[i] : t.SndNxt;
+            if (i == t.SackCount && aged && t.RecoveryPoint < he)
+            {
+                // The tail beyond the last SACK block: below RecoveryPoint it is lost once aged.
+                if (t.RecoveryPoint > hs) { pipe += PipeOfLostHole(t, hs, t.RecoveryPoint); hs = t.RecoveryPoint; }
+                if (he > hs) pipe += he - hs;
+                break;
+            }
+            if (hs < he)
+            {
+                bool lost = sackedAbove > 2 * mss || (aged && he <= t.RecoveryPoint);
+                pipe += lost ? PipeOfLostHole(t, hs, he) : he - hs;
+            }
+            if (i == t.SackCount) break;
+            sackedAbove -= t.SackRight[i] - t.SackLeft[i];
+            cur = t.SackRight[i];
+        }
+        return pipe;
+    }
+
+    private static int PipeOfLostHole(Tcb t, SeqNum hs, SeqNum he)
+    {
+        SeqNum rx = SeqNum.Min(he, t.HighRxt);
+        return rx > hs ? rx - hs : 0; // only its retransmitted part is in flight
+    }
+
+    /// <summary>
+    /// A retransmission is presumed lost when more than DupThresh segments first sent after it have been
+    /// SACKed while its hole is still open (the idea of Linux's lost-retransmit detection / RACK, RFC 8985):
+    /// the holes below HighRxt are then eligible for retransmission again instead of waiting for an RTO.
+    /// </summary>
+    private void DetectLostRetransmissions(Tcb t)
+    {
+        if (t.SackCount == 0 || t.HighRxt <= t.SndUna) return;
+        int mss = t.EffectiveMss;
+        int above = 0;
+        for (int i = t.SackCount - 1; i >= 0; i--)
+        {
+            if (t.SackRight[i] <= t.RxtMarker) break;
+            above += t.SackRight[i] - SeqNum.Max(t.SackLeft[i], t.RxtMarker);
+        }
+        if (above <= 2 * mss) return;
+        // Is any hole left below HighRxt?
+        SeqNum holeStart = t.SndUna;
+        if (t.SackLeft[0] <= holeStart) holeStart = t.SackRight[0];
+        if (holeStart >= t.HighRxt) return;
+        Counters.LostRetransmits++;
+        t.HighRxt = t.SndUna;
+        t.RxtMarker = t.SndMax;
+    }
+
+    /// <summary>RFC 6675 §4 NextSeg() rule 1: the first lost byte range above HighRxt.</summary>
+    private bool NextLostSegment(Tcb t, out SeqNum start, out int length)
+    {
+        int mss = t.EffectiveMss;
+        bool aged = RecoveryAged(t);
+        SeqNum cur = t.SndUna;
+        int sackedAbove = t.SackedBytes;
+        for (int i = 0; i <= t.SackCount; i++)
+        {
+            SeqNum hs = SeqNum.Max(cur, t.HighRxt);
+            SeqNum he = i < t.SackCount ? t.SackLeft[i] : SeqNum.Min(t.SndNxt, t.RecoveryPoint);
+            bool lost = i < t.SackCount ? sackedAbove > 2 * mss || (aged && he <= t.RecoveryPoint) : aged;
+            if (hs < he && lost)
+            {
+                start = hs;
+                length = Math.Min(mss, he - hs);
+                return true;
+            }
+            if (i == t.SackCount) break;
+            sackedAbove -= t.SackRight[i] - t.SackLeft[i];
+            cur = t.SackRight[i];
+        }
+        start = default;
+        length = 0;
+        return false;
+    }
+
+    // ------------------------------------------------------------------ output
+
+    /// <summary>Sends what the windows, Nagle and recovery allow, then a pure ACK if one is still owed.</summary>
+    private void Output(Tcb t)
+    {
+        if (!t.InUse) return;
+        switch (t.State)
+        {
+            case TcpState.SynSent:
+            case TcpState.Listen:
+            case TcpState.Closed:
+                return;
+            case TcpState.SynReceived:
+                if (t.AckNow) SendSyn(t);
+                return;
+            case TcpState.TimeWait:
+            case TcpState.FinWait2:
+            case TcpState.CloseWait when t.SndCount == 0 && !t.FinQueued:
+                if (t.AckNow) SendAck(t);
+                return;
+        }
+        int mss = t.EffectiveMss;
+        if (t.InRecovery && t.SackOk)
+        {
+            while (t.Cwnd - Pipe(t) >= mss)
+            {
+                if (NextLostSegment(t, out var s, out int len))
+                {
+                    len = SendData(t, s, len, retransmit: true);
+                    t.HighRxt = s + Math.Max(len, 1);
+                    continue;
+                }
+                if (!SendNewSegment(t, t.Cwnd - Pipe(t), ignoreNagle: true)) break;
+            }
+        }
+        else
+        {
+            while (true)
+            {
+                int inFlight = t.SndNxt - t.SndUna;
+                int budget = t.Cwnd - inFlight;
+                if (t.DupAcks > 0 && !t.InRecovery) budget += Math.Min(t.DupAcks, 2) * mss; // RFC 3042 limited transmit
+                if (!SendNewSegment(t, budget, ignoreNagle: false)) break;
+            }
+        }
+        if (t.AckNow) SendAck(t);
+        ArmPersist(t);
+    }
+
+    /// <summary>Sends one segment of new (or, after an RTO, go-back-N) data from SND.NXT. False if nothing went.</summary>
+    private bool SendNewSegment(Tcb t, int cwndBudget, bool ignoreNagle)
+    {
+        int mss = SegmentLimit(t);
+        int offset = t.SndNxt - t.SndUna;
+        int avail = t.SndCount - offset;
+        bool finDue = t.FinQueued && t.SndNxt == t.FinSeq;
+        if (avail <= 0)
+        {
+            if (finDue)
+            {
+                SendData(t, t.SndNxt, 0, retransmit: t.FinSent);
+                return false;
+            }
+            return false;
+        }
+        long wndRight = (long)t.SndWnd - offset; // usable send window
+        int usable = (int)Math.Min(wndRight, cwndBudget);
+        int len = Math.Min(mss, avail);
+        if (usable < len)
+        {
+            // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): only a full segment, or half the peer's max window.
+            if (usable <= 0) return false;
+            if (usable >= mss || (usable >= (int)(t.MaxSndWnd / 2) && t.SndNxt == t.SndUna && wndRight <= cwndBudget)) len = usable;
+            else return false;
+        }
+        bool retransmit = t.SndNxt < t.SndMax;
+        if (retransmit && t.SackCount > 0)
+        {
+            // After an RTO, do not resend what the peer has SACKed since.
+            for (int i = 0; i < t.SackCount; i++)
+            {
+                if (t.SndNxt >= t.SackLeft[i] && t.SndNxt < t.SackRight[i]) { t.SndNxt = t.SackRight[i]; return true; }
+                if (t.SackLeft[i] > t.SndNxt) { len = Math.Min(len, t.SackLeft[i] - t.SndNxt); break; }
+            }
+        }
+        if (len < mss && !retransmit && !ignoreNagle)
+        {
+            // Nagle (RFC 9293 §3.7.4): hold a small segment while data is unacknowledged; TCP_CORK / MSG_MORE hold it always.
+            if (t.Cork || t.MoreHint) return false;
+            if (!t.NoDelay && t.SndNxt != t.SndUna && !(t.FinQueued && len == avail)) return false;
+        }
+        SendData(t, t.SndNxt, len, retransmit);
+        return true;
+    }
+
+    /// <summary>SACK option bytes the next segment will carry (RFC 2018 §3: 2 + 8 per block, NOP-padded).</summary>
+    private static int SackOptionBytes(Tcb t)
+    {
+        if (!t.SackOk) return 0;
+        int blocks = Math.Min(t.OooCount + (t.DsackPending ? 1 : 0), t.TsOk ? 3 : 4);
+        return blocks > 0 ? 4 + 8 * blocks : 0;
+    }
+
+    /// <summary>Payload that fits one segment now: the MSS less every option on it (Linux tcp_current_mss),
+    /// so a data segment carrying SACK blocks still fits the path MTU.</summary>
+    private static int SegmentLimit(Tcb t) => Math.Max(t.EffectiveMss - SackOptionBytes(t), 32);
+
+    /// <summary>Emits data [seq, seq+len) from the send ring (with FIN when it ends at the FIN), clamped to
+    /// <see cref="SegmentLimit"/>; returns the payload length sent.</summary>
+    private int SendData(Tcb t, SeqNum seq, int len, bool retransmit)
+    {
+        int offset = seq - t.SndUna;
+        len = Math.Min(len, SegmentLimit(t));
+        if (offset < 0 || offset + len > t.SndCount) { len = Math.Max(0, Math.Min(len, t.SndCount - offset)); if (offset < 0) return 0; }
+        var r = NewRepr(t, seq, TcpFlags.Ack);
+        bool fin = t.FinQueued && seq + len == t.FinSeq;
+        if (fin) r.Flags |= TcpFlags.Fin;
+        if (len > 0 && offset + len == t.SndCount) r.Flags |= TcpFlags.Psh;
+        if (len == 0 && !fin) return 0;
+        t.SendSlice(offset, len, out var a, out var b);
+        Transmit(t, ref r, a, b);
+        SeqNum end = seq + len + (fin ? 1 : 0);
+        if (fin) t.FinSent = true;
+        if (retransmit)
+        {
+            t.RxtMarker = t.SndMax;
+            if (seq == t.SndUna) t.HeadTime = _now;
+            t.LastRxtTime = _now;
+            Counters.RetransmittedSegments++;
+            t.TotalRetrans++;
+            t.BytesRetrans += len;
+            if (t.RttTiming && seq <= t.RttSeq) t.RttTiming = false; // Karn
+        }
+        else
+        {
+            Counters.BytesSent += len;
+            t.BytesSent += len;
+            if (!t.RttTiming && end > t.SndMax)
+            {
+                t.RttTiming = true;
+                t.RttSeq = seq;
+                t.RttStart = _now;
+            }
+        }
+        if (len > 0) { t.DataSegsOut++; t.LastDataSent = _now; }
+        if (end > t.SndNxt && seq <= t.SndNxt) t.SndNxt = end;
+        if (end > t.SndMax) t.SndMax = end;
+        if (t.RtoDeadline == Instant.Never) t.RtoDeadline = _now + new TimeSpanMicros(Math.Min(t.RtoMicros << t.Backoff, MaxRtoMicros));
+        t.PersistDeadline = Instant.Never;
+        if (!retransmit) ArmTlp(t);
+        return len;
+    }
+
+    /// <summary>RFC 8985 §7.2: PTO = 2·SRTT (+ the delayed-ACK time when one segment is in flight), not past the RTO.</summary>
+    private void ArmTlp(Tcb t)
+    {
+        if (!t.SackOk || t.SrttMicros == 0 || t.InRecovery || t.TlpOutstanding || t.SndUna == t.SndMax || t.Backoff > 0)
+        {
+            t.PtoDeadline = Instant.Never;
+            return;
+        }
+        long pto = Math.Max(2 * t.SrttMicros, 10_000);
+        if (t.FlightSize <= t.EffectiveMss) pto += DelayedAckMicros;
+        var d = _now + new TimeSpanMicros(pto);
+        t.PtoDeadline = d < t.RtoDeadline ? d : Instant.Never;
+    }
+
+    private void TailLossProbe(Tcb t, Instant now)
+    {
+        if (t.SndUna == t.SndMax || t.InRecovery || !t.IsSynchronized) return;
+        Counters.TailLossProbes++;
+        t.TlpOutstanding = true;
+        int mss = t.EffectiveMss;
+        int offset = t.SndNxt - t.SndUna;
+        // §7.3: new data if the window allows, else the last segment again.
+        if (t.SndCount > offset && t.SndWnd >= (uint)(offset + Math.Min(mss, t.SndCount - offset)))
+            SendData(t, t.SndNxt, Math.Min(mss, t.SndCount - offset), retransmit: false);
+        else
+        {
+            int dataEnd = t.SndCount;
+            int len = Math.Min(mss, dataEnd);
+            if (len > 0) SendData(t, t.SndUna + (dataEnd - len), len, retransmit: true);
+            else if (t.FinSent) SendData(t, t.SndUna, 0, retransmit: true);
+        }
+        t.RtoDeadline = now + new TimeSpanMicros(Math.Min(t.RtoMicros << t.Backoff, MaxRtoMicros));
+    }
+
+    private void SendAck(Tcb t)
+    {
+        var r = NewRepr(t, t.SndNxt, TcpFlags.Ack);
+        Transmit(t, ref r, default, default);
+    }
+
+    /// <summary>SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) with our options (RFC 9293 §3.2, RFC 7323, RFC 2018).</summary>
+    private void SendSyn(Tcb t)
+    {
+        var r = new TcpRepr
+        {
+            SrcPort = t.LocalPort, DstPort = t.RemotePort, Seq = t.Iss, Flags = TcpFlags.Syn,
+            Window = (ushort)Math.Min(t.RcvBufSize, 65535), Options = TcpOptions.None,
+        };
+        r.Options.Mss = (ushort)t.AdvMss;
+        bool active = t.State == TcpState.SynSent || (t.State == TcpState.SynReceived && t.Parent < 0 && t.UserOwned);
+        if (t.State == TcpState.SynSent || t.WscaleOk || (active && t.State == TcpState.SynReceived)) r.Options.WindowScale = t.RcvWscale;
+        if ((t.State == TcpState.SynSent && SackEnabled) || t.SackOk) r.Options.SackPermitted = true;
+        if (t.State == TcpState.SynSent || t.TsOk)
+        {
+            r.Options.HasTimestamp = true;
+            r.Options.TsVal = TsNow(t);
+            r.Options.TsEcr = t.TsRecent;
+        }
+        if (t.State == TcpState.SynReceived)
+        {
+            r.Flags |= TcpFlags.Ack;
+            r.Ack = t.RcvNxt;
+            t.RcvAdv = t.RcvNxt + (uint)r.Window;
+            t.LastAckSent = t.RcvNxt;
+        }
+        t.AckNow = false;
+        Counters.SegmentsOut++;
+        t.SegsOut++;
+        if (!_output.Send(t.LocalAddress, t.RemoteAddress, r, default, default, t.Tos)) Counters.OutputFailed++;
+        if (t.SndMax == t.Iss) t.SndMax = t.Iss + 1;
+        t.SndNxt = t.Iss + 1;
+        if (t.Retransmits == 0) t.RttStart = _now;
+        t.RtoDeadline = _now + new TimeSpanMicros(Math.Min(t.RtoMicros << t.Backoff, MaxRtoMicros));
+    }
+
+    private uint TsNow(Tcb t) => (uint)_now.Milliseconds + t.TsOffset;
+
+    private TcpRepr NewRepr(Tcb t, SeqNum seq, TcpFlags flags) => new()
+    {
+        SrcPort = t.LocalPort, DstPort = t.RemotePort, Seq = seq, Flags = flags, Options = TcpOptions.None,
+    };
+
+    /// <summary>Fills ACK, window, timestamps and SACK, then hands the segment to the IP layer.</summary>
+    private void Transmit(Tcb t, ref TcpRepr r, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    {
+        if ((r.Flags & TcpFlags.Ack) != 0)
+        {
+            r.Ack = t.RcvNxt;
+            r.Window = AdvertiseWindow(t);
+            t.LastAckSent = t.RcvNxt;
+            t.AckNow = false;
+            t.DelAckDeadline = Instant.Never;
+        }
+        if (t.TsOk)
+        {
+            r.Options.HasTimestamp = true;
+            r.Options.TsVal = TsNow(t);
+            r.Options.TsEcr = t.TsRecent;
+        }
+        if (t.SackOk && (t.OooCount > 0 || t.DsackPending) && (r.Flags & TcpFlags.Rst) == 0)
+        {
+            // RFC 2883: a D-SACK block first; RFC 2018 §4: then the block with the most recent segment,
+            // then the others.
+            int max = t.TsOk ? 3 : 4;
+            int n = 0;
+            if (t.DsackPending)
+            {
+                r.Options.Sack[n++] = new SackBlock(t.DsackLeft, t.DsackRight);
+                t.DsackPending = false;
+                Counters.DsacksSent++;
+            }
+            if (t.OooCount > 0)
+            {
+                int first = t.OooLastIdx >= 0 && t.OooLastIdx < t.OooCount ? t.OooLastIdx : 0;
+                r.Options.Sack[n++] = new SackBlock(t.OooLeft[first], t.OooRight[first]);
+                for (int i = 0; i < t.OooCount && n < max; i++)
+                    if (i != first) r.Options.Sack[n++] = new SackBlock(t.OooLeft[i], t.OooRight[i]);
+            }
+            r.Options.SackCount = (byte)n;
+        }
+        Counters.SegmentsOut++;
+        t.SegsOut++;
+        t.LastSent = _now;
+        if (!_output.Send(t.LocalAddress, t.RemoteAddress, r, a, b, t.Tos)) Counters.OutputFailed++;
+    }
+
+    /// <summary>The window field: free ring space, never moving the right edge left (RFC 9293 §3.8.6.2.2 receiver SWS).</summary>
+    private static ushort AdvertiseWindow(Tcb t)
+    {
+        int free = t.RcvShutdown && !t.UserOwned ? 0 : t.RcvSpace;
+        SeqNum right = t.RcvNxt + free;
+        int gain = right - t.RcvAdv;
+        if (gain < Math.Min(t.RcvBufSize / 2, t.AdvMss) && t.RcvAdv >= t.RcvNxt) right = t.RcvAdv;
+        if (right < t.RcvAdv) right = t.RcvAdv;
+        long wnd = Math.Max(0, right - t.RcvNxt);
+        long field = Math.Min(wnd >> t.RcvWscale, 65535);
+        t.RcvWnd = (uint)(field << t.RcvWscale);
+        SeqNum adv = t.RcvNxt + t.RcvWnd;
+        if (adv > t.RcvAdv) t.RcvAdv = adv;
+        return (ushort)field;
+    }
+
+    /// <summary>After the application read: send a window update if the window opened a lot (Linux tcp_cleanup_rbuf).</summary>
+    private void MaybeWindowUpdate(Tcb t)
+    {
+        if (t.State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)) return;
+        SeqNum right = t.RcvNxt + t.RcvSpace;
+        int gain = right - t.RcvAdv;
+        int adv = t.RcvAdv - t.RcvNxt;
+        if (gain >= Math.Min(t.RcvBufSize / 2, 2 * t.AdvMss) && (adv < t.RcvBufSize / 2 || gain >= t.RcvBufSize / 2))
+        {
+            t.AckNow = true;
+            Output(t);
+            Touch(t);
+        }
+    }
+
+    private void Emit(Ipv4Address local, Ipv4Address remote, in TcpRepr r, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, byte tos)
+    {
+        Counters.SegmentsOut++;
+        if (!_output.Send(local, remote, r, a, b, tos)) Counters.OutputFailed++;
+    }
+
+    /// <summary>Ends a connection: optional RST, error for the application, release when nobody holds it.</summary>
+    private void Abort(Tcb t, Errno error, bool sendRst)
+    {
+        if (sendRst && t.InFlowTable && t.State is not (TcpState.SynSent or TcpState.Closed or TcpState.Listen))
+        {
+            var r = NewRepr(t, t.SndNxt, TcpFlags.Rst | TcpFlags.Ack);
+            r.Ack = t.RcvNxt;
+            Counters.ResetsSent++;
+            Emit(t.LocalAddress, t.RemoteAddress, r, default, default, t.Tos);
+        }
+        if (error != Errno.Ok) t.PendingError = error;
+        t.State = TcpState.Closed;
+        t.RtoDeadline = t.DelAckDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.StateDeadline = t.PtoDeadline = Instant.Never;
+        t.SndCount = 0; t.SndHead = 0;
+        t.FinQueued = false;
+        t.OooCount = 0;
+        if (t.Parent >= 0 && !t.InAcceptQueue) { Free(t); return; }
+        if (!t.UserOwned && !t.InAcceptQueue) { Free(t); return; }
+        if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
+        // Keep the socket readable as "connected once" for recv() = 0 / error reporting.
+        t.FinReceived = true;
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    /// <summary>Runs due timers; returns the next deadline (<see cref="Instant.Never"/> if none).</summary>
+    public Instant Poll(Instant now)
+    {
+        _now = now;
+        if (now < _earliest) return _earliest;
+        Instant next = Instant.Never;
+        for (int i = 0; i < _activeCount; i++)
+        {
+            var t = _tcbs[_active[i]];
+            if (t.NextDeadline() <= now) RunTimers(t, now);
+            if (!t.InUse || t.ActivePos != i)
+            {
+                // The slot now holds another connection (swap-remove): look at index i again.
+                if (i < _activeCount && _tcbs[_active[i]] != t) i--;
+                continue;
+            }
+            var d = t.NextDeadline();
+            if (d < next) next = d;
+        }
+        _earliest = next;
+        return next;
+    }
+
+    private void RunTimers(Tcb t, Instant now)
+    {
+        if (t.StateDeadline <= now)
+        {
+            t.StateDeadline = Instant.Never;
+            if (!t.UserOwned && t.State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck)
+            {
+                Counters.LingerTimeouts++;
+                Abort(t, Errno.ETIMEDOUT, sendRst: true);
+                return;
+            }
+            if (t.State is TcpState.TimeWait or TcpState.FinWait2)
+            {
+                if (t.State == TcpState.FinWait2) Counters.TimeoutAborts++;
+                t.State = TcpState.Closed;
+                if (!t.UserOwned) { Free(t); return; }
+                if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
+            }
+        }
+        if (t.RtoDeadline <= now) { t.RtoDeadline = Instant.Never; RetransmitTimeout(t, now); if (!t.InUse) return; }
+        if (t.PtoDeadline <= now) { t.PtoDeadline = Instant.Never; TailLossProbe(t, now); }
+        if (t.PersistDeadline <= now) { t.PersistDeadline = Instant.Never; PersistTimeout(t, now); }
+        if (t.KeepaliveDeadline <= now) { t.KeepaliveDeadline = Instant.Never; KeepaliveTimeout(t, now); if (!t.InUse) return; }
+        if (t.DelAckDeadline <= now)
+        {
+            t.DelAckDeadline = Instant.Never;
+            if (t.LastAckSent != t.RcvNxt || t.AckNow)
+            {
+                Counters.DelayedAcks++;
+                t.AckNow = true;
+                Output(t);
+            }
+        }
+    }
+
+    private void RetransmitTimeout(Tcb t, Instant now)
+    {
+        if (t.State is TcpState.SynSent or TcpState.SynReceived)
+        {
+            int limit = t.State == TcpState.SynSent ? SynRetries : SynAckRetries;
+            if (t.Retransmits >= limit)
+            {
+                Counters.TimeoutAborts++;
+                Abort(t, t.SoftError != Errno.Ok ? t.SoftError : Errno.ETIMEDOUT, sendRst: false);
+                return;
+            }
+            t.Retransmits++;
+            t.Backoff++;
+            t.TotalRetrans++;
+            Counters.RtoTimeouts++;
+            if (t.State == TcpState.SynReceived) Counters.SynAckRetransmits++;
+            SendSyn(t);
+            return;
+        }
+        if (t.SndUna == t.SndMax) return;
+        if (t.Retransmits >= MaxRetries)
+        {
+            Counters.TimeoutAborts++;
+            Abort(t, t.SoftError != Errno.Ok ? t.SoftError : Errno.ETIMEDOUT, sendRst: false);
+            return;
+        }
+        Counters.RtoTimeouts++;
+        t.Retransmits++;
+        if (t.Retransmits == 1 || !t.InRecovery)
+        {
+            // RFC 5681 §3.1 eq. 4 (once per loss episode), cwnd = 1 segment.
+            t.Ssthresh = t.Cc.OnRetransmitTimeout(t, now);
+        }
+        t.Cwnd = t.EffectiveMss;
+        t.InRecovery = false;
+        t.UndoEligible = false;
+        t.DupAcks = 0;
+        // RFC 6582 §3.2 step 1 sets "recover" after a timeout (no SACK). With SACK the scoreboard tells new
+        // losses apart, so a loss during the go-back-N may start fast recovery instead of another RTO.
+        t.RecoveryPoint = t.SackOk ? t.SndUna : t.SndMax;
+        // RFC 2018 §8: SACK information may be reneged; start over from SND.UNA.
+        t.SackCount = 0;
+        t.SackedBytes = 0;
+        t.HighRxt = t.SndUna;
+        t.SndNxt = t.SndUna;
+        t.RttTiming = false;
+        t.PtoDeadline = Instant.Never;
+        t.Backoff = Math.Min(t.Backoff + 1, 16); // §5.5 exponential backoff
+        t.RtoDeadline = Instant.Never;
+        if (t.SndCount == 0 && t.FinQueued) SendData(t, t.SndUna, 0, retransmit: true);
+        else SendData(t, t.SndUna, Math.Min(t.EffectiveMss, t.SndCount), retransmit: true);
+        if (t.RtoDeadline == Instant.Never) t.RtoDeadline = now + new TimeSpanMicros(Math.Min(t.RtoMicros << t.Backoff, MaxRtoMicros));
+    }
+
+    private void ArmPersist(Tcb t)
+    {
+        // RFC 9293 §3.8.6.1: a zero window with data waiting and nothing in flight needs probes.
+        if (t.SndWnd == 0 && t.SndUna == t.SndMax && t.SndCount > (t.SndNxt - t.SndUna) && t.RtoDeadline == Instant.Never)
+        {
+            if (t.PersistDeadline == Instant.Never)
+                t.PersistDeadline = _now + new TimeSpanMicros(Math.Clamp(t.RtoMicros << Math.Min(t.PersistBackoff, 16), MinRtoMicros, MaxRtoMicros));
+        }
+        else t.PersistDeadline = Instant.Never;
+    }
+
+    private void PersistTimeout(Tcb t, Instant now)
+    {
+        if (t.SndWnd != 0 || t.SndCount == 0) { Output(t); return; }
+        // Linux tcp_probe_timer: give up after tcp_retries2 unanswered probes, or, for an orphan
+        // (closed by the application), after tcp_orphan_retries (8) backoffs even if the peer answers.
+        if (t.PersistUnanswered >= MaxRetries || (!t.UserOwned && t.PersistBackoff >= OrphanRetries))
+        {
+            Counters.TimeoutAborts++;
+            Abort(t, Errno.ETIMEDOUT, sendRst: true);
+            return;
+        }
+        t.PersistUnanswered++;
+        // Linux-style probe: an old sequence number (SND.UNA - 1), no data; the peer answers with its window.
+        var r = NewRepr(t, t.SndUna - 1, TcpFlags.Ack);
+        Transmit(t, ref r, default, default);
+        Counters.WindowProbes++;
+        t.PersistBackoff++;
+        ArmPersist(t);
+    }
+
+    private void ArmKeepalive(Tcb t)
+    {
+        if (!t.KeepAlive || t.State is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.FinWait2))
+        {
+            t.KeepaliveDeadline = Instant.Never;
+            return;
+        }
+        t.KeepaliveDeadline = t.KeepaliveProbesSent == 0
+            ? t.LastReceived + TimeSpanMicros.FromSeconds(t.KeepIdleSec)
+            : _now + TimeSpanMicros.FromSeconds(t.KeepIntvlSec);
+    }
+
+    private void KeepaliveTimeout(Tcb t, Instant now)
+    {
+        if (!t.KeepAlive) return;
+        if ((now - t.LastReceived).Value < TimeSpanMicros.FromSeconds(t.KeepIdleSec).Value && t.KeepaliveProbesSent == 0) { ArmKeepalive(t); return; }
+        if (t.KeepaliveProbesSent >= t.KeepCnt)
+        {
+            Counters.TimeoutAborts++;
+            Abort(t, t.SoftError != Errno.Ok ? t.SoftError : Errno.ETIMEDOUT, sendRst: true);
+            return;
+        }
+        // Keepalive probe (RFC 9293 §3.8.4): SEG.SEQ = SND.NXT - 1 and no data.
+        var r = NewRepr(t, t.SndNxt - 1, TcpFlags.Ack);
+        Transmit(t, ref r, default, default);
+        Counters.KeepaliveProbes++;
+        t.KeepaliveProbesSent++;
+        t.KeepaliveDeadline = now + TimeSpanMicros.FromSeconds(t.KeepIntvlSec);
+    }
+
+    // ------------------------------------------------------------------ ICMP
+
+    /// <summary>ICMP destination unreachable for one of our segments (RFC 1122 §4.2.3.9, RFC 5927, RFC 1191).</summary>
+    public void OnDestinationUnreachable(Ipv4Address local, Ipv4Address remote, ushort localPort, ushort remotePort,
+        SeqNum seq, byte icmpCode, int nextHopMtu, Instant now)
+    {
+        _now = now;
+        int idx = _flows.Find(local, localPort, remote, remotePort);
+        if (idx < 0) { Counters.IcmpIgnored++; return; }
+        var t = _tcbs[idx];
+        // RFC 5927 §4.1: the quoted sequence number must be in flight.
+        if (!(seq >= t.SndUna && seq <= t.SndMax) || t.State is TcpState.Listen or TcpState.Closed or TcpState.TimeWait)
+        {
+            Counters.IcmpIgnored++;
+            return;
+        }
+        if (icmpCode == 4)
+        {
+            // Fragmentation needed (RFC 1191): lower the MSS and resend what no longer fits.
+            int mtu = nextHopMtu >= 68 ? nextHopMtu : Math.Max(68, t.Pmtu - 1);
+            if (mtu >= t.Pmtu && t.Pmtu != 0) { Counters.IcmpIgnored++; return; }
+            t.Pmtu = mtu;
+            int mss = Math.Max(mtu - 40, 88);
+            if (mss < t.SndMss)
+            {
+                t.SndMss = mss;
+                if (t.Cwnd > 0) t.Cwnd = Math.Max(t.Cwnd, t.EffectiveMss);
+                Counters.PmtuUpdates++;
+                if (t.SndUna != t.SndMax && t.State != TcpState.SynSent)
+                {
+                    t.SndNxt = t.SndUna; // Linux tcp_simple_retransmit: resend in smaller segments
+                    Output(t);
+                }
+            }
+            Touch(t);
+            return;
+        }
+        // Hard errors: protocol/port unreachable and administratively prohibited (RFC 1122 §4.2.3.9, RFC 1812).
+        Errno err = icmpCode switch
+        {
+            2 or 3 => Errno.ECONNREFUSED,
+            9 or 10 or 13 => Errno.EHOSTUNREACH,
+            0 or 6 or 11 => Errno.ENETUNREACH,
+            _ => Errno.EHOSTUNREACH,
+        };
+        bool hard = icmpCode is 2 or 3 or 9 or 10 or 13;
+        if (hard && t.State is TcpState.SynSent or TcpState.SynReceived)
+        {
+            Counters.IcmpHardErrors++;
+            Abort(t, err, sendRst: false);
+            return;
+        }
+        Counters.IcmpSoftErrors++;
+        t.SoftError = err;
+    }
+}

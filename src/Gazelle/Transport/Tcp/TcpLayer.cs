@@ -1,0 +1,695 @@
+using System.Buffers.Binary;
+using Gazelle.Sockets;
+using Gazelle.Stack;
+using Gazelle.Time;
+using Gazelle.Wire;
+
+namespace Gazelle.Transport.Tcp;
+
+/// <summary>
+/// The TCP of one stack (RFC 9293): connection table, listeners, state machine, timers. Single-threaded:
+/// the stack's poll loop owns it. Socket handles are indices into a preallocated pool of TCBs.
+/// <list type="bullet">
+/// <item>Tables: 4-tuple flow hash (open addressing, keyed), listeners by port, SYN queue + accept queue,
+/// SYN cookies (MSS in the ISN, window scale and SACK in the TSval) when the SYN queue is full.</item>
+/// <item>Input (TcpLayer.Input.cs): RFC 9293 §3.10.7 with RFC 5961 RST/SYN/ACK checks and challenge ACKs,
+/// PAWS (RFC 7323), TIME-WAIT takeover (RFC 6191), out-of-order data written into the receive ring at its
+/// offset with a bounded interval list, SACK and D-SACK generation (RFC 2018, RFC 2883).</item>
+/// <item>Output and timers (TcpLayer.Output.cs): Nagle/cork, sender and receiver SWS avoidance, RTO
+/// (RFC 6298, Karn, 200 ms floor, backoff), delayed ACK (40 ms / every second segment), persist, keepalive,
+/// linger; loss recovery by SACK scoreboard (RFC 6675) with early retransmit (RFC 5827), limited transmit
+/// (RFC 3042), tail loss probes and a RACK-style time rule (RFC 8985), Eifel undo (RFC 3522/4015), or
+/// NewReno (RFC 6582) without SACK; congestion control CUBIC (RFC 9438) or Reno per socket.</item>
+/// </list>
+/// Nothing on the per-segment path allocates: TCBs, rings and lists are reused.
+/// </summary>
+public sealed partial class TcpLayer
+{
+    // Linux defaults (net.ipv4.*): rto_min 200 ms, rto_max 120 s, tcp_retries2 15, tcp_syn_retries 6,
+    // tcp_synack_retries 5, TIME_WAIT 60 s, tcp_fin_timeout 60 s, delayed ACK up to 40 ms.
+    internal const long MinRtoMicros = 200_000;
+    internal const long MaxRtoMicros = 120_000_000;
+    internal const long InitialRtoMicros = 1_000_000;
+    internal const int MaxRetries = 15;
+    internal const int SynRetries = 6;
+    internal const int SynAckRetries = 5;
+    internal const int OrphanRetries = 8;
+    internal const long TimeWaitMicros = 60_000_000;
+    internal const long FinWait2Micros = 60_000_000;
+    internal const long DelayedAckMicros = 40_000;
+    internal const int EphemeralLow = 32768;
+    internal const int EphemeralHigh = 60999;
+    internal const int MaxBacklog = 4096;
+    internal const int InitialWindowSegments = 10; // RFC 6928
+
+    // Linux socket option numbers.
+    public const int SOL_SOCKET = 1, IPPROTO_IP = 0, IPPROTO_TCP = 6;
+    public const int SO_REUSEADDR = 2, SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_KEEPALIVE = 9,
+        SO_LINGER = 13, SO_REUSEPORT = 15;
+    public const int TCP_NODELAY = 1, TCP_MAXSEG = 2, TCP_CORK = 3, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5,
+        TCP_KEEPCNT = 6, TCP_INFO = 11, TCP_CONGESTION = 13;
+    public const int IP_TOS = 1;
+    public const int SOCK_STREAM = 1;
+    /// <summary>Size of Linux's struct tcp_info up to tcpi_rcv_wnd.</summary>
+    public const int TcpInfoSize = 236;
+
+    private readonly StackConfig _config;
+    private readonly ITcpOutput _output;
+    private readonly Tcb[] _tcbs;
+    private readonly int[] _free;
+    private int _freeCount;
+    private readonly int[] _active;
+    private int _activeCount;
+    private readonly FlowTable _flows;
+    private readonly int[] _listenerByPort = new int[65536];
+    private readonly int[] _explicitBinds = new int[65536];
+    private readonly TcpHash _isnHash, _portHash, _cookieHash, _tsHash;
+    private uint _portCounter;
+    private Instant _now;
+    private Instant _earliest = Instant.Never;
+
+    public TcpCounters Counters { get; } = new();
+
+    /// <summary>Offer/accept SACK (RFC 2018) on new connections; off forces NewReno recovery (RFC 6582).</summary>
+    public bool SackEnabled { get; set; } = true;
+
+    public TcpLayer(StackConfig config, ITcpOutput output)
+    {
+        _config = config;
+        _output = output;
+        int n = Math.Max(1, config.MaxTcpConnections);
+        _tcbs = new Tcb[n];
+        _free = new int[n];
+        _active = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            _tcbs[i] = new Tcb(i);
+            _free[i] = n - 1 - i; // hand out low indices first
+        }
+        _freeCount = n;
+        _flows = new FlowTable(n, config.Secret);
+        Array.Fill(_listenerByPort, -1);
+        _isnHash = new TcpHash(config.Secret, 1);
+        _portHash = new TcpHash(config.Secret, 2);
+        _cookieHash = new TcpHash(config.Secret, 3);
+        _tsHash = new TcpHash(config.Secret, 4);
+        _portCounter = (uint)new TcpHash(config.Secret, 5).Hash(0, 0);
+    }
+
+    /// <summary>Connection objects in use (sockets, connections in the SYN/accept queues, TIME_WAIT).</summary>
+    public int LiveConnections => _tcbs.Length - _freeCount;
+    /// <summary>Size of the preallocated connection pool.</summary>
+    public int PoolCapacity => _tcbs.Length;
+    /// <summary>Entries of the 4-tuple table (must be 0 when every connection is gone).</summary>
+    public int FlowTableCount => _flows.Count;
+
+    /// <summary>The state of a connection (for tests and diagnostics).</summary>
+    public TcpState GetState(SocketHandle socket) =>
+        socket.Value >= 0 && socket.Value < _tcbs.Length && _tcbs[socket.Value].InUse ? _tcbs[socket.Value].State : TcpState.Closed;
+
+    internal Tcb? Peek(SocketHandle socket) =>
+        socket.Value >= 0 && socket.Value < _tcbs.Length && _tcbs[socket.Value].InUse ? _tcbs[socket.Value] : null;
+
+    // ------------------------------------------------------------------ pool
+
+    private Tcb? AllocTcb()
+    {
+        if (_freeCount == 0)
+        {
+            // Linux caps TIME_WAIT buckets and kills the excess; we recycle the oldest-deadline one.
+            Tcb? victim = null;
+            for (int i = 0; i < _activeCount; i++)
+            {
+                var c = _tcbs[_active[i]];
+                if (c.State == TcpState.TimeWait && !c.UserOwned && (victim is null || c.StateDeadline < victim.StateDeadline)) victim = c;
+            }
+            if (victim is null) { Counters.PoolExhausted++; return null; }
+            Counters.TimeWaitRecycled++;
+            Free(victim);
+        }
+        var t = _tcbs[_free[--_freeCount]];
+        t.Reset(_config.TcpSendBufferBytes, _config.TcpReceiveBufferBytes);
+        t.InUse = true;
+        t.ActivePos = _activeCount;
+        _active[_activeCount++] = t.Index;
+        return t;
+    }
+
+    private void Free(Tcb t)
+    {
+        if (!t.InUse) return;
+        if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
+        if (t.ExplicitBind) { _explicitBinds[t.LocalPort]--; t.ExplicitBind = false; }
+        if (t.State == TcpState.Listen && _listenerByPort[t.LocalPort] == t.Index) _listenerByPort[t.LocalPort] = -1;
+        if (t.Parent >= 0 && !t.InAcceptQueue) _tcbs[t.Parent].SynQueueCount--;
+        t.Parent = -1;
+        t.State = TcpState.Closed;
+        t.InUse = false;
+        t.UserOwned = false;
+        int pos = t.ActivePos;
+        int last = _active[--_activeCount];
+        _active[pos] = last;
+        _tcbs[last].ActivePos = pos;
+        t.ActivePos = -1;
+        _free[_freeCount++] = t.Index;
+    }
+
+    private Errno GetUser(SocketHandle h, out Tcb t)
+    {
+        t = null!;
+        if (h.Value < 0 || h.Value >= _tcbs.Length) return Errno.EBADF;
+        t = _tcbs[h.Value];
+        return t.InUse && t.UserOwned ? Errno.Ok : Errno.EBADF;
+    }
+
+    private void Touch(Tcb t)
+    {
+        if (!t.InUse) return;
+        var d = t.NextDeadline();
+        if (d < _earliest) _earliest = d;
+    }
+
+    // ------------------------------------------------------------------ socket API
+
+    public Errno Open(SocketKind kind, out SocketHandle socket)
+    {
+        socket = SocketHandle.Invalid;
+        if (kind != SocketKind.Tcp) return Errno.EPROTONOSUPPORT;
+        var t = AllocTcb();
+        if (t is null) return Errno.ENFILE;
+        t.UserOwned = true;
+        socket = new SocketHandle(t.Index);
+        return Errno.Ok;
+    }
+
+    public Errno Bind(SocketHandle socket, Ipv4Endpoint local)
+    {
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        if (t.Bound || t.State != TcpState.Closed) return Errno.EINVAL;
+        if (!local.Address.IsUnspecified && local.Address != _config.Address) return Errno.EADDRNOTAVAIL;
+        ushort port = local.Port;
+        if (port == 0)
+        {
+            if (!PickBindPort(out port)) return Errno.EADDRINUSE;
+        }
+        else if (BindConflict(t, port)) return Errno.EADDRINUSE;
+        t.LocalAddress = local.Address;
+        t.LocalPort = port;
+        t.Bound = true;
+        t.ExplicitBind = true;
+        _explicitBinds[port]++;
+        return Errno.Ok;
+    }
+
+    private bool BindConflict(Tcb me, ushort port)
+    {
+        for (int i = 0; i < _activeCount; i++)
+        {
+            var o = _tcbs[_active[i]];
+            if (o == me || !o.Bound || o.LocalPort != port) continue;
+            if (o.ReusePort && me.ReusePort && o.State != TcpState.Listen) continue;
+            if (o.State == TcpState.TimeWait) { if (!me.ReuseAddr) return true; continue; }
+            if (o.State == TcpState.Listen) return true;
+            if (!(me.ReuseAddr && o.ReuseAddr)) return true;
+        }
+        return false;
+    }
+
+    private bool PickBindPort(out ushort port)
+    {
+        int range = EphemeralHigh - EphemeralLow + 1;
+        uint start = _portCounter++;
+        for (int i = 0; i < range; i++)
+        {
+            int p = EphemeralLow + (int)((start + (uint)i) % (uint)range);
+            if (_explicitBinds[p] == 0 && _listenerByPort[p] < 0 && !PortUsedByConnection((ushort)p))
+            {
+                port = (ushort)p;
+                return true;
+            }
+        }
+        port = 0;
+        return false;
+    }
+
+    private bool PortUsedByConnection(ushort port)
+    {
+        for (int i = 0; i < _activeCount; i++)
+        {
+            var o = _tcbs[_active[i]];
+            if (o.Bound && o.LocalPort == port) return true;
+        }
+        return false;
+    }
+
+    /// <summary>RFC 6056 §3.3.3 (algorithm 3): offset = F(addresses, remote port, secret), then probe
+    /// sequentially from offset + a global counter until a free 4-tuple is found.</summary>
+    private bool PickEphemeral(Ipv4Address local, Ipv4Address remote, ushort remotePort, out ushort port)
+    {
+        const int range = EphemeralHigh - EphemeralLow + 1;
+        uint offset = (uint)_portHash.Hash(local.Value, remote.Value, 0, remotePort);
+        for (int i = 0; i < range; i++)
+        {
+            int p = EphemeralLow + (int)((offset + _portCounter + (uint)i) % range);
+            if (_explicitBinds[p] != 0 || _listenerByPort[p] >= 0) continue;
+            if (_flows.Find(local, (ushort)p, remote, remotePort) >= 0) continue;
+            _portCounter += (uint)i + 1;
+            port = (ushort)p;
+            return true;
+        }
+        port = 0;
+        return false;
+    }
+
+    public Errno Listen(SocketHandle socket, int backlog)
+    {
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        backlog = Math.Clamp(backlog, 1, MaxBacklog);
+        if (t.State == TcpState.Listen)
+        {
+            if (backlog > t.AcceptQueue.Length) return Errno.Ok; // keep the queue; Linux would grow it
+            t.Backlog = backlog;
+            return Errno.Ok;
+        }
+        if (t.State != TcpState.Closed || t.InFlowTable) return Errno.EINVAL;
+        if (!t.Bound)
+        {
+            if (!PickBindPort(out ushort p)) return Errno.EADDRINUSE;
+            t.LocalPort = p; t.Bound = true; t.ExplicitBind = true; _explicitBinds[p]++;
+        }
+        if (_listenerByPort[t.LocalPort] >= 0) return Errno.EADDRINUSE;
+        if (t.AcceptQueue.Length < backlog) t.AcceptQueue = new int[backlog];
+        t.Backlog = backlog;
+        t.AcceptHead = t.AcceptCount = 0;
+        t.State = TcpState.Listen;
+        _listenerByPort[t.LocalPort] = t.Index;
+        return Errno.Ok;
+    }
+
+    public Errno Accept(SocketHandle listener, out SocketHandle connection, out Ipv4Endpoint remote)
+    {
+        connection = SocketHandle.Invalid;
+        remote = default;
+        if (GetUser(listener, out var l) != Errno.Ok) return Errno.EBADF;
+        if (l.State != TcpState.Listen) return Errno.EINVAL;
+        if (l.AcceptCount == 0) return Errno.EAGAIN;
+        int idx = l.AcceptQueue[l.AcceptHead];
+        l.AcceptHead = (l.AcceptHead + 1) % l.AcceptQueue.Length;
+        l.AcceptCount--;
+        var c = _tcbs[idx];
+        c.InAcceptQueue = false;
+        c.Parent = -1;
+        c.UserOwned = true;
+        connection = new SocketHandle(idx);
+        remote = new Ipv4Endpoint(c.RemoteAddress, c.RemotePort);
+        return Errno.Ok;
+    }
+
+    public Errno Connect(SocketHandle socket, Ipv4Endpoint remote)
+    {
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        switch (t.State)
+        {
+            case TcpState.SynSent: case TcpState.SynReceived: return Errno.EALREADY;
+            case TcpState.Listen: return Errno.EISCONN;
+            case TcpState.Closed:
+                if (t.InFlowTable) return t.PendingError != Errno.Ok ? TakeErrorOf(t) : Errno.EISCONN;
+                break;
+            default: return Errno.EISCONN;
+        }
+        if (remote.Port == 0 || remote.Address.IsUnspecified || remote.Address.IsBroadcast || remote.Address.IsMulticast)
+            return Errno.ECONNREFUSED;
+        var local = _config.Address;
+        ushort lport;
+        if (t.Bound)
+        {
+            lport = t.LocalPort;
+            if (_flows.Find(local, lport, remote.Address, remote.Port) >= 0) return Errno.EADDRNOTAVAIL;
+        }
+        else if (!PickEphemeral(local, remote.Address, remote.Port, out lport)) return Errno.EADDRNOTAVAIL;
+        t.LocalAddress = local;
+        t.LocalPort = lport;
+        t.Bound = true;
+        t.RemoteAddress = remote.Address;
+        t.RemotePort = remote.Port;
+        if (!_flows.Add(local, lport, remote.Address, remote.Port, t.Index)) return Errno.EADDRNOTAVAIL;
+        t.InFlowTable = true;
+        t.EnsureRings();
+        InitConnection(t);
+        t.Iss = NewIsn(t);
+        t.SndUna = t.Iss;
+        t.SndNxt = t.Iss;
+        t.SndMax = t.Iss;
+        t.RecoveryPoint = t.HighRxt = t.Iss;
+        t.State = TcpState.SynSent;
+        t.PendingError = Errno.Ok;
+        Counters.ActiveOpens++;
+        SendSyn(t);
+        Touch(t);
+        return Errno.EINPROGRESS;
+    }
+
+    public Errno Send(SocketHandle socket, ReadOnlySpan<byte> data, MessageFlags flags, out int sent)
+    {
+        sent = 0;
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        if (t.PendingError != Errno.Ok) return TakeErrorOf(t);
+        switch (t.State)
+        {
+            case TcpState.Established: case TcpState.CloseWait: break;
+            case TcpState.SynSent: case TcpState.SynReceived: return Errno.EAGAIN;
+            case TcpState.Closed: case TcpState.Listen: return t.EverConnected ? Errno.EPIPE : Errno.ENOTCONN;
+            default: return Errno.EPIPE;
+        }
+        if (t.FinQueued) return Errno.EPIPE;
+        if (data.IsEmpty) return Errno.Ok;
+        if (t.SndSpace == 0) return Errno.EAGAIN;
+        sent = t.AppendSend(data);
+        t.MoreHint = (flags & MessageFlags.More) != 0;
+        Output(t);
+        Touch(t);
+        return Errno.Ok;
+    }
+
+    public Errno Receive(SocketHandle socket, Span<byte> buffer, MessageFlags flags, out int received)
+    {
+        received = 0;
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        if (t.State == TcpState.Listen) return Errno.ENOTCONN;
+        if (t.RcvReadable > 0)
+        {
+            if (buffer.IsEmpty) return Errno.Ok;
+            received = t.ReadReceive(buffer, (flags & MessageFlags.Peek) != 0);
+            if (received > 0 && (flags & MessageFlags.Peek) == 0) MaybeWindowUpdate(t);
+            return Errno.Ok;
+        }
+        if (t.PendingError != Errno.Ok) return TakeErrorOf(t);
+        if (t.FinReceived || t.RcvShutdown) return Errno.Ok;
+        if (t.State == TcpState.Closed) return t.InFlowTable ? Errno.Ok : Errno.ENOTCONN;
+        return Errno.EAGAIN;
+    }
+
+    public Errno Shutdown(SocketHandle socket, ShutdownHow how)
+    {
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        if (t.State is TcpState.Closed or TcpState.Listen or TcpState.SynSent) return Errno.ENOTCONN;
+        if (how != ShutdownHow.Write) t.RcvShutdown = true;
+        if (how != ShutdownHow.Read) QueueFin(t);
+        Output(t);
+        Touch(t);
+        return Errno.Ok;
+    }
+
+    private void QueueFin(Tcb t)
+    {
+        if (t.FinQueued) return;
+        switch (t.State)
+        {
+            case TcpState.Established: case TcpState.SynReceived: t.State = TcpState.FinWait1; break;
+            case TcpState.CloseWait: t.State = TcpState.LastAck; break;
+            default: return;
+        }
+        t.FinQueued = true;
+        // The FIN follows the queued data; before our SYN is acknowledged the data starts at ISS + 1.
+        t.FinSeq = (t.SndUna == t.Iss ? t.Iss + 1 : t.SndUna) + t.SndCount;
+    }
+
+    public Errno Close(SocketHandle socket)
+    {
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        t.UserOwned = false;
+        switch (t.State)
+        {
+            case TcpState.Listen:
+                for (int i = _activeCount - 1; i >= 0; i--)
+                {
+                    if (i >= _activeCount) continue;
+                    var c = _tcbs[_active[i]];
+                    if (c.Parent == t.Index)
+                    {
+                        c.InAcceptQueue = false;
+                        Abort(c, Errno.ECONNABORTED, sendRst: true);
+                    }
+                }
+                Free(t);
+                return Errno.Ok;
+            case TcpState.Closed:
+            case TcpState.SynSent:
+                Free(t);
+                return Errno.Ok;
+        }
+        // RFC 2525 §2.17 / Linux: unread data, or SO_LINGER with a zero timeout, aborts with RST.
+        if (t.RcvReadable > 0 || (t.LingerOn && t.LingerSeconds == 0))
+        {
+            Counters.UserAborts++;
+            Abort(t, Errno.ECONNRESET, sendRst: t.State != TcpState.TimeWait);
+            return Errno.Ok;
+        }
+        QueueFin(t);
+        if (t.State == TcpState.FinWait2) t.StateDeadline = _now + new TimeSpanMicros(FinWait2Micros);
+        else if (t.LingerOn && t.State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck)
+        {
+            // SO_LINGER with a timeout: close() cannot block here, so the connection keeps flushing in the
+            // background and is reset if its data and FIN are not acknowledged in time (BSD semantics).
+            t.StateDeadline = _now + TimeSpanMicros.FromSeconds(t.LingerSeconds);
+        }
+        Output(t);
+        Touch(t);
+        return Errno.Ok;
+    }
+
+    public Errno GetLocalEndpoint(SocketHandle socket, out Ipv4Endpoint local)
+    {
+        local = default;
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        local = new Ipv4Endpoint(t.LocalAddress, t.LocalPort);
+        return Errno.Ok;
+    }
+
+    public Errno GetRemoteEndpoint(SocketHandle socket, out Ipv4Endpoint remote)
+    {
+        remote = default;
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        if (!t.InFlowTable || t.State is TcpState.Listen or TcpState.SynSent) return Errno.ENOTCONN;
+        remote = new Ipv4Endpoint(t.RemoteAddress, t.RemotePort);
+        return Errno.Ok;
+    }
+
+    public Errno Available(SocketHandle socket, out int bytes)
+    {
+        bytes = 0;
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        if (t.State == TcpState.Listen) return Errno.EINVAL;
+        bytes = t.RcvReadable;
+        return Errno.Ok;
+    }
+
+    public Readiness GetReadiness(SocketHandle socket)
+    {
+        if (GetUser(socket, out var t) != Errno.Ok) return Readiness.Error | Readiness.HangUp;
+        Readiness r = Readiness.None;
+        if (t.State == TcpState.Listen) return t.AcceptCount > 0 ? Readiness.Readable : Readiness.None;
+        if (t.PendingError != Errno.Ok) r |= Readiness.Error;
+        if (t.RcvReadable > 0) r |= Readiness.Readable;
+        if (t.FinReceived || t.RcvShutdown) r |= Readiness.Readable | Readiness.ReadHangUp;
+        // Linux sk_stream_is_writeable: free space at least half of what is queued (and some).
+        if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued && t.SndSpace > 0 && t.SndSpace >= t.SndCount / 2)
+            r |= Readiness.Writable;
+        if (t.State == TcpState.Closed)
+        {
+            r |= Readiness.HangUp | Readiness.Writable;
+            if (t.InFlowTable) r |= Readiness.Readable | Readiness.ReadHangUp;
+        }
+        else if (t.FinReceived && t.FinQueued) r |= Readiness.HangUp;
+        return r;
+    }
+
+    public Errno TakeError(SocketHandle socket)
+    {
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        return TakeErrorOf(t);
+    }
+
+    private static Errno TakeErrorOf(Tcb t)
+    {
+        var e = t.PendingError;
+        t.PendingError = Errno.Ok;
+        return e;
+    }
+
+    // ------------------------------------------------------------------ options
+
+    public Errno SetOption(SocketHandle socket, int level, int name, ReadOnlySpan<byte> value)
+    {
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        if (level == IPPROTO_TCP && name == TCP_CONGESTION)
+        {
+            int len = value.IndexOf((byte)0);
+            var s = len >= 0 ? value[..len] : value;
+            if (s.SequenceEqual("cubic"u8)) { if (t.Cc != t.Cubic) { t.Cc = t.Cubic; t.Cubic.Reset(); } }
+            else if (s.SequenceEqual("reno"u8)) { if (t.Cc != t.Reno) { t.Cc = t.Reno; t.Reno.Reset(); } }
+            else return Errno.ENOENT;
+            return Errno.Ok;
+        }
+        if (level == SOL_SOCKET && name == SO_LINGER)
+        {
+            if (value.Length < 8) return Errno.EINVAL;
+            t.LingerOn = BinaryPrimitives.ReadInt32LittleEndian(value) != 0;
+            t.LingerSeconds = Math.Max(0, BinaryPrimitives.ReadInt32LittleEndian(value[4..]));
+            return Errno.Ok;
+        }
+        if (value.Length < 4) return Errno.EINVAL;
+        int v = BinaryPrimitives.ReadInt32LittleEndian(value);
+        switch (level, name)
+        {
+            case (SOL_SOCKET, SO_REUSEADDR): t.ReuseAddr = v != 0; return Errno.Ok;
+            case (SOL_SOCKET, SO_REUSEPORT): t.ReusePort = v != 0; return Errno.Ok;
+            case (SOL_SOCKET, SO_KEEPALIVE):
+                t.KeepAlive = v != 0;
+                ArmKeepalive(t);
+                Touch(t);
+                return Errno.Ok;
+            case (SOL_SOCKET, SO_SNDBUF):
+            case (SOL_SOCKET, SO_RCVBUF):
+            {
+                // Linux doubles the value for bookkeeping overhead; we store payload bytes, so we take it as given.
+                int size = Math.Clamp(v, 4096, 64 * 1024 * 1024);
+                if (t.InFlowTable || t.State != TcpState.Closed)
+                {
+                    // Rings are fixed once a connection exists (their content is live).
+                    return Errno.Ok;
+                }
+                if (name == SO_SNDBUF) t.SndBufSize = size; else t.RcvBufSize = size;
+                return Errno.Ok;
+            }
+            case (SOL_SOCKET, SO_TYPE): case (SOL_SOCKET, SO_ERROR): return Errno.ENOPROTOOPT;
+            case (IPPROTO_TCP, TCP_NODELAY):
+                t.NoDelay = v != 0;
+                if (t.NoDelay) { Output(t); Touch(t); }
+                return Errno.Ok;
+            case (IPPROTO_TCP, TCP_CORK):
+                t.Cork = v != 0;
+                if (!t.Cork) { Output(t); Touch(t); }
+                return Errno.Ok;
+            case (IPPROTO_TCP, TCP_MAXSEG):
+                if (v != 0 && (v < 88 || v > 32767)) return Errno.EINVAL;
+                t.UserMss = v;
+                return Errno.Ok;
+            case (IPPROTO_TCP, TCP_KEEPIDLE):
+                if (v < 1 || v > 32767) return Errno.EINVAL;
+                t.KeepIdleSec = v; ArmKeepalive(t); Touch(t); return Errno.Ok;
+            case (IPPROTO_TCP, TCP_KEEPINTVL):
+                if (v < 1 || v > 32767) return Errno.EINVAL;
+                t.KeepIntvlSec = v; return Errno.Ok;
+            case (IPPROTO_TCP, TCP_KEEPCNT):
+                if (v < 1 || v > 127) return Errno.EINVAL;
+                t.KeepCnt = v; return Errno.Ok;
+            case (IPPROTO_IP, IP_TOS): t.Tos = (byte)v; return Errno.Ok;
+        }
+        return Errno.ENOPROTOOPT;
+    }
+
+    public Errno GetOption(SocketHandle socket, int level, int name, Span<byte> value, out int length)
+    {
+        length = 0;
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        if (level == IPPROTO_TCP && name == TCP_INFO)
+        {
+            Span<byte> info = stackalloc byte[TcpInfoSize];
+            FillTcpInfo(t, info);
+            length = Math.Min(value.Length, TcpInfoSize);
+            info[..length].CopyTo(value);
+            return Errno.Ok;
+        }
+        if (level == IPPROTO_TCP && name == TCP_CONGESTION)
+        {
+            var nm = t.Cc == t.Reno ? "reno"u8 : "cubic"u8;
+            length = Math.Min(value.Length, 16);
+            value[..length].Clear();
+            nm[..Math.Min(nm.Length, length)].CopyTo(value);
+            return Errno.Ok;
+        }
+        if (level == SOL_SOCKET && name == SO_LINGER)
+        {
+            if (value.Length < 8) return Errno.EINVAL;
+            BinaryPrimitives.WriteInt32LittleEndian(value, t.LingerOn ? 1 : 0);
+            BinaryPrimitives.WriteInt32LittleEndian(value[4..], t.LingerSeconds);
+            length = 8;
+            return Errno.Ok;
+        }
+        int v;
+        switch (level, name)
+        {
+            case (SOL_SOCKET, SO_REUSEADDR): v = t.ReuseAddr ? 1 : 0; break;
+            case (SOL_SOCKET, SO_REUSEPORT): v = t.ReusePort ? 1 : 0; break;
+            case (SOL_SOCKET, SO_KEEPALIVE): v = t.KeepAlive ? 1 : 0; break;
+            case (SOL_SOCKET, SO_SNDBUF): v = t.SndBufSize; break;
+            case (SOL_SOCKET, SO_RCVBUF): v = t.RcvBufSize; break;
+            case (SOL_SOCKET, SO_TYPE): v = SOCK_STREAM; break;
+            case (SOL_SOCKET, SO_ERROR): v = (int)TakeErrorOf(t); break;
+            case (IPPROTO_TCP, TCP_NODELAY): v = t.NoDelay ? 1 : 0; break;
+            case (IPPROTO_TCP, TCP_CORK): v = t.Cork ? 1 : 0; break;
+            case (IPPROTO_TCP, TCP_MAXSEG): v = t.IsSynchronized ? t.EffectiveMss : (t.UserMss != 0 ? t.UserMss : 536); break;
+            case (IPPROTO_TCP, TCP_KEEPIDLE): v = t.KeepIdleSec; break;
+            case (IPPROTO_TCP, TCP_KEEPINTVL): v = t.KeepIntvlSec; break;
+            case (IPPROTO_TCP, TCP_KEEPCNT): v = t.KeepCnt; break;
+            case (IPPROTO_IP, IP_TOS): v = t.Tos; break;
+            default: return Errno.ENOPROTOOPT;
+        }
+        if (value.Length < 4) return Errno.EINVAL;
+        BinaryPrimitives.WriteInt32LittleEndian(value, v);
+        length = 4;
+        return Errno.Ok;
+    }
+
+    /// <summary>Linux's struct tcp_info (include/uapi/linux/tcp.h), little-endian.</summary>
+    private void FillTcpInfo(Tcb t, Span<byte> b)
+    {
+        b.Clear();
+        b[0] = (byte)t.State;
+        b[1] = (byte)(t.InRecovery ? 3 : t.DupAcks > 0 ? 1 : 0); // TCP_CA_Recovery / TCP_CA_Disorder / Open
+        b[2] = (byte)Math.Min(t.Retransmits, 255);
+        b[3] = (byte)Math.Min(t.KeepaliveProbesSent + t.PersistBackoff, 255);
+        b[4] = (byte)Math.Min(t.Backoff, 255);
+        b[5] = (byte)((t.TsOk ? 1 : 0) | (t.SackOk ? 2 : 0) | (t.WscaleOk ? 4 : 0));
+        b[6] = (byte)((t.SndWscale & 0xF) | ((t.RcvWscale & 0xF) << 4));
+        static void U32(Span<byte> s, int off, long val) => BinaryPrimitives.WriteUInt32LittleEndian(s[off..], (uint)Math.Clamp(val, 0, uint.MaxValue));
+        static void U64(Span<byte> s, int off, long val) => BinaryPrimitives.WriteUInt64LittleEndian(s[off..], (ulong)Math.Max(val, 0));
+        long now = _now.Microseconds;
+        U32(b, 8, t.RtoMicros);
+        U32(b, 12, DelayedAckMicros);
+        U32(b, 16, t.EffectiveMss);
+        U32(b, 20, t.RcvMss);
+        int mss = t.EffectiveMss;
+        U32(b, 24, (t.FlightSize + mss - 1) / mss);                 // unacked (segments)
+        U32(b, 28, (t.SackedBytes + mss - 1) / mss);                // sacked
+        U32(b, 36, t.InRecovery ? 1 : 0);                            // retrans (in flight)
+        U32(b, 44, (now - t.LastDataSent.Microseconds) / 1000);
+        U32(b, 52, (now - t.LastDataRecv.Microseconds) / 1000);
+        U32(b, 56, (now - t.LastAckRecv.Microseconds) / 1000);
+        U32(b, 60, t.Pmtu);
+        U32(b, 64, t.RcvBufSize);
+        U32(b, 68, t.SrttMicros);
+        U32(b, 72, t.RttvarMicros);
+        U32(b, 76, t.Ssthresh == int.MaxValue ? 0x7FFFFFFF : t.Ssthresh / mss);
+        U32(b, 80, t.Cwnd / mss);
+        U32(b, 84, t.AdvMss);
+        U32(b, 88, 3);                                              // reordering
+        U32(b, 96, t.RcvBufSize);
+        U32(b, 100, t.TotalRetrans);
+        U64(b, 120, t.BytesAcked);
+        U64(b, 128, t.BytesReceived);
+        U32(b, 136, t.SegsOut);
+        U32(b, 140, t.SegsIn);
+        U32(b, 144, t.SndCount - Math.Max(0, t.SndNxt - t.SndUna));  // notsent
+        U32(b, 148, t.MinRttMicros);
+        U32(b, 152, t.DataSegsIn);
+        U32(b, 156, t.DataSegsOut);
+        U32(b, 192, t.BytesAcked / mss);                              // delivered (segments)
+        U64(b, 200, t.BytesSent);
+        U64(b, 208, t.BytesRetrans);
+        U32(b, 224, t.OooPackets);
+        U32(b, 228, t.SndWnd);
+        U32(b, 232, t.RcvWnd);
+    }
+}

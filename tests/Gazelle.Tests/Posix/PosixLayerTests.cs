@@ -1,0 +1,550 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Gazelle.Posix;
+using Gazelle.Sockets;
+using Gazelle.Time;
+using Gazelle.Wire;
+using static Gazelle.Posix.LinuxAbi;
+
+namespace Gazelle.Tests.Posix;
+
+/// <summary>
+/// The POSIX layer over an in-memory stand-in stack and the real kernel: placement (kernel fallback,
+/// stack, both), blocking and non-blocking semantics, readiness mixing stack and kernel fds, fd
+/// lifetime. Every fd a test opens is closed by the test; teardown checks the layer let go of all.
+/// </summary>
+[NonParallelizable]
+public unsafe class PosixLayerTests
+{
+    private static readonly Ipv4Address StackIp = Ipv4Address.Parse("10.77.0.2");
+    private static readonly Ipv4Address PeerIp = Ipv4Address.Parse("10.77.0.9");
+    private byte* _tableMemory;
+    private FdKindTable _table;
+    private FakeSocketApi _stack = null!;
+    private PosixLayer _layer = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _tableMemory = (byte*)NativeMemory.AllocZeroed(65536);
+        _table = new FdKindTable(_tableMemory, 65536);
+        _stack = new FakeSocketApi(StackIp);
+        var territory = new Territory(StackIp, Ipv4Address.Parse("255.255.255.0"), Ipv4Address.Any);
+        _layer = new PosixLayer(_stack, territory, _table, MonotonicClock.Now, new PollPolicy { SpinMicros = 50, BlockMillis = 1 });
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        int held = _layer.HeldFds;
+        int open = _stack.OpenSockets;
+        NativeMemory.Free(_tableMemory);
+        Assert.That(held, Is.Zero, "the layer still holds fds after the test closed them all");
+        Assert.That(open, Is.Zero, "stack sockets leaked");
+    }
+
+    private static SockAddrIn Addr(Ipv4Address a, int port) => new()
+    {
+        Family = AF_INET,
+        PortNetworkOrder = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((ushort)port),
+        AddressNetworkOrder = a.NetworkOrder,
+    };
+
+    private static int Port(SockAddrIn sa) => System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(sa.PortNetworkOrder);
+
+    private int Tcp(int flags = 0) => _layer.Socket(AF_INET, SOCK_STREAM | flags, 0);
+
+    private int BindTo(int fd, Ipv4Address a, int port)
+    {
+        var sa = Addr(a, port);
+        return _layer.Bind(fd, &sa, 16);
+    }
+
+    private int ConnectTo(int fd, Ipv4Address a, int port)
+    {
+        var sa = Addr(a, port);
+        return _layer.Connect(fd, &sa, 16);
+    }
+
+    private int LocalPort(int fd)
+    {
+        SockAddrIn sa;
+        uint len = 16;
+        Assert.That(_layer.GetSockName(fd, &sa, &len), Is.Zero);
+        return Port(sa);
+    }
+
+    private long SendText(int fd, string s, int flags = 0)
+    {
+        var b = System.Text.Encoding.ASCII.GetBytes(s);
+        fixed (byte* p = b) return _layer.Send(fd, p, (nuint)b.Length, flags);
+    }
+
+    private string RecvText(int fd, int max = 256, int flags = 0)
+    {
+        var b = new byte[max];
+        long n;
+        fixed (byte* p = b) n = _layer.Recv(fd, p, (nuint)max, flags);
+        Assert.That(n, Is.GreaterThanOrEqualTo(0), $"recv failed: errno {-n}");
+        return System.Text.Encoding.ASCII.GetString(b, 0, (int)n);
+    }
+
+    /// <summary>A stack listener on the stack's address and a connected client/server pair.</summary>
+    private (int Listener, int Client, int Server) StackPair()
+    {
+        int l = Tcp();
+        Assert.That(BindTo(l, StackIp, 0), Is.Zero);
+        Assert.That(_layer.Listen(l, 16), Is.Zero);
+        int c = Tcp();
+        Assert.That(ConnectTo(c, StackIp, LocalPort(l)), Is.Zero);
+        int s = _layer.Accept4(l, null, null, 0);
+        Assert.That(s, Is.GreaterThan(0));
+        return (l, c, s);
+    }
+
+    private void CloseAll(params int[] fds)
+    {
+        foreach (int fd in fds) Assert.That(_layer.Close(fd), Is.Zero, $"close({fd})");
+    }
+
+    [Test]
+    public void LoopbackConnectGoesToTheKernelAndLeavesTheTable()
+    {
+        using var kernelListener = new TcpListener(IPAddress.Loopback, 0);
+        kernelListener.Start();
+        int port = ((IPEndPoint)kernelListener.LocalEndpoint).Port;
+        int fd = Tcp();
+        Assert.That(_table[fd], Is.EqualTo(FdKind.Pending), "a new IPv4 socket waits for bind/connect");
+        Assert.That(ConnectTo(fd, Ipv4Address.Parse("127.0.0.1"), port), Is.Zero);
+        Assert.That(_table[fd], Is.EqualTo(FdKind.Kernel), "loopback belongs to the kernel");
+        Assert.That(_layer.HeldFds, Is.Zero);
+        using var accepted = kernelListener.AcceptSocket();
+        var hello = "hi"u8.ToArray();
+        fixed (byte* p = hello) Assert.That(Libc2.Write(fd, p, 2), Is.EqualTo(2));
+        var got = new byte[2];
+        Assert.That(accepted.Receive(got), Is.EqualTo(2));
+        Assert.That(got, Is.EqualTo(hello));
+        Assert.That(_stack.OpenSockets, Is.Zero, "the stack never saw it");
+        Assert.That(Libc.Close(fd), Is.Zero);
+    }
+
+    [Test]
+    public void OtherSubnetsStayOnTheKernelAndBadArgumentsGetTheKernelsErrno()
+    {
+        int fd = Tcp();
+        var sa = Addr(StackIp, 80);
+        Assert.That(_layer.Bind(fd, &sa, 8), Is.EqualTo(-(int)Errno.EINVAL), "short addrlen");
+        sa.Family = 10; // AF_INET6 on an AF_INET socket
+        Assert.That(_layer.Bind(fd, &sa, 16), Is.EqualTo(-(int)Errno.EINVAL).Or.EqualTo(-(int)Errno.EAFNOSUPPORT));
+        Assert.That(_table[fd], Is.EqualTo(FdKind.Pending), "a refused bind decides nothing");
+        Assert.That(BindTo(fd, Ipv4Address.Parse("127.0.0.1"), 0), Is.Zero);
+        Assert.That(_table[fd], Is.EqualTo(FdKind.Kernel));
+        Assert.That(Libc.Close(fd), Is.Zero);
+    }
+
+    [Test]
+    public void BlockingTcpOverTheStack()
+    {
+        var (l, c, s) = StackPair();
+        foreach (int fd in new[] { l, c, s }) Assert.That(_table[fd], Is.EqualTo(FdKind.Socket));
+        Assert.That(SendText(c, "ping"), Is.EqualTo(4));
+        Assert.That(RecvText(s), Is.EqualTo("ping"));
+        Assert.That(SendText(s, "pong"), Is.EqualTo(4));
+        Assert.That(RecvText(c), Is.EqualTo("pong"));
+        SockAddrIn peer;
+        uint len = 16;
+        Assert.That(_layer.GetPeerName(c, &peer, &len), Is.Zero);
+        Assert.That(Ipv4Address.FromNetworkOrder(peer.AddressNetworkOrder), Is.EqualTo(StackIp));
+        Assert.That(Port(peer), Is.EqualTo(LocalPort(l)));
+        Assert.That(ConnectTo(c, StackIp, LocalPort(l)), Is.EqualTo(-(int)Errno.EISCONN));
+        CloseAll(c);
+        Assert.That(RecvText(s), Is.Empty, "end of stream after the peer closed");
+        CloseAll(s, l);
+        Assert.That(_table[c], Is.EqualTo(FdKind.Kernel));
+    }
+
+    [Test]
+    public void NonBlockingConnectReportsEinprogressThenSoError()
+    {
+        int l = Tcp();
+        Assert.That(BindTo(l, StackIp, 0), Is.Zero);
+        Assert.That(_layer.Listen(l, 4), Is.Zero);
+        int c = Tcp(SOCK_NONBLOCK);
+        Assert.That(ConnectTo(c, StackIp, LocalPort(l)), Is.EqualTo(-(int)Errno.EINPROGRESS));
+        var p = new PollFd { Fd = c, Events = (short)EPOLLOUT };
+        Assert.That(_layer.Poll(&p, 1, 1000), Is.EqualTo(1));
+        Assert.That(p.Revents & (short)EPOLLOUT, Is.Not.Zero);
+        int err = -1;
+        uint len = 4;
+        Assert.That(_layer.GetSockOpt(c, SOL_SOCKET, SO_ERROR, &err, &len), Is.Zero);
+        Assert.That(err, Is.Zero);
+        int s = _layer.Accept4(l, null, null, SOCK_NONBLOCK);
+        Assert.That(s, Is.GreaterThan(0));
+        var b = new byte[4];
+        fixed (byte* pb = b) Assert.That(_layer.Recv(s, pb, 4, 0), Is.EqualTo(-(int)Errno.EAGAIN), "O_NONBLOCK via accept4");
+        Assert.That(_layer.Fcntl(s, F_GETFL, 0) & O_NONBLOCK, Is.Not.Zero);
+        int flags = _layer.Fcntl(l, F_GETFL, 0);
+        Assert.That(_layer.Fcntl(l, F_SETFL, flags | O_NONBLOCK), Is.Zero);
+        Assert.That(_layer.Accept4(l, null, null, 0), Is.EqualTo(-(int)Errno.EAGAIN), "no second connection queued");
+        CloseAll(c, s, l);
+    }
+
+    [Test]
+    public void RefusedBlockingConnectReturnsEconnrefused()
+    {
+        int c = Tcp();
+        Assert.That(ConnectTo(c, StackIp, 9), Is.EqualTo(-(int)Errno.ECONNREFUSED));
+        CloseAll(c);
+    }
+
+    [Test]
+    public void ReceiveTimeoutEndsABlockingRecvWithEagain()
+    {
+        var (l, c, s) = StackPair();
+        var tv = new TimeVal { Microseconds = 30_000 };
+        Assert.That(_layer.SetSockOpt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, (uint)sizeof(TimeVal)), Is.Zero);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var b = new byte[8];
+        fixed (byte* p = b) Assert.That(_layer.Recv(s, p, 8, 0), Is.EqualTo(-(int)Errno.EAGAIN));
+        Assert.That(sw.ElapsedMilliseconds, Is.InRange(25, 2000));
+        fixed (byte* p = b) Assert.That(_layer.Recv(s, p, 8, MSG_DONTWAIT), Is.EqualTo(-(int)Errno.EAGAIN));
+        CloseAll(c, s, l);
+    }
+
+    [Test]
+    public void ABlockedReceiverIsWokenByASendFromAnotherThread()
+    {
+        var (l, c, s) = StackPair();
+        string got = "";
+        var reader = new Thread(() => got = RecvText(s, 64, MSG_WAITALL & 0));
+        reader.Start();
+        Thread.Sleep(20);
+        Assert.That(SendText(c, "late"), Is.EqualTo(4));
+        Assert.That(reader.Join(5000), Is.True, "the reader never woke");
+        Assert.That(got, Is.EqualTo("late"));
+        CloseAll(c, s, l);
+    }
+
+    [Test]
+    public void WaitAllGathersSeveralSendsAndPeekLeavesData()
+    {
+        var (l, c, s) = StackPair();
+        Assert.That(SendText(c, "ab"), Is.EqualTo(2));
+        Assert.That(RecvText(s, 2, MSG_PEEK), Is.EqualTo("ab"));
+        var writer = new Thread(() => { Thread.Sleep(10); SendText(c, "cd"); });
+        writer.Start();
+        Assert.That(RecvText(s, 4, MSG_WAITALL), Is.EqualTo("abcd"));
+        writer.Join();
+        CloseAll(c, s, l);
+    }
+
+    [Test]
+    public void SendToAClosedPeerIsEpipe()
+    {
+        var (l, c, s) = StackPair();
+        CloseAll(s);
+        Assert.That(SendText(c, "x", MSG_NOSIGNAL), Is.EqualTo(-(int)Errno.EPIPE));
+        CloseAll(c, l);
+    }
+
+    [Test]
+    public void VectoredIoAndMessages()
+    {
+        var (l, c, s) = StackPair();
+        var a = "he"u8.ToArray();
+        var b = "llo"u8.ToArray();
+        fixed (byte* pa = a)
+        fixed (byte* pb = b)
+        {
+            var iov = stackalloc IoVec[2];
+            iov[0] = new IoVec { Base = pa, Length = 2 };
+            iov[1] = new IoVec { Base = pb, Length = 3 };
+            Assert.That(_layer.WriteV(c, iov, 2), Is.EqualTo(5));
+            var m = new MsgHdr { Iov = iov, IovLength = 2 };
+            Assert.That(_layer.SendMsg(c, &m, 0), Is.EqualTo(5));
+        }
+        var r1 = new byte[3];
+        var r2 = new byte[7];
+        fixed (byte* p1 = r1)
+        fixed (byte* p2 = r2)
+        {
+            var iov = stackalloc IoVec[2];
+            iov[0] = new IoVec { Base = p1, Length = 3 };
+            iov[1] = new IoVec { Base = p2, Length = 7 };
+            var m = new MsgHdr { Iov = iov, IovLength = 2 };
+            Assert.That(_layer.RecvMsg(s, &m, 0), Is.EqualTo(10));
+        }
+        Assert.That(System.Text.Encoding.ASCII.GetString(r1) + System.Text.Encoding.ASCII.GetString(r2), Is.EqualTo("hellohello"));
+        int avail = -1;
+        Assert.That(_layer.Ioctl(s, FIONREAD, &avail), Is.Zero);
+        Assert.That(avail, Is.Zero);
+        CloseAll(c, s, l);
+    }
+
+    [Test]
+    public void ListenOnAnyAcceptsFromTheKernelAndFromTheStack()
+    {
+        int l = Tcp();
+        Assert.That(BindTo(l, Ipv4Address.Any, 0), Is.Zero);
+        Assert.That(_layer.Listen(l, 8), Is.Zero);
+        int port = LocalPort(l);
+        Assert.That(_table[l], Is.EqualTo(FdKind.Pending), "served by both sides");
+        using (var kernelClient = new TcpClient())
+        {
+            kernelClient.Connect(IPAddress.Loopback, port);
+            int k = _layer.Accept4(l, null, null, 0);
+            Assert.That(k, Is.GreaterThan(0));
+            Assert.That(_table[k], Is.EqualTo(FdKind.Kernel), "a loopback peer's connection is the kernel's");
+            kernelClient.GetStream().Write("k"u8);
+            var one = new byte[1];
+            fixed (byte* p = one) Assert.That(Libc.Read(k, p, 1), Is.EqualTo(1));
+            Assert.That(Libc.Close(k), Is.Zero);
+        }
+        int c = Tcp();
+        Assert.That(ConnectTo(c, StackIp, port), Is.Zero);
+        SockAddrIn from;
+        uint len = 16;
+        int s = _layer.Accept4(l, &from, &len, 0);
+        Assert.That(s, Is.GreaterThan(0));
+        Assert.That(_table[s], Is.EqualTo(FdKind.Socket));
+        Assert.That(Port(from), Is.EqualTo(LocalPort(c)));
+        CloseAll(c, s, l);
+    }
+
+    [Test]
+    public void EpollReportsStackSocketsAndKernelFdsTogether()
+    {
+        var (l, c, s) = StackPair();
+        int ep = Libc.EpollCreate1(0);
+        int efd = Libc.EventFd(0, 0);
+        var ev = new EpollEvent { Events = EPOLLIN, Data = 111 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, s, &ev), Is.Zero);
+        Assert.That(_table[ep], Is.EqualTo(FdKind.Epoll));
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, s, &ev), Is.EqualTo(-(int)Errno.EEXIST));
+        ev = new EpollEvent { Events = EPOLLIN, Data = 222 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, efd, &ev), Is.Zero, "a kernel fd goes to the kernel epoll");
+        var events = stackalloc EpollEvent[4];
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.Zero);
+        ulong one = 1;
+        Libc2.Write(efd, &one, 8);
+        SendText(c, "x");
+        Assert.That(_layer.EpollWait(ep, events, 4, 1000, null), Is.EqualTo(2));
+        var datas = new[] { events[0].Data, events[1].Data }.Order().ToArray();
+        Assert.That(datas, Is.EqualTo(new ulong[] { 111, 222 }));
+        // Level-triggered: still readable, reported again.
+        Assert.That(_layer.EpollWait(ep, events, 1, 0, null), Is.EqualTo(1));
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_DEL, efd, null), Is.Zero);
+        // Edge-triggered: once per new readiness.
+        ev = new EpollEvent { Events = EPOLLIN | EPOLLET, Data = 111 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_MOD, s, &ev), Is.Zero);
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.EqualTo(1));
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.Zero, "no new edge");
+        RecvText(s);
+        SendText(c, "y");
+        Assert.That(_layer.EpollWait(ep, events, 4, 100, null), Is.EqualTo(1), "new data, new edge");
+        // One-shot: once until re-armed.
+        ev = new EpollEvent { Events = EPOLLIN | EPOLLONESHOT, Data = 111 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_MOD, s, &ev), Is.Zero);
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.EqualTo(1));
+        Assert.That(_layer.EpollWait(ep, events, 4, 20, null), Is.Zero, "disarmed; the timeout is honoured");
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_MOD, s, &ev), Is.Zero);
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.EqualTo(1), "re-armed by MOD");
+        // Peer closes: readable (EOF) and RDHUP when asked for.
+        ev = new EpollEvent { Events = EPOLLIN | EPOLLRDHUP, Data = 111 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_MOD, s, &ev), Is.Zero);
+        CloseAll(c);
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.EqualTo(1));
+        Assert.That(events[0].Events & EPOLLRDHUP, Is.Not.Zero);
+        CloseAll(s, l, ep);
+        Assert.That(Libc.Close(efd), Is.Zero);
+    }
+
+    [Test]
+    public void PollAndSelectMixStackAndKernelFds()
+    {
+        var (l, c, s) = StackPair();
+        int efd = Libc.EventFd(0, 0);
+        var fds = stackalloc PollFd[3];
+        fds[0] = new PollFd { Fd = s, Events = (short)EPOLLIN };
+        fds[1] = new PollFd { Fd = efd, Events = (short)EPOLLIN };
+        fds[2] = new PollFd { Fd = -1, Events = (short)EPOLLIN };
+        Assert.That(_layer.Poll(fds, 3, 10), Is.Zero, "nothing ready; the timeout is honoured");
+        ulong one = 1;
+        Libc2.Write(efd, &one, 8);
+        Assert.That(_layer.Poll(fds, 3, 0), Is.EqualTo(1));
+        Assert.That(fds[1].Revents, Is.EqualTo((short)EPOLLIN));
+        SendText(c, "z");
+        Assert.That(_layer.Poll(fds, 3, 0), Is.EqualTo(2));
+        Assert.That(fds[0].Revents & (short)EPOLLIN, Is.Not.Zero);
+        Assert.That(fds[2].Revents, Is.Zero);
+
+        var read = stackalloc ulong[16];
+        read[s / 64] |= 1UL << (s % 64);
+        read[efd / 64] |= 1UL << (efd % 64);
+        int nfds = Math.Max(s, efd) + 1;
+        var tv = new TimeVal();
+        Assert.That(_layer.Select(nfds, read, null, null, &tv), Is.EqualTo(2));
+        Assert.That(read[s / 64] & (1UL << (s % 64)), Is.Not.Zero);
+        RecvText(s);
+        Libc.Read(efd, &one, 8);
+        for (int i = 0; i < 16; i++) read[i] = 0;
+        read[s / 64] |= 1UL << (s % 64);
+        read[efd / 64] |= 1UL << (efd % 64);
+        tv = new TimeVal { Microseconds = 5000 };
+        Assert.That(_layer.Select(nfds, read, null, null, &tv), Is.Zero);
+        Assert.That(read[s / 64] | read[efd / 64], Is.Zero, "sets cleared when nothing is ready");
+        CloseAll(c, s, l);
+        Assert.That(Libc.Close(efd), Is.Zero);
+    }
+
+    [Test]
+    public void DupSharesTheSocketUntilTheLastFdCloses()
+    {
+        var (l, c, s) = StackPair();
+        int d = _layer.Dup(c);
+        Assert.That(d, Is.GreaterThan(0).And.Not.EqualTo(c));
+        Assert.That(_table[d], Is.EqualTo(FdKind.Socket));
+        int d2 = _layer.Fcntl(c, F_DUPFD_CLOEXEC, 1000);
+        Assert.That(d2, Is.GreaterThanOrEqualTo(1000));
+        Assert.That(_layer.Fcntl(d2, F_GETFD, 0), Is.EqualTo(FD_CLOEXEC));
+        CloseAll(c);
+        Assert.That(SendText(d, "via dup"), Is.EqualTo(7), "the socket lives while a dup does");
+        Assert.That(RecvText(s), Is.EqualTo("via dup"));
+        // dup2 onto a stack fd replaces it.
+        int efd = Libc.EventFd(0, 0);
+        Assert.That(_layer.Dup2(efd, d2), Is.EqualTo(d2));
+        Assert.That(_table[d2], Is.EqualTo(FdKind.Kernel));
+        Assert.That(Libc.Close(d2), Is.Zero);
+        Assert.That(Libc.Close(efd), Is.Zero);
+        CloseAll(d);
+        Assert.That(RecvText(s), Is.Empty, "closing the last dup closed the connection");
+        CloseAll(s, l);
+    }
+
+    [Test]
+    public void OptionsSetWhilePendingReachTheStackSocket()
+    {
+        int fd = Tcp();
+        int one = 1;
+        Assert.That(_layer.SetSockOpt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, 4), Is.Zero);
+        Assert.That(BindTo(fd, StackIp, 0), Is.Zero);
+        int got = 0;
+        uint len = 4;
+        Assert.That(_layer.GetSockOpt(fd, IPPROTO_TCP, 1, &got, &len), Is.Zero);
+        Assert.That(got, Is.EqualTo(1));
+        int type = 0;
+        len = 4;
+        Assert.That(_layer.GetSockOpt(fd, SOL_SOCKET, SO_TYPE, &type, &len), Is.Zero);
+        Assert.That(type, Is.EqualTo(SOCK_STREAM));
+        int nb = 1;
+        Assert.That(_layer.Ioctl(fd, FIONBIO, &nb), Is.Zero);
+        Assert.That(_layer.Fcntl(fd, F_GETFL, 0), Is.EqualTo(O_RDWR | O_NONBLOCK));
+        CloseAll(fd);
+    }
+
+    [Test]
+    public void UdpSendToTheStacksSubnetPlacesTheSocketOnTheStack()
+    {
+        int server = _layer.Socket(AF_INET, SOCK_DGRAM, 0);
+        Assert.That(BindTo(server, StackIp, 5353), Is.Zero);
+        int client = _layer.Socket(AF_INET, SOCK_DGRAM, 0);
+        var to = Addr(StackIp, 5353);
+        var msg = "dgram"u8.ToArray();
+        fixed (byte* p = msg) Assert.That(_layer.SendTo(client, p, 5, 0, &to, 16), Is.EqualTo(5));
+        Assert.That(_table[client], Is.EqualTo(FdKind.Socket));
+        var buf = new byte[16];
+        SockAddrIn from;
+        uint len = 16;
+        fixed (byte* p = buf) Assert.That(_layer.RecvFrom(server, p, 16, 0, &from, &len), Is.EqualTo(5));
+        Assert.That(Port(from), Is.EqualTo(LocalPort(client)));
+        Assert.That(len, Is.EqualTo(16u));
+        int kernelUdp = _layer.Socket(AF_INET, SOCK_DGRAM, 0);
+        var lo = Addr(Ipv4Address.Parse("127.0.0.1"), 9);
+        fixed (byte* p = msg) Assert.That(_layer.SendTo(kernelUdp, p, 5, 0, &lo, 16), Is.EqualTo(5));
+        Assert.That(_table[kernelUdp], Is.EqualTo(FdKind.Kernel));
+        Assert.That(Libc.Close(kernelUdp), Is.Zero);
+        CloseAll(client, server);
+    }
+
+    [Test]
+    public void SendFileCopiesAFileToAStackSocket()
+    {
+        var (l, c, s) = StackPair();
+        string path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, "0123456789");
+            using var file = File.OpenHandle(path);
+            int ffd = (int)file.DangerousGetHandle();
+            long offset = 3;
+            Assert.That(_layer.SendFile(c, ffd, &offset, 5), Is.EqualTo(5));
+            Assert.That(offset, Is.EqualTo(8));
+            Assert.That(RecvText(s), Is.EqualTo("34567"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        CloseAll(c, s, l);
+    }
+}
+
+public class TerritoryTests
+{
+    private static readonly Territory WithGateway = new(Ipv4Address.Parse("10.1.0.2"), Ipv4Address.Parse("255.255.0.0"),
+        Ipv4Address.Parse("10.1.0.1"), [(Ipv4Address.Parse("192.168.5.0"), Ipv4Address.Parse("255.255.255.0"))]);
+    private static readonly Territory NoGateway = new(Ipv4Address.Parse("10.1.0.2"), Ipv4Address.Parse("255.255.0.0"), Ipv4Address.Any);
+
+    [TestCase("10.1.200.7", true, true)]
+    [TestCase("127.0.0.1", false, false)]
+    [TestCase("8.8.8.8", true, false)]
+    [TestCase("192.168.5.9", false, false)]
+    [TestCase("0.0.0.0", false, false)]
+    [TestCase("224.0.0.1", false, false)]
+    public void Destinations(string address, bool withGateway, bool withoutGateway)
+    {
+        var a = Ipv4Address.Parse(address);
+        Assert.That(WithGateway.IsStackDestination(a), Is.EqualTo(withGateway));
+        Assert.That(NoGateway.IsStackDestination(a), Is.EqualTo(withoutGateway));
+    }
+
+    [Test]
+    public void OnlyTheStacksOwnAddressBindsToTheStack()
+    {
+        Assert.That(NoGateway.IsStackLocal(Ipv4Address.Parse("10.1.0.2")), Is.True);
+        Assert.That(NoGateway.IsStackLocal(Ipv4Address.Parse("10.1.0.3")), Is.False);
+        Assert.That(NoGateway.IsStackLocal(Ipv4Address.Any), Is.False);
+    }
+}
+
+[NonParallelizable]
+public unsafe class PosixLayerStaleEntryTests
+{
+    [Test]
+    public void ANumberClosedBehindTheShimsBackIsReclaimedWhenTheKernelReusesIt()
+    {
+        byte* mem = (byte*)NativeMemory.AllocZeroed(65536);
+        try
+        {
+            var table = new FdKindTable(mem, 65536);
+            var stack = new FakeSocketApi(Ipv4Address.Parse("10.5.0.2"));
+            var layer = new PosixLayer(stack, new Territory(Ipv4Address.Parse("10.5.0.2"), Ipv4Address.Parse("255.255.255.0"), Ipv4Address.Any), table, MonotonicClock.Now);
+            int fd = layer.Socket(AF_INET, SOCK_STREAM, 0);
+            var sa = new SockAddrIn { Family = AF_INET, AddressNetworkOrder = Ipv4Address.Parse("10.5.0.2").NetworkOrder };
+            Assert.That(layer.Bind(fd, &sa, 16), Is.Zero);
+            Assert.That(stack.OpenSockets, Is.EqualTo(1));
+            Assert.That(Libc.Close(fd), Is.Zero, "closed without telling the layer (as close_range would)");
+            int again = layer.Socket(AF_INET, SOCK_STREAM, 0);
+            Assert.That(again, Is.EqualTo(fd), "the kernel reuses the lowest number");
+            Assert.That(stack.OpenSockets, Is.Zero, "the stale stack socket was released");
+            Assert.That(table[again], Is.EqualTo(FdKind.Pending));
+            Assert.That(layer.Close(again), Is.Zero);
+            Assert.That(layer.HeldFds, Is.Zero);
+        }
+        finally
+        {
+            NativeMemory.Free(mem);
+        }
+    }
+}
