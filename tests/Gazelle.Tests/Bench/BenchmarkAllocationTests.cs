@@ -32,7 +32,7 @@ public class BenchmarkAllocationTests
         Assert.That(BenchmarkClasses().Select(t => t.Name), Is.SupersetOf(new[]
         {
             nameof(ChecksumBenchmarks), nameof(HeaderBenchmarks), nameof(RssBenchmarks), nameof(StackRoundTripBenchmarks),
-            nameof(PacketPoolBenchmarks),
+            nameof(PacketPoolBenchmarks), nameof(TcpBenchmarks),
         }));
 
     [TestCaseSource(nameof(BenchmarkClasses))]
@@ -98,13 +98,37 @@ public class BenchmarkAllocationTests
     }
 
     [Test]
-    public void EveryUdpRoundTripIsEchoedInFull()
+    public void EveryRoundTripIsEchoedInFull()
     {
         using var b = new StackRoundTripBenchmarks();
         for (int i = 0; i < 1000; i++)
-            Assert.That(b.UdpRoundTrip(), Is.EqualTo(StackRoundTripBenchmarks.PayloadLength), $"round trip {i}");
+        {
+            Assert.That(b.UdpRoundTrip(), Is.EqualTo(StackRoundTripBenchmarks.PayloadLength), $"UDP round trip {i}");
+            Assert.That(b.TcpRoundTrip(), Is.EqualTo(StackRoundTripBenchmarks.PayloadLength), $"TCP round trip {i}");
+        }
+        Assert.That(b.Client.Tcp.Counters.RetransmittedSegments + b.Server.Tcp.Counters.RetransmittedSegments, Is.Zero);
         Assert.That(b.Client.Counters.SumOfFrameOutcomes(), Is.EqualTo(b.Client.Counters.Link.FramesReceived));
         Assert.That(b.Network.InFlight, Is.Zero);
+    }
+
+    [Test]
+    public void TcpBenchmarksStayOnTheFastPath()
+    {
+        var b = new TcpBenchmarks();
+        Assert.That(b.FlowLookup(), Is.EqualTo(777), "the 778th flow added is found");
+        long before = b.SegmentsOut;
+        for (int i = 0; i < 1000; i++)
+            Assert.That(b.InputInOrderData(), Is.EqualTo(TcpBenchmarks.PayloadLength), $"data segment {i} delivered");
+        Assert.That(b.SegmentsOut - before, Is.InRange(1, 1000), "ACKs went out, at most one per segment");
+        before = b.SegmentsOut;
+        for (int i = 0; i < 1000; i++)
+        {
+            Assert.That(b.OutputSegmentThenPureAck(), Is.EqualTo(TcpBenchmarks.PayloadLength), $"send {i}");
+            Assert.That(b.OutputBurstOf16(), Is.EqualTo(16 * TcpBenchmarks.PayloadLength), $"burst {i}");
+        }
+        Assert.That(b.SegmentsOut - before, Is.EqualTo(1000 + 16_000), "one segment per send (TCP_NODELAY), no retransmission");
+        Assert.That(b.Layer.GetState(b.Connection), Is.EqualTo(Gazelle.Transport.Tcp.TcpState.Established));
+        Assert.That(b.Layer.Counters.RetransmittedSegments, Is.Zero);
     }
 
     private static long MeasureBody(object instance, MethodInfo method)
