@@ -17,6 +17,7 @@ public class BenchmarkAllocationTests
 {
     private const int Warmup = 2_000;
     private const int Iterations = 10_000;
+    private const int Rounds = 3;
 
     private static readonly MethodInfo MeasureMethod =
         typeof(BenchmarkAllocationTests).GetMethod(nameof(Measure), BindingFlags.NonPublic | BindingFlags.Static)!;
@@ -155,13 +156,21 @@ public class BenchmarkAllocationTests
     }
 
     /// <summary>Bytes allocated by this thread across <see cref="Iterations"/> calls after <see cref="Warmup"/> calls
-    /// (enough for tiered compilation to have settled).</summary>
+    /// (enough for tiered compilation to have settled): the least of up to <see cref="Rounds"/> measurements.
+    /// A per-call allocation shows in every round (at least <see cref="Iterations"/> bytes); a one-off
+    /// allocation by the runtime under load (seen in the full suite: 1-4 KB once, in tests of other
+    /// areas too) does not fail the test.</summary>
     private static long Measure<T>(Func<T> body)
     {
         for (int i = 0; i < Warmup; i++) body();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < Iterations; i++) body();
-        return GC.GetAllocatedBytesForCurrentThread() - before;
+        long least = long.MaxValue;
+        for (int round = 0; round < Rounds && least != 0; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < Iterations; i++) body();
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        return least;
     }
 
     private static void InvokeAll<TAttribute>(object instance) where TAttribute : Attribute
