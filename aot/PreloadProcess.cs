@@ -60,7 +60,7 @@ internal sealed class PreloadProcess
             (eal, port) = OpenDevice(config);
             var stackConfig = config.ToStackConfig();
             var stack = new NetStack(stackConfig, port);
-            var layer = new PosixLayer(stack, Territory.From(stackConfig), fds, MonotonicClock.Now, PollPolicy.FromEnvironment());
+            var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, PollPolicy.FromEnvironment());
             return new PreloadProcess(layer, eal, port);
         }
         catch (Exception e) when (e is DpdkException or InvalidOperationException or ArgumentException or DllNotFoundException or EntryPointNotFoundException)

@@ -7,18 +7,7 @@ source "$(dirname "$0")/lib.sh"
 need socat
 need nc
 netns_pair 10.99.0.1/24
-prefix=gz-e2e-$$
-cleanup_dpdk() { rm -rf "/var/run/dpdk/$prefix"; cleanup_test; }
-trap cleanup_dpdk EXIT
-cat >"$TEST_TMP/lstack.conf" <<CONF
-# the stack on $VETH_STACK (no kernel address there); the kernel peer is 10.99.0.1
-backend = "af_packet"
-af_packet_iface = "$VETH_STACK"
-dpdk_args = ["--no-huge", "--no-pci", "--no-shconf", "--file-prefix", "$prefix", "-m", "128",
-             "--no-telemetry", "--lcores", "0@(0-1)", "--log-level", "lib.eal:error"]
-host_addr = "10.99.0.2"
-mask_addr = "255.255.255.0"
-CONF
+stack_conf "$TEST_TMP/lstack.conf" "$VETH_STACK" 10.99.0.2 "gz-e2e-$$"
 in_ns "$NS_PEER" socat UDP-RECVFROM:7000,bind=10.99.0.1,fork EXEC:'tr a-z A-Z' &
 TEST_PIDS+=($!)
 sleep 0.3

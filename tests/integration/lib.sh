@@ -7,6 +7,7 @@ TEST_TMP=$(mktemp -d /tmp/gz-test.XXXXXX)
 TEST_PIDS=()
 
 TEST_NETNS=()
+TEST_DPDK_PREFIXES=()
 
 cleanup_test() {
     local pid ns
@@ -17,6 +18,7 @@ cleanup_test() {
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done
+    for ns in "${TEST_DPDK_PREFIXES[@]}"; do rm -rf "/var/run/dpdk/$ns"; done
     rm -rf "$TEST_TMP"
 }
 trap cleanup_test EXIT
@@ -38,7 +40,8 @@ wait_port() {
 # parallel tests never collide and cleanup touches only its own:
 #   $NS_STACK  holds $VETH_STACK, up, with NO kernel address: the stack owns that link (DPDK
 #              net_af_packet on it, or any NIC bound to it), so traffic on it cannot be the kernel's;
-#   $NS_PEER   holds $VETH_PEER with PEER_CIDR (e.g. 10.99.0.1/24): the Linux-kernel peer.
+#   $NS_PEER   holds $VETH_PEER with PEER_CIDR (e.g. 10.99.0.1/24): the Linux-kernel peer; with
+#              PEER_CIDR "" it has no kernel address either (a second stack's side).
 # Both namespaces (and so both veth ends) are deleted on exit, on failure too (cleanup_test).
 netns_pair() {
     local cidr=$1 id=$$
@@ -50,7 +53,7 @@ netns_pair() {
     ip -n "$NS_STACK" link set lo up
     ip -n "$NS_STACK" link set "$VETH_STACK" up
     ip -n "$NS_PEER" link set lo up
-    ip -n "$NS_PEER" addr add "$cidr" dev "$VETH_PEER"
+    [ -z "$cidr" ] || ip -n "$NS_PEER" addr add "$cidr" dev "$VETH_PEER"
     ip -n "$NS_PEER" link set "$VETH_PEER" up
     # Offloads off on the peer: frames reach the stack with real checksums, as from a wire.
     ip netns exec "$NS_PEER" ethtool -K "$VETH_PEER" tx off rx off >/dev/null 2>&1 || true
@@ -66,4 +69,20 @@ wait_port_in_ns() {
         [ $SECONDS -lt $deadline ] || fail "nothing listens on $addr:$port in $ns"
         sleep 0.1
     done
+}
+
+# stack_conf FILE IFACE HOST_ADDR PREFIX: writes an lstack.conf for a stack on IFACE via DPDK
+# net_af_packet (no hugepages, its own EAL file prefix, removed by cleanup_test).
+stack_conf() {
+    local file=$1 iface=$2 addr=$3 prefix=$4
+    TEST_DPDK_PREFIXES+=("$prefix")
+    cat >"$file" <<CONF
+# the stack on $iface (no kernel address there)
+backend = "af_packet"
+af_packet_iface = "$iface"
+dpdk_args = ["--no-huge", "--no-pci", "--no-shconf", "--file-prefix", "$prefix", "-m", "128",
+             "--no-telemetry", "--lcores", "0@(0-1)", "--log-level", "lib.eal:error"]
+host_addr = "$addr"
+mask_addr = "255.255.255.0"
+CONF
 }

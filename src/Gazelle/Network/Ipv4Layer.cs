@@ -29,7 +29,7 @@ public sealed class Ipv4Layer : IIpOutput
         _netmask = netmask;
         _gateway = gateway;
         _subnetBroadcast = new Ipv4Address(address.Value | ~netmask.Value);
-        _nextId = (ushort)(secret ^ (secret >> 16));
+        _nextId = (ushort)(secret ^ (secret >> 16) ^ (secret >> 32) ^ (secret >> 48));
         Counters = counters;
         Reassembler = new Ipv4Reassembler(counters);
         PathMtus = new PathMtuTable(link.Mtu);

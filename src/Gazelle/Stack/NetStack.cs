@@ -41,7 +41,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         _link = new EthernetLink(nic, queue, Counters.Link);
         _timedNic = nic as ITimedNic;
         _arp = new ArpCache(_link, config.Address, options.Arp, Counters.Arp);
-        _ip = new Ipv4Layer(config.Address, config.Netmask, config.Gateway, config.Secret, _link, _arp, Counters.Ip);
+        // Stacks on other queues share the address: start each one's IP identification elsewhere.
+        ulong idSeed = config.Secret ^ ((ulong)(queue + 1) * 0x9E37_79B9_7F4A_7C15UL);
+        _ip = new Ipv4Layer(config.Address, config.Netmask, config.Gateway, idSeed, _link, _arp, Counters.Ip);
         _icmp = new Icmpv4Layer(_ip, Counters.Icmp, options.IcmpErrorsPerSecond, options.IcmpErrorBurst);
         _udp = new UdpLayer(_ip, options.Udp with { MaxSockets = config.MaxUdpSockets }, config.Secret, Counters.Udp);
         _tcp = new TcpLayer(config, this);
@@ -246,13 +248,13 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         SocketHandles.IsUdp(socket) ? _udp.Bind(SocketHandles.UdpIndex(socket), local) : _tcp.Bind(socket, local);
 
     public Errno Listen(SocketHandle socket, int backlog) =>
-        SocketHandles.IsUdp(socket) ? Errno.EOPNOTSUPP : _tcp.Listen(socket, backlog);
+        SocketHandles.IsUdp(socket) ? Errno.EOPNOTSUPP : Flushed(_tcp.Listen(socket, backlog));
 
     public Errno Accept(SocketHandle listener, out SocketHandle connection, out Ipv4Endpoint remote)
     {
         connection = SocketHandle.Invalid;
         remote = default;
-        return SocketHandles.IsUdp(listener) ? Errno.EOPNOTSUPP : _tcp.Accept(listener, out connection, out remote);
+        return SocketHandles.IsUdp(listener) ? Errno.EOPNOTSUPP : Flushed(_tcp.Accept(listener, out connection, out remote));
     }
 
     public Errno Connect(SocketHandle socket, Ipv4Endpoint remote) =>
@@ -286,7 +288,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         remote = default;
         if (!SocketHandles.IsUdp(socket))
         {
-            var e = _tcp.Receive(socket, buffer, flags, out received);
+            var e = Flushed(_tcp.Receive(socket, buffer, flags, out received)); // a window update may go out
             if (e == Errno.Ok) _tcp.GetRemoteEndpoint(socket, out remote);
             return Flushed(e); // reading may open the window: the update goes out now
         }

@@ -65,8 +65,6 @@ public sealed class TcpInputCounters
 {
     /// <summary>Segments handed to the TCP layer.</summary>
     [FrameOutcome] public long Delivered;
-    /// <summary>Dropped: no TCP layer in this stack yet.</summary>
-    [FrameOutcome] public long NoTcp;
     /// <summary>Dropped: header shorter than 20 bytes, bad data offset or malformed options.</summary>
     [FrameOutcome] public long Malformed;
     /// <summary>Dropped: checksum did not verify.</summary>

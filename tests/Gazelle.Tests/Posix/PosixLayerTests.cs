@@ -548,3 +548,25 @@ public unsafe class PosixLayerStaleEntryTests
         }
     }
 }
+
+public class KernelInterfacesTests
+{
+    [Test]
+    public void ListsTheSubnetOfEveryNonLoopbackKernelAddress()
+    {
+        var subnets = KernelInterfaces.Ipv4Subnets();
+        // Compare with what .NET sees of the same interfaces.
+        var expected = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses)
+            .Where(u => u.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !System.Net.IPAddress.IsLoopback(u.Address))
+            .Select(u =>
+            {
+                var a = Ipv4Address.Read(u.Address.GetAddressBytes());
+                var m = Ipv4Address.Read(u.IPv4Mask.GetAddressBytes());
+                return (new Ipv4Address(a.Value & m.Value), m);
+            })
+            .OrderBy(s => s.Item1.Value).ToArray();
+        Assert.That(subnets.OrderBy(s => s.Network.Value).ToArray(), Is.EqualTo(expected));
+        Assert.That(subnets.Any(s => s.Network.IsLoopback), Is.False);
+    }
+}

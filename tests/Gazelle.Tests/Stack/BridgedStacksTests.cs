@@ -146,4 +146,59 @@ public class BridgedStacksTests
         _a.Close(sa);
         _b.Close(sb);
     }
+
+    [Test]
+    public void SteadyStateTcpRequestResponseAllocatesNothing()
+    {
+        _b.Open(SocketKind.Tcp, out var listener);
+        _b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 6379));
+        _b.Listen(listener, 4);
+        _a.Open(SocketKind.Tcp, out var client);
+        _a.Connect(client, new Ipv4Endpoint(IpB, 6379));
+        SocketHandle server = SocketHandle.Invalid;
+        for (int i = 0; i < 100 && !server.IsValid; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            if (_b.Accept(listener, out var c, out _) == Errno.Ok) server = c;
+        }
+        Assert.That(server.IsValid, Is.True);
+        var request = new byte[64];
+        var buf = new byte[4096];
+        int answered = 0;
+
+        void Exchange(int count)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                _a.Send(client, request, MessageFlags.None, out _);
+                Run();
+                if (_b.Receive(server, buf, MessageFlags.None, out int n) == Errno.Ok && n > 0)
+                {
+                    _b.Send(server, buf.AsSpan(0, n), MessageFlags.None, out _);
+                    Run();
+                    if (_a.Receive(client, buf, MessageFlags.None, out int m) == Errno.Ok && m == n) answered++;
+                }
+                _now += TimeSpanMicros.FromMilliseconds(1);
+            }
+        }
+
+        Exchange(200);
+        answered = 0;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Exchange(10_000);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(answered, Is.EqualTo(10_000));
+        Assert.That(allocated, Is.Zero, "bytes allocated across 10k TCP request/response exchanges through two NetStacks");
+
+        _a.Close(client);
+        _b.Close(server);
+        _b.Close(listener);
+        for (int i = 0; i < 300; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(500);
+            Run();
+        }
+        Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
+    }
 }

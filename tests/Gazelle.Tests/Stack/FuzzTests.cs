@@ -93,6 +93,9 @@ public class FuzzTests
         Assert.That(s.Open(SocketKind.Udp, out var connected), Is.EqualTo(Errno.Ok));
         Assert.That(s.Connect(connected, new Ipv4Endpoint(IpHost, 9)), Is.EqualTo(Errno.Ok));
         Assert.That(s.GetLocalEndpoint(connected, out var local), Is.EqualTo(Errno.Ok));
+        Assert.That(s.Open(SocketKind.Tcp, out var listener), Is.EqualTo(Errno.Ok));
+        Assert.That(s.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 80)), Is.EqualTo(Errno.Ok));
+        Assert.That(s.Listen(listener, 16), Is.EqualTo(Errno.Ok));
         var corpus = Corpus(local.Port);
         var now = Instant.FromMilliseconds(1);
         var frame = new byte[2000];
@@ -135,6 +138,7 @@ public class FuzzTests
             {
                 while (s.ReceiveFrom(bound, rx, MessageFlags.None, out _, out _) == Errno.Ok) { }
                 s.TakeError(connected);
+                while (s.Accept(listener, out var conn, out _) == Errno.Ok) s.Close(conn);
                 s.SendTo(bound, "reply"u8, new Ipv4Endpoint(IpHost, 1234), MessageFlags.None, out _);
             }
             now += TimeSpanMicros.FromMilliseconds(rng.Next(0, 300));
@@ -150,12 +154,14 @@ public class FuzzTests
 
         s.Close(bound);
         s.Close(connected);
+        s.Close(listener);
+        for (int i = 1; i <= 60; i++) s.Poll(now + TimeSpanMicros.FromSeconds(10 * i)); // TCP and reassembly timers run out
         s.Shutdown();
-        s.Poll(now + TimeSpanMicros.FromSeconds(120));
         nic.DrainAll();
         Assert.That(nic.Pool.InUse, Is.Zero, "pool back to baseline");
         Assert.That(s.Arp.PendingPackets, Is.Zero);
         Assert.That(s.Ip.Reassembler.InProgress, Is.Zero, "reassembly timed out");
         Assert.That(s.Udp.OpenSockets, Is.Zero);
+        Assert.That(s.Tcp.LiveConnections, Is.Zero, "TCP pool back to baseline");
     }
 }
