@@ -17,6 +17,7 @@ public class BenchmarkAllocationTests
 {
     private const int Warmup = 2_000;
     private const int Iterations = 10_000;
+    private const int Rounds = 3;
 
     private static readonly MethodInfo MeasureMethod =
         typeof(BenchmarkAllocationTests).GetMethod(nameof(Measure), BindingFlags.NonPublic | BindingFlags.Static)!;
@@ -32,7 +33,7 @@ public class BenchmarkAllocationTests
         Assert.That(BenchmarkClasses().Select(t => t.Name), Is.SupersetOf(new[]
         {
             nameof(ChecksumBenchmarks), nameof(HeaderBenchmarks), nameof(RssBenchmarks), nameof(StackRoundTripBenchmarks),
-            nameof(PacketPoolBenchmarks),
+            nameof(PacketPoolBenchmarks), nameof(TcpBenchmarks),
         }));
 
     [TestCaseSource(nameof(BenchmarkClasses))]
@@ -98,13 +99,48 @@ public class BenchmarkAllocationTests
     }
 
     [Test]
-    public void EveryUdpRoundTripIsEchoedInFull()
+    public void EveryRoundTripIsEchoedInFull()
     {
         using var b = new StackRoundTripBenchmarks();
         for (int i = 0; i < 1000; i++)
-            Assert.That(b.UdpRoundTrip(), Is.EqualTo(StackRoundTripBenchmarks.PayloadLength), $"round trip {i}");
+        {
+            Assert.That(b.UdpRoundTrip(), Is.EqualTo(StackRoundTripBenchmarks.PayloadLength), $"UDP round trip {i}");
+            Assert.That(b.TcpRoundTrip(), Is.EqualTo(StackRoundTripBenchmarks.PayloadLength), $"TCP round trip {i}");
+        }
+        Assert.That(b.Client.Tcp.Counters.RetransmittedSegments + b.Server.Tcp.Counters.RetransmittedSegments, Is.Zero);
         Assert.That(b.Client.Counters.SumOfFrameOutcomes(), Is.EqualTo(b.Client.Counters.Link.FramesReceived));
         Assert.That(b.Network.InFlight, Is.Zero);
+    }
+
+    [Test]
+    public void TcpBenchmarksStayOnTheFastPath()
+    {
+        // A fresh instance per method, as BenchmarkDotNet runs them.
+        Assert.That(new TcpBenchmarks().FlowLookup(), Is.EqualTo(777), "the 778th flow added is found");
+
+        var input = new TcpBenchmarks();
+        long before = input.SegmentsOut;
+        for (int i = 0; i < 1000; i++)
+            Assert.That(input.InputInOrderData(), Is.EqualTo(TcpBenchmarks.PayloadLength), $"data segment {i} delivered");
+        Assert.That(input.SegmentsOut - before, Is.InRange(1, 1000), "ACKs went out, at most one per segment");
+
+        var single = new TcpBenchmarks();
+        before = single.SegmentsOut;
+        for (int i = 0; i < 1000; i++)
+            Assert.That(single.OutputSegmentThenPureAck(), Is.EqualTo(TcpBenchmarks.PayloadLength), $"send {i}");
+        Assert.That(single.SegmentsOut - before, Is.EqualTo(1000), "one segment per send (TCP_NODELAY)");
+
+        var burst = new TcpBenchmarks();
+        before = burst.SegmentsOut;
+        for (int i = 0; i < 1000; i++)
+            Assert.That(burst.OutputBurstOf16(), Is.EqualTo(16 * TcpBenchmarks.PayloadLength), $"burst {i}");
+        Assert.That(burst.SegmentsOut - before, Is.EqualTo(16_000), "every segment of every burst goes out at once");
+
+        foreach (var b in new[] { input, single, burst })
+        {
+            Assert.That(b.Layer.GetState(b.Connection), Is.EqualTo(Gazelle.Transport.Tcp.TcpState.Established));
+            Assert.That(b.Layer.Counters.RetransmittedSegments, Is.Zero);
+        }
     }
 
     private static long MeasureBody(object instance, MethodInfo method)
@@ -120,13 +156,21 @@ public class BenchmarkAllocationTests
     }
 
     /// <summary>Bytes allocated by this thread across <see cref="Iterations"/> calls after <see cref="Warmup"/> calls
-    /// (enough for tiered compilation to have settled).</summary>
+    /// (enough for tiered compilation to have settled): the least of up to <see cref="Rounds"/> measurements.
+    /// A per-call allocation shows in every round (at least <see cref="Iterations"/> bytes); a one-off
+    /// allocation by the runtime under load (seen in the full suite: 1-4 KB once, in tests of other
+    /// areas too) does not fail the test.</summary>
     private static long Measure<T>(Func<T> body)
     {
         for (int i = 0; i < Warmup; i++) body();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < Iterations; i++) body();
-        return GC.GetAllocatedBytesForCurrentThread() - before;
+        long least = long.MaxValue;
+        for (int round = 0; round < Rounds && least != 0; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < Iterations; i++) body();
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        return least;
     }
 
     private static void InvokeAll<TAttribute>(object instance) where TAttribute : Attribute

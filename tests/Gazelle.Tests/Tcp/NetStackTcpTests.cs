@@ -139,6 +139,36 @@ public class NetStackTcpTests
     }
 
     [Test]
+    public void WholeStackTcpPathAllocatesNothing()
+    {
+        using var n = new Net(null, 5);
+        var (c, s, _) = Connect(n);
+        var data = new byte[65536];
+        var rx = new byte[65536];
+        long moved = 0;
+        bool Pump(long bytes)
+        {
+            long target = moved + bytes;
+            var end = n.Now + new TimeSpanMicros(10_000_000);
+            while (moved < target && n.Now < end)
+            {
+                n.A.Send(c, data, MessageFlags.None, out _);
+                while (n.B.Receive(s, rx, MessageFlags.None, out int k) == Errno.Ok && k > 0) moved += k;
+                n.Step();
+            }
+            return moved >= target;
+        }
+        Assert.That(Pump(8_000_000), Is.True, "warm-up");
+        long segmentsBefore = n.B.Counters.Tcp.Delivered;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        bool ok = Pump(40_000_000);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(ok, Is.True);
+        Assert.That(n.B.Counters.Tcp.Delivered - segmentsBefore, Is.GreaterThan(25_000));
+        Assert.That(allocated, Is.Zero, "Ethernet/ARP/IPv4/TCP send and receive paths allocate nothing");
+    }
+
+    [Test]
     public void RequestResponseAndRefusedConnect()
     {
         using var n = new Net(null, 3);
