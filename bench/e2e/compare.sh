@@ -120,6 +120,7 @@ CONF
 }
 
 # --- run -----------------------------------------------------------------------------------
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A R
 for mode in kernel gazelle; do
     echo "$mode runs, ${SECS}s each..."
@@ -158,7 +159,8 @@ commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "# Kernel vs Gazelle#, one run"
 echo
 echo "Date $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), ${SECS}s per run."
-echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "Load average (1/5/15 min) at the start: $load_start, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the benchmark's own"
+echo "processes count too: each run has two; above ~2 other work shared the cores, and the numbers are indicative)."
 echo "Command: \`bench/e2e/compare.sh $SECS\`"
 echo
 echo "Kernel: both ends on 127.0.0.1 (loopback). Gazelle#: both ends preloaded with build/libgazelle.so,"
