@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Gazelle.Config;
 using Gazelle.Devices;
 using Gazelle.Devices.Dpdk;
@@ -58,7 +59,10 @@ internal sealed class PreloadProcess
         try
         {
             (eal, port) = OpenDevice(config);
-            var stackConfig = config.ToStackConfig();
+            // A fresh secret per process (RFC 6528 §3, RFC 6056 §3.3.4): with the constant default, every
+            // preloaded process on an address picked the same ephemeral ports and ISNs, so a new client reused
+            // the 4-tuple of a previous process's connection still open at the server and reset it.
+            var stackConfig = config.ToStackConfig() with { Secret = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) };
             var stack = new NetStack(stackConfig, port);
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, PollPolicy.FromEnvironment());
             return new PreloadProcess(layer, eal, port);

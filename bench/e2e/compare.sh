@@ -1,111 +1,182 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks, kernel and Gazelle# side by side in ONE invocation (issue 6).
 #   bench/e2e/compare.sh [seconds-per-run]      (default 5)
-# Each workload runs over the kernel's loopback and over our stack (both ends preloaded), and the
-# table gives both figures and their ratio. It writes bench/results.md.
-# Today the stack does not yet serve preloaded sockets, so the Gazelle column says so instead of a
-# number; `gazelle_env` below is where the memif/netns configuration plugs in.
+# Each workload runs twice with the same commands: over the kernel's loopback (127.0.0.1), then over
+# Gazelle#: server and client each preloaded with build/libgazelle.so, their stacks joined by DPDK
+# net_memif (shared memory, no kernel networking; addresses 10.66.0.1/.2 that no kernel interface
+# has). The table gives both figures and their ratio (Gazelle# / kernel; for latencies kernel /
+# Gazelle#, so above 1 is always better for Gazelle#). It writes bench/results.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SECS=${1:-5}
 OUT=$ROOT/bench/results.md
+PRELOAD=$ROOT/build/libgazelle.so
 tmp=$(mktemp -d /tmp/gz-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp" /var/run/dpdk/gz-bench-"$$"-*
+}
 trap cleanup EXIT
 for t in sockperf iperf3 redis-server redis-benchmark nginx wrk; do command -v $t >/dev/null || { echo "$t missing: run make deps" >&2; exit 1; }; done
+[ -f "$PRELOAD" ] || { echo "$PRELOAD missing: run make" >&2; exit 1; }
 
 start_bg() { "$@" >"$tmp/bg.$RANDOM.log" 2>&1 & pids+=($!); }
 stop_bg() { local p; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
-wait_tcp() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
-# --- workloads: each prints "value unit" for the kernel path --------------------------------
+# --- the two paths: ADDR is the server's address, SRV / CLI prefix the server / client commands ----
+run=0
+use_kernel() { MODE=kernel ADDR=127.0.0.1; SRV=(env); CLI=(timeout $((SECS * 4 + 60))); }
+use_gazelle() { # a fresh memif pair (own socket, own EAL file prefixes) for every run
+    local role addr mac
+    run=$((run + 1))
+    for role in server client; do
+        if [ $role = server ]; then addr=10.66.0.1 mac=02:00:00:66:00:01; else addr=10.66.0.2 mac=02:00:00:66:00:02; fi
+        cat >"$tmp/memif-$run-$role.conf" <<CONF
+backend = "dpdk"
+dpdk_args = ["--no-huge", "--no-pci", "--no-shconf", "--file-prefix", "gz-bench-$$-$run-$role", "-m", "128",
+             "--no-telemetry", "--log-level", "lib.eal:error",
+             "--vdev", "net_memif0,role=$role,socket=$tmp/memif-$run.sock,mac=$mac"]
+devices = "$mac"
+host_addr = "$addr"
+mask_addr = "255.255.255.0"
+CONF
+    done
+    MODE=gazelle ADDR=10.66.0.1
+    SRV=(env GAZELLE_CONF="$tmp/memif-$run-server.conf" LD_PRELOAD="$PRELOAD")
+    CLI=(env GAZELLE_CONF="$tmp/memif-$run-client.conf" LD_PRELOAD="$PRELOAD" timeout $((SECS * 4 + 60)))
+}
+# Waits until the server listens: over the kernel by connecting; a preloaded server cannot be probed
+# from the kernel (its address is on no kernel interface), so it gets the 2 s its stack needs to start.
+wait_server() {
+    if [ "$MODE" = kernel ]; then
+        for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1
+    fi
+    sleep 2
+}
+
+# --- workloads: each prints its figures, or nothing when the run failed -----------------------
 sockperf_pingpong() { # $1 = --tcp or "" ; prints p50 and p99 half round trip in us
     local port=$((30000 + RANDOM % 20000))
-    start_bg sockperf server -i 127.0.0.1 -p "$port" $1
-    sleep 0.5
-    sockperf ping-pong -i 127.0.0.1 -p "$port" $1 -m 64 -t "$SECS" >"$tmp/pp.log" 2>&1
+    start_bg "${SRV[@]}" sockperf server -i "$ADDR" -p "$port" $1
+    [ "$MODE" = kernel ] && sleep 0.5 || sleep 2
+    "${CLI[@]}" sockperf ping-pong -i "$ADDR" -p "$port" $1 -m 64 -t "$SECS" >"$tmp/pp.log" 2>&1 || true
     stop_bg
     local p50 p99
     p50=$(grep -o 'percentile 50.000 = *[0-9.]*' "$tmp/pp.log" | awk '{print $NF}')
     p99=$(grep -o 'percentile 99.000 = *[0-9.]*' "$tmp/pp.log" | awk '{print $NF}')
-    echo "$p50 $p99"
+    [ -n "$p50" ] && echo "$p50 $p99"
+    return 0
 }
-sockperf_udp_throughput() { # messages/s received by the server, 64 B
+sockperf_udp_throughput() { # messages/s sent by the client (sockperf's "Message Rate"), 64 B
     local port=$((30000 + RANDOM % 20000))
-    start_bg sockperf server -i 127.0.0.1 -p "$port"
-    sleep 0.5
-    sockperf throughput -i 127.0.0.1 -p "$port" -m 64 -t "$SECS" >"$tmp/tp.log" 2>&1
+    start_bg "${SRV[@]}" sockperf server -i "$ADDR" -p "$port"
+    [ "$MODE" = kernel ] && sleep 0.5 || sleep 2
+    "${CLI[@]}" sockperf throughput -i "$ADDR" -p "$port" -m 64 -t "$SECS" >"$tmp/tp.log" 2>&1 || true
     stop_bg
     grep -o 'Message Rate is [0-9]*' "$tmp/tp.log" | awk '{print $NF}'
+    return 0
 }
 iperf3_bulk() { # Gbit/s received
     local port=$((30000 + RANDOM % 20000))
-    start_bg iperf3 -s -1 -p "$port" -B 127.0.0.1
-    sleep 0.5
-    iperf3 -c 127.0.0.1 -p "$port" -t "$SECS" -J >"$tmp/iperf.json"
+    start_bg "${SRV[@]}" iperf3 -s -1 -p "$port" -B "$ADDR"
+    [ "$MODE" = kernel ] && sleep 0.5 || sleep 2
+    "${CLI[@]}" iperf3 -c "$ADDR" -p "$port" -t "$SECS" -J >"$tmp/iperf.json" 2>/dev/null || true
     stop_bg
-    python3 -c "import json;print(round(json.load(open('$tmp/iperf.json'))['end']['sum_received']['bits_per_second']/1e9,2))"
+    python3 -c "import json;print(round(json.load(open('$tmp/iperf.json'))['end']['sum_received']['bits_per_second']/1e9,2))" 2>/dev/null || true
 }
 redis_getset() { # requests/s for GET and SET, 50 clients, and p50/p99 ms of GET
     local port=$((30000 + RANDOM % 20000))
-    start_bg redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no
-    wait_tcp "$port"
-    redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n $((SECS * 40000)) -t get,set --csv >"$tmp/redis.csv" 2>/dev/null
+    start_bg "${SRV[@]}" redis-server --port "$port" --bind "$ADDR" --save '' --appendonly no --protected-mode no
+    wait_server "$port" || { stop_bg; return 0; }
+    "${CLI[@]}" redis-benchmark -h "$ADDR" -p "$port" -c 50 -n $((SECS * 40000)) -t get,set --csv >"$tmp/redis.csv" 2>/dev/null || true
     stop_bg
-    python3 - "$tmp/redis.csv" <<'PY'
+    python3 - "$tmp/redis.csv" <<'PY' 2>/dev/null || true
 import csv, sys
 rows = {r[0]: r for r in csv.reader(open(sys.argv[1])) if r and r[0] in ("GET", "SET")}
 print(round(float(rows["SET"][1])), round(float(rows["GET"][1])), rows["GET"][4], rows["GET"][6])
 PY
 }
 nginx_wrk() { # $1 = keepalive|close ; requests/s
-    local port=$((30000 + RANDOM % 20000)) dir=$tmp/nginx
+    local port=$((30000 + RANDOM % 20000)) dir=$tmp/nginx-$MODE-$1
     mkdir -p "$dir/logs" "$dir/www" && head -c 1024 /dev/urandom > "$dir/www/small.bin"
     cat >"$dir/nginx.conf" <<CONF
 daemon off; master_process off; worker_processes 1; error_log $dir/logs/error.log; pid $dir/nginx.pid;
 events { worker_connections 1024; }
 http { access_log off; keepalive_requests 1000000;
   client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-  server { listen 127.0.0.1:$port; root $dir/www; } }
+  server { listen $ADDR:$port; root $dir/www; } }
 CONF
-    start_bg nginx -c "$dir/nginx.conf" -p "$dir"
-    wait_tcp "$port"
+    start_bg "${SRV[@]}" nginx -c "$dir/nginx.conf" -p "$dir"
+    wait_server "$port" || { stop_bg; return 0; }
     local hdr=()
     [ "$1" = close ] && hdr=(-H "Connection: close")
-    wrk -t 1 -c 32 -d "${SECS}s" "${hdr[@]}" "http://127.0.0.1:$port/small.bin" >"$tmp/wrk.log" 2>&1
+    "${CLI[@]}" wrk -t 1 -c 32 -d "${SECS}s" "${hdr[@]}" "http://$ADDR:$port/small.bin" >"$tmp/wrk.log" 2>&1 || true
     stop_bg
+    # A run with socket errors does not count: its rate would not be comparable.
+    grep -q 'Socket errors' "$tmp/wrk.log" && return 0
     grep 'Requests/sec' "$tmp/wrk.log" | awk '{print int($2)}'
+    return 0
 }
 
 # --- run -----------------------------------------------------------------------------------
-echo "kernel loopback runs, ${SECS}s each..."
-read -r tcp50 tcp99 < <(sockperf_pingpong --tcp)
-read -r udp50 udp99 < <(sockperf_pingpong "")
-udptp=$(sockperf_udp_throughput)
-gbps=$(iperf3_bulk)
-read -r rset rget rp50 rp99 < <(redis_getset)
-ka=$(nginx_wrk keepalive)
-cl=$(nginx_wrk close)
-gz="not yet: the stack does not serve preloaded sockets"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A R
+for mode in kernel gazelle; do
+    echo "$mode runs, ${SECS}s each..."
+    use_$mode; read -r tcp50 tcp99 < <(sockperf_pingpong --tcp) || true
+    R[$mode.tcp]="${tcp50:-} ${tcp99:-}"; tcp50="" tcp99=""
+    use_$mode; read -r udp50 udp99 < <(sockperf_pingpong "") || true
+    R[$mode.udp]="${udp50:-} ${udp99:-}"; udp50="" udp99=""
+    use_$mode; R[$mode.udptp]=$(sockperf_udp_throughput)
+    use_$mode; R[$mode.gbps]=$(iperf3_bulk)
+    use_$mode; R[$mode.redis]=$(redis_getset)
+    use_$mode; R[$mode.ka]=$(nginx_wrk keepalive)
+    use_$mode; R[$mode.cl]=$(nginx_wrk close)
+done
+
+# cell KEY FIELD...: "a / b" of the given fields of a result, or a clear failure note.
+cell() {
+    local v=${R[$1]} out="" f
+    [ -n "${v// /}" ] || { echo "failed: no result (see the workload's log)"; return; }
+    shift
+    for f in "$@"; do out="${out:+$out / }$(echo "$v" | awk -v f="$f" '{print $f}')"; done
+    echo "$out"
+}
+# ratio KEY FIELD higher|lower: Gazelle# over kernel for rates ("higher" is better), kernel over
+# Gazelle# for latencies, so that above 1 always means Gazelle# is better.
+ratio() {
+    local k g
+    k=$(echo "${R[kernel.$1]}" | awk -v f="$2" '{print $f}')
+    g=$(echo "${R[gazelle.$1]}" | awk -v f="$2" '{print $f}')
+    [ -n "$k" ] && [ -n "$g" ] || { echo "-"; return; }
+    awk -v k="$k" -v g="$g" -v d="$3" 'BEGIN { r = (d == "higher") ? (k > 0 ? g / k : 0) : (g > 0 ? k / g : 0);
+        printf (r < 0.1 ? "%.3fx" : "%.2fx"), r }'
+}
 
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 {
 echo "# Kernel vs Gazelle#, one run"
 echo
 echo "Date $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), ${SECS}s per run."
+echo "Load average (1/5/15 min) at the start: $load_start, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the benchmark's own"
+echo "processes count too: each run has two; above ~2 other work shared the cores, and the numbers are indicative)."
 echo "Command: \`bench/e2e/compare.sh $SECS\`"
 echo
-echo "| workload | kernel (loopback) | Gazelle# | ratio | target |"
+echo "Kernel: both ends on 127.0.0.1 (loopback). Gazelle#: both ends preloaded with build/libgazelle.so,"
+echo "each with its own stack, joined by DPDK net_memif (shared memory), addresses 10.66.0.1/.2."
+echo "Ratio: Gazelle# / kernel for rates, kernel / Gazelle# for latencies (above 1 = Gazelle# better)."
+echo
+echo "| workload | kernel (loopback) | Gazelle# (memif) | ratio | target |"
 echo "| --- | --- | --- | --- | --- |"
-echo "| sockperf TCP ping-pong 64 B, half RTT p50 / p99 (us) | $tcp50 / $tcp99 | $gz | - | <= 0.1x |"
-echo "| sockperf UDP ping-pong 64 B, half RTT p50 / p99 (us) | $udp50 / $udp99 | $gz | - | |"
-echo "| sockperf UDP throughput 64 B (msg/s) | $udptp | $gz | - | >= 10x |"
-echo "| iperf3 TCP bulk (Gbit/s) | $gbps | $gz | - | >= 1x |"
-echo "| redis-benchmark 50 clients SET / GET (req/s) | $rset / $rget | $gz | - | >= 3x |"
-echo "| redis-benchmark GET latency p50 / p99 (ms) | $rp50 / $rp99 | $gz | - | |"
-echo "| nginx + wrk 1 KiB, keep-alive (req/s) | $ka | $gz | - | |"
-echo "| nginx + wrk 1 KiB, Connection: close (conn/s) | $cl | $gz | - | >= 3x |"
+echo "| sockperf TCP ping-pong 64 B, half RTT p50 / p99 (us) | $(cell kernel.tcp 1 2) | $(cell gazelle.tcp 1 2) | $(ratio tcp 1 lower) / $(ratio tcp 2 lower) | >= 10x (<= 0.1x the latency) |"
+echo "| sockperf UDP ping-pong 64 B, half RTT p50 / p99 (us) | $(cell kernel.udp 1 2) | $(cell gazelle.udp 1 2) | $(ratio udp 1 lower) / $(ratio udp 2 lower) | |"
+echo "| sockperf UDP throughput 64 B, client send rate (msg/s) | $(cell kernel.udptp 1) | $(cell gazelle.udptp 1) | $(ratio udptp 1 higher) | >= 10x |"
+echo "| iperf3 TCP bulk (Gbit/s) | $(cell kernel.gbps 1) | $(cell gazelle.gbps 1) | $(ratio gbps 1 higher) | >= 1x |"
+echo "| redis-benchmark 50 clients SET / GET (req/s) | $(cell kernel.redis 1 2) | $(cell gazelle.redis 1 2) | $(ratio redis 1 higher) / $(ratio redis 2 higher) | >= 3x |"
+echo "| redis-benchmark GET latency p50 / p99 (ms) | $(cell kernel.redis 3 4) | $(cell gazelle.redis 3 4) | $(ratio redis 3 lower) / $(ratio redis 4 lower) | |"
+echo "| nginx + wrk 1 KiB, keep-alive (req/s) | $(cell kernel.ka 1) | $(cell gazelle.ka 1) | $(ratio ka 1 higher) | |"
+echo "| nginx + wrk 1 KiB, Connection: close (conn/s) | $(cell kernel.cl 1) | $(cell gazelle.cl 1) | $(ratio cl 1 higher) | >= 3x |"
 echo
 echo "Exact commands: see the functions in bench/e2e/compare.sh (sockperf server/ping-pong/throughput -m 64,"
 echo "iperf3 -c, redis-benchmark -c 50 -t get,set, nginx master_process off + wrk -t1 -c32)."
