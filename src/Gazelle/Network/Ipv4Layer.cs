@@ -20,6 +20,14 @@ public sealed class Ipv4Layer : IIpOutput
     private readonly Ipv4Address _subnetBroadcast;
     private ushort _nextId;
 
+    /// <summary>Datagrams to our own address waiting for the next poll (a ring of packet buffers).</summary>
+    private readonly PacketBuffer?[] _local = new PacketBuffer?[LocalQueueSize];
+    private int _localHead;
+    private int _localCount;
+
+    /// <summary>Capacity of the local delivery queue (datagrams a stack sends to itself between polls).</summary>
+    public const int LocalQueueSize = 256;
+
     public Ipv4Layer(Ipv4Address address, Ipv4Address netmask, Ipv4Address gateway, ulong secret,
                      EthernetLink link, ArpCache arp, Ipv4Counters counters)
     {
@@ -44,13 +52,35 @@ public sealed class Ipv4Layer : IIpOutput
 
     public bool IsBroadcast(Ipv4Address a) => a.IsBroadcast || a == _subnetBroadcast;
 
+    /// <summary>Datagrams queued for local delivery (sent to our own address, not yet taken back).</summary>
+    public int LocalPending => _localCount;
+
+    /// <summary>Takes the oldest datagram sent to our own address (the IPv4 header at the start of its
+    /// data); the caller feeds it to <see cref="TryInput"/> with loopback set, then releases it.</summary>
+    public bool TryTakeLocal(out PacketBuffer buffer)
+    {
+        buffer = null!;
+        if (_localCount == 0) return false;
+        buffer = _local[_localHead]!;
+        _local[_localHead] = null;
+        _localHead = (_localHead + 1) % LocalQueueSize;
+        _localCount--;
+        return true;
+    }
+
+    /// <summary>Releases the datagrams waiting for local delivery.</summary>
+    public void ClearLocal()
+    {
+        while (TryTakeLocal(out var b)) b.Release();
+    }
+
     /// <summary>
     /// Validates a received packet (the Ethernet payload). Returns true with the header and the whole
     /// upper-layer payload when a datagram is ready; otherwise it was dropped or stored and counted.
     /// <paramref name="header"/> spans the received header (for quoting in ICMP errors).
     /// </summary>
     public bool TryInput(ReadOnlySpan<byte> bytes, Instant now, out Ipv4Repr repr, out ReadOnlySpan<byte> header,
-                         out ReadOnlySpan<byte> payload, out bool broadcast)
+                         out ReadOnlySpan<byte> payload, out bool broadcast, bool loopback = false)
     {
         repr = default;
         header = default;
@@ -67,7 +97,7 @@ public sealed class Ipv4Layer : IIpOutput
             return false;
         }
         var src = p.Source;
-        if (src.IsBroadcast || src.IsMulticast || src.IsLoopback || src.IsUnspecified || src == _address || src == _subnetBroadcast)
+        if (src.IsBroadcast || src.IsMulticast || src.IsLoopback || src.IsUnspecified || (src == _address && !loopback) || src == _subnetBroadcast)
         {
             Counters.BadSource++;
             return false;
@@ -105,7 +135,7 @@ public sealed class Ipv4Layer : IIpOutput
         {
             mac = MacAddress.Broadcast;
         }
-        else if (dst.IsMulticast || dst.IsUnspecified || dst.IsLoopback || dst == _address)
+        else if (dst.IsMulticast || dst.IsUnspecified || dst.IsLoopback)
         {
             Counters.TxNoRoute++;
             return Errno.ENETUNREACH;
@@ -180,6 +210,22 @@ public sealed class Ipv4Layer : IIpOutput
     {
         repr.Emit(b.Prepend(Ipv4Repr.HeaderLength));
         Counters.DatagramsSent++;
+        if (nextHop == _address)
+        {
+            // As on Linux (the loopback path), a datagram to ourselves never reaches ARP or the
+            // NIC. It is queued and taken back as input at the next poll, so input never runs inside the
+            // output call that produced it (no re-entry, no recursion: answers wait for the poll after).
+            if (_localCount == LocalQueueSize)
+            {
+                Counters.LoopbackQueueFull++;
+                b.Release();
+                return;
+            }
+            _local[(_localHead + _localCount) % LocalQueueSize] = b;
+            _localCount++;
+            Counters.LoopbackSent++;
+            return;
+        }
         if (broadcast) _link.Send(b, mac, EtherType.Ipv4);
         else _arp.Send(b, nextHop, Now);
     }

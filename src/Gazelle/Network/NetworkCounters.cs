@@ -41,6 +41,13 @@ public sealed class Ipv4Counters
     public long TxNoBuffer;
     /// <summary>Send failed: bigger than the path MTU with DF set.</summary>
     public long TxTooBig;
+    /// <summary>Datagrams (or fragments) sent to our own address, queued for local delivery instead of the NIC.</summary>
+    public long LoopbackSent;
+    /// <summary>Locally delivered datagrams taken back as input (each then has one frame-outcome counted,
+    /// so frame outcomes sum to FramesReceived + LoopbackReceived).</summary>
+    public long LoopbackReceived;
+    /// <summary>Dropped: a datagram to our own address found the local delivery queue full.</summary>
+    public long LoopbackQueueFull;
 }
 
 /// <summary>ICMPv4 counters of one stack.</summary>

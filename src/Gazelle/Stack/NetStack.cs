@@ -90,11 +90,26 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             Dispatch(frame.Data, now);
             frame.Release();
         }
+        bool localLeft = DeliverLocal(now);
         var next = Instant.Min(_arp.Poll(now), _ip.Poll(now));
         next = Instant.Min(next, PollTcp(now));
         if (_timedNic is not null) next = Instant.Min(next, _timedNic.NextDeadline);
         _link.Flush();
-        return n == _rx.Length ? now : next;
+        return n == _rx.Length || localLeft ? now : next;
+    }
+
+    /// <summary>Takes back the datagrams this stack sent to its own address. Only those queued before
+    /// this call: what their input sends to us in turn (an ACK, an answer) waits for the next poll, so
+    /// one poll does bounded work. Returns true when datagrams are left for the next poll.</summary>
+    private bool DeliverLocal(Instant now)
+    {
+        for (int k = _ip.LocalPending; k > 0 && _ip.TryTakeLocal(out var b); k--)
+        {
+            Counters.Ip.LoopbackReceived++;
+            Ipv4Input(b.Data, now, loopback: true);
+            b.Release();
+        }
+        return _ip.LocalPending > 0;
     }
 
     private void Dispatch(ReadOnlySpan<byte> frame, Instant now)
@@ -134,9 +149,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         }
     }
 
-    private void Ipv4Input(ReadOnlySpan<byte> bytes, Instant now)
+    private void Ipv4Input(ReadOnlySpan<byte> bytes, Instant now, bool loopback = false)
     {
-        if (!_ip.TryInput(bytes, now, out var ip, out var header, out var payload, out bool broadcast)) return;
+        if (!_ip.TryInput(bytes, now, out var ip, out var header, out var payload, out bool broadcast, loopback)) return;
         switch (ip.Protocol)
         {
             case IpProtocol.Icmp:
@@ -179,10 +194,11 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
 
     private Instant PollTcp(Instant now) => _tcp.Poll(now);
 
-    /// <summary>Releases what the stack holds (packets awaiting ARP) and transmits anything batched.</summary>
+    /// <summary>Releases what the stack holds (packets awaiting ARP or local delivery) and transmits anything batched.</summary>
     public void Shutdown()
     {
         _arp.Clear();
+        _ip.ClearLocal();
         _link.Flush();
     }
 

@@ -144,6 +144,23 @@ public class TcpStateTests : TcpFixture
     }
 
     [Test]
+    public void FirstSegmentsAreAckedAtOnceInQuickAckMode()
+    {
+        Tcp.QuickAcks = 2;
+        var c = Established();
+        SendData(100);
+        Expect(TcpFlags.Ack, ack: PeerNxt);
+        SendData(100);
+        Expect(TcpFlags.Ack, ack: PeerNxt);
+        SendData(100); // quick ACKs used up: delayed from here on
+        ExpectNothing();
+        Advance(45);
+        Expect(TcpFlags.Ack, ack: PeerNxt);
+        Assert.That(Tcp.Receive(c, new byte[400], MessageFlags.None, out int n), Is.EqualTo(Errno.Ok));
+        Assert.That(n, Is.EqualTo(300));
+    }
+
+    [Test]
     public void EverySecondFullSegmentIsAckedAtOnce()
     {
         Established();

@@ -124,6 +124,9 @@ internal sealed class Tcb
     public int UnackedSegments;     // full segments received since our last ACK
     public bool AckNow;
     public SeqNum LastAckSent;
+    /// <summary>In-order data segments still ACKed at once at the start of the connection (Linux's
+    /// quick-ACK mode): a sender's first writes are not held by Nagle for our delayed-ACK timer.</summary>
+    public int QuickAcksLeft;
 
     // ---- timers (Instant.Never = off) ----
     public Instant RtoDeadline = Instant.Never;
@@ -194,7 +197,7 @@ internal sealed class Tcb
         Retransmits = 0; TotalRetrans = 0;
         Cc = Cubic; Cubic.Reset(); Reno.Reset();
         Cwnd = 0; Ssthresh = int.MaxValue; DupAcks = 0; InRecovery = false; UndoEligible = false; SackCount = 0; SackedBytes = 0;
-        UnackedSegments = 0; AckNow = false;
+        UnackedSegments = 0; AckNow = false; QuickAcksLeft = 0;
         RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
         TlpOutstanding = false;
         PersistBackoff = 0; PersistUnanswered = 0; KeepaliveProbesSent = 0;

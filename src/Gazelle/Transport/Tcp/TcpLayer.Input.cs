@@ -735,6 +735,13 @@ public sealed partial class TcpLayer
             Counters.BytesReceived += advance;
             if (hadOoo) t.AckNow = true; // RFC 5681 §4.2: ACK at once when a gap fills
             else if (t.RcvNxt - t.LastAckSent >= 2 * t.RcvMss) t.AckNow = true; // every second full segment
+            else if (t.QuickAcksLeft > 0)
+            {
+                // RFC 1122 §4.2.3.2 lets a receiver ACK sooner than the delay; like Linux, the first data
+                // segments are ACKed at once, so a Nagle-held second write is not stalled 40 ms.
+                t.QuickAcksLeft--;
+                t.AckNow = true;
+            }
             else if (t.DelAckDeadline == Instant.Never) t.DelAckDeadline = now + new TimeSpanMicros(DelayedAckMicros);
             if (t.OooFinValid && t.OooFinSeq == t.RcvNxt) ProcessFin(t, now);
         }

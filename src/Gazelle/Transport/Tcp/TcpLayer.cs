@@ -37,6 +37,9 @@ public sealed partial class TcpLayer
     internal const long TimeWaitMicros = 60_000_000;
     internal const long FinWait2Micros = 60_000_000;
     internal const long DelayedAckMicros = 40_000;
+    /// <summary>In-order data segments ACKed at once at the start of each connection before delayed ACKs
+    /// begin (Linux's quick-ACK mode, TCP_MAX_QUICKACKS = 16); 0 delays from the first segment.</summary>
+    public int QuickAcks { get; set; } = 16;
     internal const int EphemeralLow = 32768;
     internal const int EphemeralHigh = 60999;
     internal const int MaxBacklog = 4096;
@@ -129,6 +132,7 @@ public sealed partial class TcpLayer
         }
         var t = _tcbs[_free[--_freeCount]];
         t.Reset(_config.TcpSendBufferBytes, _config.TcpReceiveBufferBytes);
+        t.QuickAcksLeft = QuickAcks;
         t.InUse = true;
         t.ActivePos = _activeCount;
         _active[_activeCount++] = t.Index;
