@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test (NUnit, then each integration script) and prints, last, one line:
+# Runs every test (NUnit in Release, the configuration that ships; then each integration script) and prints, last, one line:
 #   N passed, N failed[, N skipped]
 # totalled over everything it ran. Exits non-zero if anything failed.
 set -uo pipefail
@@ -10,14 +10,14 @@ rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 passed=0 failed=0 skipped=0
 
 echo "== build (every project of Gazelle.slnx, warnings are errors)"
-if dotnet build Gazelle.slnx --nologo -v quiet >"$RESULTS/build.log" 2>&1; then
+if dotnet build Gazelle.slnx -c Release --nologo -v quiet >"$RESULTS/build.log" 2>&1; then
     passed=$((passed + 1)); echo "  pass  solution builds (src, aot, tests, bench)"
 else
     failed=$((failed + 1)); echo "  FAIL  solution build - log:"; grep -E "error|warning" "$RESULTS/build.log" | sort -u | head -n 30
 fi
 
 echo "== NUnit (tests/Gazelle.Tests)"
-dotnet test tests/Gazelle.Tests --nologo -v quiet --logger "trx;LogFileName=nunit.trx" \
+dotnet test tests/Gazelle.Tests -c Release --no-build --nologo -v quiet --logger "trx;LogFileName=nunit.trx" \
     --logger "console;verbosity=normal" --results-directory "$RESULTS" >"$RESULTS/nunit.log" 2>&1
 # Show failures with their messages; the full log stays in build/test-results/nunit.log.
 grep -E -A 12 '^\s+Failed [A-Za-z]' "$RESULTS/nunit.log" | head -n 200 || true
