@@ -16,19 +16,9 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$tmp/www" && head -c "$SIZE" /dev/urandom > "$tmp/www/file.bin"
 
-# One lstack.conf per process: memif server role for the HTTP server, client role for curl.
-conf() { # $1 role, $2 address, $3 MAC
-    cat >"$tmp/$1.conf" <<CONF
-backend = "dpdk"
-dpdk_args = ["--no-huge", "--no-pci", "--no-shconf", "--file-prefix", "gz-demo-$$-$1", "-m", "128", "--no-telemetry",
-             "--log-level", "lib.eal:error", "--vdev", "net_memif0,role=$1,socket=$tmp/memif.sock,mac=$3"]
-devices = "$3"
-host_addr = "$2"
-mask_addr = "255.255.255.0"
-CONF
-}
-conf server 10.88.0.1 02:00:00:88:00:01
-conf client 10.88.0.2 02:00:00:88:00:02
+# One lstack.conf per process: the memif server role for the HTTP server, the client role for curl.
+source "$ROOT/scripts/lstack-conf.sh"
+memif_pair_conf "$tmp" "demo-$$" "$tmp/memif.sock" 10.88.0
 
 run_pair() { # $1 label, $2 server address, $3... env for server then client (via SERVER_ENV / CLIENT_ENV)
     local label=$1 addr=$2 port=$((20000 + RANDOM % 20000))
@@ -52,8 +42,8 @@ run_pair() { # $1 label, $2 server address, $3... env for server then client (vi
 
 echo "Gazelle# demo: python3 -m http.server serves a ${SIZE}-byte file, curl fetches it 3 times (best time kept)."
 echo
-SERVER_ENV=(GAZELLE_CONF="$tmp/server.conf" LD_PRELOAD="$PRELOAD")
-CLIENT_ENV=(GAZELLE_CONF="$tmp/client.conf" LD_PRELOAD="$PRELOAD")
+SERVER_ENV=(GAZELLE_CONF="$tmp/memif-server.conf" LD_PRELOAD="$PRELOAD")
+CLIENT_ENV=(GAZELLE_CONF="$tmp/memif-client.conf" LD_PRELOAD="$PRELOAD")
 gz_ms=$(run_pair gazelle 10.88.0.1)
 served=$(grep -c '"GET /file.bin' "$tmp/gazelle.server.log" || true)
 SERVER_ENV=(DEMO=kernel)

@@ -26,25 +26,15 @@ stop_bg() { local p; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wa
 
 # --- the two paths: ADDR is the server's address, SRV / CLI prefix the server / client commands ----
 run=0
+source "$ROOT/scripts/lstack-conf.sh"
 use_kernel() { MODE=kernel ADDR=127.0.0.1; SRV=(env); CLI=(timeout $((SECS * 4 + 60))); }
 use_gazelle() { # a fresh memif pair (own socket, own EAL file prefixes) for every run
-    local role addr mac
     run=$((run + 1))
-    for role in server client; do
-        if [ $role = server ]; then addr=10.66.0.1 mac=02:00:00:66:00:01; else addr=10.66.0.2 mac=02:00:00:66:00:02; fi
-        cat >"$tmp/memif-$run-$role.conf" <<CONF
-backend = "dpdk"
-dpdk_args = ["--no-huge", "--no-pci", "--no-shconf", "--file-prefix", "gz-bench-$$-$run-$role", "-m", "128",
-             "--no-telemetry", "--log-level", "lib.eal:error",
-             "--vdev", "net_memif0,role=$role,socket=$tmp/memif-$run.sock,mac=$mac"]
-devices = "$mac"
-host_addr = "$addr"
-mask_addr = "255.255.255.0"
-CONF
-    done
+    mkdir -p "$tmp/run$run"
+    memif_pair_conf "$tmp/run$run" "bench-$$-$run" "$tmp/run$run/memif.sock" 10.66.0
     MODE=gazelle ADDR=10.66.0.1
-    SRV=(env GAZELLE_CONF="$tmp/memif-$run-server.conf" LD_PRELOAD="$PRELOAD")
-    CLI=(env GAZELLE_CONF="$tmp/memif-$run-client.conf" LD_PRELOAD="$PRELOAD" timeout $((SECS * 4 + 60)))
+    SRV=(env GAZELLE_CONF="$tmp/run$run/memif-server.conf" LD_PRELOAD="$PRELOAD")
+    CLI=(env GAZELLE_CONF="$tmp/run$run/memif-client.conf" LD_PRELOAD="$PRELOAD" timeout $((SECS * 4 + 60)))
 }
 # Waits until the server listens: over the kernel by connecting; a preloaded server cannot be probed
 # from the kernel (its address is on no kernel interface), so it gets the 2 s its stack needs to start.

@@ -8,6 +8,7 @@ TEST_PIDS=()
 
 TEST_NETNS=()
 TEST_DPDK_PREFIXES=()
+source "$ROOT/scripts/lstack-conf.sh"
 
 cleanup_test() {
     local pid ns
@@ -91,18 +92,6 @@ CONF
 # 10.66.0.2 its client) joined by DPDK net_memif - shared memory between two preloaded processes,
 # no kernel networking on the path. Cleans their DPDK runtime dirs on exit.
 memif_pair_confs() {
-    local role addr mac
-    for role in server client; do
-        if [ $role = server ]; then addr=10.66.0.1 mac=02:00:00:66:00:01; else addr=10.66.0.2 mac=02:00:00:66:00:02; fi
-        cat >"$TEST_TMP/memif-$role.conf" <<CONF
-backend = "dpdk"
-dpdk_args = ["--no-huge", "--no-pci", "--no-shconf", "--file-prefix", "gz-memif-$$-$role", "-m", "128",
-             "--no-telemetry", "--log-level", "lib.eal:error",
-             "--vdev", "net_memif0,role=$role,socket=$TEST_TMP/memif.sock,mac=$mac"]
-devices = "$mac"
-host_addr = "$addr"
-mask_addr = "255.255.255.0"
-CONF
-    done
-    trap 'rm -rf /var/run/dpdk/gz-memif-'"$$"'-*; cleanup_test' EXIT
+    memif_pair_conf "$TEST_TMP" "memif-$$" "$TEST_TMP/memif.sock" 10.66.0
+    TEST_DPDK_PREFIXES+=("gz-memif-$$-server" "gz-memif-$$-client")
 }

@@ -11,14 +11,7 @@ stack=$BUILD/libgazelle-stack.so
 [ -x "$oracle" ] && [ -f "$stack" ] || fail "missing $oracle or $stack (run make)"
 prefix=gz-oracle-$$
 TEST_DPDK_PREFIXES+=("$prefix")
-cat >"$TEST_TMP/lstack.conf" <<CONF
-backend = "dpdk"
-dpdk_args = ["--no-huge", "--no-pci", "--no-shconf", "--file-prefix", "$prefix", "-m", "128", "--no-telemetry",
-             "--log-level", "lib.eal:error", "--vdev", "net_null0"]
-devices = "02:00:00:00:77:02"
-host_addr = "10.77.0.2"
-mask_addr = "255.255.255.0"
-CONF
+vdev_conf "$TEST_TMP/lstack.conf" "$prefix" net_null0 02:00:00:00:77:02 10.77.0.2
 # Lines that legitimately differ from the kernel's run, each with its reason:
 #   SO_RCVBUF, SO_SNDBUF  set on a connected socket: Linux resizes and reports double the value
 #                         (bookkeeping overhead); the stack's rings are fixed once a connection exists

@@ -9,15 +9,8 @@ need redis-server
 need redis-cli
 ldd "$(command -v redis-server)" | grep -q jemalloc || fail "this redis-server does not link jemalloc: the test would prove nothing"
 prefix=gz-jemalloc-$$
-trap 'rm -rf "/var/run/dpdk/$prefix"; cleanup_test' EXIT
-cat >"$TEST_TMP/lstack.conf" <<CONF
-backend = "dpdk"
-dpdk_args = ["--no-huge", "--no-pci", "--no-shconf", "--file-prefix", "$prefix", "-m", "128", "--no-telemetry",
-             "--log-level", "lib.eal:error", "--vdev", "net_null0"]
-devices = "02:00:00:00:77:01"
-host_addr = "10.77.7.2"
-mask_addr = "255.255.255.0"
-CONF
+TEST_DPDK_PREFIXES+=("$prefix")
+vdev_conf "$TEST_TMP/lstack.conf" "$prefix" net_null0 02:00:00:00:77:01 10.77.7.2
 port=$((20000 + RANDOM % 20000))
 GAZELLE_CONF=$TEST_TMP/lstack.conf LD_PRELOAD=$PRELOAD redis-server --port "$port" --bind 127.0.0.1 --save '' \
     --appendonly no >"$TEST_TMP/redis.log" 2>&1 &
