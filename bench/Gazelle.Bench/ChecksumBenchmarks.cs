@@ -5,9 +5,12 @@ namespace Gazelle.Bench;
 
 /// <summary>
 /// The Internet checksum (RFC 1071) over the sizes a stack meets: a minimum frame, the classic IPv4
-/// minimum MTU, an Ethernet MTU, a jumbo frame. <see cref="Vector"/> is what the stack calls (the
-/// widest vectors the CPU accelerates); <see cref="Vector128Only"/> and <see cref="Scalar"/> force the
-/// narrower paths of the same routine, the scalar one being the reference the vector paths must match.
+/// minimum MTU, an Ethernet MTU, a jumbo frame, and the small sizes between (an IPv4 header, a TCP
+/// header with options, 128 and 256 B) that place the 256-bit threshold. <see cref="Vector"/> is what
+/// the stack calls (128-bit vectors below <c>InternetChecksum.Vector256MinLength</c>, 256-bit from it);
+/// <see cref="Vector256From64"/> forces the 256-bit loop from 64 bytes (the old rule), and
+/// <see cref="Vector128Only"/> and <see cref="Scalar"/> force the narrower paths of the same routine, the
+/// scalar one being the reference the vector paths must match.
 /// The GB/s column divides <see cref="Size"/> by the mean time.
 /// </summary>
 [MemoryDiagnoser]
@@ -16,7 +19,7 @@ public class ChecksumBenchmarks
 {
     private byte[] _data = [];
 
-    [Params(64, 576, 1500, 9000)]
+    [Params(20, 40, 64, 128, 256, 576, 1500, 9000)]
     public int Size { get; set; }
 
     [GlobalSetup]
@@ -31,6 +34,9 @@ public class ChecksumBenchmarks
 
     [Benchmark]
     public uint Vector128Only() => InternetChecksum.Sum(_data, useVector256: false, useVector128: true);
+
+    [Benchmark]
+    public uint Vector256From64() => InternetChecksum.Sum(_data, vector256From: 64, useVector128: true);
 
     [Benchmark]
     public uint Vector() => InternetChecksum.Sum(_data);

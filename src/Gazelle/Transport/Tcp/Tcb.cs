@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Gazelle.Sockets;
 using Gazelle.Time;
 using Gazelle.Wire;
@@ -225,15 +226,21 @@ internal sealed class Tcb
         return Instant.Min(d, StateDeadline);
     }
 
+    /// <summary>A ring position past the end wrapped to the start. Every caller adds a head (&lt; size) and a
+    /// count or offset within the ring (≤ size), so one subtraction replaces the division of <c>%</c>
+    /// (rings are sized by SO_SNDBUF/SO_RCVBUF, not to powers of two).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Wrap(int position, int size) => position >= size ? position - size : position;
+
     // ---- send ring ----
 
     public int AppendSend(ReadOnlySpan<byte> data)
     {
         int n = Math.Min(data.Length, SndSpace);
-        int tail = (SndHead + SndCount) % SndBuf.Length;
+        int tail = Wrap(SndHead + SndCount, SndBuf.Length);
         int first = Math.Min(n, SndBuf.Length - tail);
         data[..first].CopyTo(SndBuf.AsSpan(tail));
-        data[first..n].CopyTo(SndBuf);
+        if (first < n) data[first..n].CopyTo(SndBuf);
         SndCount += n;
         return n;
     }
@@ -241,7 +248,7 @@ internal sealed class Tcb
     /// <summary>The send ring's bytes at [offset, offset+length) from SND.UNA's data, as one or two spans.</summary>
     public void SendSlice(int offset, int length, out ReadOnlySpan<byte> a, out ReadOnlySpan<byte> b)
     {
-        int start = (SndHead + offset) % SndBuf.Length;
+        int start = Wrap(SndHead + offset, SndBuf.Length);
         int first = Math.Min(length, SndBuf.Length - start);
         a = SndBuf.AsSpan(start, first);
         b = SndBuf.AsSpan(0, length - first);
@@ -250,7 +257,7 @@ internal sealed class Tcb
     public void ConsumeSend(int n)
     {
         SndCount -= n;
-        SndHead = SndCount == 0 ? 0 : (SndHead + n) % SndBuf.Length;
+        SndHead = SndCount == 0 ? 0 : Wrap(SndHead + n, SndBuf.Length);
     }
 
     // ---- receive ring ----
@@ -258,10 +265,10 @@ internal sealed class Tcb
     /// <summary>Writes payload at <paramref name="offset"/> bytes past RCV.NXT (inside the free space).</summary>
     public void WriteReceive(int offset, ReadOnlySpan<byte> data)
     {
-        int pos = (RcvHead + RcvReadable + offset) % RcvBuf.Length;
+        int pos = Wrap(RcvHead + RcvReadable + offset, RcvBuf.Length);
         int first = Math.Min(data.Length, RcvBuf.Length - pos);
         data[..first].CopyTo(RcvBuf.AsSpan(pos));
-        data[first..].CopyTo(RcvBuf);
+        if (first < data.Length) data[first..].CopyTo(RcvBuf);
     }
 
     public int ReadReceive(Span<byte> dest, bool peek)
@@ -269,11 +276,11 @@ internal sealed class Tcb
         int n = Math.Min(dest.Length, RcvReadable);
         int first = Math.Min(n, RcvBuf.Length - RcvHead);
         RcvBuf.AsSpan(RcvHead, first).CopyTo(dest);
-        RcvBuf.AsSpan(0, n - first).CopyTo(dest[first..]);
+        if (first < n) RcvBuf.AsSpan(0, n - first).CopyTo(dest[first..]);
         if (!peek)
         {
             RcvReadable -= n;
-            RcvHead = RcvReadable == 0 && OooCount == 0 ? 0 : (RcvHead + n) % RcvBuf.Length;
+            RcvHead = RcvReadable == 0 && OooCount == 0 ? 0 : Wrap(RcvHead + n, RcvBuf.Length);
         }
         return n;
     }

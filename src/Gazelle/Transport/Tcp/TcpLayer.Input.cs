@@ -38,7 +38,8 @@ public sealed partial class TcpLayer
             }
             else
             {
-                Segment(t, header, payload, now);
+                if (HeaderPrediction && FastPath(t, header, payload, now)) Counters.HeaderPredicted++;
+                else Segment(t, header, payload, now);
                 if (t.InUse) { Output(t); Touch(t); }
                 return;
             }
@@ -291,6 +292,63 @@ public sealed partial class TcpLayer
     }
 
     // ------------------------------------------------------------------ connection segments
+
+    /// <summary>
+    /// Header prediction (Van Jacobson's fast path, as BSD's tcp_input and Linux's tcp_rcv_established
+    /// do it): in ESTABLISHED with nothing unusual going on (no recovery, no SACK scoreboard, no
+    /// out-of-order queue, no FIN queued), a segment with only ACK (and PSH) set, exactly at RCV.NXT, that
+    /// passes PAWS, carries no SACK blocks and acknowledges within [SND.UNA, SND.MAX] is either a pure ACK
+    /// of new data or in-order data. Such a segment passes every check of RFC 9293 §3.10.7.4 and every
+    /// branch of <see cref="ProcessAck"/> and <see cref="CongestionOnAck"/> but the ones taken below, so
+    /// they are skipped; what it does to the TCB is what <see cref="Segment"/> would do.
+    /// False (nothing changed): the segment takes the full path.
+    /// </summary>
+    private bool FastPath(Tcb t, in TcpRepr h, ReadOnlySpan<byte> payload, Instant now)
+    {
+        ref readonly var opt = ref h.Options;
+        SeqNum ack = h.Ack;
+        int acked = ack - t.SndUna;
+        if (t.State != TcpState.Established
+            || (h.Flags & ~TcpFlags.Psh) != TcpFlags.Ack // no SYN, FIN, RST, URG, ECE, CWR
+            || h.Seq != t.RcvNxt
+            || opt.SackCount != 0
+            || acked < 0 || ack > t.SndMax
+            || t.InRecovery || t.DupAcks != 0 || t.SackCount != 0 || t.SackedBytes != 0 || t.OooCount != 0 || t.FinQueued)
+            return false;
+        if (t.TsOk && (!opt.HasTimestamp || unchecked((int)(opt.TsVal - t.TsRecent)) < 0)) return false; // PAWS: full path
+        if (payload.IsEmpty)
+        {
+            if (acked == 0) return false; // a duplicate ACK or a window update: full path
+        }
+        else if (t.RcvAdv - t.RcvNxt <= 0 || (!t.UserOwned && !t.InAcceptQueue && t.Parent < 0))
+            return false; // zero window, or data for an orphan: full path
+
+        t.PersistUnanswered = 0;
+        if (t.TsOk)
+        {
+            t.TsRecent = opt.TsVal; // RFC 7323 §4.3: SEG.SEQ = RCV.NXT
+            t.TsRecentAgeMs = now.Milliseconds;
+        }
+        t.LastReceived = now;
+        if (t.KeepAlive) { t.KeepaliveProbesSent = 0; ArmKeepalive(t); }
+        // RFC 9293 §3.10.7.4: window update only from newer segments (SND.WL1/SND.WL2).
+        if (t.SndWl1 < h.Seq || (t.SndWl1 == h.Seq && t.SndWl2 <= ack))
+        {
+            uint window = (uint)h.Window << t.SndWscale;
+            t.SndWnd = window;
+            t.SndWl1 = h.Seq;
+            t.SndWl2 = ack;
+            if (window > t.MaxSndWnd) t.MaxSndWnd = window;
+        }
+        if (acked > 0)
+        {
+            AcceptAck(t, ack, acked, now);
+            t.DupAcks = 0;
+            GrowWindow(t, acked, now);
+        }
+        if (!payload.IsEmpty) ReceiveData(t, h.Seq, payload, now);
+        return true;
+    }
 
     private void Segment(Tcb t, in TcpRepr h, ReadOnlySpan<byte> payload, Instant now)
     {
@@ -605,30 +663,7 @@ public sealed partial class TcpLayer
         }
         int acked = ack - t.SndUna;
         bool dupAck = false;
-        if (acked > 0)
-        {
-            t.LastAckRecv = now;
-            int dataAcked = Math.Min(acked, t.SndCount);
-            t.ConsumeSend(dataAcked);
-            t.BytesAcked += dataAcked;
-            t.SndUna = ack;
-            t.HeadTime = now;
-            if (t.SndNxt < ack) t.SndNxt = ack;
-            if (t.HighRxt < ack) t.HighRxt = ack;
-            // RTT (RFC 6298 §3, Karn): only from a segment timed and not retransmitted.
-            if (t.RttTiming && ack > t.RttSeq)
-            {
-                SampleRtt(t, now - t.RttStart, now);
-                t.RttTiming = false;
-            }
-            t.Retransmits = 0;
-            t.Backoff = 0;
-            t.PersistBackoff = 0;
-            t.RtoDeadline = t.SndUna == t.SndMax ? Instant.Never : now + new TimeSpanMicros(t.RtoMicros); // §5.3
-            t.TlpOutstanding = false;
-            ArmTlp(t);
-            if (t.SackCount > 0) t.SackedBytes -= IntervalList.TrimBelow(t.SackLeft, t.SackRight, ref t.SackCount, ack);
-        }
+        if (acked > 0) AcceptAck(t, ack, acked, now);
         else if (acked == 0 && payloadLength == 0 && (h.Flags & (TcpFlags.Syn | TcpFlags.Fin)) == 0
                  && !windowChanged && t.SndUna != t.SndMax)
         {
@@ -664,6 +699,33 @@ public sealed partial class TcpLayer
                     break;
             }
         }
+    }
+
+    /// <summary>An ACK of new data (SND.UNA &lt; ack ≤ SND.MAX): frees the acknowledged bytes, takes an RTT
+    /// sample, restarts the retransmission timer (RFC 6298 §5.3) and the tail loss probe.</summary>
+    private void AcceptAck(Tcb t, SeqNum ack, int acked, Instant now)
+    {
+        t.LastAckRecv = now;
+        int dataAcked = Math.Min(acked, t.SndCount);
+        t.ConsumeSend(dataAcked);
+        t.BytesAcked += dataAcked;
+        t.SndUna = ack;
+        t.HeadTime = now;
+        if (t.SndNxt < ack) t.SndNxt = ack;
+        if (t.HighRxt < ack) t.HighRxt = ack;
+        // RTT (RFC 6298 §3, Karn): only from a segment timed and not retransmitted.
+        if (t.RttTiming && ack > t.RttSeq)
+        {
+            SampleRtt(t, now - t.RttStart, now);
+            t.RttTiming = false;
+        }
+        t.Retransmits = 0;
+        t.Backoff = 0;
+        t.PersistBackoff = 0;
+        t.RtoDeadline = t.SndUna == t.SndMax ? Instant.Never : now + new TimeSpanMicros(t.RtoMicros); // §5.3
+        t.TlpOutstanding = false;
+        ArmTlp(t);
+        if (t.SackCount > 0) t.SackedBytes -= IntervalList.TrimBelow(t.SackLeft, t.SackRight, ref t.SackCount, ack);
     }
 
     private bool UpdateScoreboard(Tcb t, in TcpRepr h)

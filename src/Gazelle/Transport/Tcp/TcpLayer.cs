@@ -76,6 +76,11 @@ public sealed partial class TcpLayer
     /// <summary>Offer/accept SACK (RFC 2018) on new connections; off forces NewReno recovery (RFC 6582).</summary>
     public bool SackEnabled { get; set; } = true;
 
+    /// <summary>Header prediction: in-order data and pure ACKs of an established connection skip the checks
+    /// they would pass anyway (TcpLayer.Input.cs, FastPath). Off sends every segment through the full
+    /// RFC 9293 §3.10.7.4 path; tests compare the two, which must behave identically.</summary>
+    public bool HeaderPrediction { get; set; } = true;
+
     public TcpLayer(StackConfig config, ITcpOutput output)
     {
         _config = config;
