@@ -29,6 +29,8 @@ internal sealed class Tcb
     public bool InAcceptQueue;
     public int ActivePos = -1;
     public bool InFlowTable;
+    /// <summary>Output for this connection waits for the end of the receive burst (TcpLayer.EndInputBatch).</summary>
+    public bool OutputDeferred;
 
     public TcpState State = TcpState.Closed;
     public Ipv4Address LocalAddress, RemoteAddress;
@@ -184,7 +186,7 @@ internal sealed class Tcb
     /// <summary>Resets every per-connection field; keeps the rings (resized if the size changed).</summary>
     public void Reset(int sndBuf, int rcvBuf)
     {
-        UserOwned = false; Parent = -1; InAcceptQueue = false; InFlowTable = false;
+        UserOwned = false; Parent = -1; InAcceptQueue = false; InFlowTable = false; OutputDeferred = false;
         State = TcpState.Closed;
         LocalAddress = RemoteAddress = Ipv4Address.Any; LocalPort = RemotePort = 0; Bound = ExplicitBind = EverConnected = false;
         Iss = SndUna = SndNxt = SndWl1 = SndWl2 = SndMax = default; SndWnd = MaxSndWnd = 0; SndWscale = 0;

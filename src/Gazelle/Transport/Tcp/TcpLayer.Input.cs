@@ -6,6 +6,31 @@ namespace Gazelle.Transport.Tcp;
 
 public sealed partial class TcpLayer
 {
+    /// <summary>
+    /// Starts a receive burst: until <see cref="EndInputBatch"/>, segments taken by header prediction
+    /// (in-order data, pure ACKs) do not call Output each; the end of the burst does, once per connection.
+    /// So a burst of in-order segments is acknowledged by one ACK (a stretch ACK, as Linux sends for a
+    /// GRO-merged burst) sent in the same poll round, never later than the every-second-segment rule
+    /// would have (RFC 9293 §3.8.6.3 bounds the delay of an ACK, not its coverage), and several ACKs
+    /// arriving together release new data in one pass. Segments that need an immediate answer (out of
+    /// order, duplicate, SYN/FIN/RST, anything off the fast path) are answered at once as before.
+    /// </summary>
+    public void BeginInputBatch() => _batching = true;
+
+    /// <summary>Ends a receive burst: runs the output deferred by <see cref="BeginInputBatch"/>.</summary>
+    public void EndInputBatch()
+    {
+        _batching = false;
+        for (int i = 0; i < _deferredCount; i++)
+        {
+            var t = _tcbs[_deferred[i]];
+            if (!t.OutputDeferred) continue; // freed (and maybe reused) during the burst
+            t.OutputDeferred = false;
+            if (t.InUse) { Output(t); Touch(t); }
+        }
+        _deferredCount = 0;
+    }
+
     /// <summary>A segment from the IP layer (checksum already verified), RFC 9293 §3.10.7.</summary>
     public void Input(Ipv4Address src, Ipv4Address dst, in TcpRepr header, ReadOnlySpan<byte> payload, Instant now)
     {
@@ -38,7 +63,18 @@ public sealed partial class TcpLayer
             }
             else
             {
-                if (HeaderPrediction && FastPath(t, header, payload, now)) Counters.HeaderPredicted++;
+                if (HeaderPrediction && FastPath(t, header, payload, now))
+                {
+                    Counters.HeaderPredicted++;
+                    if (_batching && (t.OutputDeferred || _deferredCount < _deferred.Length))
+                    {
+                        // In-order data or a pure ACK inside a receive burst: one Output per connection at
+                        // the end of the burst (EndInputBatch) sends one ACK for all of it.
+                        if (!t.OutputDeferred) { t.OutputDeferred = true; _deferred[_deferredCount++] = t.Index; }
+                        Touch(t);
+                        return;
+                    }
+                }
                 else Segment(t, header, payload, now);
                 if (t.InUse) { Output(t); Touch(t); }
                 return;

@@ -70,6 +70,9 @@ public sealed partial class TcpLayer
     private uint _portCounter;
     private Instant _now;
     private Instant _earliest = Instant.Never;
+    private bool _batching;
+    private readonly int[] _deferred;
+    private int _deferredCount;
 
     public TcpCounters Counters { get; } = new();
 
@@ -89,6 +92,7 @@ public sealed partial class TcpLayer
         _tcbs = new Tcb[n];
         _free = new int[n];
         _active = new int[n];
+        _deferred = new int[n];
         for (int i = 0; i < n; i++)
         {
             _tcbs[i] = new Tcb(i);
