@@ -10,7 +10,8 @@ namespace Gazelle.Bench;
 /// the stack calls (128-bit vectors below <c>InternetChecksum.Vector256MinLength</c>, 256-bit from it);
 /// <see cref="Vector256From64"/> forces the 256-bit loop from 64 bytes (the old rule), and
 /// <see cref="Vector128Only"/> and <see cref="Scalar"/> force the narrower paths of the same routine, the
-/// scalar one being the reference the vector paths must match.
+/// scalar one being the reference the vector paths must match. <see cref="Legacy"/> is the routine before
+/// the hot-path pass, to compare old and new in one run.
 /// The GB/s column divides <see cref="Size"/> by the mean time.
 /// </summary>
 [MemoryDiagnoser]
@@ -40,4 +41,8 @@ public class ChecksumBenchmarks
 
     [Benchmark]
     public uint Vector() => InternetChecksum.Sum(_data);
+
+    /// <summary>The routine <see cref="Vector"/> replaced (see <see cref="LegacyChecksum"/>).</summary>
+    [Benchmark]
+    public uint Legacy() => LegacyChecksum.Sum(_data);
 }
