@@ -5,7 +5,7 @@
 # exchanged with 10.95.0.2 went through the stack. Every exchange carries data both ways, checked byte
 # for byte on both ends:
 #   nc TCP    preloaded listener <-> kernel client, then kernel listener <-> preloaded client
-#             (200000 B one way and 150000 B the other at once, each side half-closing with -N)
+#             (200000 B up, then 150000 B down, the sender half-closing with -N)
 #   nc UDP    preloaded listener <-> kernel client, then kernel listener <-> preloaded client
 #   socat TCP preloaded echo server (EXEC:cat) <-> kernel client, then kernel echo server <-> preloaded client
 # socat UDP in both roles against the kernel: e2e_udp_over_dpdk_af_packet.sh.
@@ -16,49 +16,43 @@ netns_pair 10.95.0.1/24
 stack_conf "$TEST_TMP/stack.conf" "$VETH_STACK" 10.95.0.2 "gz-ncs-$$"
 ip -n "$NS_STACK" -4 addr show | grep -q 'inet 10\.95' && fail "the stack's namespace has a kernel address on 10.95.0.x"
 if timeout 5 ip netns exec "$NS_STACK" nc -z -w 1 10.95.0.1 22 2>/dev/null; then fail "the stack's kernel reached the peer"; fi
-stack=(env GAZELLE_CONF="$TEST_TMP/stack.conf" LD_PRELOAD="$PRELOAD" ip netns exec "$NS_STACK")
-kernel=(ip netns exec "$NS_PEER")
+# Command prefixes for each side (arrays, not functions: a backgrounded function runs in a subshell
+# whose pid is not the server's, and killing it would leave the server running).
+on_stack=(env GAZELLE_CONF="$TEST_TMP/stack.conf" LD_PRELOAD="$PRELOAD" ip netns exec "$NS_STACK")
+on_kernel=(ip netns exec "$NS_PEER")
 head -c 200000 /dev/urandom >"$TEST_TMP/a.bin"
 head -c 150000 /dev/urandom >"$TEST_TMP/b.bin"
-# serve SIDE CMD...: starts a server in the background (pid in SERVER) on SIDE (stack or kernel); then
-# waits for it: a kernel server until its port is bound (ss; a probe connection would be taken for
-# the one client nc serves), a preloaded one long enough to start its stack and bind.
-serve() {
-    local side=$1
-    shift
-    "$@" <&0 &
-    SERVER=$!
-    TEST_PIDS+=("$SERVER")
-    if [ "$side" = stack ]; then sleep 2; return; fi
-    local deadline=$((SECONDS + 10))
-    until ip netns exec "$NS_PEER" ss -Htuln | grep -q " 10\.95\.0\.1:$PORT "; do
-        [ $SECONDS -lt $deadline ] || fail "nothing bound port $PORT in the peer namespace"
-        sleep 0.1
-    done
-}
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-run_on() { local side=$1; shift; if [ "$side" = stack ]; then "${stack[@]}" "$@"; else "${kernel[@]}" "$@"; fi; }
 
-# nc_tcp LISTENER_SIDE CLIENT_SIDE ADDR: the listener sends b.bin while the client sends a.bin.
+# nc_tcp LISTENER_SIDE CLIENT_SIDE ADDR: two connections, one per direction (nc -l ends as soon as its
+# client's stream ends, even with input left, so the two directions cannot share one connection):
+# the client uploads a.bin and half-closes (-N); then the listener sends b.bin and half-closes.
 nc_tcp() {
     local name="nc TCP, $1 listener <- $2 client" l=$1 c=$2 addr=$3 t=$TEST_TMP/nc-tcp-$1
+    local -n on_l=on_$1 on_c=on_$2
     PORT=$((PORT + 1))
-    serve "$l" run_on "$l" timeout 30 nc -N -l "$addr" "$PORT" <"$TEST_TMP/b.bin" >"$t-l.got" 2>"$t-l.err"
-    run_on "$c" timeout 30 nc -N "$addr" "$PORT" <"$TEST_TMP/a.bin" >"$t-c.got" 2>"$t-c.err" \
-        || fail "$name: the client failed: $(cat "$t-c.err")"
-    wait "$SERVER" || fail "$name: the listener ended with $?: $(cat "$t-l.err")"
-    cmp -s "$TEST_TMP/a.bin" "$t-l.got" || fail "$name: the listener got $(stat -c %s "$t-l.got") B, not the client's 200000 B"
-    cmp -s "$TEST_TMP/b.bin" "$t-c.got" || fail "$name: the client got $(stat -c %s "$t-c.got") B, not the listener's 150000 B"
-    echo "$name: 200000 B and 150000 B both ways, byte-exact"
+    serve "$t-up-l.err" "Listening on" "${on_l[@]}" timeout 30 nc -v -n -N -l "$addr" "$PORT" </dev/null >"$t-up-l.got"
+    "${on_c[@]}" timeout 30 nc -N "$addr" "$PORT" <"$TEST_TMP/a.bin" >/dev/null 2>"$t-up-c.err" \
+        || fail "$name: the uploading client failed: $(cat "$t-up-c.err")"
+    wait "$SERVER" || fail "$name: the listener ended with $?: $(cat "$t-up-l.err")"
+    cmp -s "$TEST_TMP/a.bin" "$t-up-l.got" || fail "$name: the listener got $(stat -c %s "$t-up-l.got") B, not the client's 200000 B"
+    PORT=$((PORT + 1))
+    serve "$t-down-l.err" "Listening on" "${on_l[@]}" timeout 30 nc -v -n -N -l "$addr" "$PORT" <"$TEST_TMP/b.bin" >/dev/null
+    "${on_c[@]}" timeout 30 nc "$addr" "$PORT" </dev/null >"$t-down-c.got" 2>"$t-down-c.err" \
+        || fail "$name: the downloading client failed: $(cat "$t-down-c.err")"
+    wait "$SERVER" || fail "$name: the listener ended with $?: $(cat "$t-down-l.err")"
+    cmp -s "$TEST_TMP/b.bin" "$t-down-c.got" || fail "$name: the client got $(stat -c %s "$t-down-c.got") B, not the listener's 150000 B"
+    echo "$name: 200000 B up, 150000 B down, byte-exact"
 }
 
 # nc_udp LISTENER_SIDE CLIENT_SIDE ADDR: a request datagram up, the listener's answer down.
 nc_udp() {
     local name="nc UDP, $1 listener <- $2 client" l=$1 c=$2 addr=$3 t=$TEST_TMP/nc-udp-$1 got
+    local -n on_l=on_$1 on_c=on_$2
     PORT=$((PORT + 1))
     echo "answer from the $l listener" >"$t-answer"
-    serve "$l" run_on "$l" nc -u -l "$addr" "$PORT" <"$t-answer" >"$t-l.got" 2>"$t-l.err"
-    got=$(echo "request from the $c client" | run_on "$c" timeout 20 nc -u -w 2 "$addr" "$PORT" 2>"$t-c.err") || true
+    serve "$t-l.err" "Bound on" "${on_l[@]}" nc -v -n -u -l "$addr" "$PORT" <"$t-answer" >"$t-l.got"
+    got=$(echo "request from the $c client" | "${on_c[@]}" timeout 20 nc -u -w 2 "$addr" "$PORT" 2>"$t-c.err") || true
     stop "$SERVER"
     [ "$got" = "answer from the $l listener" ] || fail "$name: the client got '$got': $(cat "$t-c.err" "$t-l.err")"
     [ "$(cat "$t-l.got")" = "request from the $c client" ] || fail "$name: the listener got '$(cat "$t-l.got")'"
@@ -69,9 +63,10 @@ nc_udp() {
 # reach the parent's stack) sends back the client's 200000 B.
 socat_tcp() {
     local name="socat TCP, $1 echo server <- $2 client" l=$1 c=$2 addr=$3 t=$TEST_TMP/socat-tcp-$1
+    local -n on_l=on_$1 on_c=on_$2
     PORT=$((PORT + 1))
-    serve "$l" run_on "$l" timeout 30 socat TCP-LISTEN:$PORT,bind=$addr,reuseaddr EXEC:cat 2>"$t-l.err"
-    run_on "$c" timeout 30 socat -t 5 - TCP:$addr:$PORT <"$TEST_TMP/a.bin" >"$t-c.got" 2>"$t-c.err" \
+    serve "$t-l.err" "listening on" "${on_l[@]}" timeout 30 socat -d -d TCP-LISTEN:$PORT,bind=$addr,reuseaddr EXEC:cat
+    "${on_c[@]}" timeout 30 socat -t 5 - TCP:$addr:$PORT <"$TEST_TMP/a.bin" >"$t-c.got" 2>"$t-c.err" \
         || fail "$name: the client failed: $(cat "$t-c.err")"
     wait "$SERVER" || fail "$name: the server ended with $?: $(cat "$t-l.err")"
     cmp -s "$TEST_TMP/a.bin" "$t-c.got" || fail "$name: the echo of $(stat -c %s "$t-c.got") B differs from the 200000 B sent"
