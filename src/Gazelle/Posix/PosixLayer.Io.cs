@@ -240,7 +240,6 @@ public sealed unsafe partial class PosixLayer
                 if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
                 PollStack();
                 e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n);
-                ResetEdges(f, EPOLLIN | EPOLLRDHUP);
                 if (e == Errno.Ok && n > 0) PollStack(); // window updates go out now
                 nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                 timeout = f.ReceiveTimeoutMicros;
@@ -367,7 +366,6 @@ public sealed unsafe partial class PosixLayer
             {
                 if (FileOf(fd) != f) return sent > 0 ? sent : -(int)Errno.EBADF;
                 PollStack();
-                ResetEdges(f, EPOLLOUT);
                 while (i < count)
                 {
                     nuint left = iov[i].Length - off;

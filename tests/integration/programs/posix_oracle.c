@@ -460,6 +460,125 @@ static void test_epoll(void)
     (void)seen;
 }
 
+/* Edge-triggered epoll as Linux defines it: an edge is an ARRIVAL (data, a FIN, a queued
+ * connection, send space after the socket ran out of it), reported with the socket's whole
+ * readiness at that moment; consuming never makes an edge, and a second arrival makes a second one
+ * even when the first was not consumed. */
+static void test_epoll_edges(void)
+{
+    section("epoll edges");
+    int l = listener(0), c, s, n;
+    pair(l, &c, &s);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = 1 }, out[8];
+    char buf[64];
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+    show("ET idle", epoll_wait(ep, out, 8, 0));
+    send(c, "a", 1, 0);
+    show("ET first arrival", epoll_wait(ep, out, 8, 1000));
+    show("ET nothing new", epoll_wait(ep, out, 8, 0));
+    send(c, "b", 1, 0);
+    show("ET second arrival, first unread", epoll_wait(ep, out, 8, 1000));
+    show("recv 1 of 2", recv(s, buf, 1, 0));
+    show("ET after a partial read", epoll_wait(ep, out, 8, 20));
+    show("recv the rest", recv(s, buf, sizeof buf, 0));
+    show("ET after draining", epoll_wait(ep, out, 8, 0));
+
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev);
+    n = epoll_wait(ep, out, 8, 0);
+    printf("%-44s n %d in %d out %d\n", "ET IN|OUT after MOD", n, n > 0 && (out[0].events & EPOLLIN), n > 0 && !!(out[0].events & EPOLLOUT));
+    show("ET IN|OUT nothing new", epoll_wait(ep, out, 8, 0));
+    show("send from the watched socket", send(s, "r", 1, 0));
+    wait_readable(c, 1000);
+    recv(c, buf, sizeof buf, 0);
+    show("ET IN|OUT after own send acknowledged", epoll_wait(ep, out, 8, 20));
+    send(c, "d", 1, 0);
+    n = epoll_wait(ep, out, 8, 1000);
+    printf("%-44s n %d in %d out %d\n", "ET IN|OUT on arrival", n, n > 0 && (out[0].events & EPOLLIN), n > 0 && !!(out[0].events & EPOLLOUT));
+    recv(s, buf, sizeof buf, 0);
+
+    /* Send space: an edge once the socket had run out of it and the peer's reading freed some. */
+    ev.events = EPOLLOUT | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev);
+    show("ET OUT after MOD", epoll_wait(ep, out, 8, 0));
+    fcntl(s, F_SETFL, O_NONBLOCK);
+    static char big[65536];
+    long total = 0, r;
+    int quiet = 0;
+    for (int round = 0; round < 200 && !quiet; round++) {
+        while ((r = send(s, big, sizeof big, 0)) > 0) total += r;
+        if (r < 0 && errno != EAGAIN) break;
+        quiet = epoll_wait(ep, out, 8, 50) == 0; /* full and staying full */
+    }
+    flag("send buffer filled", quiet);
+    show("ET OUT while full", epoll_wait(ep, out, 8, 0));
+    long got = 0;
+    while (got < total && (r = recv(c, big, sizeof big, 0)) > 0) got += r;
+    flag("peer read everything", got == total);
+    n = epoll_wait(ep, out, 8, 1000);
+    printf("%-44s n %d out %d\n", "ET OUT after the peer drained", n, n > 0 && !!(out[0].events & EPOLLOUT));
+    show("ET OUT nothing new", epoll_wait(ep, out, 8, 0));
+    close(ep);
+    close(c);
+    close(s);
+
+    /* A listener: each queued connection is an edge. */
+    ep = epoll_create1(0);
+    ev.events = EPOLLIN | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
+    show("ET listener idle", epoll_wait(ep, out, 8, 0));
+    int c1 = connect_to(port_of(l), 0);
+    show("ET listener, a connection", epoll_wait(ep, out, 8, 1000));
+    int c2 = connect_to(port_of(l), 0);
+    show("ET listener, another, none accepted", epoll_wait(ep, out, 8, 1000));
+    int a1 = accept(l, NULL, NULL);
+    show("ET listener after one accept", epoll_wait(ep, out, 8, 20));
+    int a2 = accept(l, NULL, NULL);
+
+    /* A FIN is an edge: readable with RDHUP. */
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_ADD, a1, &ev);
+    show("ET accepted socket idle", epoll_wait(ep, out, 8, 0));
+    shutdown(c1, SHUT_WR);
+    n = epoll_wait(ep, out, 8, 1000);
+    printf("%-44s n %d in %d rdhup %d\n", "ET after peer SHUT_WR", n, n > 0 && (out[0].events & EPOLLIN), n > 0 && !!(out[0].events & EPOLLRDHUP));
+    show("ET after the FIN, nothing new", epoll_wait(ep, out, 8, 0));
+    close(ep);
+    close(a1);
+    close(a2);
+    close(c1);
+    close(c2);
+    close(l);
+
+    /* UDP: each datagram is an edge. */
+    int srv = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in any = sin_of((struct in_addr){ htonl(INADDR_ANY) }, 0);
+    bind(srv, (struct sockaddr *)&any, sizeof any);
+    int cli = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to = sin_of(target, port_of(srv));
+    ep = epoll_create1(0);
+    ev.events = EPOLLIN | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_ADD, srv, &ev);
+    sendto(cli, "1", 1, 0, (struct sockaddr *)&to, sizeof to);
+    show("ET UDP first datagram", epoll_wait(ep, out, 8, 1000));
+    sendto(cli, "2", 1, 0, (struct sockaddr *)&to, sizeof to);
+    show("ET UDP second datagram, first unread", epoll_wait(ep, out, 8, 1000));
+    recv(srv, buf, sizeof buf, 0);
+    show("ET UDP after reading one", epoll_wait(ep, out, 8, 20));
+    /* Each datagram sent frees its buffer once gone: a write-space edge every time. */
+    epoll_ctl(ep, EPOLL_CTL_DEL, srv, NULL);
+    ev.events = EPOLLOUT | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_ADD, cli, &ev);
+    show("ET UDP OUT after ADD", epoll_wait(ep, out, 8, 0));
+    show("ET UDP OUT nothing new", epoll_wait(ep, out, 8, 0));
+    sendto(cli, "3", 1, 0, (struct sockaddr *)&to, sizeof to);
+    show("ET UDP OUT after a send", epoll_wait(ep, out, 8, 20));
+    close(ep);
+    close(cli);
+    close(srv);
+}
+
 static void test_poll_select(void)
 {
     section("poll/select");
@@ -649,6 +768,7 @@ int main(int argc, char **argv)
     test_data();
     test_options();
     test_epoll();
+    test_epoll_edges();
     test_poll_select();
     test_dup();
     test_udp();
