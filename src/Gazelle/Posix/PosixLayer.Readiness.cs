@@ -186,6 +186,19 @@ public sealed unsafe partial class PosixLayer
 
     public int EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
     {
+        var signals = CallSignals.Hold(sigmask);
+        try
+        {
+            return EpollWaitCore(epfd, events, max, timeoutMs, sigmask, in signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
+    }
+
+    private int EpollWaitCore(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask, in CallSignals signals)
+    {
         if (max <= 0) return -(int)Errno.EINVAL;
         if (events == null) return -(int)Errno.EFAULT;
         long timeout = timeoutMs < 0 ? Forever : timeoutMs * 1000L;
@@ -210,7 +223,8 @@ public sealed unsafe partial class PosixLayer
                 if (k < 0 && n == 0) return k;
                 if (k > 0) n += k;
             }
-            if (n > 0 || timeoutMs == 0) return n;
+            if (n > 0 || timeoutMs == 0) return n; // Linux's epoll_pwait(0) does not look at signals
+            if (signals.Interrupted() is < 0 and var intr) return intr;
             if (wait.Next(timeout, out int ms) < 0) return 0;
             if (ms >= 0)
             {
@@ -222,14 +236,25 @@ public sealed unsafe partial class PosixLayer
 
     // ---- poll / ppoll ------------------------------------------------------------------------
 
-    public int Poll(PollFd* fds, nuint n, int timeoutMs) =>
-        PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null);
+    public int Poll(PollFd* fds, nuint n, int timeoutMs)
+    {
+        CallSignals none = default;
+        return PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null, in none);
+    }
 
     public int PPoll(PollFd* fds, nuint n, TimeSpec* timeout, void* sigmask)
     {
         if (timeout != null && (timeout->Seconds < 0 || timeout->Nanoseconds is < 0 or >= 1_000_000_000)) return -(int)Errno.EINVAL;
         long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + (timeout->Nanoseconds + 999) / 1000;
-        return PollCore(fds, n, us, sigmask);
+        var signals = CallSignals.Hold(sigmask);
+        try
+        {
+            return PollCore(fds, n, us, sigmask, in signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
     }
 
     private static short ToPollBits(uint readiness, short events)
@@ -240,7 +265,7 @@ public sealed unsafe partial class PosixLayer
         return (short)(r & ((uint)(ushort)events | EPOLLERR | EPOLLHUP));
     }
 
-    private int PollCore(PollFd* fds, nuint n, long timeoutMicros, void* sigmask)
+    private int PollCore(PollFd* fds, nuint n, long timeoutMicros, void* sigmask, in CallSignals signals)
     {
         if (n > 1024 * 1024) return -(int)Errno.EINVAL;
         if (n > 0 && fds == null) return -(int)Errno.EFAULT;
@@ -281,7 +306,9 @@ public sealed unsafe partial class PosixLayer
                     for (int j = 0; j < m; j++) fds[map[j]].Revents |= kernel[j].Revents;
                 }
                 for (int i = 0; i < count; i++) if (fds[i].Revents != 0) ready++;
-                if (ready > 0 || timeoutMicros == 0) return ready;
+                if (ready > 0) return ready;
+                if (signals.Interrupted() is < 0 and var intr) return intr;
+                if (timeoutMicros == 0) return 0;
                 if (wait.Next(timeoutMicros, out int ms) < 0) return 0;
                 if (ms >= 0)
                 {
@@ -308,7 +335,8 @@ public sealed unsafe partial class PosixLayer
         if (timeout != null && (timeout->Seconds < 0 || timeout->Microseconds < 0)) return -(int)Errno.EINVAL;
         long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + timeout->Microseconds;
         var start = _clock();
-        int result = SelectCore(nfds, r, w, e, us, null);
+        CallSignals none = default;
+        int result = SelectCore(nfds, r, w, e, us, null, in none);
         if (timeout != null && result >= 0)
         {
             // Linux writes back the time not slept.
@@ -323,10 +351,18 @@ public sealed unsafe partial class PosixLayer
     {
         if (timeout != null && (timeout->Seconds < 0 || timeout->Nanoseconds is < 0 or >= 1_000_000_000)) return -(int)Errno.EINVAL;
         long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + (timeout->Nanoseconds + 999) / 1000;
-        return SelectCore(nfds, r, w, e, us, sigmask);
+        var signals = CallSignals.Hold(sigmask);
+        try
+        {
+            return SelectCore(nfds, r, w, e, us, sigmask, in signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
     }
 
-    private int SelectCore(int nfds, ulong* r, ulong* w, ulong* e, long timeoutMicros, void* sigmask)
+    private int SelectCore(int nfds, ulong* r, ulong* w, ulong* e, long timeoutMicros, void* sigmask, in CallSignals signals)
     {
         if (nfds < 0) return -(int)Errno.EINVAL;
         int limit = Math.Min(nfds, FD_SETSIZE);
@@ -373,6 +409,7 @@ public sealed unsafe partial class PosixLayer
                 stack[i] |= kernel[i];
                 count += BitOperations.PopCount(stack[i]);
             }
+            if (count == 0 && signals.Interrupted() is < 0 and var intr) return intr; // the sets stay as given
             if (count > 0 || timeoutMicros == 0 || wait.Next(timeoutMicros, out int ms) < 0)
             {
                 for (int s = 0; s < 3; s++)

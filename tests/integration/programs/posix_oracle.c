@@ -718,6 +718,73 @@ static void test_udp(void)
     close(srv);
 }
 
+/* ppoll/pselect/epoll_pwait's signal mask holds for the whole call. The SIGALRM handler writes to a
+ * pipe that the call also watches: a handler that ran during the call would make it return 1. */
+static int alarm_pipe = -1;
+static void on_alarm_write(int sig) { (void)sig; alarms++; if (write(alarm_pipe, "!", 1) < 0) alarms += 100; }
+
+static void test_signal_masks(void)
+{
+    section("signal masks");
+    int l = listener(0), c, s, pfd[2];
+    pair(l, &c, &s);
+    if (pipe(pfd) < 0) { perror("pipe"); exit(2); }
+    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+    alarm_pipe = pfd[1];
+    struct sigaction sa = { .sa_handler = on_alarm_write };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    sigset_t blocks, lets, old;
+    sigemptyset(&blocks);
+    sigaddset(&blocks, SIGALRM);
+    sigemptyset(&lets);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN }, out[4];
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+    epoll_ctl(ep, EPOLL_CTL_ADD, pfd[0], &ev);
+    char junk[16];
+    for (int call = 0; call < 3; call++) {
+        static const char *names[] = { "ppoll", "pselect", "epoll_pwait" };
+        for (int unblock = 0; unblock < 2; unblock++) {
+            /* unblock 0: the thread lets SIGALRM through, the call's mask blocks it (held until return);
+             * unblock 1: the thread blocks it, the call's mask lets it through (EINTR). */
+            if (unblock) sigprocmask(SIG_BLOCK, &blocks, &old);
+            const sigset_t *mask = unblock ? &lets : &blocks;
+            int before = alarms;
+            struct itimerval it = { { 0, 0 }, { 0, 30000 } };
+            setitimer(ITIMER_REAL, &it, NULL);
+            struct timespec ts = { 0, 300000000 };
+            long r;
+            if (call == 0) {
+                struct pollfd p[2] = { { s, POLLIN, 0 }, { pfd[0], POLLIN, 0 } };
+                r = ppoll(p, 2, &ts, mask);
+            } else if (call == 1) {
+                fd_set rs;
+                FD_ZERO(&rs);
+                FD_SET(s, &rs);
+                FD_SET(pfd[0], &rs);
+                r = pselect((s > pfd[0] ? s : pfd[0]) + 1, &rs, NULL, NULL, &ts, mask);
+            } else {
+                r = epoll_pwait(ep, out, 4, 300, mask);
+            }
+            int err = errno;
+            if (unblock) sigprocmask(SIG_SETMASK, &old, NULL);
+            char label[64];
+            snprintf(label, sizeof label, "%s, the call's mask %s", names[call], unblock ? "lets it through" : "blocks it");
+            errno = err;
+            show(label, r);
+            printf("%-44s %d\n", "  handled (by now)", alarms - before);
+            while (read(pfd[0], junk, sizeof junk) > 0) {}
+        }
+    }
+    close(ep);
+    close(pfd[0]);
+    close(pfd[1]);
+    close(c);
+    close(s);
+    close(l);
+}
+
 static void test_signals_and_fork(void)
 {
     section("signals and fork");
@@ -772,6 +839,7 @@ int main(int argc, char **argv)
     test_poll_select();
     test_dup();
     test_udp();
+    test_signal_masks();
     test_signals_and_fork();
     printf("== done\n");
     return 0;
