@@ -714,6 +714,26 @@ static void test_udp(void)
     for (int i = 0; i < 3; i++) { mm[i].msg_hdr.msg_iov = &rv[i]; mm[i].msg_hdr.msg_iovlen = 1; }
     show("recvmmsg up to 3", recvmmsg(srv, mm, 3, MSG_DONTWAIT, NULL));
     printf("%-44s %u %u %u\n", "  lengths", mm[0].msg_len, mm[1].msg_len, mm[2].msg_len);
+    /* The timeout is checked after each datagram (Linux do_recvmmsg) and written back as the time left. */
+    struct timespec bad = { -1, 0 };
+    show("recvmmsg negative timeout", recvmmsg(srv, mm, 3, MSG_DONTWAIT, &bad));
+    for (int i = 0; i < 3; i++) { mm[i].msg_hdr.msg_iov = &iv[i]; mm[i].msg_hdr.msg_iovlen = 1; }
+    sendmmsg(cli, mm, 3, 0);
+    wait_readable(srv, 1000);
+    usleep(20000);
+    for (int i = 0; i < 3; i++) { mm[i].msg_hdr.msg_iov = &rv[i]; mm[i].msg_hdr.msg_iovlen = 1; }
+    struct timespec zero = { 0, 0 };
+    show("recvmmsg 3 queued, zero timeout", recvmmsg(srv, mm, 3, 0, &zero));
+    printf("%-44s %ld.%09ld\n", "  time left", (long)zero.tv_sec, zero.tv_nsec);
+    struct timespec ten = { 10, 0 };
+    show("recvmmsg the other 2, 10 s timeout", recvmmsg(srv, mm, 3, MSG_DONTWAIT, &ten));
+    flag("  time left below 10 s", ten.tv_sec < 10 && (ten.tv_sec > 0 || ten.tv_nsec > 0));
+    struct timeval rto = { 0, 50000 };
+    setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &rto, sizeof rto);
+    sendto(cli, "w1", 2, 0, (struct sockaddr *)&to, sizeof to);
+    wait_readable(srv, 1000);
+    ten.tv_sec = 10;
+    show("recvmmsg blocking, 1 queued, SO_RCVTIMEO", recvmmsg(srv, mm, 3, 0, &ten));
     close(cli);
     close(srv);
 }
