@@ -157,16 +157,34 @@ static void flush_at_exit(void)
     in_stack--;
 }
 
+/* Threads that the runtime and DPDK start (the finalizer, EAL's interrupt and worker threads) inherit
+ * the signal mask of the thread that starts them: load_stack blocks for them every signal a program
+ * can catch, so a signal sent to the process is always handled on one of the program's own threads,
+ * as without the preload (ppoll/pselect/epoll_pwait's mask and EINTR depend on it). Left open: the
+ * runtime's synchronous faults and SIGRTMIN, with which it suspends threads for the GC. */
+static void block_program_signals(sigset_t *saved)
+{
+    sigset_t set;
+    sigfillset(&set);
+    static const int runtime_signals[] = { SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS };
+    for (size_t i = 0; i < sizeof runtime_signals / sizeof runtime_signals[0]; i++) sigdelset(&set, runtime_signals[i]);
+    sigdelset(&set, SIGRTMIN);
+    pthread_sigmask(SIG_BLOCK, &set, saved);
+}
+
 static void load_stack(void)
 {
     char path_buf[4096];
     const char *path = stack_library_path(path_buf, sizeof path_buf);
     struct sigaction saved_signals[GZ_PROGRAM_SIGNALS];
     for (size_t i = 0; i < GZ_PROGRAM_SIGNALS; i++) sigaction(program_signals[i], NULL, &saved_signals[i]);
+    sigset_t saved_mask;
+    block_program_signals(&saved_mask);
     in_stack++;
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!lib) {
         in_stack--;
+        pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
         fprintf(stderr, "gazelle: cannot load the stack (%s): sockets run on the kernel\n", dlerror());
         atomic_store(&stack_state, -1);
         return;
@@ -184,6 +202,7 @@ static void load_stack(void)
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
     restore_program_signals(saved_signals);
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     if (rc < 0) {
         /* The stack printed its own one-line reason (no configuration, no DPDK, ...). */
         atomic_store(&stack_state, -1);

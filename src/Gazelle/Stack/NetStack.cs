@@ -350,6 +350,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     public Readiness GetReadiness(SocketHandle socket) =>
         SocketHandles.IsUdp(socket) ? _udp.GetReadiness(SocketHandles.UdpIndex(socket)) : _tcp.GetReadiness(socket);
 
+    public SocketEvents GetEvents(SocketHandle socket) =>
+        SocketHandles.IsUdp(socket) ? _udp.GetEvents(SocketHandles.UdpIndex(socket)) : _tcp.GetEvents(socket);
+
     public Errno TakeError(SocketHandle socket) =>
         SocketHandles.IsUdp(socket) ? _udp.TakeError(SocketHandles.UdpIndex(socket)) : _tcp.TakeError(socket);
 

@@ -381,8 +381,13 @@ public sealed partial class TcpLayer
         }
         if (t.FinQueued) return Errno.EPIPE;
         if (data.IsEmpty) return Errno.Ok;
-        if (t.SndSpace == 0) return Errno.EAGAIN;
+        if (t.SndSpace == 0)
+        {
+            t.SendSpaceWanted = true;
+            return Errno.EAGAIN;
+        }
         sent = t.AppendSend(data);
+        if (sent < data.Length) t.SendSpaceWanted = true;
         t.MoreHint = (flags & MessageFlags.More) != 0;
         Output(t);
         Touch(t);
@@ -413,6 +418,7 @@ public sealed partial class TcpLayer
         if (t.State is TcpState.Closed or TcpState.Listen or TcpState.SynSent) return Errno.ENOTCONN;
         if (how != ShutdownHow.Write) t.RcvShutdown = true;
         if (how != ShutdownHow.Read) QueueFin(t);
+        t.WakeAll(); // Linux's shutdown() wakes the socket's waiters (sk_state_change)
         Output(t);
         Touch(t);
         return Errno.Ok;
@@ -510,9 +516,11 @@ public sealed partial class TcpLayer
         if (t.PendingError != Errno.Ok) r |= Readiness.Error;
         if (t.RcvReadable > 0) r |= Readiness.Readable;
         if (t.FinReceived || t.RcvShutdown) r |= Readiness.Readable | Readiness.ReadHangUp;
-        // Linux sk_stream_is_writeable: free space at least half of what is queued (and some).
-        if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued && t.SndSpace > 0 && t.SndSpace >= t.SndCount / 2)
-            r |= Readiness.Writable;
+        if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued)
+        {
+            if (t.SendSpaceReady) r |= Readiness.Writable;
+            else t.SendSpaceWanted = true; // as Linux's tcp_poll sets SOCK_NOSPACE
+        }
         if (t.State == TcpState.Closed)
         {
             r |= Readiness.HangUp | Readiness.Writable;
@@ -521,6 +529,9 @@ public sealed partial class TcpLayer
         else if (t.FinReceived && t.FinQueued) r |= Readiness.HangUp;
         return r;
     }
+
+    public SocketEvents GetEvents(SocketHandle socket) =>
+        GetUser(socket, out var t) == Errno.Ok ? new SocketEvents(t.ReadEvents, t.WriteEvents) : default;
 
     public Errno TakeError(SocketHandle socket)
     {
