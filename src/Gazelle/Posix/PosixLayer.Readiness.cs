@@ -186,10 +186,11 @@ public sealed unsafe partial class PosixLayer
 
     public int EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
     {
-        var signals = CallSignals.Hold(sigmask);
+        ulong* own = stackalloc ulong[SigSetWords];
+        var signals = sigmask != null ? CallSignals.Hold(sigmask) : CallSignals.Own(own);
         try
         {
-            return EpollWaitCore(epfd, events, max, timeoutMs, sigmask, in signals);
+            return EpollWaitCore(epfd, events, max, timeoutMs, sigmask, ref signals);
         }
         finally
         {
@@ -197,7 +198,7 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
-    private int EpollWaitCore(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask, in CallSignals signals)
+    private int EpollWaitCore(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask, ref CallSignals signals)
     {
         if (max <= 0) return -(int)Errno.EINVAL;
         if (events == null) return -(int)Errno.EFAULT;
@@ -224,11 +225,12 @@ public sealed unsafe partial class PosixLayer
                 if (k > 0) n += k;
             }
             if (n > 0 || timeoutMs == 0) return n; // Linux's epoll_pwait(0) does not look at signals
+            signals.HoldForWait();
             if (signals.Interrupted() is < 0 and var intr) return intr;
             if (wait.Next(timeout, out int ms) < 0) return 0;
             if (ms >= 0)
             {
-                int k = Libc.EpollPWait(epfd, events, max, ms, sigmask);
+                int k = Libc.EpollPWait(epfd, events, max, ms, signals.WaitMask(sigmask));
                 if (k != 0) return k; // kernel events, or EINTR
             }
         }
@@ -238,8 +240,16 @@ public sealed unsafe partial class PosixLayer
 
     public int Poll(PollFd* fds, nuint n, int timeoutMs)
     {
-        CallSignals none = default;
-        return PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null, in none);
+        ulong* own = stackalloc ulong[SigSetWords];
+        var signals = CallSignals.Own(own);
+        try
+        {
+            return PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null, ref signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
     }
 
     public int PPoll(PollFd* fds, nuint n, TimeSpec* timeout, void* sigmask)
@@ -249,7 +259,7 @@ public sealed unsafe partial class PosixLayer
         var signals = CallSignals.Hold(sigmask);
         try
         {
-            return PollCore(fds, n, us, sigmask, in signals);
+            return PollCore(fds, n, us, sigmask, ref signals);
         }
         finally
         {
@@ -265,7 +275,7 @@ public sealed unsafe partial class PosixLayer
         return (short)(r & ((uint)(ushort)events | EPOLLERR | EPOLLHUP));
     }
 
-    private int PollCore(PollFd* fds, nuint n, long timeoutMicros, void* sigmask, in CallSignals signals)
+    private int PollCore(PollFd* fds, nuint n, long timeoutMicros, void* sigmask, ref CallSignals signals)
     {
         if (n > 1024 * 1024) return -(int)Errno.EINVAL;
         if (n > 0 && fds == null) return -(int)Errno.EFAULT;
@@ -307,13 +317,14 @@ public sealed unsafe partial class PosixLayer
                 }
                 for (int i = 0; i < count; i++) if (fds[i].Revents != 0) ready++;
                 if (ready > 0) return ready;
+                if (timeoutMicros != 0) signals.HoldForWait();
                 if (signals.Interrupted() is < 0 and var intr) return intr;
                 if (timeoutMicros == 0) return 0;
                 if (wait.Next(timeoutMicros, out int ms) < 0) return 0;
                 if (ms >= 0)
                 {
                     TimeSpec ts = new() { Seconds = ms / 1000, Nanoseconds = ms % 1000 * 1_000_000L };
-                    int k = Libc.PPoll(kernel, (nuint)m, &ts, sigmask);
+                    int k = Libc.PPoll(kernel, (nuint)m, &ts, signals.WaitMask(sigmask));
                     if (k == -(int)Errno.EINTR) return k;
                 }
             }
@@ -335,8 +346,17 @@ public sealed unsafe partial class PosixLayer
         if (timeout != null && (timeout->Seconds < 0 || timeout->Microseconds < 0)) return -(int)Errno.EINVAL;
         long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + timeout->Microseconds;
         var start = _clock();
-        CallSignals none = default;
-        int result = SelectCore(nfds, r, w, e, us, null, in none);
+        ulong* own = stackalloc ulong[SigSetWords];
+        var signals = CallSignals.Own(own);
+        int result;
+        try
+        {
+            result = SelectCore(nfds, r, w, e, us, null, ref signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
         if (timeout != null && result >= 0)
         {
             // Linux writes back the time not slept.
@@ -354,7 +374,7 @@ public sealed unsafe partial class PosixLayer
         var signals = CallSignals.Hold(sigmask);
         try
         {
-            return SelectCore(nfds, r, w, e, us, sigmask, in signals);
+            return SelectCore(nfds, r, w, e, us, sigmask, ref signals);
         }
         finally
         {
@@ -362,7 +382,7 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
-    private int SelectCore(int nfds, ulong* r, ulong* w, ulong* e, long timeoutMicros, void* sigmask, in CallSignals signals)
+    private int SelectCore(int nfds, ulong* r, ulong* w, ulong* e, long timeoutMicros, void* sigmask, ref CallSignals signals)
     {
         if (nfds < 0) return -(int)Errno.EINVAL;
         int limit = Math.Min(nfds, FD_SETSIZE);
@@ -409,6 +429,7 @@ public sealed unsafe partial class PosixLayer
                 stack[i] |= kernel[i];
                 count += BitOperations.PopCount(stack[i]);
             }
+            if (count == 0 && timeoutMicros != 0) signals.HoldForWait();
             if (count == 0 && signals.Interrupted() is < 0 and var intr) return intr; // the sets stay as given
             if (count > 0 || timeoutMicros == 0 || wait.Next(timeoutMicros, out int ms) < 0)
             {
@@ -424,7 +445,7 @@ public sealed unsafe partial class PosixLayer
                     if (FileOf(fd) is { Placement: Placement.Stack })
                         for (int s = 0; s < 3; s++) kernel[s * Words + fd / 64] &= ~(1UL << (fd % 64));
                 TimeSpec ts = new() { Seconds = ms / 1000, Nanoseconds = ms % 1000 * 1_000_000L };
-                k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &ts, sigmask);
+                k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &ts, signals.WaitMask(sigmask));
                 if (k == -(int)Errno.EINTR) return k;
             }
         }

@@ -13,7 +13,8 @@ public sealed unsafe partial class PosixLayer
     /// runs the handler there and the call ends with EINTR. The call's own kernel waits take the caller's
     /// mask too. A signal the caller's mask blocks stays pending until the original mask is back at
     /// return (<see cref="Restore"/>), where it is delivered, as after Linux's ppoll. The runtime's
-    /// signals (synchronous faults, the GC's SIGRTMIN) are never held.
+    /// signals (synchronous faults, the GC's SIGRTMIN) are never held. The calls without a mask argument
+    /// do the same with the thread's own mask (<see cref="Own"/>).
     /// </summary>
     private struct CallSignals
     {
@@ -24,6 +25,40 @@ public sealed unsafe partial class PosixLayer
 
         private fixed ulong _saved[SigSetWords];
         private void* _mask;
+        private ulong* _own;
+
+        /// <summary>
+        /// For epoll_wait, poll and select, which take no mask: the thread's own mask is the call's, so a
+        /// handler that runs while the call busy-polls the stack ends the call with EINTR too, as on Linux
+        /// (nginx's master_process-off loop only sees SIGTERM when epoll_wait returns). The signals are held
+        /// only once the call is about to wait (<see cref="HoldForWait"/>): a call answered at once makes no
+        /// extra system call, and a handler that ran before came before the call, as it may on Linux.
+        /// <paramref name="own"/> (<see cref="SigSetWords"/> words, alive for the call) receives the mask.
+        /// </summary>
+        public static CallSignals Own(ulong* own)
+        {
+            CallSignals c = default;
+            c._own = own;
+            return c;
+        }
+
+        /// <summary>Starts holding the catchable signals of a call made by <see cref="Own"/> (once).</summary>
+        public void HoldForWait()
+        {
+            if (_own == null || _mask != null) return;
+            ulong* hold = stackalloc ulong[SigSetWords];
+            new Span<ulong>(hold, SigSetWords).Clear();
+            hold[0] = ~NeverHeld;
+            fixed (ulong* saved = _saved)
+            {
+                if (Libc2.PthreadSigmask(SIG_BLOCK, hold, saved) != 0) return;
+                new Span<ulong>(saved, SigSetWords).CopyTo(new Span<ulong>(_own, SigSetWords));
+            }
+            _mask = _own;
+        }
+
+        /// <summary>The mask for the call's kernel waits: the one in force for the call once held, else <paramref name="given"/>.</summary>
+        public readonly void* WaitMask(void* given) => _mask != null ? _mask : given;
 
         /// <summary>Holds the catchable signals for a call given <paramref name="mask"/> (none when null).</summary>
         public static CallSignals Hold(void* mask)
