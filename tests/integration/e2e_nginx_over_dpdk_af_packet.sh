@@ -2,7 +2,8 @@
 # Unmodified nginx (single process: daemon off, master_process off), preloaded, serving Linux-kernel
 # clients through our stack on DPDK net_af_packet: kernel curl fetches two files over one keep-alive
 # connection byte-exact, kernel wrk runs 2 s with no socket errors and no non-2xx answers, and nginx's
-# access log holds every request, all from the kernel peer's 10.93.0.1. The stack's veth end has no
+# access log holds every request, all from the kernel peer's 10.93.0.1. Then SIGTERM must stop nginx
+# (it notices only when epoll_wait returns EINTR; it once kept running, spinning in our epoll_wait). The stack's veth end has no
 # kernel address, so every answer crossed the stack. (Preloaded clients: e2e_nginx_over_memif.sh.)
 source "$(dirname "$0")/lib.sh"
 need nginx
@@ -25,7 +26,8 @@ http { log_format gz '\$remote_addr \$remote_port "\$request" \$status \$body_by
 CONF
 GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD ip netns exec "$NS_STACK" nginx -c "$dir/nginx.conf" -p "$dir" \
     >"$TEST_TMP/nginx.out" 2>&1 &
-TEST_PIDS+=($!)
+nginx_pid=$!
+TEST_PIDS+=("$nginx_pid")
 url=http://10.93.0.2:8080
 # The first request also waits for nginx's stack to come up (ARP unanswered until then: a timeout).
 timeout 60 ip netns exec "$NS_PEER" curl -sS --connect-timeout 2 --retry 15 --retry-connrefused --retry-delay 1 \
@@ -45,3 +47,8 @@ served=$(grep -c '^10\.93\.0\.1 .* 200 1024$' "$dir/logs/access.log" || true)
 [ "$served" -ge $((requests + 1)) ] || fail "nginx logged $served full answers of small.bin to 10.93.0.1, want >= $((requests + 1))"
 echo "nginx over af_packet, kernel clients: curl byte-exact (300000 B + 1024 B, one connection); wrk 2 s, 16 connections, 1 KiB:"
 grep -E 'requests in|Requests/sec' "$TEST_TMP/wrk.log"
+kill -TERM "$nginx_pid"
+for _ in $(seq 50); do kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$nginx_pid" 2>/dev/null; then kill -KILL "$nginx_pid"; fail "nginx was still running 5 s after SIGTERM"; fi
+grep -q 'exit' "$dir/logs/error.log" || fail "nginx did not log its exit: $(tail -3 "$dir/logs/error.log")"
+echo "nginx stopped on SIGTERM"
