@@ -326,6 +326,38 @@ internal static unsafe class Exports
     {
     }
 
+    /// <summary>
+    /// The process's stats ("name value" lines, docs/stats.md) into <paramref name="buf"/> (NUL-terminated,
+    /// cut at <paramref name="size"/> - 1 bytes). Returns the full length, as snprintf does, or -ENOTCONN when
+    /// the stack serves nothing in this process.
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "gz_stats")]
+    private static long Stats(byte* buf, nuint size)
+    {
+        try
+        {
+            if (s_process?.Stats() is not { } text) return -(int)Sockets.Errno.ENOTCONN;
+            var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+            if (buf != null && size > 0)
+            {
+                int n = (int)Math.Min((nuint)bytes.Length, size - 1);
+                bytes.AsSpan(0, n).CopyTo(new Span<byte>(buf, n));
+                buf[n] = 0;
+            }
+            return bytes.Length;
+        }
+        catch (Exception e) { return Failed(e); }
+    }
+
+    /// <summary>The shim's exit handler: closes the stack sockets left open (FINs out, bounded wait) and
+    /// writes GAZELLE_STATS if set. Returns the sockets closed.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "gz_exit_close")]
+    private static int ExitClose()
+    {
+        try { return s_process?.CloseAllAtExit() ?? 0; }
+        catch (Exception e) { return Failed(e); }
+    }
+
     /// <summary>Forces a full blocking collection (diagnostics and the preload tests).</summary>
     [UnmanagedCallersOnly(EntryPoint = "gz_debug_collect")]
     private static long DebugCollect()

@@ -94,6 +94,8 @@ struct gz_stack_api {
     int (*pselect)(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask);
     void (*after_fork)(int in_child);
     long (*debug_collect)(void);
+    long (*stats)(char *buf, size_t size);
+    int (*exit_close)(void);
 };
 
 static struct gz_stack_api api;
@@ -142,6 +144,8 @@ static void restore_program_signals(const struct sigaction *saved)
     }
 }
 
+static void close_stack_sockets_at_exit(void);
+
 static void load_stack(void)
 {
     char path_buf[4096];
@@ -163,7 +167,7 @@ static void load_stack(void)
     GZ_FD_HOOKS(GZ_BIND_HOOK)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
     GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(after_fork)
-    GZ_BIND(debug_collect)
+    GZ_BIND(debug_collect) GZ_BIND(stats) GZ_BIND(exit_close)
     struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
@@ -174,6 +178,8 @@ static void load_stack(void)
         return;
     }
     atomic_store(&stack_state, 1);
+    /* Registered after the runtime started, so it runs before anything the runtime registered at exit. */
+    atexit(close_stack_sockets_at_exit);
 }
 
 static inline int stack_running(void)
@@ -471,6 +477,31 @@ GZ_EXPORT pid_t fork(void)
     return pid;
 }
 
+/* ---- exit: the connections a program leaves open are closed, as the kernel would -------------
+ * A program that exits without close() (wget does) would leave its stack connections open at the
+ * peer forever: the kernel closes a process's sockets at exit, our stack dies with the process. So an
+ * atexit handler (registered once the stack runs) closes every stack socket still open (FIN, or RST
+ * over unread data, as close() does) and polls the stack until the peers answer the FINs, for a
+ * bounded time (gz_exit_close: ~100 ms for the lock + ~200 ms at most). It never enters .NET in a
+ * forked child, nor when no fd is the stack's (unless GAZELLE_STATS asks for the exit stats).
+ * _exit() and death by a signal run no handler: those connections stay open at the peer. */
+static int table_holds_stack_fds(void)
+{
+    for (int fd = 0; fd < GZ_FD_LIMIT; fd++)
+        if (fd_table[fd] != GZ_FD_KERNEL) return 1;
+    return 0;
+}
+
+static void close_stack_sockets_at_exit(void)
+{
+    if (forked_child || atomic_load(&stack_state) <= 0 || !api.exit_close || came_from_stack()) return;
+    const char *stats = getenv("GAZELLE_STATS");
+    if (!table_holds_stack_fds() && !(stats && *stats)) return;
+    in_stack++;
+    api.exit_close();
+    in_stack--;
+}
+
 /* ---- diagnostics (used by tests and tools; not POSIX) -------------------------------------- */
 
 /* Hooked calls that arrived from inside the stack (should stay 0 thanks to RTLD_DEEPBIND). */
@@ -478,6 +509,24 @@ GZ_EXPORT long gazelle_shim_reentries(void) { return atomic_load(&reentries); }
 
 /* 1 when the NativeAOT stack is loaded and running, -1 when it could not start, 0 before first use. */
 GZ_EXPORT int gazelle_stack_state(void) { return atomic_load(&stack_state); }
+
+/* The stack's stats ("name value" lines, docs/stats.md) into buf, NUL-terminated; returns their full
+ * length (as snprintf), or -1 with errno ENOTCONN when the stack serves nothing here. Never loads it. */
+GZ_EXPORT long gazelle_stats(char *buf, size_t size)
+{
+    if (atomic_load(&stack_state) <= 0 || forked_child || !api.stats) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    in_stack++;
+    long r = api.stats(buf, size);
+    in_stack--;
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
 
 /* Forces a full garbage collection inside the stack; returns the gen-2 collection count or -1. */
 GZ_EXPORT long gazelle_debug_collect(void)

@@ -109,6 +109,35 @@ public unsafe class PosixLayerTests
     }
 
     [Test]
+    public void ExitClosesTheStackSocketsLeftOpenAndLaterCallsFailCleanly()
+    {
+        var (l, c, srv) = StackPair();
+        int pending = Tcp();
+        int polls = _stack.PollCount;
+        int closed = _layer.CloseAllAtExit(TimeSpan.FromMilliseconds(100), TimeSpanMicros.FromMilliseconds(50), () => true);
+        Assert.Multiple(() =>
+        {
+            Assert.That(closed, Is.EqualTo(3), "listener, client and server closed; the pending socket has no stack side");
+            Assert.That(_stack.OpenSockets, Is.Zero);
+            Assert.That(_stack.PollCount, Is.GreaterThan(polls), "the stack was polled so the FINs leave");
+            Assert.That(SendText(c, "late", MSG_NOSIGNAL), Is.EqualTo(-(int)Errno.EBADF), "a later call on a closed socket fails cleanly");
+            Assert.That(_table[c], Is.EqualTo(FdKind.Socket), "the number stays reserved until the program closes it");
+        });
+        CloseAll(l, c, srv, pending);
+    }
+
+    [Test]
+    public void ExitGivesUpWithinItsBudgetWhenThePeerNeverAnswers()
+    {
+        var (l, c, srv) = StackPair();
+        var start = MonotonicClock.Now();
+        int closed = _layer.CloseAllAtExit(TimeSpan.FromMilliseconds(100), TimeSpanMicros.FromMilliseconds(20), () => false);
+        Assert.That(closed, Is.EqualTo(3));
+        Assert.That((MonotonicClock.Now() - start).Value, Is.LessThan(5_000_000), "bounded: never hangs an exit");
+        CloseAll(l, c, srv);
+    }
+
+    [Test]
     public void LoopbackConnectGoesToTheKernelAndLeavesTheTable()
     {
         using var kernelListener = new TcpListener(IPAddress.Loopback, 0);
