@@ -7,7 +7,7 @@
 # check the stacks' own counters). Afterwards both stacks are back to their baseline: connection table,
 # 4-tuple index, packet pool and mbufs, the preload's fds and the fd numbers in /proc/self/fd
 # (tests/integration/programs/stack_soak.c). TIME_WAIT: the client closes first, so its connections sit
-# in TIME_WAIT for 2MSL; tcp_time_wait_ms = 1000 here makes that short, and the client checks that only
+# in TIME_WAIT for 2MSL; tcp_time_wait_ms = 2000 here makes that short, and the client checks that only
 # TIME_WAIT entries remain right after the soak and that they all expire (see check in stack_soak.c).
 # The same programs on the kernel's loopback first, as a reference for the programs themselves.
 source "$(dirname "$0")/lib.sh"
@@ -28,7 +28,7 @@ timeout 60 "$prog" client 127.0.0.1 47311 1000 4 >"$TEST_TMP/kclient.out" 2>&1 |
 wait $kpid || fail "kernel server: $(cat "$TEST_TMP/kserver.out")"
 
 memif_pair_confs
-for role in server client; do echo "tcp_time_wait_ms = 1000" >>"$TEST_TMP/memif-$role.conf"; done
+for role in server client; do echo "tcp_time_wait_ms = 2000" >>"$TEST_TMP/memif-$role.conf"; done
 SOAK_DONE_FILE=$TEST_TMP/server-done SOAK_HOLD_FILE=$TEST_TMP/client-done \
     GAZELLE_CONF=$TEST_TMP/memif-server.conf LD_PRELOAD=$PRELOAD timeout 120 "$prog" server 10.66.0.1 8080 1000 3 \
     >"$TEST_TMP/server.out" 2>"$TEST_TMP/server.err" &

@@ -504,7 +504,7 @@ static int client(int connections, int threads)
     if (now.present) {
         /* TIME_WAIT, honestly: we close first, so each connection passes FIN_WAIT_1/2 and then waits 2MSL
          * in TIME_WAIT (RFC 9293 §3.10.7.4) before its table entry goes. The test's lstack.conf sets
-         * tcp_time_wait_ms = 1000 to make that short. Right after the soak every entry left must be in one
+         * tcp_time_wait_ms = 2000 to make that short. Right after the soak every entry left must be in one
          * of those closing states (none a socket of ours), with TIME_WAIT ones among them (the last
          * connections': at least one, at most one per connection); the closing handshakes then finish
          * (only TIME_WAIT left), and the TIME_WAIT entries all expire, within 10 s: the connection table
