@@ -44,12 +44,12 @@ cpid=$!
 TEST_PIDS+=($cpid)
 wait $spid && src=0 || src=$?
 wait $cpid && crc=0 || crc=$?
-echo "--- client"; cat "$TEST_TMP/client.out"
-echo "--- server"; cat "$TEST_TMP/server.out"
 if [ $crc -ne 0 ] || [ $src -ne 0 ]; then
     echo "--- client stderr"; cat "$TEST_TMP/client.err"; echo "--- server stderr"; cat "$TEST_TMP/server.err"
-    fail "client exit $crc, server exit $src"
 fi
+echo "--- client"; cat "$TEST_TMP/client.out"
+echo "--- server"; cat "$TEST_TMP/server.out"
+[ $crc -eq 0 ] && [ $src -eq 0 ] || fail "client exit $crc, server exit $src"
 grep -q "^skip" "$TEST_TMP/client.out" "$TEST_TMP/server.out" && fail "a process ran without its stack"
 [ "$(grep -c '^ok' "$TEST_TMP/client.out")" -eq 12 ] || fail "expected 12 client checks"
 [ "$(grep -c '^ok' "$TEST_TMP/server.out")" -eq 11 ] || fail "expected 11 server checks"
