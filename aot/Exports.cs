@@ -49,6 +49,24 @@ internal static unsafe class Exports
         }
     }
 
+    /// <summary>How long an exiting process keeps driving its stack so that closed connections deliver
+    /// their data and FIN (<see cref="PosixLayer.FlushAtExit"/>): over memif or a veth that takes
+    /// milliseconds; the bound only matters when a peer stopped reading or vanished.</summary>
+    private static readonly Time.TimeSpanMicros ExitFlushBound = Time.TimeSpanMicros.FromSeconds(3);
+
+    [UnmanagedCallersOnly(EntryPoint = "gz_exit_flush")]
+    private static void ExitFlush()
+    {
+        try
+        {
+            if (s_process is not { Layer: { } layer } process) return;
+            int leftOpen = process.WantsExitStats ? process.OpenStackSockets() : 0;
+            bool delivered = layer.FlushAtExit(ExitFlushBound);
+            process.WriteExitStats(leftOpen, delivered);
+        }
+        catch (Exception e) { Failed(e); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "gz_socket")]
     private static int Socket(int domain, int type, int protocol)
     {
@@ -346,15 +364,6 @@ internal static unsafe class Exports
             }
             return bytes.Length;
         }
-        catch (Exception e) { return Failed(e); }
-    }
-
-    /// <summary>The shim's exit handler: closes the stack sockets left open (FINs out, bounded wait) and
-    /// writes GAZELLE_STATS if set. Returns the sockets closed.</summary>
-    [UnmanagedCallersOnly(EntryPoint = "gz_exit_close")]
-    private static int ExitClose()
-    {
-        try { return s_process?.CloseAllAtExit() ?? 0; }
         catch (Exception e) { return Failed(e); }
     }
 

@@ -101,41 +101,35 @@ internal sealed class PreloadProcess
         }
     }
 
-    /// <summary>How long the exit handler waits for the layer's lock, then for the peers to answer the FINs
-    /// (bounded: a process never hangs at exit; a FIN unanswered by then is lost with the process).</summary>
-    private static readonly TimeSpan ExitLockWait = TimeSpan.FromMilliseconds(100);
-    private static readonly TimeSpanMicros ExitBudget = TimeSpanMicros.FromMilliseconds(200);
-
-    /// <summary>
-    /// At exit (the shim's atexit handler): closes the stack sockets the program left open so their FINs
-    /// go out, then, when GAZELLE_STATS names a file, writes the stats there with the exit's own lines.
-    /// </summary>
-    public int CloseAllAtExit()
-    {
-        if (Layer is not { } layer || _stack is not { } stack) return 0;
-        int closed = layer.CloseAllAtExit(ExitLockWait, ExitBudget, () => UnansweredFins(stack) == 0);
-        string? path = Environment.GetEnvironmentVariable(StatsFileVariable);
-        if (!string.IsNullOrEmpty(path))
-        {
-            var sb = new StringBuilder();
-            sb.Append("exit.closed ").Append(closed).Append('\n');
-            if (layer.Inspect(ExitLockWait, () => sb.Append("exit.unanswered_fins ").Append(UnansweredFins(stack)).Append('\n')))
-                AppendStats(layer, stack, sb);
-            try { File.WriteAllText(path, sb.ToString()); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"gazelle: {StatsFileVariable}: {e.Message}"); }
-        }
-        return closed;
-    }
+    /// <summary>How long the stats wait for the layer's lock (a thread inside a call holds it briefly).</summary>
+    private static readonly TimeSpan StatsLockWait = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Names the file the exit handler writes the stats to (docs/stats.md).</summary>
     public const string StatsFileVariable = "GAZELLE_STATS";
 
-    /// <summary>Connections whose FIN the peer has not acknowledged yet.</summary>
-    private static int UnansweredFins(NetStack stack)
+    /// <summary>Whether GAZELLE_STATS asks for the stats at exit.</summary>
+    public bool WantsExitStats => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(StatsFileVariable));
+
+    /// <summary>Sockets with a live stack side the program holds (before the exit flush closes them).</summary>
+    public int OpenStackSockets()
     {
-        Span<int> states = stackalloc int[StateCount];
-        stack.Tcp.CountByState(states);
-        return states[(int)TcpState.FinWait1] + states[(int)TcpState.Closing] + states[(int)TcpState.LastAck];
+        int n = 0;
+        if (Layer is { } layer) layer.Inspect(StatsLockWait, () => n = layer.StackSocketFds);
+        return n;
+    }
+
+    /// <summary>At exit, after the flush: when GAZELLE_STATS names a file, writes the stats there, preceded by
+    /// what the exit did (docs/stats.md).</summary>
+    public void WriteExitStats(int leftOpen, bool delivered)
+    {
+        string? path = Environment.GetEnvironmentVariable(StatsFileVariable);
+        if (string.IsNullOrEmpty(path) || Layer is not { } layer || _stack is not { } stack) return;
+        var sb = new StringBuilder();
+        sb.Append("exit.left_open ").Append(leftOpen).Append('\n');
+        sb.Append("exit.delivered ").Append(delivered ? 1 : 0).Append('\n');
+        layer.Inspect(StatsLockWait, () => AppendStats(layer, stack, sb));
+        try { File.WriteAllText(path, sb.ToString()); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"gazelle: {StatsFileVariable}: {e.Message}"); }
     }
 
     private const int StateCount = (int)TcpState.Closing + 1;
@@ -146,7 +140,7 @@ internal sealed class PreloadProcess
     {
         if (Layer is not { } layer || _stack is not { } stack) return null;
         var sb = new StringBuilder();
-        return layer.Inspect(ExitLockWait, () => AppendStats(layer, stack, sb)) ? sb.ToString() : null;
+        return layer.Inspect(StatsLockWait, () => AppendStats(layer, stack, sb)) ? sb.ToString() : null;
     }
 
     private void AppendStats(PosixLayer layer, NetStack stack, StringBuilder sb)

@@ -93,9 +93,9 @@ struct gz_stack_api {
     int (*select)(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout);
     int (*pselect)(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask);
     void (*after_fork)(int in_child);
+    void (*exit_flush)(void);
     long (*debug_collect)(void);
     long (*stats)(char *buf, size_t size);
-    int (*exit_close)(void);
 };
 
 static struct gz_stack_api api;
@@ -144,7 +144,34 @@ static void restore_program_signals(const struct sigaction *saved)
     }
 }
 
-static void close_stack_sockets_at_exit(void);
+static int forked_child;
+
+/* atexit: the stack lives in this process, so what its closed connections still owe their peers
+ * (data, a FIN) would die with it, where the kernel would deliver it after the owner is gone. The
+ * stack closes what is still open and drives the connections to the end (bounded) first. A forked
+ * child never enters .NET (its stack_state is -1); _exit and fatal signals skip this, as they must. */
+static void flush_at_exit(void)
+{
+    if (atomic_load(&stack_state) <= 0 || forked_child || !api.exit_flush) return;
+    in_stack++;
+    api.exit_flush();
+    in_stack--;
+}
+
+/* Threads that the runtime and DPDK start (the finalizer, EAL's interrupt and worker threads) inherit
+ * the signal mask of the thread that starts them: load_stack blocks for them every signal a program
+ * can catch, so a signal sent to the process is always handled on one of the program's own threads,
+ * as without the preload (ppoll/pselect/epoll_pwait's mask and EINTR depend on it). Left open: the
+ * runtime's synchronous faults and SIGRTMIN, with which it suspends threads for the GC. */
+static void block_program_signals(sigset_t *saved)
+{
+    sigset_t set;
+    sigfillset(&set);
+    static const int runtime_signals[] = { SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS };
+    for (size_t i = 0; i < sizeof runtime_signals / sizeof runtime_signals[0]; i++) sigdelset(&set, runtime_signals[i]);
+    sigdelset(&set, SIGRTMIN);
+    pthread_sigmask(SIG_BLOCK, &set, saved);
+}
 
 static void load_stack(void)
 {
@@ -152,10 +179,13 @@ static void load_stack(void)
     const char *path = stack_library_path(path_buf, sizeof path_buf);
     struct sigaction saved_signals[GZ_PROGRAM_SIGNALS];
     for (size_t i = 0; i < GZ_PROGRAM_SIGNALS; i++) sigaction(program_signals[i], NULL, &saved_signals[i]);
+    sigset_t saved_mask;
+    block_program_signals(&saved_mask);
     in_stack++;
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!lib) {
         in_stack--;
+        pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
         fprintf(stderr, "gazelle: cannot load the stack (%s): sockets run on the kernel\n", dlerror());
         atomic_store(&stack_state, -1);
         return;
@@ -167,19 +197,20 @@ static void load_stack(void)
     GZ_FD_HOOKS(GZ_BIND_HOOK)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
     GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(after_fork)
-    GZ_BIND(debug_collect) GZ_BIND(stats) GZ_BIND(exit_close)
+    GZ_BIND(exit_flush)
+    GZ_BIND(debug_collect) GZ_BIND(stats)
     struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
     restore_program_signals(saved_signals);
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     if (rc < 0) {
         /* The stack printed its own one-line reason (no configuration, no DPDK, ...). */
         atomic_store(&stack_state, -1);
         return;
     }
     atomic_store(&stack_state, 1);
-    /* Registered after the runtime started, so it runs before anything the runtime registered at exit. */
-    atexit(close_stack_sockets_at_exit);
+    atexit(flush_at_exit);
 }
 
 static inline int stack_running(void)
@@ -224,8 +255,6 @@ static inline int came_from_stack(void)
  * them), and new sockets go to the kernel. Pending sockets and epoll sets are real kernel objects:
  * in the child they simply become the kernel's. The parent keeps its sockets and stack untouched.
  * A program the child execs starts fresh: the preload applies anew. */
-static int forked_child;
-
 static void become_forked_child(void)
 {
     forked_child = 1;
@@ -475,31 +504,6 @@ GZ_EXPORT pid_t fork(void)
         in_stack--;
     }
     return pid;
-}
-
-/* ---- exit: the connections a program leaves open are closed, as the kernel would -------------
- * A program that exits without close() (wget does) would leave its stack connections open at the
- * peer forever: the kernel closes a process's sockets at exit, our stack dies with the process. So an
- * atexit handler (registered once the stack runs) closes every stack socket still open (FIN, or RST
- * over unread data, as close() does) and polls the stack until the peers answer the FINs, for a
- * bounded time (gz_exit_close: ~100 ms for the lock + ~200 ms at most). It never enters .NET in a
- * forked child, nor when no fd is the stack's (unless GAZELLE_STATS asks for the exit stats).
- * _exit() and death by a signal run no handler: those connections stay open at the peer. */
-static int table_holds_stack_fds(void)
-{
-    for (int fd = 0; fd < GZ_FD_LIMIT; fd++)
-        if (fd_table[fd] != GZ_FD_KERNEL) return 1;
-    return 0;
-}
-
-static void close_stack_sockets_at_exit(void)
-{
-    if (forked_child || atomic_load(&stack_state) <= 0 || !api.exit_close || came_from_stack()) return;
-    const char *stats = getenv("GAZELLE_STATS");
-    if (!table_holds_stack_fds() && !(stats && *stats)) return;
-    in_stack++;
-    api.exit_close();
-    in_stack--;
 }
 
 /* ---- diagnostics (used by tests and tools; not POSIX) -------------------------------------- */
