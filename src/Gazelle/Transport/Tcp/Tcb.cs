@@ -6,7 +6,8 @@ namespace Gazelle.Transport.Tcp;
 
 /// <summary>
 /// A transmission control block (RFC 9293 §3.3.1): one pooled object per socket, addressed by its
-/// index (the socket handle). Its send and receive rings are allocated once and kept across reuse.
+/// index (the socket handle). Its send and receive rings come from the stack's <see cref="RingPool"/> when
+/// bytes must be held, grow by doubling up to SO_SNDBUF/SO_RCVBUF, and go back as soon as they are empty.
 /// </summary>
 internal sealed class Tcb
 {
@@ -17,7 +18,9 @@ internal sealed class Tcb
     public readonly CubicCongestion Cubic = new();
     public readonly RenoCongestion Reno = new();
 
-    public Tcb(int index) { Index = index; Cc = Cubic; }
+    private readonly RingPool _rings;
+
+    public Tcb(int index, RingPool rings) { Index = index; _rings = rings; Cc = Cubic; }
 
     // ---- ownership ----
     public bool InUse;
@@ -61,7 +64,7 @@ internal sealed class Tcb
     public int AdvMss;
     public int Pmtu;
 
-    // ---- send ring: byte at SND.UNA(+SYN) is at _sndHead ----
+    // ---- send ring: byte at SND.UNA(+SYN) is at SndHead; empty array = no ring held ----
     public byte[] SndBuf = [];
     public int SndHead, SndCount;
     public int SndBufSize;
@@ -69,7 +72,7 @@ internal sealed class Tcb
     public SeqNum FinSeq;    // valid once FinSent
     public bool FinSent;
 
-    // ---- receive ring ----
+    // ---- receive ring (empty array = no ring held) ----
     public byte[] RcvBuf = [];
     public int RcvHead, RcvReadable;
     public int RcvBufSize;
@@ -180,7 +183,7 @@ internal sealed class Tcb
     public int SndSpace => SndBufSize - SndCount;
     public int RcvSpace => RcvBufSize - RcvReadable;
 
-    /// <summary>Resets every per-connection field; keeps the rings (resized if the size changed).</summary>
+    /// <summary>Resets every per-connection field and gives back any ring.</summary>
     public void Reset(int sndBuf, int rcvBuf)
     {
         UserOwned = false; Parent = -1; InAcceptQueue = false; InFlowTable = false;
@@ -191,6 +194,7 @@ internal sealed class Tcb
         TsOk = SackOk = false; TsRecent = 0; TsRecentAgeMs = 0; TsOffset = 0;
         SndMss = RcvMss = 536; AdvMss = 0; Pmtu = 0;
         SndBufSize = sndBuf; RcvBufSize = rcvBuf;
+        ReleaseRings();
         SndHead = SndCount = 0; FinQueued = FinSent = false; FinSeq = default;
         RcvHead = RcvReadable = 0; RcvShutdown = FinReceived = OooFinValid = false; OooCount = 0; OooLastIdx = -1; DsackPending = false;
         SrttMicros = RttvarMicros = 0; RtoMicros = 1_000_000; MinRttMicros = 0; RttTiming = false; Backoff = 0;
@@ -208,11 +212,45 @@ internal sealed class Tcb
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
     }
 
-    /// <summary>Allocates or resizes the rings (control path only: connect/accept/setsockopt).</summary>
-    public void EnsureRings()
+    /// <summary>Gives both rings back to the pool (the connection holds no bytes any more).</summary>
+    public void ReleaseRings()
     {
-        if (SndBuf.Length != SndBufSize) SndBuf = new byte[SndBufSize];
-        if (RcvBuf.Length != RcvBufSize) RcvBuf = new byte[RcvBufSize];
+        SndCount = 0;
+        ReleaseSendRingIfEmpty();
+        RcvReadable = 0; OooCount = 0;
+        ReleaseReceiveRingIfEmpty();
+    }
+
+    public void ReleaseSendRingIfEmpty()
+    {
+        if (SndCount != 0 || SndBuf.Length == 0) return;
+        _rings.Return(SndBuf);
+        SndBuf = [];
+        SndHead = 0;
+    }
+
+    public void ReleaseReceiveRingIfEmpty()
+    {
+        if (RcvReadable != 0 || OooCount != 0 || RcvBuf.Length == 0) return;
+        _rings.Return(RcvBuf);
+        RcvBuf = [];
+        RcvHead = 0;
+    }
+
+    /// <summary>A ring of at least <paramref name="needed"/> bytes holding the old ring's first
+    /// <paramref name="live"/> bytes from <paramref name="head"/>, now from index 0.</summary>
+    private byte[] Regrow(byte[] old, ref int head, int live, int needed)
+    {
+        var ring = _rings.Rent(needed); // at least double: needed exceeds the old size
+        if (old.Length != 0)
+        {
+            int first = Math.Min(live, old.Length - head);
+            old.AsSpan(head, first).CopyTo(ring);
+            old.AsSpan(0, live - first).CopyTo(ring.AsSpan(first));
+            _rings.Return(old);
+        }
+        head = 0;
+        return ring;
     }
 
     public Instant NextDeadline()
@@ -230,6 +268,8 @@ internal sealed class Tcb
     public int AppendSend(ReadOnlySpan<byte> data)
     {
         int n = Math.Min(data.Length, SndSpace);
+        if (n <= 0) return 0;
+        if (SndCount + n > SndBuf.Length) SndBuf = Regrow(SndBuf, ref SndHead, SndCount, SndCount + n);
         int tail = (SndHead + SndCount) % SndBuf.Length;
         int first = Math.Min(n, SndBuf.Length - tail);
         data[..first].CopyTo(SndBuf.AsSpan(tail));
@@ -241,6 +281,7 @@ internal sealed class Tcb
     /// <summary>The send ring's bytes at [offset, offset+length) from SND.UNA's data, as one or two spans.</summary>
     public void SendSlice(int offset, int length, out ReadOnlySpan<byte> a, out ReadOnlySpan<byte> b)
     {
+        if (length <= 0) { a = b = default; return; }
         int start = (SndHead + offset) % SndBuf.Length;
         int first = Math.Min(length, SndBuf.Length - start);
         a = SndBuf.AsSpan(start, first);
@@ -249,8 +290,10 @@ internal sealed class Tcb
 
     public void ConsumeSend(int n)
     {
+        if (n <= 0) return;
         SndCount -= n;
         SndHead = SndCount == 0 ? 0 : (SndHead + n) % SndBuf.Length;
+        ReleaseSendRingIfEmpty();
     }
 
     // ---- receive ring ----
@@ -258,6 +301,14 @@ internal sealed class Tcb
     /// <summary>Writes payload at <paramref name="offset"/> bytes past RCV.NXT (inside the free space).</summary>
     public void WriteReceive(int offset, ReadOnlySpan<byte> data)
     {
+        if (data.IsEmpty) return;
+        int needed = RcvReadable + offset + data.Length;
+        if (needed > RcvBuf.Length)
+        {
+            // Out-of-order bytes may sit anywhere in the old ring: keep all of it, in order from RcvHead.
+            int live = OooCount > 0 ? RcvBuf.Length : RcvReadable;
+            RcvBuf = Regrow(RcvBuf, ref RcvHead, live, needed);
+        }
         int pos = (RcvHead + RcvReadable + offset) % RcvBuf.Length;
         int first = Math.Min(data.Length, RcvBuf.Length - pos);
         data[..first].CopyTo(RcvBuf.AsSpan(pos));
@@ -274,6 +325,7 @@ internal sealed class Tcb
         {
             RcvReadable -= n;
             RcvHead = RcvReadable == 0 && OooCount == 0 ? 0 : (RcvHead + n) % RcvBuf.Length;
+            ReleaseReceiveRingIfEmpty();
         }
         return n;
     }

@@ -110,7 +110,6 @@ public sealed partial class TcpLayer
         c.InFlowTable = true;
         c.Parent = l.Index;
         l.SynQueueCount++;
-        c.EnsureRings();
         InitConnection(c);
         c.Irs = h.Seq;
         c.RcvNxt = h.Seq + 1;
@@ -250,7 +249,6 @@ public sealed partial class TcpLayer
         c.LocalAddress = dst; c.LocalPort = h.DstPort; c.RemoteAddress = src; c.RemotePort = h.SrcPort; c.Bound = true;
         if (!_flows.Add(dst, h.DstPort, src, h.SrcPort, c.Index)) { Free(c); return true; }
         c.InFlowTable = true;
-        c.EnsureRings();
         InitConnection(c);
         var syn = new TcpRepr { Options = TcpOptions.None };
         syn.Options.Mss = CookieMss[(int)idx];

@@ -595,9 +595,11 @@ public sealed partial class TcpLayer
         if (error != Errno.Ok) t.PendingError = error;
         t.State = TcpState.Closed;
         t.RtoDeadline = t.DelAckDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.StateDeadline = t.PtoDeadline = Instant.Never;
-        t.SndCount = 0; t.SndHead = 0;
+        t.SndCount = 0;
+        t.ReleaseSendRingIfEmpty();
         t.FinQueued = false;
         t.OooCount = 0;
+        t.ReleaseReceiveRingIfEmpty(); // unread in-order bytes stay readable
         if (t.Parent >= 0 && !t.InAcceptQueue) { Free(t); return; }
         if (!t.UserOwned && !t.InAcceptQueue) { Free(t); return; }
         if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }

@@ -59,6 +59,7 @@ public sealed partial class TcpLayer
     private readonly StackConfig _config;
     private readonly ITcpOutput _output;
     private readonly Tcb[] _tcbs;
+    private readonly RingPool _rings;
     private readonly int[] _free;
     private int _freeCount;
     private readonly int[] _active;
@@ -84,9 +85,10 @@ public sealed partial class TcpLayer
         _tcbs = new Tcb[n];
         _free = new int[n];
         _active = new int[n];
+        _rings = new RingPool(config.TcpRingPoolBytes);
         for (int i = 0; i < n; i++)
         {
-            _tcbs[i] = new Tcb(i);
+            _tcbs[i] = new Tcb(i, _rings);
             _free[i] = n - 1 - i; // hand out low indices first
         }
         _freeCount = n;
@@ -105,6 +107,12 @@ public sealed partial class TcpLayer
     public int PoolCapacity => _tcbs.Length;
     /// <summary>Entries of the 4-tuple table (must be 0 when every connection is gone).</summary>
     public int FlowTableCount => _flows.Count;
+    /// <summary>Bytes of send/receive rings held by connections (only those with bytes queued hold one).</summary>
+    public long RingBytesInUse => _rings.InUseBytes;
+    /// <summary>Bytes of empty rings kept for reuse (at most <see cref="StackConfig.TcpRingPoolBytes"/>).</summary>
+    public long RingBytesPooled => _rings.PooledBytes;
+    /// <summary>Rings allocated from the GC heap so far (0 growth in steady state: rings are reused).</summary>
+    public long RingAllocations => _rings.Allocations;
 
     /// <summary>The state of a connection (for tests and diagnostics).</summary>
     public TcpState GetState(SocketHandle socket) =>
@@ -148,6 +156,7 @@ public sealed partial class TcpLayer
         if (t.Parent >= 0 && !t.InAcceptQueue) _tcbs[t.Parent].SynQueueCount--;
         t.Parent = -1;
         t.State = TcpState.Closed;
+        t.ReleaseRings();
         t.InUse = false;
         t.UserOwned = false;
         int pos = t.ActivePos;
@@ -338,7 +347,6 @@ public sealed partial class TcpLayer
         t.RemotePort = remote.Port;
         if (!_flows.Add(local, lport, remote.Address, remote.Port, t.Index)) return Errno.EADDRNOTAVAIL;
         t.InFlowTable = true;
-        t.EnsureRings();
         InitConnection(t);
         t.Iss = NewIsn(t);
         t.SndUna = t.Iss;
