@@ -18,9 +18,14 @@ internal sealed class Tcb
     public readonly CubicCongestion Cubic = new();
     public readonly RenoCongestion Reno = new();
 
+    public readonly HyStart HyStart = new();
+    public readonly TcpCounters Counters;
     private readonly RingPool _rings;
 
-    public Tcb(int index, RingPool rings) { Index = index; _rings = rings; Cc = Cubic; }
+    public Tcb(int index, RingPool rings, TcpCounters? counters = null)
+    {
+        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters();
+    }
 
     // ---- ownership ----
     public bool InUse;
@@ -97,6 +102,16 @@ internal sealed class Tcb
     public int Backoff;
     public int Retransmits;       // consecutive RTOs for the current SND.UNA
     public long TotalRetrans;
+
+    // ---- per-ACK RTT samples (RFC 9406 needs several per round; RFC 6298 timing gives one) ----
+    public const int TxTimeSlots = 32;
+    /// <summary>End sequence and send time of recent first transmissions, oldest at TxFirst; cleared by
+    /// any retransmission (Karn). Full: later segments go untimed until the ACKs catch up.</summary>
+    public readonly SeqNum[] TxEnd = new SeqNum[TxTimeSlots];
+    public readonly long[] TxTime = new long[TxTimeSlots];
+    public int TxFirst, TxCount;
+    /// <summary>RTT sample (µs) of the ACK being processed, -1 if it gave none.</summary>
+    public long AckRttMicros = -1;
 
     // ---- congestion ----
     public ICongestionControl Cc;
@@ -199,7 +214,7 @@ internal sealed class Tcb
         RcvHead = RcvReadable = 0; RcvShutdown = FinReceived = OooFinValid = false; OooCount = 0; OooLastIdx = -1; DsackPending = false;
         SrttMicros = RttvarMicros = 0; RtoMicros = 1_000_000; MinRttMicros = 0; RttTiming = false; Backoff = 0;
         Retransmits = 0; TotalRetrans = 0;
-        Cc = Cubic; Cubic.Reset(); Reno.Reset();
+        Cc = Cubic; Cubic.Reset(); Reno.Reset(); HyStart.Reset(false); TxFirst = TxCount = 0; AckRttMicros = -1;
         Cwnd = 0; Ssthresh = int.MaxValue; DupAcks = 0; InRecovery = false; UndoEligible = false; SackCount = 0; SackedBytes = 0;
         UnackedSegments = 0; AckNow = false; QuickAcksLeft = 0;
         RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
@@ -210,6 +225,29 @@ internal sealed class Tcb
         Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
         PendingError = Errno.Ok; SoftError = Errno.Ok;
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
+    }
+
+    /// <summary>Remembers when a first transmission ending at <paramref name="end"/> left.</summary>
+    public void RecordTransmit(SeqNum end, Instant now)
+    {
+        if (TxCount == TxTimeSlots || (TxCount > 0 && end <= TxEnd[(TxFirst + TxCount - 1) % TxTimeSlots])) return;
+        int i = (TxFirst + TxCount) % TxTimeSlots;
+        TxEnd[i] = end;
+        TxTime[i] = now.Microseconds;
+        TxCount++;
+    }
+
+    /// <summary>Drops the timings an ACK of <paramref name="ack"/> covers; returns the RTT of the newest (µs) or -1.</summary>
+    public long TakeRttSample(SeqNum ack, Instant now)
+    {
+        long sample = -1;
+        while (TxCount > 0 && TxEnd[TxFirst] <= ack)
+        {
+            sample = now.Microseconds - TxTime[TxFirst];
+            TxFirst = (TxFirst + 1) % TxTimeSlots;
+            TxCount--;
+        }
+        return sample;
     }
 
     /// <summary>Gives both rings back to the pool (the connection holds no bytes any more).</summary>

@@ -150,6 +150,7 @@ public sealed partial class TcpLayer
         t.TsOffset = (uint)_tsHash.Hash(t.LocalAddress.Value, t.RemoteAddress.Value, t.LocalPort, t.RemotePort);
         t.Ssthresh = int.MaxValue;
         t.Cc.Reset();
+        t.HyStart.Reset(HyStartEnabled);
         t.LastReceived = _now;
         t.LastSent = _now;
     }
@@ -622,6 +623,7 @@ public sealed partial class TcpLayer
             t.Retransmits = 0;
             t.Backoff = 0;
             t.PersistBackoff = 0;
+            t.AckRttMicros = t.TakeRttSample(ack, now);
             t.RtoDeadline = t.SndUna == t.SndMax ? Instant.Never : now + new TimeSpanMicros(t.RtoMicros); // §5.3
             t.TlpOutstanding = false;
             ArmTlp(t);
@@ -640,6 +642,7 @@ public sealed partial class TcpLayer
             if (t.State == TcpState.FinWait2 || t.State == TcpState.TimeWait) return;
         }
         CongestionOnAck(t, acked, dupAck || (sackAdvanced && acked <= 0 && t.SndUna != t.SndMax), h, now);
+        t.AckRttMicros = -1;
 
         // Our FIN acknowledged?
         if (t.FinQueued && t.FinSent && t.SndUna > t.FinSeq)

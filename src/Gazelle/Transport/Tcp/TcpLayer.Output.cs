@@ -111,6 +111,7 @@ public sealed partial class TcpLayer
                 }
                 BeginUndoWindow(t);
                 t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
+                t.HyStart.Stop();
                 t.Cwnd = t.Ssthresh;
                 t.RecoveryPoint = t.SndMax;
                 t.HighRxt = t.SndUna;
@@ -158,6 +159,7 @@ public sealed partial class TcpLayer
             {
                 BeginUndoWindow(t);
                 t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
+                t.HyStart.Stop();
                 t.RecoveryPoint = t.SndMax;
                 t.InRecovery = true;
                 Counters.FastRetransmits++;
@@ -391,6 +393,7 @@ public sealed partial class TcpLayer
         if (fin) t.FinSent = true;
         if (retransmit)
         {
+            t.TxCount = 0; // Karn: no RTT sample from anything sent before a retransmission
             t.RxtMarker = t.SndMax;
             if (seq == t.SndUna) t.HeadTime = _now;
             t.LastRxtTime = _now;
@@ -403,6 +406,7 @@ public sealed partial class TcpLayer
         {
             Counters.BytesSent += len;
             t.BytesSent += len;
+            if (end > t.SndMax) t.RecordTransmit(end, _now);
             if (!t.RttTiming && end > t.SndMax)
             {
                 t.RttTiming = true;
@@ -699,6 +703,7 @@ public sealed partial class TcpLayer
         {
             // RFC 5681 §3.1 eq. 4 (once per loss episode), cwnd = 1 segment.
             t.Ssthresh = t.Cc.OnRetransmitTimeout(t, now);
+            t.HyStart.Stop();
         }
         t.Cwnd = t.EffectiveMss;
         t.InRecovery = false;

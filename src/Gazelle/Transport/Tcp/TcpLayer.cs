@@ -19,7 +19,8 @@ namespace Gazelle.Transport.Tcp;
 /// (RFC 6298, Karn, 200 ms floor, backoff), delayed ACK (40 ms / every second segment), persist, keepalive,
 /// linger; loss recovery by SACK scoreboard (RFC 6675) with early retransmit (RFC 5827), limited transmit
 /// (RFC 3042), tail loss probes and a RACK-style time rule (RFC 8985), Eifel undo (RFC 3522/4015), or
-/// NewReno (RFC 6582) without SACK; congestion control CUBIC (RFC 9438) or Reno per socket.</item>
+/// NewReno (RFC 6582) without SACK; congestion control CUBIC (RFC 9438) or Reno per socket, the initial
+/// slow start with HyStart++ (RFC 9406).</item>
 /// </list>
 /// Nothing on the per-segment path allocates: TCBs, rings and lists are reused.
 /// </summary>
@@ -74,6 +75,9 @@ public sealed partial class TcpLayer
 
     public TcpCounters Counters { get; } = new();
 
+    /// <summary>HyStart++ (RFC 9406) in the initial slow start of new connections (CUBIC and Reno).</summary>
+    public bool HyStartEnabled { get; set; } = true;
+
     /// <summary>Offer/accept SACK (RFC 2018) on new connections; off forces NewReno recovery (RFC 6582).</summary>
     public bool SackEnabled { get; set; } = true;
 
@@ -88,7 +92,7 @@ public sealed partial class TcpLayer
         _rings = new RingPool(config.TcpRingPoolBytes);
         for (int i = 0; i < n; i++)
         {
-            _tcbs[i] = new Tcb(i, _rings);
+            _tcbs[i] = new Tcb(i, _rings, Counters);
             _free[i] = n - 1 - i; // hand out low indices first
         }
         _freeCount = n;
