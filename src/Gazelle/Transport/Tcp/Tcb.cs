@@ -173,6 +173,8 @@ internal sealed class Tcb
     public byte Tos;
 
     // ---- listener ----
+    /// <summary>Next listener of the same port's SO_REUSEPORT group, -1 = last.</summary>
+    public int NextListener = -1;
     public int Backlog;
     public int[] AcceptQueue = [];
     public int AcceptHead, AcceptCount;
@@ -222,7 +224,7 @@ internal sealed class Tcb
         PersistBackoff = 0; PersistUnanswered = 0; KeepaliveProbesSent = 0;
         NoDelay = KeepAlive = ReuseAddr = ReusePort = LingerOn = Cork = MoreHint = false; LingerSeconds = 0;
         KeepIdleSec = 7200; KeepIntvlSec = 75; KeepCnt = 9; UserMss = 0; Tos = 0;
-        Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
+        NextListener = -1; Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
         PendingError = Errno.Ok; SoftError = Errno.Ok;
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
     }

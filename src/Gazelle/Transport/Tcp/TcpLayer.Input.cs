@@ -43,7 +43,7 @@ public sealed partial class TcpLayer
                 return;
             }
         }
-        int l = _listenerByPort[header.DstPort];
+        int l = SelectListener(dst, header.DstPort, src, header.SrcPort);
         if (l >= 0)
         {
             var lt = _tcbs[l];
@@ -134,7 +134,7 @@ public sealed partial class TcpLayer
         c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize;
         c.NoDelay = l.NoDelay; c.KeepAlive = l.KeepAlive; c.KeepIdleSec = l.KeepIdleSec; c.KeepIntvlSec = l.KeepIntvlSec;
         c.KeepCnt = l.KeepCnt; c.LingerOn = l.LingerOn; c.LingerSeconds = l.LingerSeconds; c.UserMss = l.UserMss; c.Tos = l.Tos;
-        c.ReuseAddr = l.ReuseAddr;
+        c.ReuseAddr = l.ReuseAddr; c.ReusePort = l.ReusePort;
         c.Cc = l.Cc == l.Reno ? c.Reno : c.Cubic;
     }
 

@@ -66,9 +66,10 @@ public sealed partial class TcpLayer
     private readonly int[] _active;
     private int _activeCount;
     private readonly FlowTable _flows;
+    /// <summary>First listener on each port (-1 none); an SO_REUSEPORT group continues in <see cref="Tcb.NextListener"/>.</summary>
     private readonly int[] _listenerByPort = new int[65536];
     private readonly int[] _explicitBinds = new int[65536];
-    private readonly TcpHash _isnHash, _portHash, _cookieHash, _tsHash;
+    private readonly TcpHash _isnHash, _portHash, _cookieHash, _tsHash, _reusePortHash;
     private uint _portCounter;
     private Instant _now;
     private Instant _earliest = Instant.Never;
@@ -102,6 +103,7 @@ public sealed partial class TcpLayer
         _portHash = new TcpHash(config.Secret, 2);
         _cookieHash = new TcpHash(config.Secret, 3);
         _tsHash = new TcpHash(config.Secret, 4);
+        _reusePortHash = new TcpHash(config.Secret, 6);
         _portCounter = (uint)new TcpHash(config.Secret, 5).Hash(0, 0);
     }
 
@@ -156,7 +158,7 @@ public sealed partial class TcpLayer
         if (!t.InUse) return;
         if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
         if (t.ExplicitBind) { _explicitBinds[t.LocalPort]--; t.ExplicitBind = false; }
-        if (t.State == TcpState.Listen && _listenerByPort[t.LocalPort] == t.Index) _listenerByPort[t.LocalPort] = -1;
+        if (t.State == TcpState.Listen) UnlinkListener(t);
         if (t.Parent >= 0 && !t.InAcceptQueue) _tcbs[t.Parent].SynQueueCount--;
         t.Parent = -1;
         t.State = TcpState.Closed;
@@ -224,7 +226,7 @@ public sealed partial class TcpLayer
         {
             var o = _tcbs[_active[i]];
             if (o == me || !o.Bound || o.LocalPort != port) continue;
-            if (o.ReusePort && me.ReusePort && o.State != TcpState.Listen) continue;
+            if (o.ReusePort && me.ReusePort) continue; // SO_REUSEPORT on both: a group (one user: one process)
             if (o.State == TcpState.TimeWait) { if (!me.ReuseAddr) return true; continue; }
             if (o.State == TcpState.Listen) return true;
             if (!(me.ReuseAddr && o.ReuseAddr)) return true;
@@ -294,13 +296,50 @@ public sealed partial class TcpLayer
             if (!PickBindPort(out ushort p)) return Errno.EADDRINUSE;
             t.LocalPort = p; t.Bound = true; t.ExplicitBind = true; _explicitBinds[p]++;
         }
-        if (_listenerByPort[t.LocalPort] >= 0) return Errno.EADDRINUSE;
+        // Listeners share a port only as an SO_REUSEPORT group: every member set the option.
+        int last = -1;
+        for (int i = _listenerByPort[t.LocalPort]; i >= 0; i = _tcbs[i].NextListener)
+        {
+            if (!t.ReusePort || !_tcbs[i].ReusePort) return Errno.EADDRINUSE;
+            last = i;
+        }
         if (t.AcceptQueue.Length < backlog) t.AcceptQueue = new int[backlog];
         t.Backlog = backlog;
         t.AcceptHead = t.AcceptCount = 0;
         t.State = TcpState.Listen;
-        _listenerByPort[t.LocalPort] = t.Index;
+        t.NextListener = -1;
+        if (last < 0) _listenerByPort[t.LocalPort] = t.Index;
+        else _tcbs[last].NextListener = t.Index;
         return Errno.Ok;
+    }
+
+    private void UnlinkListener(Tcb t)
+    {
+        int prev = -1;
+        for (int i = _listenerByPort[t.LocalPort]; i >= 0; prev = i, i = _tcbs[i].NextListener)
+        {
+            if (i != t.Index) continue;
+            if (prev < 0) _listenerByPort[t.LocalPort] = t.NextListener;
+            else _tcbs[prev].NextListener = t.NextListener;
+            break;
+        }
+        t.NextListener = -1;
+    }
+
+    /// <summary>The listener for a new connection to <paramref name="port"/>: alone, or chosen in its
+    /// SO_REUSEPORT group by a keyed hash of the 4-tuple, as Linux spreads a group (every segment of one
+    /// connection, SYN cookie ACKs included, meets the same member while the group is unchanged). -1 if none.</summary>
+    private int SelectListener(Ipv4Address local, ushort port, Ipv4Address remote, ushort remotePort)
+    {
+        int first = _listenerByPort[port];
+        if (first < 0 || _tcbs[first].NextListener < 0) return first;
+        int n = 0;
+        for (int i = first; i >= 0; i = _tcbs[i].NextListener) n++;
+        uint h = (uint)_reusePortHash.Hash(local.Value, remote.Value, port, remotePort);
+        int pick = (int)(((ulong)h * (uint)n) >> 32);
+        int j = first;
+        while (pick-- > 0) j = _tcbs[j].NextListener;
+        return j;
     }
 
     public Errno Accept(SocketHandle listener, out SocketHandle connection, out Ipv4Endpoint remote)
