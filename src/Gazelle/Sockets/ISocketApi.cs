@@ -29,6 +29,7 @@ public enum Readiness : uint
 public enum MessageFlags
 {
     None = 0,
+    Oob = 0x01,        // MSG_OOB: urgent data (TCP)
     Peek = 0x02,       // MSG_PEEK
     DontWait = 0x40,   // MSG_DONTWAIT
     WaitAll = 0x100,   // MSG_WAITALL
@@ -64,6 +65,8 @@ public interface ISocketApi
     Errno GetOption(SocketHandle socket, int level, int name, Span<byte> value, out int length);
     /// <summary>Bytes readable now (FIONREAD).</summary>
     Errno Available(SocketHandle socket, out int bytes);
+    /// <summary>Whether the next byte to read is at the urgent mark (SIOCATMARK, TCP).</summary>
+    Errno AtUrgentMark(SocketHandle socket, out bool atMark);
     /// <summary>Current readiness of the socket.</summary>
     Readiness GetReadiness(SocketHandle socket);
     /// <summary>Pending error (SO_ERROR), cleared by reading it.</summary>

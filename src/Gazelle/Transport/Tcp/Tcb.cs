@@ -94,6 +94,20 @@ internal sealed class Tcb
     public bool DsackPending;
     public SeqNum DsackLeft, DsackRight;
 
+    // ---- urgent data (RFC 9293 §3.8.5, RFC 6093), read the BSD way as Linux does ----
+    /// <summary>SO_OOBINLINE: the urgent byte stays in the stream instead of being read with MSG_OOB.</summary>
+    public bool OobInline;
+    public UrgentState Urg;
+    /// <summary>The urgent byte (valid in <see cref="UrgentState.Valid"/>).</summary>
+    public byte UrgByte;
+    /// <summary>Sequence number of the urgent byte (the urgent pointer less one).</summary>
+    public SeqNum UrgSeq;
+    /// <summary>Bytes between the read position and the urgent byte (0: at the mark).</summary>
+    public int UrgOffset;
+    /// <summary>send(MSG_OOB) set the urgent pointer <see cref="SndUp"/> (one past the last urgent byte).</summary>
+    public bool SndUrgent;
+    public SeqNum SndUp;
+
     // ---- RTT / RTO (RFC 6298), microseconds ----
     public long SrttMicros, RttvarMicros, RtoMicros, MinRttMicros;
     public bool RttTiming;
@@ -226,6 +240,7 @@ internal sealed class Tcb
         KeepIdleSec = 7200; KeepIntvlSec = 75; KeepCnt = 9; UserMss = 0; Tos = 0;
         NextListener = -1; Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
         PendingError = Errno.Ok; SoftError = Errno.Ok;
+        OobInline = false; Urg = UrgentState.None; UrgByte = 0; UrgSeq = default; UrgOffset = 0; SndUrgent = false; SndUp = default;
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
     }
 
@@ -355,18 +370,43 @@ internal sealed class Tcb
         data[first..].CopyTo(RcvBuf);
     }
 
+    /// <summary>The urgent byte sits at the read position and is not part of the stream (no SO_OOBINLINE).</summary>
+    public bool UrgentByteFirst => Urg != UrgentState.None && UrgOffset == 0 && !OobInline;
+
+    /// <summary>Copies readable bytes: never past the urgent mark, and skipping the urgent byte when it is at
+    /// the read position and not inline (Linux tcp_recvmsg). Reading past the mark forgets the urgent byte.</summary>
     public int ReadReceive(Span<byte> dest, bool peek)
     {
-        int n = Math.Min(dest.Length, RcvReadable);
-        int first = Math.Min(n, RcvBuf.Length - RcvHead);
-        RcvBuf.AsSpan(RcvHead, first).CopyTo(dest);
+        int skip = UrgentByteFirst && RcvReadable > 0 ? 1 : 0;
+        int n = Math.Max(0, Math.Min(dest.Length, RcvReadable - skip));
+        if (Urg != UrgentState.None && UrgOffset > 0) n = Math.Min(n, UrgOffset);
+        int start = (RcvHead + skip) % RcvBuf.Length;
+        int first = Math.Min(n, RcvBuf.Length - start);
+        RcvBuf.AsSpan(start, first).CopyTo(dest);
         RcvBuf.AsSpan(0, n - first).CopyTo(dest[first..]);
-        if (!peek)
-        {
-            RcvReadable -= n;
-            RcvHead = RcvReadable == 0 && OooCount == 0 ? 0 : (RcvHead + n) % RcvBuf.Length;
-            ReleaseReceiveRingIfEmpty();
-        }
+        if (!peek) ConsumeReceive(skip + n);
         return n;
     }
+
+    /// <summary>Drops <paramref name="n"/> bytes from the read position.</summary>
+    public void ConsumeReceive(int n)
+    {
+        if (n <= 0) return;
+        RcvReadable -= n;
+        RcvHead = RcvReadable == 0 && OooCount == 0 ? 0 : (RcvHead + n) % RcvBuf.Length;
+        if (Urg != UrgentState.None && (UrgOffset -= n) < 0) Urg = UrgentState.None;
+        ReleaseReceiveRingIfEmpty();
+    }
+}
+
+/// <summary>Linux's urg_data states.</summary>
+internal enum UrgentState : byte
+{
+    None,
+    /// <summary>An urgent pointer arrived; the byte it names has not.</summary>
+    NotYet,
+    /// <summary>The urgent byte is held for recv(MSG_OOB).</summary>
+    Valid,
+    /// <summary>recv(MSG_OOB) took it; the mark stays until the reader passes it.</summary>
+    Read,
 }

@@ -134,7 +134,7 @@ public sealed partial class TcpLayer
         c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize;
         c.NoDelay = l.NoDelay; c.KeepAlive = l.KeepAlive; c.KeepIdleSec = l.KeepIdleSec; c.KeepIntvlSec = l.KeepIntvlSec;
         c.KeepCnt = l.KeepCnt; c.LingerOn = l.LingerOn; c.LingerSeconds = l.LingerSeconds; c.UserMss = l.UserMss; c.Tos = l.Tos;
-        c.ReuseAddr = l.ReuseAddr; c.ReusePort = l.ReusePort;
+        c.ReuseAddr = l.ReuseAddr; c.ReusePort = l.ReusePort; c.OobInline = l.OobInline;
         c.Cc = l.Cc == l.Reno ? c.Reno : c.Cubic;
     }
 
@@ -432,11 +432,15 @@ public sealed partial class TcpLayer
                     Abort(t, Errno.ECONNRESET, sendRst: true);
                     return;
                 }
+                if ((f & TcpFlags.Urg) != 0) UrgentInput(t, h);
+                if (t.Urg == UrgentState.NotYet) CaptureUrgentByte(t, seq, payload);
                 ReceiveData(t, seq, payload, now);
             }
             else if (seq + payload.Length > t.RcvNxt) Counters.DataAfterClose++;
         }
         else if (zeroWindowProbe && !payload.IsEmpty) t.AckNow = true;
+        else if ((f & TcpFlags.Urg) != 0 && t.State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
+            UrgentInput(t, h); // an urgent pointer may run ahead of its data (on an ACK or a window probe)
 
         // Eighth: FIN.
         if ((f & TcpFlags.Fin) != 0 && !zeroWindowProbe)
@@ -446,6 +450,38 @@ public sealed partial class TcpLayer
             else if (finSeq > t.RcvNxt) { t.OooFinValid = true; t.OooFinSeq = finSeq; t.AckNow = true; }
             else t.AckNow = true;
         }
+    }
+
+    /// <summary>
+    /// A segment with URG (RFC 9293 §3.8.5): Linux's default reading (RFC 6093 §2: every stack uses the BSD
+    /// one) takes the pointer as one past the last urgent byte, and keeps that one byte out of band. A pointer
+    /// at or behind what was read or received, or not beyond the current mark, changes nothing; a newer one
+    /// discards an unread urgent byte waiting at the read position (tcp_check_urg).
+    /// </summary>
+    private void UrgentInput(Tcb t, in TcpRepr h)
+    {
+        SeqNum urgSeq = h.Seq + (h.UrgentPointer != 0 ? h.UrgentPointer - 1 : 0);
+        int offset = (urgSeq - t.RcvNxt) + t.RcvReadable; // from the read position
+        if (offset < 0 || urgSeq < t.RcvNxt) { Counters.UrgentIgnored++; return; }
+        if (t.Urg != UrgentState.None && urgSeq <= t.UrgSeq) return; // the same mark again
+        if (t.UrgentByteFirst && t.RcvReadable > 0)
+        {
+            t.ConsumeReceive(1);
+            offset--;
+        }
+        Counters.UrgentReceived++;
+        t.Urg = UrgentState.NotYet;
+        t.UrgSeq = urgSeq;
+        t.UrgOffset = offset;
+    }
+
+    /// <summary>Keeps a copy of the urgent byte from the segment that carries it (Linux tcp_urg).</summary>
+    private static void CaptureUrgentByte(Tcb t, SeqNum seq, ReadOnlySpan<byte> payload)
+    {
+        int at = t.UrgSeq - seq;
+        if (at < 0 || at >= payload.Length) return;
+        t.UrgByte = payload[at];
+        t.Urg = UrgentState.Valid;
     }
 
     /// <summary>SYN-RECEIVED → ESTABLISHED on an acceptable ACK (RFC 9293 §3.10.7.4 fifth check).</summary>
@@ -607,6 +643,7 @@ public sealed partial class TcpLayer
         if (acked > 0)
         {
             t.LastAckRecv = now;
+            if (t.SndUrgent && ack >= t.SndUp) t.SndUrgent = false; // urgent data acknowledged: urgent mode ends
             int dataAcked = Math.Min(acked, t.SndCount);
             t.ConsumeSend(dataAcked);
             t.BytesAcked += dataAcked;

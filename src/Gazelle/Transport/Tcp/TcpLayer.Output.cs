@@ -353,8 +353,9 @@ public sealed partial class TcpLayer
                 if (t.SackLeft[i] > t.SndNxt) { len = Math.Min(len, t.SackLeft[i] - t.SndNxt); break; }
             }
         }
-        if (len < mss && !retransmit && !ignoreNagle)
+        if (len < mss && !retransmit && !ignoreNagle && !(t.SndUrgent && t.SndUna < t.SndUp))
         {
+            // (Urgent data goes at once: no Nagle or cork in urgent mode, as Linux tcp_nagle_test.)
             // Nagle (RFC 9293 §3.7.4): hold a small segment while data is unacknowledged; TCP_CORK / MSG_MORE hold it always.
             if (t.Cork || t.MoreHint) return false;
             if (!t.NoDelay && t.SndNxt != t.SndUna && !(t.FinQueued && len == avail)) return false;
@@ -521,6 +522,14 @@ public sealed partial class TcpLayer
             r.Options.HasTimestamp = true;
             r.Options.TsVal = TsNow(t);
             r.Options.TsEcr = t.TsRecent;
+        }
+        if (t.SndUrgent && r.Seq < t.SndUp && (r.Flags & TcpFlags.Rst) == 0)
+        {
+            // Urgent mode: every segment below the urgent pointer carries it, offset from its own sequence
+            // number; one beyond 16 bits is announced as far as the field reaches (RFC 6093 §4).
+            int up = t.SndUp - r.Seq;
+            r.Flags |= TcpFlags.Urg;
+            r.UrgentPointer = (ushort)Math.Min(up, 0xFFFF);
         }
         if (t.SackOk && (t.OooCount > 0 || t.DsackPending) && (r.Flags & TcpFlags.Rst) == 0)
         {

@@ -49,7 +49,7 @@ public sealed partial class TcpLayer
     // Linux socket option numbers.
     public const int SOL_SOCKET = 1, IPPROTO_IP = 0, IPPROTO_TCP = 6;
     public const int SO_REUSEADDR = 2, SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_KEEPALIVE = 9,
-        SO_LINGER = 13, SO_REUSEPORT = 15;
+        SO_OOBINLINE = 10, SO_LINGER = 13, SO_REUSEPORT = 15;
     public const int TCP_NODELAY = 1, TCP_MAXSEG = 2, TCP_CORK = 3, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5,
         TCP_KEEPCNT = 6, TCP_INFO = 11, TCP_CONGESTION = 13;
     public const int IP_TOS = 1;
@@ -421,6 +421,14 @@ public sealed partial class TcpLayer
         if (t.SndSpace == 0) return Errno.EAGAIN;
         sent = t.AppendSend(data);
         t.MoreHint = (flags & MessageFlags.More) != 0;
+        if ((flags & MessageFlags.Oob) != 0)
+        {
+            // RFC 9293 §3.8.5, RFC 6093: the urgent pointer goes one past the last byte of this send (the
+            // BSD reading every stack uses); the last byte is the one a Linux peer reads with MSG_OOB.
+            t.SndUrgent = true;
+            t.SndUp = t.SndUna + t.SndCount;
+            Counters.UrgentSent++;
+        }
         Output(t);
         Touch(t);
         return Errno.Ok;
@@ -431,17 +439,46 @@ public sealed partial class TcpLayer
         received = 0;
         if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
         if (t.State == TcpState.Listen) return Errno.ENOTCONN;
+        bool peek = (flags & MessageFlags.Peek) != 0;
+        if ((flags & MessageFlags.Oob) != 0) return ReceiveUrgent(t, buffer, peek, out received);
         if (t.RcvReadable > 0)
         {
             if (buffer.IsEmpty) return Errno.Ok;
-            received = t.ReadReceive(buffer, (flags & MessageFlags.Peek) != 0);
-            if (received > 0 && (flags & MessageFlags.Peek) == 0) MaybeWindowUpdate(t);
-            return Errno.Ok;
+            int before = t.RcvReadable;
+            received = t.ReadReceive(buffer, peek);
+            if (!peek && t.RcvReadable != before) MaybeWindowUpdate(t);
+            if (received > 0) return Errno.Ok;
+            // Only the urgent byte was there, and it was skipped (not inline): nothing to read (Linux).
         }
         if (t.PendingError != Errno.Ok) return TakeErrorOf(t);
         if (t.FinReceived || t.RcvShutdown) return Errno.Ok;
         if (t.State == TcpState.Closed) return t.InFlowTable ? Errno.Ok : Errno.ENOTCONN;
         return Errno.EAGAIN;
+    }
+
+    /// <summary>recv(MSG_OOB) as Linux's tcp_recv_urg: the one urgent byte, EINVAL when there is none (or it
+    /// is inline or already read), EAGAIN while it is announced but not arrived; never blocks.</summary>
+    private static Errno ReceiveUrgent(Tcb t, Span<byte> buffer, bool peek, out int received)
+    {
+        received = 0;
+        if (t.OobInline || t.Urg is UrgentState.None or UrgentState.Read) return Errno.EINVAL;
+        if (t.Urg == UrgentState.Valid)
+        {
+            if (!buffer.IsEmpty) { buffer[0] = t.UrgByte; received = 1; }
+            if (!peek) t.Urg = UrgentState.Read;
+            return Errno.Ok;
+        }
+        if (t.State == TcpState.Closed || t.FinReceived || t.RcvShutdown) return Errno.Ok;
+        return Errno.EAGAIN;
+    }
+
+    /// <summary>SIOCATMARK: the read position is at the urgent byte.</summary>
+    public Errno AtUrgentMark(SocketHandle socket, out bool atMark)
+    {
+        atMark = false;
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        atMark = t.Urg != UrgentState.None && t.UrgOffset == 0;
+        return Errno.Ok;
     }
 
     public Errno Shutdown(SocketHandle socket, ShutdownHow how)
@@ -536,6 +573,8 @@ public sealed partial class TcpLayer
         if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
         if (t.State == TcpState.Listen) return Errno.EINVAL;
         bytes = t.RcvReadable;
+        // Linux tcp_inq: up to the urgent byte when it is out of band and not yet passed.
+        if (!t.OobInline && t.Urg != UrgentState.None && t.UrgOffset < t.RcvReadable) bytes = t.UrgOffset;
         return Errno.Ok;
     }
 
@@ -545,7 +584,8 @@ public sealed partial class TcpLayer
         Readiness r = Readiness.None;
         if (t.State == TcpState.Listen) return t.AcceptCount > 0 ? Readiness.Readable : Readiness.None;
         if (t.PendingError != Errno.Ok) r |= Readiness.Error;
-        if (t.RcvReadable > 0) r |= Readiness.Readable;
+        if (t.RcvReadable > (t.UrgentByteFirst ? 1 : 0)) r |= Readiness.Readable;
+        if (t.Urg == UrgentState.Valid) r |= Readiness.Priority; // EPOLLPRI: urgent byte to read
         if (t.FinReceived || t.RcvShutdown) r |= Readiness.Readable | Readiness.ReadHangUp;
         // Linux sk_stream_is_writeable: free space at least half of what is queued (and some).
         if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued && t.SndSpace > 0 && t.SndSpace >= t.SndCount / 2)
@@ -599,6 +639,7 @@ public sealed partial class TcpLayer
         {
             case (SOL_SOCKET, SO_REUSEADDR): t.ReuseAddr = v != 0; return Errno.Ok;
             case (SOL_SOCKET, SO_REUSEPORT): t.ReusePort = v != 0; return Errno.Ok;
+            case (SOL_SOCKET, SO_OOBINLINE): t.OobInline = v != 0; return Errno.Ok;
             case (SOL_SOCKET, SO_KEEPALIVE):
                 t.KeepAlive = v != 0;
                 ArmKeepalive(t);
@@ -677,6 +718,7 @@ public sealed partial class TcpLayer
         {
             case (SOL_SOCKET, SO_REUSEADDR): v = t.ReuseAddr ? 1 : 0; break;
             case (SOL_SOCKET, SO_REUSEPORT): v = t.ReusePort ? 1 : 0; break;
+            case (SOL_SOCKET, SO_OOBINLINE): v = t.OobInline ? 1 : 0; break;
             case (SOL_SOCKET, SO_KEEPALIVE): v = t.KeepAlive ? 1 : 0; break;
             case (SOL_SOCKET, SO_SNDBUF): v = t.SndBufSize; break;
             case (SOL_SOCKET, SO_RCVBUF): v = t.RcvBufSize; break;
