@@ -22,6 +22,7 @@ public sealed unsafe partial class PosixLayer
     private struct Waiter(PosixLayer layer)
     {
         private const int SpinRoundsPerYield = 16;
+        private const int SpinRoundsPerKernelCheck = 8;
         private Instant _start;
         private bool _started;
         private int _spinRounds;
@@ -48,12 +49,18 @@ public sealed unsafe partial class PosixLayer
                 if (++_spinRounds % SpinRoundsPerYield == 0) Thread.Yield();
                 return 0;
             }
+            _spinRounds = 0; // sleeping: every round asks the kernel (see ChecksKernel)
             long longest = Math.Max(1, policy.BlockMillis * 1000L);
             _sleepMicros = _sleepMicros == 0 ? Math.Clamp(policy.FirstSleepMicros, 1, longest) : Math.Min(_sleepMicros * 2, longest);
             sleepMicros = _sleepMicros;
             if (bounded) sleepMicros = Math.Min(sleepMicros, timeoutMicros - elapsed);
             return 0;
         }
+
+        /// <summary>Whether this round also asks the kernel about the call's kernel fds (a syscall):
+        /// the first round and every few spin rounds; the stack, polled every round, costs no syscall.
+        /// A kernel fd's event is seen at most a few microseconds late while spinning.</summary>
+        public readonly bool ChecksKernel => _spinRounds % SpinRoundsPerKernelCheck == 0;
 
     /// <summary>Waits one round for a single socket; a dual socket's kernel side is watched through
         /// <paramref name="kernelFd"/>. Returns 0, -EAGAIN (timed out) or -EINTR.</summary>
@@ -190,7 +197,7 @@ public sealed unsafe partial class PosixLayer
                 }
             }
             if (n < 0) return Libc.EpollPWait(epfd, events, max, timeoutMs, sigmask);
-            if (n < max)
+            if (n < max && wait.ChecksKernel)
             {
                 int k = Libc.EpollPWait(epfd, events + n, max - n, 0, null);
                 if (k < 0 && n == 0) return k;
@@ -260,7 +267,7 @@ public sealed unsafe partial class PosixLayer
                         }
                     }
                 }
-                if (m > 0)
+                if (m > 0 && wait.ChecksKernel)
                 {
                     TimeSpec zero = default;
                     int k = Libc.PPoll(kernel, (nuint)m, &zero, null);
@@ -351,9 +358,14 @@ public sealed unsafe partial class PosixLayer
                     if ((ready & EPOLLPRI) != 0) stack[2 * Words + word] |= input[2 * Words + word] & bit;
                 }
             }
-            TimeSpec zero = default;
-            int k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &zero, null);
-            if (k < 0) return k;
+            if (wait.ChecksKernel)
+            {
+                TimeSpec zero = default;
+                int k0 = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &zero, null);
+                if (k0 < 0) return k0;
+            }
+            else new Span<ulong>(kernel, 3 * Words).Clear();
+            int k;
             int count = 0;
             for (int i = 0; i < 3 * Words; i++)
             {
