@@ -10,8 +10,12 @@ namespace Gazelle.Transport.Tcp;
 /// The TCP of one stack (RFC 9293): connection table, listeners, state machine, timers. Single-threaded:
 /// the stack's poll loop owns it. Socket handles are indices into a preallocated pool of TCBs.
 /// <list type="bullet">
-/// <item>Tables: 4-tuple flow hash (open addressing, keyed), listeners by port, SYN queue + accept queue,
-/// SYN cookies (MSS in the ISN, window scale and SACK in the TSval) when the SYN queue is full.</item>
+/// <item>Tables: 4-tuple flow hash (open addressing, keyed), listeners by port (an SO_REUSEPORT group spreads
+/// new connections by a keyed 4-tuple hash), SYN queue + accept queue, SYN cookies (MSS in the ISN, window
+/// scale and SACK in the TSval) when the SYN queue is full.</item>
+/// <item>Memory: send/receive rings from a per-stack <see cref="RingPool"/>, held only while bytes are queued.</item>
+/// <item>Urgent data (RFC 9293 §3.8.5, RFC 6093) with Linux's semantics: one byte out of band (MSG_OOB),
+/// SO_OOBINLINE, SIOCATMARK; send(MSG_OOB) sets the urgent pointer.</item>
 /// <item>Input (TcpLayer.Input.cs): RFC 9293 §3.10.7 with RFC 5961 RST/SYN/ACK checks and challenge ACKs,
 /// PAWS (RFC 7323), TIME-WAIT takeover (RFC 6191), out-of-order data written into the receive ring at its
 /// offset with a bounded interval list, SACK and D-SACK generation (RFC 2018, RFC 2883).</item>
