@@ -1,4 +1,5 @@
 using Gazelle.Stack;
+using Gazelle.Transport.Tcp;
 using Gazelle.Wire;
 
 namespace Gazelle.Tests.Tcp;
@@ -55,5 +56,74 @@ public class HyStartTests
         Assert.That(with.CssEntered, Is.GreaterThan(0));
         Assert.That(with.DropsWhenCssEntered, Is.Zero, "HyStart++ left standard slow start before any loss");
         Assert.That(with.Drops, Is.LessThan(without.Drops / 2), "fewer losses");
+    }
+
+    /// <summary>ACKs fed straight to the algorithm by a cwnd-limited sender: each ACK acknowledges one
+    /// 1000-byte segment, and the sender fills the window again (SND.MAX = SND.UNA + cwnd). A round is what
+    /// was in flight when its first ACK came (RFC 9406 §4.2: it ends with the ACK of that SND.NXT).</summary>
+    private sealed class Rounds
+    {
+        public readonly Tcb T = new(0, new RingPool(0));
+        public readonly TcpCounters C;
+        public Rounds()
+        {
+            C = T.Counters;
+            T.Reset(1 << 20, 1 << 20);
+            T.SndMss = 1000;
+            T.Cwnd = 10_000;
+            T.SndMax = T.SndUna + T.Cwnd;
+            T.HyStart.Reset(true);
+        }
+
+        private void Ack(long rttMicros)
+        {
+            T.SndUna += 1000;
+            T.Cwnd += T.HyStart.OnSlowStartAck(T, 1000, rttMicros, C);
+            T.SndMax = T.SndUna + T.Cwnd;
+        }
+
+        /// <summary>One round of ACKs, all with this RTT (its last ACK, the one that ends it, is left to the next).</summary>
+        public void Round(long rttMicros)
+        {
+            var end = T.SndMax;
+            Ack(rttMicros);
+            while (T.SndUna + 1000 < end && T.Ssthresh == int.MaxValue) Ack(rttMicros);
+        }
+    }
+
+    [Test]
+    public void CssAfterAnRttRiseThenCongestionAvoidanceAfterFiveRounds()
+    {
+        var r = new Rounds();
+        r.Round(20_000);
+        r.Round(20_000);
+        int before = r.T.Cwnd;
+        r.Round(22_000); // +2 ms: below max(4 ms, 20/8 ms)
+        Assert.That(r.T.HyStart.InCss, Is.False);
+        Assert.That(r.T.Cwnd - before, Is.GreaterThanOrEqualTo(before - 1000), "slow start: about doubles per round");
+        r.Round(26_000); // +4 ms over the last round's minimum
+        Assert.That(r.T.HyStart.InCss, Is.True);
+        Assert.That(r.C.HyStartCssEntered, Is.EqualTo(1));
+        before = r.T.Cwnd;
+        r.Round(26_000);
+        Assert.That(r.T.Cwnd - before, Is.LessThan(before / 3), "CSS grows by a quarter of slow start");
+        for (int i = 0; i < HyStart.CssRounds && r.T.Ssthresh == int.MaxValue; i++) r.Round(26_000);
+        Assert.That(r.C.HyStartExits, Is.EqualTo(1));
+        Assert.That(r.T.Ssthresh, Is.EqualTo(r.T.Cwnd), "congestion avoidance from the current window");
+        Assert.That(r.T.HyStart.Active, Is.False);
+    }
+
+    [Test]
+    public void CssGoesBackToSlowStartWhenTheRttFallsBelowItsBaseline()
+    {
+        var r = new Rounds();
+        r.Round(20_000);
+        r.Round(20_000);
+        r.Round(30_000);
+        Assert.That(r.T.HyStart.InCss, Is.True);
+        r.Round(25_000); // below the CSS baseline (30 ms): the rise was jitter
+        Assert.That(r.T.HyStart.InCss, Is.False);
+        Assert.That(r.C.HyStartCssSpurious, Is.EqualTo(1));
+        Assert.That(r.T.Ssthresh, Is.EqualTo(int.MaxValue));
     }
 }
