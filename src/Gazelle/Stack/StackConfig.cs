@@ -17,4 +17,6 @@ public sealed record StackConfig
     /// <summary>Bytes of empty TCP send/receive rings a stack keeps for reuse; rings beyond it return to the GC.
     /// Rings are held only while bytes are queued, so this bounds idle memory, not the windows.</summary>
     public long TcpRingPoolBytes { get; init; } = 32L * 1024 * 1024;
+    /// <summary>TIME_WAIT duration (2MSL, RFC 9293 §3.10.7.4); Linux's 60 s by default.</summary>
+    public long TimeWaitMicros { get; init; } = 60_000_000;
 }
