@@ -32,6 +32,8 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     // TCP: segments go to _tcp.Input, its timers run in Poll, ICMP errors reach OnDestinationUnreachable,
     // and TCP handles are the TCP layer's own indices (SocketHandles keeps them apart from UDP's).
     private readonly TcpLayer _tcp;
+    /// <summary>IP + largest TCP header + TcpLayer's MSS floor (88): no TCP segment needs more room than this.</summary>
+    private const int SmallestTcpDatagram = Ipv4Repr.HeaderLength + TcpHeader.MaxHeaderLength + TcpLayer.MinimumMss;
 
     public NetStack(StackConfig config, INic nic, int queue = 0, NetStackOptions? options = null)
     {
@@ -233,8 +235,13 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload1, hlen));
         sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload2, hlen + payload1.Length));
         BinaryPrimitives.WriteUInt16BigEndian(h[TcpHeader.ChecksumOffset..], InternetChecksum.Finish(sum));
-        // RFC 1191: TCP sets DF and sizes segments from PathMtu.
-        var err = _ip.Send(new Ipv4SendParams(local, remote, IpProtocol.Tcp, 64, tos, DontFragment: true), h, payload1, payload2);
+        // RFC 1191: TCP sets DF and sizes segments from PathMtu (a segment that still does not fit is a sizing
+        // error and is refused). But a path MTU below TCP's smallest datagram (a report down to RFC 791's 68
+        // bytes; TCP's MSS floor is 88) would make every segment too big and stall the connection for good:
+        // there, the segment goes without DF and IP fragments it, as Linux does once the PMTU is at its floor.
+        int pmtu = _ip.PathMtu(remote);
+        bool df = Ipv4Repr.HeaderLength + length <= pmtu || pmtu >= SmallestTcpDatagram;
+        var err = _ip.Send(new Ipv4SendParams(local, remote, IpProtocol.Tcp, 64, tos, DontFragment: df), h, payload1, payload2);
         if (err != Errno.Ok)
         {
             Counters.Tcp.SendFailed++;

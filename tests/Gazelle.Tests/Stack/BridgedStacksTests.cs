@@ -195,4 +195,65 @@ public class BridgedStacksTests
         }
         Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
     }
+
+    /// <summary>Found by the fuzz test: a fragmentation-needed report below TCP's smallest segment (MTU 68, MSS
+    /// floor 88) made every segment too big for DF, so the connection stalled for good. Such a segment now goes
+    /// without DF and IP fragments it (as Linux does once the path MTU is at its floor).</summary>
+    [Test]
+    public void TcpKeepsFlowingWhenThePathMtuIsBelowItsSmallestSegment()
+    {
+        _b.Open(SocketKind.Tcp, out var listener);
+        _b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 7000));
+        _b.Listen(listener, 4);
+        _a.Open(SocketKind.Tcp, out var client);
+        _a.Connect(client, new Ipv4Endpoint(IpB, 7000));
+        SocketHandle server = SocketHandle.Invalid;
+        for (int i = 0; i < 100 && !server.IsValid; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            if (_b.Accept(listener, out var c, out _) == Errno.Ok) server = c;
+        }
+        Assert.That(server.IsValid, Is.True);
+
+        // A router between them reports a next-hop MTU of 68 (RFC 791's minimum), quoting our last segment.
+        var t = _a.Tcp.Peek(client)!;
+        var quoted = new byte[28];
+        new Ipv4Repr { Source = IpA, Destination = IpB, Protocol = IpProtocol.Tcp, Ttl = 64, DontFragment = true, PayloadLength = 1000 }.Emit(quoted);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(20), t.LocalPort);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(22), t.RemotePort);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(24), t.SndUna.Value);
+        var msg = new byte[8 + quoted.Length];
+        quoted.CopyTo(msg, 8);
+        Icmpv4Repr.Unreachable(Icmpv4UnreachableCode.FragmentationNeeded, 68).Emit(msg);
+        Assert.That(_va.DeliverFromWire(Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Icmp, msg)), Is.True);
+        Run();
+        Assert.That(_a.PathMtu(IpB), Is.EqualTo(68));
+
+        var data = new byte[5000];
+        new Random(5).NextBytes(data);
+        Assert.That(_a.Send(client, data, MessageFlags.None, out int sent), Is.EqualTo(Errno.Ok));
+        Assert.That(sent, Is.EqualTo(data.Length));
+        var got = new byte[data.Length];
+        int received = 0;
+        for (int i = 0; i < 2000 && received < data.Length; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            if (_b.Receive(server, got.AsSpan(received), MessageFlags.None, out int n) == Errno.Ok) received += n;
+        }
+        Assert.That(received, Is.EqualTo(data.Length), "the data got through");
+        Assert.That(got.AsSpan().SequenceEqual(data), Is.True);
+        Assert.That(_a.Counters.Ip.TxTooBig, Is.Zero, "no segment refused for DF");
+        Assert.That(_a.Counters.Ip.FragmentsCreated, Is.GreaterThan(0), "IP fragmented the segments");
+        _a.Close(client);
+        _b.Close(server);
+        _b.Close(listener);
+        for (int i = 0; i < 300; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(500);
+            Run();
+        }
+        Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
+    }
 }

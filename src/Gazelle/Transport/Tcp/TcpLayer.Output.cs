@@ -802,7 +802,7 @@ public sealed partial class TcpLayer
             int mtu = nextHopMtu >= 68 ? nextHopMtu : Math.Max(68, t.Pmtu - 1);
             if (mtu >= t.Pmtu && t.Pmtu != 0) { Counters.IcmpIgnored++; return; }
             t.Pmtu = mtu;
-            int mss = Math.Max(mtu - 40, 88);
+            int mss = Math.Max(mtu - 40, MinimumMss);
             if (mss < t.SndMss)
             {
                 t.SndMss = mss;
