@@ -40,7 +40,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         options ??= new NetStackOptions();
         _config = config;
         Counters = new StackCounters();
-        _link = new EthernetLink(nic, queue, Counters.Link);
+        _link = new EthernetLink(nic, queue, Counters.Link, config.VlanId);
         _timedNic = nic as ITimedNic;
         _arp = new ArpCache(_link, config.Address, options.Arp, Counters.Arp);
         // Stacks on other queues share the address: start each one's IP identification elsewhere.
@@ -132,7 +132,21 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             Counters.Link.RxOwnSource++;
             return;
         }
-        if (eth.HasVlanTag)
+        // IEEE 802.1Q: on a VLAN, only frames tagged with its id are ours (any priority); untagged, tagged ones are not.
+        if (_link.VlanId >= 0)
+        {
+            if (!eth.HasVlanTag)
+            {
+                Counters.Link.RxUntagged++;
+                return;
+            }
+            if (eth.VlanId != _link.VlanId)
+            {
+                Counters.Link.RxOtherVlan++;
+                return;
+            }
+        }
+        else if (eth.HasVlanTag)
         {
             Counters.Link.RxVlanTagged++;
             return;

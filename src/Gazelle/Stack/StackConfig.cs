@@ -14,4 +14,7 @@ public sealed record StackConfig
     public int MaxUdpSockets { get; init; } = 1024;
     public int TcpSendBufferBytes { get; init; } = 256 * 1024;
     public int TcpReceiveBufferBytes { get; init; } = 256 * 1024;
+    /// <summary>IEEE 802.1Q VLAN id, 1..4094: the stack tags every frame it sends with it and accepts only frames
+    /// tagged with it. -1 (the default): untagged, and tagged frames are dropped.</summary>
+    public int VlanId { get; init; } = -1;
 }

@@ -437,10 +437,12 @@ public class FuzzTests
         return sb.ToString();
     }
 
-    [Test]
-    public void MillionMutatedFramesIntoAStackWithLiveConnections()
+    /// <summary>The full run untagged; a shorter one with both stacks on VLAN 42 (frames injected mostly tagged
+    /// 42, some with another id or none).</summary>
+    [TestCase(-1, 1_000_000)]
+    [TestCase(42, 200_000)]
+    public void MutatedFramesIntoAStackWithLiveConnections(int vlan, int frames)
     {
-        const int Frames = 1_000_000;
         const int LiveConns = 8, Victims = 2;
         var rng = new Random(20261124);
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -454,7 +456,7 @@ public class FuzzTests
         {
             StackConfig Sized(Ipv4Address ip, ulong secret) => ConfigFor(ip, Gateway) with
             {
-                Secret = secret, MaxTcpConnections = 64, TcpSendBufferBytes = 64 * 1024, TcpReceiveBufferBytes = 64 * 1024,
+                Secret = secret, MaxTcpConnections = 64, TcpSendBufferBytes = 64 * 1024, TcpReceiveBufferBytes = 64 * 1024, VlanId = vlan,
             };
             var a = new NetStack(Sized(IpA, 0xA11CE), nic);
             var b = new NetStack(Sized(IpB, 0xB0B), vb);
@@ -515,6 +517,7 @@ public class FuzzTests
             int tcpBaseline = a.Tcp.LiveConnections, flowBaseline = a.Tcp.FlowTableCount, udpBaseline = a.Udp.OpenSockets;
             Assert.That(tcpBaseline, Is.EqualTo(1 + LiveConns + Victims));
 
+            if (vlan > 0) nic.TagWith(vlan, new Random(vlan));
             var corpus = Corpus(udpConnectedLocal.Port, conns.ConvertAll(c => c.PortA).ToArray());
             var frame = new byte[4096];
             var fragBuf = new byte[2048];
@@ -620,7 +623,7 @@ public class FuzzTests
             // and the applications move data on every connection.
             int injected = 0;
             var live = conns.FindAll(c => !c.Victim);
-            while (injected < Frames && failure is null)
+            while (injected < frames && failure is null)
             {
                 round++;
                 int batch = rng.Next(1, 32); // with a victim's RST at most one burst: all processed first in the next poll
@@ -672,17 +675,17 @@ public class FuzzTests
                 foreach (var v in conns)
                 {
                     // RFC 5961 §3.2: a RST at exactly RCV.NXT resets. Each victim gets one, a third and two thirds in.
-                    if (!v.Victim || v.ResetInjected || injected < Frames * (conns.IndexOf(v) - LiveConns + 1) / (Victims + 1)) continue;
+                    if (!v.Victim || v.ResetInjected || injected < frames * (conns.IndexOf(v) - LiveConns + 1) / (Victims + 1)) continue;
                     var t = a.Tcp.Peek(v.OnA)!;
                     var rst = new TcpRepr { SrcPort = t.RemotePort, DstPort = t.LocalPort, Seq = t.RcvNxt, Flags = TcpFlags.Rst, Options = TcpOptions.None };
-                    nic.Inject(frame.AsSpan(0, BuildSegment(frame, rst, default, rng, false, ipId++)));
+                    nic.Inject(frame.AsSpan(0, BuildSegment(frame, rst, default, rng, false, ipId++)), ours: true);
                     v.ResetInjected = true;
                     v.AtoB.Dead = v.BtoA.Dead = true;
                 }
                 Step();
                 foreach (var v in conns) if (v.Victim && v.ResetInjected && !v.ResetSeen) CheckVictim(v);
                 while (a.Accept(listenA, out var fuzzConn, out _) == Errno.Ok) a.Close(fuzzConn); // the stranger's
-                Traffic((double)injected / Frames);
+                Traffic((double)injected / frames);
                 UdpTraffic();
                 now += new TimeSpanMicros(rng.Next(0, 100));
                 if (rng.Next(2000) == 0) now += TimeSpanMicros.FromMilliseconds(rng.Next(1, 3000));
@@ -745,11 +748,11 @@ public class FuzzTests
             // ---- every frame is accounted for once, and the generator reached deep.
             var n = a.Counters;
             var tc = a.Tcp.Counters;
-            Assert.That(n.Link.FramesReceived, Is.GreaterThanOrEqualTo(Frames));
+            Assert.That(n.Link.FramesReceived, Is.GreaterThanOrEqualTo(frames));
             Assert.That(n.SumOfFrameOutcomes(), Is.EqualTo(n.Link.FramesReceived), n.ToString());
             Assert.That(new[] { n.Udp.Delivered, n.Icmp.EchoRequestsAnswered, n.Arp.RequestsAnswered, n.Ip.FragmentsStored,
                                 n.Icmp.ErrorsDelivered, n.Tcp.Delivered, n.Udp.NoPort, n.Ip.BadChecksum, n.Link.RxTooShort, n.Ip.Malformed,
-                                n.Link.RxVlanTagged, n.Tcp.Malformed, n.Tcp.BadChecksum, n.Arp.AddressConflict,
+                                vlan > 0 ? n.Link.RxOtherVlan + n.Link.RxUntagged : n.Link.RxVlanTagged, n.Tcp.Malformed, n.Tcp.BadChecksum, n.Arp.AddressConflict,
                                 tc.OutOfWindow, tc.RstChallenged, tc.SynChallenged, tc.AckTooNew, tc.AckTooOld, tc.NoAckFlag, tc.PawsRejected,
                                 tc.RstOutOfWindow, tc.ChallengeAcks, tc.PmtuUpdates, tc.IcmpSoftErrors, tc.ResetsReceived },
                         Has.All.GreaterThan(0), n + Describe(tc));

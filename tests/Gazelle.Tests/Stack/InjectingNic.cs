@@ -31,11 +31,36 @@ internal sealed class InjectingNic : INic, ITimedNic, IDisposable
     public NicOffloads Offloads => _inner.Offloads;
     public IPacketPool TxPool => _inner.TxPool;
 
-    public void Inject(ReadOnlySpan<byte> frame)
+    private int _vlan = -1;
+    private Random? _tagRandom;
+
+    /// <summary>From now on, injected frames get an 802.1Q tag as a VLAN's would: mostly <paramref name="vlanId"/>
+    /// (any priority), one in twenty another id, one in twenty none (which a stack on the VLAN must drop).</summary>
+    public void TagWith(int vlanId, Random rng)
+    {
+        _vlan = vlanId;
+        _tagRandom = rng;
+    }
+
+    /// <param name="ours">With <see cref="TagWith"/>: always tag with the VLAN's id.</param>
+    public void Inject(ReadOnlySpan<byte> frame, bool ours = false)
     {
         var b = _pool.Rent() ?? throw new InvalidOperationException("injection pool exhausted");
         b.Reset(0);
-        frame.CopyTo(b.Append(frame.Length));
+        int r = _vlan > 0 && frame.Length >= 12 ? (ours ? 0 : _tagRandom!.Next(20)) : 19;
+        if (r == 19)
+        {
+            frame.CopyTo(b.Append(frame.Length));
+        }
+        else
+        {
+            int id = r == 18 ? (_vlan == 4094 ? 1 : _vlan + 1) : _vlan;
+            var t = b.Append(frame.Length + 4);
+            frame[..12].CopyTo(t);
+            t[12] = 0x81; t[13] = 0x00;
+            t[14] = (byte)((_tagRandom!.Next(8) << 5) | (id >> 8)); t[15] = (byte)id;
+            frame[12..].CopyTo(t[16..]);
+        }
         _injected.Enqueue(b);
     }
 
