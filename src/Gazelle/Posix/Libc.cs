@@ -107,6 +107,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "epoll_pwait", SetLastError = true)] private static partial int epoll_pwait_(int ep, EpollEvent* e, int max, int t, void* m);
     public static int EpollPWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask) => R(epoll_pwait_(epfd, events, max, timeoutMs, sigmask));
 
+    [LibraryImport(Lib, EntryPoint = "epoll_pwait2", SetLastError = true)] private static partial int epoll_pwait2_(int ep, EpollEvent* e, int max, TimeSpec* t, void* m);
+    /// <summary>epoll_pwait with a timeout finer than a millisecond (Linux 5.11, glibc 2.35).</summary>
+    public static int EpollPWait2(int epfd, EpollEvent* events, int max, TimeSpec* timeout, void* sigmask) => R(epoll_pwait2_(epfd, events, max, timeout, sigmask));
+
     [LibraryImport(Lib, EntryPoint = "epoll_create1", SetLastError = true)] private static partial int epoll_create1_(int flags);
     public static int EpollCreate1(int flags) => R(epoll_create1_(flags));
 
@@ -148,4 +152,11 @@ internal static unsafe partial class Libc2
         nint r = write_(fd, buf, n);
         return r >= 0 ? r : -Marshal.GetLastPInvokeError();
     }
+}
+
+internal static unsafe partial class Libc2
+{
+    [LibraryImport(Lib, EntryPoint = "pthread_sigmask")] private static partial int pthread_sigmask_(int how, ulong* set, ulong* old);
+    /// <summary>pthread_sigmask over glibc sigset_t buffers (<see cref="LinuxAbi.SigSetWords"/> words); returns 0 or -errno.</summary>
+    public static int PthreadSigmask(int how, ulong* set, ulong* old) => -pthread_sigmask_(how, set, old);
 }

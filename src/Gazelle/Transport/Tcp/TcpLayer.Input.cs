@@ -280,6 +280,7 @@ public sealed partial class TcpLayer
         c.InAcceptQueue = true;
         l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = c.Index;
         l.AcceptCount++;
+        l.ReadEvents++;
         Counters.SynCookiesAccepted++;
         Counters.PassiveOpens++;
         Counters.Established++;
@@ -460,10 +461,12 @@ public sealed partial class TcpLayer
             t.InAcceptQueue = true;
             l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = t.Index;
             l.AcceptCount++;
+            l.ReadEvents++;
         }
         t.State = TcpState.Established;
         Counters.Established++;
         t.EverConnected = true;
+        t.WakeAll(); // a simultaneous open's connect() completed
         t.SndUna = t.Iss + 1;
         t.HeadTime = now;
         t.Retransmits = 0;
@@ -539,6 +542,7 @@ public sealed partial class TcpLayer
             t.State = TcpState.Established;
             Counters.Established++;
             t.EverConnected = true;
+            t.WakeAll(); // connect() completed
             ArmKeepalive(t);
             t.AckNow = true;
             if (!payload.IsEmpty) ReceiveData(t, h.Seq + 1, payload, now);
@@ -560,6 +564,7 @@ public sealed partial class TcpLayer
     {
         t.RcvNxt += 1;
         t.FinReceived = true;
+        t.WakeAll();
         t.OooFinValid = false;
         t.AckNow = true;
         switch (t.State)
@@ -610,6 +615,11 @@ public sealed partial class TcpLayer
             t.LastAckRecv = now;
             int dataAcked = Math.Min(acked, t.SndCount);
             t.ConsumeSend(dataAcked);
+            if (t.SendSpaceWanted && t.SendSpaceReady)
+            {
+                t.SendSpaceWanted = false;
+                t.WriteEvents++; // Linux tcp_check_space → sk_stream_write_space
+            }
             t.BytesAcked += dataAcked;
             t.SndUna = ack;
             t.HeadTime = now;
@@ -650,14 +660,17 @@ public sealed partial class TcpLayer
             {
                 case TcpState.FinWait1:
                     t.State = TcpState.FinWait2;
+                    t.WakeAll();
                     t.RtoDeadline = Instant.Never;
                     if (!t.UserOwned) t.StateDeadline = now + new TimeSpanMicros(FinWait2Micros);
                     break;
                 case TcpState.Closing:
                     EnterTimeWait(t, now);
+                    t.WakeAll();
                     break;
                 case TcpState.LastAck:
                     t.State = TcpState.Closed;
+                    t.WakeAll();
                     t.RtoDeadline = Instant.Never;
                     if (!t.UserOwned && !t.InAcceptQueue) Free(t);
                     else if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
@@ -730,6 +743,7 @@ public sealed partial class TcpLayer
                 advance = newNxt - t.RcvNxt;
             }
             t.RcvReadable += advance;
+            t.ReadEvents++; // in-order data arrived (out-of-order data wakes nobody, as in Linux)
             t.RcvNxt = newNxt;
             t.BytesReceived += advance;
             Counters.BytesReceived += advance;

@@ -108,6 +108,20 @@ public sealed partial class TcpLayer
     /// <summary>Entries of the 4-tuple table (must be 0 when every connection is gone).</summary>
     public int FlowTableCount => _flows.Count;
 
+    /// <summary>Connections whose FIN the peer has not yet acknowledged (FIN-WAIT-1, CLOSING, LAST-ACK): after
+    /// a close they still owe the peer data or a FIN, so a process that holds the stack must keep polling
+    /// before it exits, where the kernel would deliver them after the owner is gone.</summary>
+    public int UnacknowledgedCloses
+    {
+        get
+        {
+            int n = 0;
+            for (int i = 0; i < _activeCount; i++)
+                if (_tcbs[_active[i]].State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck) n++;
+            return n;
+        }
+    }
+
     /// <summary>The state of a connection (for tests and diagnostics).</summary>
     public TcpState GetState(SocketHandle socket) =>
         socket.Value >= 0 && socket.Value < _tcbs.Length && _tcbs[socket.Value].InUse ? _tcbs[socket.Value].State : TcpState.Closed;
@@ -369,8 +383,13 @@ public sealed partial class TcpLayer
         }
         if (t.FinQueued) return Errno.EPIPE;
         if (data.IsEmpty) return Errno.Ok;
-        if (t.SndSpace == 0) return Errno.EAGAIN;
+        if (t.SndSpace == 0)
+        {
+            t.SendSpaceWanted = true;
+            return Errno.EAGAIN;
+        }
         sent = t.AppendSend(data);
+        if (sent < data.Length) t.SendSpaceWanted = true;
         t.MoreHint = (flags & MessageFlags.More) != 0;
         Output(t);
         Touch(t);
@@ -401,6 +420,7 @@ public sealed partial class TcpLayer
         if (t.State is TcpState.Closed or TcpState.Listen or TcpState.SynSent) return Errno.ENOTCONN;
         if (how != ShutdownHow.Write) t.RcvShutdown = true;
         if (how != ShutdownHow.Read) QueueFin(t);
+        t.WakeAll(); // Linux's shutdown() wakes the socket's waiters (sk_state_change)
         Output(t);
         Touch(t);
         return Errno.Ok;
@@ -498,9 +518,11 @@ public sealed partial class TcpLayer
         if (t.PendingError != Errno.Ok) r |= Readiness.Error;
         if (t.RcvReadable > 0) r |= Readiness.Readable;
         if (t.FinReceived || t.RcvShutdown) r |= Readiness.Readable | Readiness.ReadHangUp;
-        // Linux sk_stream_is_writeable: free space at least half of what is queued (and some).
-        if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued && t.SndSpace > 0 && t.SndSpace >= t.SndCount / 2)
-            r |= Readiness.Writable;
+        if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued)
+        {
+            if (t.SendSpaceReady) r |= Readiness.Writable;
+            else t.SendSpaceWanted = true; // as Linux's tcp_poll sets SOCK_NOSPACE
+        }
         if (t.State == TcpState.Closed)
         {
             r |= Readiness.HangUp | Readiness.Writable;
@@ -509,6 +531,9 @@ public sealed partial class TcpLayer
         else if (t.FinReceived && t.FinQueued) r |= Readiness.HangUp;
         return r;
     }
+
+    public SocketEvents GetEvents(SocketHandle socket) =>
+        GetUser(socket, out var t) == Errno.Ok ? new SocketEvents(t.ReadEvents, t.WriteEvents) : default;
 
     public Errno TakeError(SocketHandle socket)
     {
