@@ -235,8 +235,17 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
 
     private bool TcpIcmpError(in IcmpError error)
     {
+        int mtu = error.NextHopMtu;
+        if (error.Code == Icmpv4UnreachableCode.FragmentationNeeded
+            && _tcp.QuotesDataInFlight(error.Local.Address, error.Remote.Address, error.Local.Port, error.Remote.Port, error.QuotedSequence))
+        {
+            // Only a report TCP accepts (RFC 5927 §4.1) lowers the path MTU: a forged one quoting nothing in
+            // flight must not shrink the path under a connection that keeps its MSS (every segment refused).
+            if (_ip.PathMtus.Update(error.Remote.Address, mtu, 0, _now)) Counters.Icmp.PathMtuUpdates++;
+            mtu = _ip.PathMtu(error.Remote.Address);
+        }
         _tcp.OnDestinationUnreachable(error.Local.Address, error.Remote.Address, error.Local.Port, error.Remote.Port,
-            error.QuotedSequence, error.Code, error.NextHopMtu, _now);
+            error.QuotedSequence, error.Code, mtu, _now);
         return true;
     }
 

@@ -729,7 +729,7 @@ public class FuzzTests
             {
                 Step();
                 while (a.Accept(listenA, out var fuzzConn, out _) == Errno.Ok) a.Close(fuzzConn);
-                UdpTraffic();
+                UdpTraffic(send: false); // nothing new to the stranger: its ARP queue must drain
                 now += TimeSpanMicros.FromMilliseconds(100);
             }
             for (int i = 0; i < 16 && (va.PendingTransmit + vb.PendingTransmit + va.PendingReceive(0) + vb.PendingReceive(0)) > 0; i++) Step();
@@ -748,8 +748,10 @@ public class FuzzTests
             // ---- every frame is accounted for once, and the generator reached deep.
             var n = a.Counters;
             var tc = a.Tcp.Counters;
+            TestContext.Out.WriteLine($"A: {n.Link.FramesReceived} frames received; TCP: {tc.ChallengeAcks} challenge ACKs, {tc.RtoTimeouts} RTOs, {tc.PmtuUpdates} PMTU updates, {n.Tcp.SendFailed} segments not sent ({n.Ip.TxTooBig} too big); ARP: {n.Arp.Evictions} evictions, {n.Arp.PendingQueueFull} queue-full drops");
             Assert.That(n.Link.FramesReceived, Is.GreaterThanOrEqualTo(frames));
             Assert.That(n.SumOfFrameOutcomes(), Is.EqualTo(n.Link.FramesReceived), n.ToString());
+            Assert.That(n.Ip.TxTooBig, Is.Zero, "TCP never sized a segment past the path MTU (every connection to B follows it)");
             Assert.That(new[] { n.Udp.Delivered, n.Icmp.EchoRequestsAnswered, n.Arp.RequestsAnswered, n.Ip.FragmentsStored,
                                 n.Icmp.ErrorsDelivered, n.Tcp.Delivered, n.Udp.NoPort, n.Ip.BadChecksum, n.Link.RxTooShort, n.Ip.Malformed,
                                 vlan > 0 ? n.Link.RxOtherVlan + n.Link.RxUntagged : n.Link.RxVlanTagged, n.Tcp.Malformed, n.Tcp.BadChecksum, n.Arp.AddressConflict,
