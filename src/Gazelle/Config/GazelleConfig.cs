@@ -70,6 +70,8 @@ public sealed record GazelleConfig
     public int UdpSocketCount { get; init; } = 1024;
     public int TcpSendBuffer { get; init; } = 256 * 1024;
     public int TcpRecvBuffer { get; init; } = 256 * 1024;
+    /// <summary>How long a connection stays in TIME_WAIT (2MSL), in milliseconds.</summary>
+    public int TcpTimeWaitMs { get; init; } = 60_000;
     public bool UdpEnable { get; init; } = true;
 
     // --- per-loop budgets (Gazelle names) ---
@@ -97,5 +99,6 @@ public sealed record GazelleConfig
         TcpSendBufferBytes = TcpSendBuffer,
         TcpReceiveBufferBytes = TcpRecvBuffer,
         VlanId = NicVlanMode is >= 1 and <= 4094 ? NicVlanMode : -1,
+        TimeWaitMicros = TcpTimeWaitMs * 1000L,
     };
 }
