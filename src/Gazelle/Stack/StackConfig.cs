@@ -14,6 +14,9 @@ public sealed record StackConfig
     public int MaxUdpSockets { get; init; } = 1024;
     public int TcpSendBufferBytes { get; init; } = 256 * 1024;
     public int TcpReceiveBufferBytes { get; init; } = 256 * 1024;
+    /// <summary>IEEE 802.1Q VLAN id, 1..4094: the stack tags every frame it sends with it and accepts only frames
+    /// tagged with it. -1 (the default): untagged, and tagged frames are dropped.</summary>
+    public int VlanId { get; init; } = -1;
     /// <summary>TIME_WAIT duration (2MSL, RFC 9293 §3.10.7.4); Linux's 60 s by default.</summary>
     public long TimeWaitMicros { get; init; } = 60_000_000;
 }

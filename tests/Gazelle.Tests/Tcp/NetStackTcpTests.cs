@@ -20,6 +20,8 @@ public class NetStackTcpTests
     private static readonly Ipv4Address IpA = Ipv4Address.Parse("10.1.0.1");
     private static readonly Ipv4Address IpB = Ipv4Address.Parse("10.1.0.2");
 
+    private const long LineRate = 1_000_000_000;
+
     private static StackConfig Cfg(Ipv4Address a) =>
         new() { Address = a, Netmask = Ipv4Address.Parse("255.255.255.0"), MaxTcpConnections = 32, MaxUdpSockets = 8 };
 
@@ -33,8 +35,10 @@ public class NetStackTcpTests
 
         public Net(ImpairmentProfile? impairment, ulong seed)
         {
-            Va = new UserVeth(new UserVethOptions { MacAddress = MacA, Name = "tcpa" });
-            Vb = new UserVeth(new UserVethOptions { MacAddress = MacB, Name = "tcpb" });
+            // Each host's link runs at 1 Gbit/s with 50 µs of propagation delay: virtual time advances as frames
+            // cross it, so even a loss-free transfer has a duration to bound.
+            Va = new UserVeth(new UserVethOptions { MacAddress = MacA, Name = "tcpa", LineRateBitsPerSecond = LineRate, Latency = new TimeSpanMicros(50) });
+            Vb = new UserVeth(new UserVethOptions { MacAddress = MacB, Name = "tcpb", LineRateBitsPerSecond = LineRate, Latency = new TimeSpanMicros(50) });
             Bridge.AddPort(Va);
             Bridge.AddPort(Vb);
             INic nicA = Va;
@@ -97,11 +101,14 @@ public class NetStackTcpTests
     private static byte PatternAt(long i) => (byte)((ulong)(i * 2654435761L) >> 13);
 
     /// <summary>Issue 3's acceptance: 100 MB through two whole stacks on a user-vbridge at 0%, 1% and 5%
-    /// loss with reordering and duplication, byte-exact, within a virtual-time bound that only holds
-    /// when loss is repaired by fast recovery (the RTO count stays a small fraction of it).</summary>
-    [TestCase(0.00, 11UL, 10.0)]
-    [TestCase(0.01, 12UL, 60.0)]
-    [TestCase(0.05, 13UL, 240.0)]
+    /// loss with reordering and duplication, byte-exact, within a virtual-time bound. The links run at 1 Gbit/s
+    /// (a 1448-byte segment takes 1538 bytes of wire), so 100 MB need 0.85 s at best: at 0% the bound (1 s) asks
+    /// for at least 85% of the line rate. With loss, the bounds only hold when loss is repaired by fast recovery:
+    /// repairing each of the ~700 (1%) or ~3500 (5%) lost segments by a 200 ms timeout would take 140 s or
+    /// 700 s, against bounds of 20 s and 120 s (and the RTO count must stay a small fraction).</summary>
+    [TestCase(0.00, 11UL, 1.0)]
+    [TestCase(0.01, 12UL, 20.0)]
+    [TestCase(0.05, 13UL, 120.0)]
     public void Bulk100MBThroughTwoStacksOnAVbridge(double drop, ulong seed, double maxVirtualSeconds)
     {
         var profile = drop == 0 ? null : new ImpairmentProfile
@@ -116,12 +123,17 @@ public class NetStackTcpTests
         var got = new byte[65536];
         long sent = 0, received = 0, mismatchAt = -1;
         var start = n.Now;
+        long filledFor = -1;
         bool done = n.RunUntil(() =>
         {
             if (sent < Total)
             {
                 int len = (int)Math.Min(chunk.Length, Total - sent);
-                for (int i = 0; i < len; i++) chunk[i] = PatternAt(sent + i);
+                if (filledFor != sent)
+                {
+                    for (int i = 0; i < len; i++) chunk[i] = PatternAt(sent + i);
+                    filledFor = sent;
+                }
                 if (n.A.Send(c, chunk.AsSpan(0, len), MessageFlags.None, out int k) == Errno.Ok) sent += k;
             }
             while (n.B.Receive(s, got, MessageFlags.None, out int k) == Errno.Ok && k > 0)
@@ -137,7 +149,7 @@ public class NetStackTcpTests
         TestContext.Out.WriteLine($"100 MB at {drop:P0} loss: virtual {seconds:F2} s, {fast} fast retransmits, {rto} RTO timeouts");
         Assert.That(mismatchAt, Is.EqualTo(-1), "first wrong byte");
         Assert.That(done && received == Total, Is.True, $"received {received}/{Total}");
-        Assert.That(seconds, Is.LessThan(maxVirtualSeconds), "virtual time: recovery too slow");
+        Assert.That(seconds, Is.LessThan(maxVirtualSeconds), "virtual time over the bound: line rate not reached, or loss repaired too slowly");
         if (drop > 0) Assert.That(rto * 10, Is.LessThan(fast), "loss must be repaired mostly by fast recovery, not timeouts");
         Assert.That(n.A.Close(c), Is.EqualTo(Errno.Ok));
         Assert.That(n.B.Close(s), Is.EqualTo(Errno.Ok));

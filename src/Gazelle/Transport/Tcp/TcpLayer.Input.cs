@@ -144,7 +144,7 @@ public sealed partial class TcpLayer
     {
         t.RtoMicros = InitialRtoMicros;
         t.Pmtu = _output.PathMtu(t.RemoteAddress);
-        int mtuMss = Math.Max(t.Pmtu - 40, 88);
+        int mtuMss = Math.Max(t.Pmtu - 40, MinimumMss);
         t.AdvMss = t.UserMss != 0 ? Math.Min(t.UserMss, mtuMss) : mtuMss;
         t.RcvMss = Math.Min(536, t.AdvMss);
         t.RcvWscale = WindowScaleFor(t.RcvBufSize);
@@ -216,7 +216,7 @@ public sealed partial class TcpLayer
             SrcPort = h.DstPort, DstPort = h.SrcPort, Seq = new SeqNum(cookie), Ack = irs + 1,
             Flags = TcpFlags.Syn | TcpFlags.Ack, Window = (ushort)Math.Min(l.RcvBufSize, 65535), Options = TcpOptions.None,
         };
-        int mtuMss = Math.Max(_output.PathMtu(src) - 40, 88);
+        int mtuMss = Math.Max(_output.PathMtu(src) - 40, MinimumMss);
         r.Options.Mss = (ushort)(l.UserMss != 0 ? Math.Min(l.UserMss, mtuMss) : mtuMss);
         if (h.Options.HasTimestamp)
         {

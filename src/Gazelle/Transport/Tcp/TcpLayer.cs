@@ -43,6 +43,8 @@ public sealed partial class TcpLayer
     internal const int EphemeralHigh = 60999;
     internal const int MaxBacklog = 4096;
     internal const int InitialWindowSegments = 10; // RFC 6928
+    /// <summary>Smallest MSS TCP uses whatever the path MTU says (Linux's TCP_MIN_MSS).</summary>
+    public const int MinimumMss = 88;
 
     // Linux socket option numbers.
     public const int SOL_SOCKET = 1, IPPROTO_IP = 0, IPPROTO_TCP = 6;
