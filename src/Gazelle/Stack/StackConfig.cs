@@ -14,4 +14,8 @@ public sealed record StackConfig
     public int MaxUdpSockets { get; init; } = 1024;
     public int TcpSendBufferBytes { get; init; } = 256 * 1024;
     public int TcpReceiveBufferBytes { get; init; } = 256 * 1024;
+    /// <summary>Largest SO_RCVBUF / SO_SNDBUF request honoured, as Linux's net.core.rmem_max / wmem_max
+    /// (the preload layer copies the kernel's; these defaults are Linux's own).</summary>
+    public int ReceiveBufferMax { get; init; } = 212992;
+    public int SendBufferMax { get; init; } = 212992;
 }

@@ -132,7 +132,7 @@ public sealed partial class TcpLayer
 
     private static void InheritOptions(Tcb l, Tcb c)
     {
-        c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize;
+        c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize; c.SndBufOption = l.SndBufOption; c.RcvBufOption = l.RcvBufOption;
         c.NoDelay = l.NoDelay; c.KeepAlive = l.KeepAlive; c.KeepIdleSec = l.KeepIdleSec; c.KeepIntvlSec = l.KeepIntvlSec;
         c.KeepCnt = l.KeepCnt; c.LingerOn = l.LingerOn; c.LingerSeconds = l.LingerSeconds; c.UserMss = l.UserMss; c.Tos = l.Tos;
         c.ReuseAddr = l.ReuseAddr;
@@ -720,7 +720,7 @@ public sealed partial class TcpLayer
             seq = t.RcvNxt;
         }
         int offset = seq - t.RcvNxt;
-        int room = t.RcvSpace - offset;
+        int room = t.RcvRoom - offset;
         if (room <= 0) { Counters.BytesTrimmed += payload.Length; t.AckNow = true; return; }
         if (payload.Length > room) { Counters.BytesTrimmed += payload.Length - room; payload = payload[..room]; }
 

@@ -565,16 +565,29 @@ public sealed partial class TcpLayer
                 Touch(t);
                 return Errno.Ok;
             case (SOL_SOCKET, SO_SNDBUF):
+            {
+                // The rings hold payload: half of what Linux counts (it doubles the request for overhead).
+                t.SndBufOption = SocketBufferSize.FromRequest(v, _config.SendBufferMax, SocketBufferSize.MinSend);
+                int ring = Math.Max(t.SndBufOption / 2, MinRingBytes);
+                if (t.RingsLive)
+                {
+                    t.ResizeSend(ring);
+                    if (t.SendSpaceReady) Output(t); // more may be queued now
+                    Touch(t);
+                }
+                else t.SndBufSize = ring;
+                return Errno.Ok;
+            }
             case (SOL_SOCKET, SO_RCVBUF):
             {
-                // Linux doubles the value for bookkeeping overhead; we store payload bytes, so we take it as given.
-                int size = Math.Clamp(v, 4096, 64 * 1024 * 1024);
-                if (t.InFlowTable || t.State != TcpState.Closed)
+                t.RcvBufOption = SocketBufferSize.FromRequest(v, _config.ReceiveBufferMax, SocketBufferSize.MinReceive);
+                int ring = Math.Max(t.RcvBufOption / 2, MinRingBytes);
+                if (t.RingsLive)
                 {
-                    // Rings are fixed once a connection exists (their content is live).
-                    return Errno.Ok;
+                    t.ResizeReceive(ring);
+                    MaybeWindowUpdate(t); // a larger ring opens the window now
                 }
-                if (name == SO_SNDBUF) t.SndBufSize = size; else t.RcvBufSize = size;
+                else t.RcvBufSize = ring; // the window scale is chosen from it at the SYN
                 return Errno.Ok;
             }
             case (SOL_SOCKET, SO_TYPE): case (SOL_SOCKET, SO_ERROR): return Errno.ENOPROTOOPT;
@@ -638,8 +651,8 @@ public sealed partial class TcpLayer
             case (SOL_SOCKET, SO_REUSEADDR): v = t.ReuseAddr ? 1 : 0; break;
             case (SOL_SOCKET, SO_REUSEPORT): v = t.ReusePort ? 1 : 0; break;
             case (SOL_SOCKET, SO_KEEPALIVE): v = t.KeepAlive ? 1 : 0; break;
-            case (SOL_SOCKET, SO_SNDBUF): v = t.SndBufSize; break;
-            case (SOL_SOCKET, SO_RCVBUF): v = t.RcvBufSize; break;
+            case (SOL_SOCKET, SO_SNDBUF): v = t.SndBufOption != 0 ? t.SndBufOption : 2 * t.SndBufSize; break;
+            case (SOL_SOCKET, SO_RCVBUF): v = t.RcvBufOption != 0 ? t.RcvBufOption : 2 * t.RcvBufSize; break;
             case (SOL_SOCKET, SO_TYPE): v = SOCK_STREAM; break;
             case (SOL_SOCKET, SO_ERROR): v = (int)TakeErrorOf(t); break;
             case (IPPROTO_TCP, TCP_NODELAY): v = t.NoDelay ? 1 : 0; break;
@@ -656,6 +669,9 @@ public sealed partial class TcpLayer
         length = 4;
         return Errno.Ok;
     }
+
+    /// <summary>Smallest ring we run a connection with (a few hundred bytes of window would stall on SWS rules).</summary>
+    private const int MinRingBytes = 2048;
 
     /// <summary>Linux's struct tcp_info (include/uapi/linux/tcp.h), little-endian.</summary>
     private void FillTcpInfo(Tcb t, Span<byte> b)
