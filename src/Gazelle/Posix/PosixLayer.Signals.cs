@@ -8,12 +8,12 @@ public sealed unsafe partial class PosixLayer
     /// <summary>
     /// The signal mask argument of ppoll, pselect and epoll_pwait, in force for the whole call as on
     /// Linux, busy-polling included. While the call polls the stack, every signal a program can catch is
-    /// held pending, so no handler runs unseen between two looks; each round then asks the kernel, under
-    /// the caller's mask, whether one it lets through is pending (<see cref="Interrupted"/>): the kernel
-    /// runs the handler there and the call ends with EINTR. The call's own kernel waits take the caller's
-    /// mask too. A signal the caller's mask blocks stays pending until the original mask is back at
-    /// return (<see cref="Restore"/>), where it is delivered, as after Linux's ppoll. The runtime's
-    /// signals (synchronous faults, the GC's SIGRTMIN) are never held.
+    /// held pending, so no handler runs unseen between two looks; every round that asks the kernel about
+    /// kernel fds also asks it, under the caller's mask, whether a signal it lets through is pending
+    /// (<see cref="Interrupted"/>): the kernel runs the handler there and the call ends with EINTR. The
+    /// call's own kernel waits take the caller's mask too. A signal the caller's mask blocks stays
+    /// pending until the original mask is back at return (<see cref="Restore"/>), where it is delivered,
+    /// as after Linux's ppoll. The runtime's signals (synchronous faults, the GC's SIGRTMIN) are never held.
     /// </summary>
     private struct CallSignals
     {
