@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,6 +403,31 @@ static void test_options(void)
     memset(&ti, 0, sizeof ti);
     show("TCP_INFO", getsockopt(c, IPPROTO_TCP, TCP_INFO, &ti, &len));
     printf("%-44s state %d len-ok %d\n", "  tcpi", ti.tcpi_state, len >= 104);
+    /* Values differ per stack; their meaning must not. c sent 200000 bytes to s above. Read at the
+     * offsets of Linux's struct tcp_info (include/uapi/linux/tcp.h; glibc's copy stops early). */
+    unsigned char tc[236], ts[236];
+    memset(tc, 0, sizeof tc);
+    memset(ts, 0, sizeof ts);
+    len = sizeof tc;
+    getsockopt(c, IPPROTO_TCP, TCP_INFO, tc, &len);
+    socklen_t lens = sizeof ts;
+    getsockopt(s, IPPROTO_TCP, TCP_INFO, ts, &lens);
+#define TI32(b, off) ({ uint32_t v_; memcpy(&v_, (b) + (off), 4); v_; })
+#define TI64(b, off) ({ uint64_t v_; memcpy(&v_, (b) + (off), 8); v_; })
+    flag("  tcpi len covers rcv_wnd", len == sizeof tc && lens == sizeof ts);
+    flag("  snd_mss, rcv_mss, advmss set", TI32(tc, 16) > 0 && TI32(tc, 20) > 0 && TI32(tc, 84) > 0);
+    flag("  options: SACK and window scaling", (tc[5] & 6) == 6);
+    flag("  0 < min_rtt <= rtt < rto, rto >= 200 ms", TI32(tc, 148) > 0 && TI32(tc, 148) <= TI32(tc, 68)
+         && TI32(tc, 68) < TI32(tc, 8) && TI32(tc, 8) >= 200000);
+    flag("  snd_cwnd >= 1, reordering >= 3", TI32(tc, 80) >= 1 && TI32(tc, 88) >= 3);
+    flag("  sender: bytes_sent >= 200000", TI64(tc, 200) >= 200000);
+    flag("  receiver: bytes_received >= 200000", TI64(ts, 128) >= 200000);
+    flag("  segs_out >= data_segs_out > 0", TI32(tc, 136) >= TI32(tc, 156) && TI32(tc, 156) > 0);
+    flag("  receiver: segs_in >= data_segs_in > 0", TI32(ts, 140) >= TI32(ts, 152) && TI32(ts, 152) > 0);
+    flag("  receiver got data within 10 s", TI32(ts, 52) < 10000);
+    flag("  no max pacing rate", TI64(tc, 112) == ~0ULL);
+    flag("  snd_wnd and rcv_wnd > 0", TI32(tc, 228) > 0 && TI32(tc, 232) > 0);
+    flag("  ca_state Open, nothing lost", tc[1] == 0 && TI32(tc, 32) == 0);
     int err = -1;
     len = sizeof err;
     getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len);

@@ -182,6 +182,14 @@ internal sealed class Tcb
     public long BytesAcked, BytesReceived, BytesSent, BytesRetrans;
     public uint SegsIn, SegsOut, DataSegsIn, DataSegsOut, OooPackets;
     public Instant LastDataSent, LastDataRecv, LastAckRecv;
+    /// <summary>When the connection reached ESTABLISHED (the last-sent/received clocks start there, as Linux's).</summary>
+    public Instant EstablishedAt;
+    /// <summary>D-SACK blocks received (duplicates the peer saw) and spurious recoveries undone (reordering).</summary>
+    public uint DsackDups, ReordSeen;
+    /// <summary>RTO expiries, RTO recovery episodes and the time spent in them (µs; Linux's tcpi_total_rto*).</summary>
+    public uint TotalRto, TotalRtoRecoveries;
+    public long TotalRtoMicros;
+    public Instant RtoRecoveryStart;
 
     /// <summary>Payload bytes per segment after the options we send on every segment (Linux's mss_cache).</summary>
     public int EffectiveMss => Math.Max(SndMss - (TsOk ? 12 : 0), 64);
@@ -195,6 +203,12 @@ internal sealed class Tcb
 
     /// <summary>Linux sk_stream_is_writeable: free space at least half of what is queued (and some).</summary>
     public bool SendSpaceReady => SndSpace > 0 && SndSpace >= SndCount / 2;
+
+    /// <summary>Reached ESTABLISHED: the TCP_INFO clocks start (Linux sets lsndtime, lrcvtime and rcv_tstamp here).</summary>
+    public void MarkEstablished(Instant now)
+    {
+        EstablishedAt = LastDataSent = LastDataRecv = LastAckRecv = now;
+    }
 
     /// <summary>A state change or an error: every kind of waiter is woken.</summary>
     public void WakeAll()
@@ -234,6 +248,8 @@ internal sealed class Tcb
         Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
         PendingError = Errno.Ok; SoftError = Errno.Ok; SendSpaceWanted = false;
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
+        LastDataSent = LastDataRecv = LastAckRecv = EstablishedAt = default;
+        DsackDups = ReordSeen = TotalRto = TotalRtoRecoveries = 0; TotalRtoMicros = 0;
     }
 
     /// <summary>Allocates or resizes the rings (control path only: connect/accept/setsockopt).</summary>

@@ -276,6 +276,7 @@ public sealed partial class TcpLayer
         c.MaxSndWnd = c.SndWnd;
         c.SndWl1 = h.Seq; c.SndWl2 = h.Ack;
         c.State = TcpState.Established;
+        c.MarkEstablished(now);
         c.Parent = l.Index;
         c.InAcceptQueue = true;
         l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = c.Index;
@@ -467,6 +468,7 @@ public sealed partial class TcpLayer
         Counters.Established++;
         t.EverConnected = true;
         t.WakeAll(); // a simultaneous open's connect() completed
+        t.MarkEstablished(now);
         t.SndUna = t.Iss + 1;
         t.HeadTime = now;
         t.Retransmits = 0;
@@ -543,6 +545,7 @@ public sealed partial class TcpLayer
             Counters.Established++;
             t.EverConnected = true;
             t.WakeAll(); // connect() completed
+            t.MarkEstablished(now);
             ArmKeepalive(t);
             t.AckNow = true;
             if (!payload.IsEmpty) ReceiveData(t, h.Seq + 1, payload, now);
@@ -631,6 +634,7 @@ public sealed partial class TcpLayer
                 SampleRtt(t, now - t.RttStart, now);
                 t.RttTiming = false;
             }
+            if (t.Retransmits > 0 && t.TotalRtoRecoveries > 0) t.TotalRtoMicros += (now - t.RtoRecoveryStart).Value; // RTO recovery over
             t.Retransmits = 0;
             t.Backoff = 0;
             t.PersistBackoff = 0;
@@ -685,6 +689,7 @@ public sealed partial class TcpLayer
         for (int i = 0; i < h.Options.SackCount && i < SackBlockArray.MaxBlocks; i++)
         {
             var b = h.Options.Sack[i];
+            if (i == 0 && b.Left < b.Right && b.Right <= t.SndUna) t.DsackDups++; // RFC 2883 §4: below the ACK
             if (!(b.Left < b.Right) || b.Right > t.SndMax || b.Right <= t.SndUna)
             {
                 if (!(b.Right <= t.SndUna)) Counters.SackBlocksInvalid++; // below SND.UNA is a D-SACK: harmless
