@@ -49,6 +49,18 @@ internal static unsafe class Exports
         }
     }
 
+    /// <summary>How long an exiting process keeps driving its stack so that closed connections deliver
+    /// their data and FIN (<see cref="PosixLayer.FlushAtExit"/>): over memif or a veth that takes
+    /// milliseconds; the bound only matters when a peer stopped reading or vanished.</summary>
+    private static readonly Time.TimeSpanMicros ExitFlushBound = Time.TimeSpanMicros.FromSeconds(3);
+
+    [UnmanagedCallersOnly(EntryPoint = "gz_exit_flush")]
+    private static void ExitFlush()
+    {
+        try { Layer?.FlushAtExit(ExitFlushBound); }
+        catch (Exception e) { Failed(e); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "gz_socket")]
     private static int Socket(int domain, int type, int protocol)
     {

@@ -93,6 +93,7 @@ struct gz_stack_api {
     int (*select)(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout);
     int (*pselect)(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask);
     void (*after_fork)(int in_child);
+    void (*exit_flush)(void);
     long (*debug_collect)(void);
 };
 
@@ -142,6 +143,20 @@ static void restore_program_signals(const struct sigaction *saved)
     }
 }
 
+static int forked_child;
+
+/* atexit: the stack lives in this process, so what its closed connections still owe their peers
+ * (data, a FIN) would die with it, where the kernel would deliver it after the owner is gone. The
+ * stack closes what is still open and drives the connections to the end (bounded) first. A forked
+ * child never enters .NET (its stack_state is -1); _exit and fatal signals skip this, as they must. */
+static void flush_at_exit(void)
+{
+    if (atomic_load(&stack_state) <= 0 || forked_child || !api.exit_flush) return;
+    in_stack++;
+    api.exit_flush();
+    in_stack--;
+}
+
 /* Threads that the runtime and DPDK start (the finalizer, EAL's interrupt and worker threads) inherit
  * the signal mask of the thread that starts them: load_stack blocks for them every signal a program
  * can catch, so a signal sent to the process is always handled on one of the program's own threads,
@@ -181,6 +196,7 @@ static void load_stack(void)
     GZ_FD_HOOKS(GZ_BIND_HOOK)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
     GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(after_fork)
+    GZ_BIND(exit_flush)
     GZ_BIND(debug_collect)
     struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION };
     int rc = api.init ? api.init(&info) : -ENOSYS;
@@ -193,6 +209,7 @@ static void load_stack(void)
         return;
     }
     atomic_store(&stack_state, 1);
+    atexit(flush_at_exit);
 }
 
 static inline int stack_running(void)
@@ -237,8 +254,6 @@ static inline int came_from_stack(void)
  * them), and new sockets go to the kernel. Pending sockets and epoll sets are real kernel objects:
  * in the child they simply become the kernel's. The parent keeps its sockets and stack untouched.
  * A program the child execs starts fresh: the preload applies anew. */
-static int forked_child;
-
 static void become_forked_child(void)
 {
     forked_child = 1;

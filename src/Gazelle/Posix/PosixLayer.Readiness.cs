@@ -206,10 +206,11 @@ public sealed unsafe partial class PosixLayer
 
     public int EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
     {
-        var signals = CallSignals.Hold(sigmask);
+        ulong* own = stackalloc ulong[SigSetWords];
+        var signals = sigmask != null ? CallSignals.Hold(sigmask) : CallSignals.Own(own);
         try
         {
-            return EpollWaitCore(epfd, events, max, timeoutMs, sigmask, in signals);
+            return EpollWaitCore(epfd, events, max, timeoutMs, sigmask, ref signals);
         }
         finally
         {
@@ -217,7 +218,7 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
-    private int EpollWaitCore(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask, in CallSignals signals)
+    private int EpollWaitCore(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask, ref CallSignals signals)
     {
         if (max <= 0) return -(int)Errno.EINVAL;
         if (events == null) return -(int)Errno.EFAULT;
@@ -244,12 +245,13 @@ public sealed unsafe partial class PosixLayer
                 if (k > 0) n += k;
             }
             if (n > 0 || timeoutMs == 0) return n; // Linux's epoll_pwait(0) does not look at signals
-            if (wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr;
+            signals.HoldForWait();
+            if (wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr; // a syscall: as often as kernel fds
             if (wait.Next(timeout, out long us) < 0) return 0;
             if (us >= 0)
             {
                 var ts = TimeSpec.FromMicros(us);
-                int k = Libc.EpollPWait2(epfd, events, max, &ts, sigmask);
+                int k = Libc.EpollPWait2(epfd, events, max, &ts, signals.WaitMask(sigmask));
                 if (k != 0) return k; // kernel events, or EINTR
             }
         }
@@ -259,8 +261,16 @@ public sealed unsafe partial class PosixLayer
 
     public int Poll(PollFd* fds, nuint n, int timeoutMs)
     {
-        CallSignals none = default;
-        return PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null, in none);
+        ulong* own = stackalloc ulong[SigSetWords];
+        var signals = CallSignals.Own(own);
+        try
+        {
+            return PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null, ref signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
     }
 
     public int PPoll(PollFd* fds, nuint n, TimeSpec* timeout, void* sigmask)
@@ -270,7 +280,7 @@ public sealed unsafe partial class PosixLayer
         var signals = CallSignals.Hold(sigmask);
         try
         {
-            return PollCore(fds, n, us, sigmask, in signals);
+            return PollCore(fds, n, us, sigmask, ref signals);
         }
         finally
         {
@@ -286,7 +296,7 @@ public sealed unsafe partial class PosixLayer
         return (short)(r & ((uint)(ushort)events | EPOLLERR | EPOLLHUP));
     }
 
-    private int PollCore(PollFd* fds, nuint n, long timeoutMicros, void* sigmask, in CallSignals signals)
+    private int PollCore(PollFd* fds, nuint n, long timeoutMicros, void* sigmask, ref CallSignals signals)
     {
         if (n > 1024 * 1024) return -(int)Errno.EINVAL;
         if (n > 0 && fds == null) return -(int)Errno.EFAULT;
@@ -328,13 +338,14 @@ public sealed unsafe partial class PosixLayer
                 }
                 for (int i = 0; i < count; i++) if (fds[i].Revents != 0) ready++;
                 if (ready > 0) return ready;
+                if (timeoutMicros != 0) signals.HoldForWait();
                 if (wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr;
                 if (timeoutMicros == 0) return 0;
                 if (wait.Next(timeoutMicros, out long us) < 0) return 0;
                 if (us >= 0)
                 {
                     var ts = TimeSpec.FromMicros(us);
-                    int k = Libc.PPoll(kernel, (nuint)m, &ts, sigmask);
+                    int k = Libc.PPoll(kernel, (nuint)m, &ts, signals.WaitMask(sigmask));
                     if (k == -(int)Errno.EINTR) return k;
                 }
             }
@@ -356,8 +367,17 @@ public sealed unsafe partial class PosixLayer
         if (timeout != null && (timeout->Seconds < 0 || timeout->Microseconds < 0)) return -(int)Errno.EINVAL;
         long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + timeout->Microseconds;
         var start = _clock();
-        CallSignals none = default;
-        int result = SelectCore(nfds, r, w, e, us, null, in none);
+        ulong* own = stackalloc ulong[SigSetWords];
+        var signals = CallSignals.Own(own);
+        int result;
+        try
+        {
+            result = SelectCore(nfds, r, w, e, us, null, ref signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
         if (timeout != null && result >= 0)
         {
             // Linux writes back the time not slept.
@@ -375,7 +395,7 @@ public sealed unsafe partial class PosixLayer
         var signals = CallSignals.Hold(sigmask);
         try
         {
-            return SelectCore(nfds, r, w, e, us, sigmask, in signals);
+            return SelectCore(nfds, r, w, e, us, sigmask, ref signals);
         }
         finally
         {
@@ -383,7 +403,7 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
-    private int SelectCore(int nfds, ulong* r, ulong* w, ulong* e, long timeoutMicros, void* sigmask, in CallSignals signals)
+    private int SelectCore(int nfds, ulong* r, ulong* w, ulong* e, long timeoutMicros, void* sigmask, ref CallSignals signals)
     {
         if (nfds < 0) return -(int)Errno.EINVAL;
         int limit = Math.Min(nfds, FD_SETSIZE);
@@ -435,6 +455,7 @@ public sealed unsafe partial class PosixLayer
                 stack[i] |= kernel[i];
                 count += BitOperations.PopCount(stack[i]);
             }
+            if (count == 0 && timeoutMicros != 0) signals.HoldForWait();
             if (count == 0 && wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr; // the sets stay as given
             if (count > 0 || timeoutMicros == 0 || wait.Next(timeoutMicros, out long us) < 0)
             {
@@ -450,7 +471,7 @@ public sealed unsafe partial class PosixLayer
                     if (FileOf(fd) is { Placement: Placement.Stack })
                         for (int s = 0; s < 3; s++) kernel[s * Words + fd / 64] &= ~(1UL << (fd % 64));
                 var ts = TimeSpec.FromMicros(us);
-                k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &ts, sigmask);
+                k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &ts, signals.WaitMask(sigmask));
                 if (k == -(int)Errno.EINTR) return k;
             }
         }

@@ -709,6 +709,35 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
+    /// <summary>
+    /// The process is exiting (the shim calls this from atexit). Linux closes every fd of an exiting process and
+    /// the kernel goes on delivering what its connections were sent (RFC 9293 §3.10.4: CLOSE leaves queued data to
+    /// be sent); here the stack dies with the process, so exit does the same itself: every socket still held is
+    /// closed (a FIN after its data, or a RST for unread data, as Linux), then the stack is polled until no closed
+    /// connection owes its peer data or a FIN, or <paramref name="bound"/> passes (a peer that stopped reading
+    /// or vanished); whatever is left then is lost. Returns whether everything was delivered.
+    /// </summary>
+    public bool FlushAtExit(TimeSpanMicros bound)
+    {
+        lock (_lock)
+        {
+            for (int fd = 0; fd < _entries.Length; fd++)
+                if (_entries[fd] is SocketFile) Forget(fd);
+        }
+        var start = _clock();
+        while (true)
+        {
+            lock (_lock)
+            {
+                PollStack();
+                if (!_stack.HasUnfinishedOutput) return true;
+            }
+            var now = _clock();
+            if ((now - start).Value >= bound.Value) return false;
+            if ((now - start).Value > _policy.SpinMicros && _policy.SpinMicros >= 0) Thread.Sleep(_policy.BlockMillis);
+        }
+    }
+
     /// <summary>Diagnostics: how many fds the layer currently holds (stack, pending, dual sockets and epoll sets).</summary>
     public int HeldFds
     {

@@ -80,6 +80,10 @@ public interface ISocketApi
     /// <summary>Pending error (SO_ERROR), cleared by reading it.</summary>
     Errno TakeError(SocketHandle socket);
 
+    /// <summary>True while closed connections still owe their peers data or a FIN (or packets wait for address
+    /// resolution): the stack must keep being polled before its process exits, or these are lost.</summary>
+    bool HasUnfinishedOutput { get; }
+
     /// <summary>Drives the stack: receives from the NIC, runs protocol input and timers, transmits.
     /// Returns the next instant at which timers need it (<see cref="Instant.Never"/> if none).</summary>
     Instant Poll(Instant now);

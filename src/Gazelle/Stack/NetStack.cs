@@ -71,6 +71,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         return e;
     }
 
+    /// <inheritdoc/>
+    public bool HasUnfinishedOutput => _tcp.UnacknowledgedCloses > 0 || _arp.PendingPackets > 0;
+
     // ------------------------------------------------------------------ poll loop
 
     /// <summary>Receives a burst, dispatches it, runs ARP/reassembly/TCP timers, transmits. Returns the

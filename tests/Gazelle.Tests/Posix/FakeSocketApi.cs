@@ -34,6 +34,9 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
     private readonly List<Sock> _socks = [];
     private ushort _nextPort = 40000;
 
+    /// <summary>The stand-in delivers at once: nothing is ever left to send.</summary>
+    public bool HasUnfinishedOutput => false;
+
     public int OpenSockets => _socks.Count(s => !s.Closed);
     public int PollCount { get; private set; }
 

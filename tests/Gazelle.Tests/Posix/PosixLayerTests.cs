@@ -165,6 +165,23 @@ public unsafe class PosixLayerTests
     }
 
     [Test]
+    public void FlushAtExitClosesEverySocketTheProcessStillHolds()
+    {
+        var (l, c, s) = StackPair();
+        Assert.That(SendText(c, "last words"), Is.EqualTo(10));
+        int pending = Tcp();
+        Assert.That(_stack.OpenSockets, Is.EqualTo(3));
+        Assert.That(_layer.FlushAtExit(TimeSpanMicros.FromSeconds(1)), Is.True, "nothing left owed");
+        Assert.That(_stack.OpenSockets, Is.Zero, "every stack socket closed, as Linux closes an exiting process's fds");
+        Assert.That(_layer.HeldFds, Is.Zero);
+        foreach (int fd in new[] { l, c, s, pending })
+        {
+            Assert.That(_table[fd], Is.EqualTo(FdKind.Kernel));
+            Assert.That(Libc.Close(fd), Is.Zero, "the kernel fds stay for the kernel to close at exit");
+        }
+    }
+
+    [Test]
     public void NonBlockingConnectReportsEinprogressThenSoError()
     {
         int l = Tcp();

@@ -106,6 +106,20 @@ public sealed partial class TcpLayer
     /// <summary>Entries of the 4-tuple table (must be 0 when every connection is gone).</summary>
     public int FlowTableCount => _flows.Count;
 
+    /// <summary>Connections whose FIN the peer has not yet acknowledged (FIN-WAIT-1, CLOSING, LAST-ACK): after
+    /// a close they still owe the peer data or a FIN, so a process that holds the stack must keep polling
+    /// before it exits, where the kernel would deliver them after the owner is gone.</summary>
+    public int UnacknowledgedCloses
+    {
+        get
+        {
+            int n = 0;
+            for (int i = 0; i < _activeCount; i++)
+                if (_tcbs[_active[i]].State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck) n++;
+            return n;
+        }
+    }
+
     /// <summary>The state of a connection (for tests and diagnostics).</summary>
     public TcpState GetState(SocketHandle socket) =>
         socket.Value >= 0 && socket.Value < _tcbs.Length && _tcbs[socket.Value].InUse ? _tcbs[socket.Value].State : TcpState.Closed;
