@@ -216,6 +216,7 @@ internal sealed class Tcb
         ReadEvents++;
         WriteEvents++;
     }
+
     public int RcvSpace => Math.Max(0, RcvBufSize - RcvReadable);
 
     /// <summary>Room for data at RCV.NXT: the free space, or the window already advertised when that is
