@@ -57,7 +57,13 @@ internal static unsafe class Exports
     [UnmanagedCallersOnly(EntryPoint = "gz_exit_flush")]
     private static void ExitFlush()
     {
-        try { Layer?.FlushAtExit(ExitFlushBound); }
+        try
+        {
+            if (s_process is not { Layer: { } layer } process) return;
+            int leftOpen = process.WantsExitStats ? process.OpenStackSockets() : 0;
+            bool delivered = layer.FlushAtExit(ExitFlushBound);
+            process.WriteExitStats(leftOpen, delivered);
+        }
         catch (Exception e) { Failed(e); }
     }
 
@@ -336,6 +342,29 @@ internal static unsafe class Exports
     [UnmanagedCallersOnly(EntryPoint = "gz_after_fork")]
     private static void AfterFork(int inChild)
     {
+    }
+
+    /// <summary>
+    /// The process's stats ("name value" lines, docs/stats.md) into <paramref name="buf"/> (NUL-terminated,
+    /// cut at <paramref name="size"/> - 1 bytes). Returns the full length, as snprintf does, or -ENOTCONN when
+    /// the stack serves nothing in this process.
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "gz_stats")]
+    private static long Stats(byte* buf, nuint size)
+    {
+        try
+        {
+            if (s_process?.Stats() is not { } text) return -(int)Sockets.Errno.ENOTCONN;
+            var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+            if (buf != null && size > 0)
+            {
+                int n = (int)Math.Min((nuint)bytes.Length, size - 1);
+                bytes.AsSpan(0, n).CopyTo(new Span<byte>(buf, n));
+                buf[n] = 0;
+            }
+            return bytes.Length;
+        }
+        catch (Exception e) { return Failed(e); }
     }
 
     /// <summary>Forces a full blocking collection (diagnostics and the preload tests).</summary>

@@ -1,10 +1,13 @@
+using System.Reflection;
 using System.Security.Cryptography;
+using System.Text;
 using Gazelle.Config;
 using Gazelle.Devices;
 using Gazelle.Devices.Dpdk;
 using Gazelle.Posix;
 using Gazelle.Stack;
 using Gazelle.Time;
+using Gazelle.Transport.Tcp;
 
 namespace Gazelle.Native;
 
@@ -17,41 +20,36 @@ namespace Gazelle.Native;
 internal sealed class PreloadProcess
 {
     private readonly Eal? _eal;
-    private readonly INic? _nic;
+    private readonly DpdkPort? _port;
+    private readonly NetStack? _stack;
+    private readonly FdKindTable _fds;
 
-    private PreloadProcess(PosixLayer? layer, Eal? eal = null, INic? nic = null)
+    private PreloadProcess(FdKindTable fds, PosixLayer? layer = null, Eal? eal = null, DpdkPort? port = null, NetStack? stack = null)
     {
+        _fds = fds;
         Layer = layer;
         _eal = eal;
-        _nic = nic;
+        _port = port;
+        _stack = stack;
     }
 
     public PosixLayer? Layer { get; }
 
     public static PreloadProcess Start(FdKindTable fds)
     {
-#if GAZELLE_FAKE_STACK
-        if (Wire.Ipv4Address.TryParse(Environment.GetEnvironmentVariable("GAZELLE_FAKE_STACK_ADDR") ?? "", out var fake))
-        {
-            Console.Error.WriteLine($"gazelle: TEST BUILD: {fake}/24 is served by the in-memory stand-in stack");
-            var fakeTerritory = new Territory(fake.Value, new Wire.Ipv4Address(255, 255, 255, 0), Wire.Ipv4Address.Any);
-            return new PreloadProcess(new PosixLayer(new Tests.Posix.FakeSocketApi(fake.Value), fakeTerritory, fds,
-                MonotonicClock.Now, PollPolicy.FromEnvironment()));
-        }
-#endif
         string? gazelleConf = Environment.GetEnvironmentVariable(ConfigLoader.GazelleConfVariable);
         string? lstackConf = Environment.GetEnvironmentVariable(ConfigLoader.LstackConfPathVariable);
         if (string.IsNullOrWhiteSpace(gazelleConf) && string.IsNullOrWhiteSpace(lstackConf))
         {
             Console.Error.WriteLine("gazelle: no configuration (set GAZELLE_CONF to an lstack.conf): sockets run on the kernel");
-            return new PreloadProcess(null);
+            return new PreloadProcess(fds);
         }
         var result = ConfigLoader.LoadFile(ConfigLoader.ResolvePath(gazelleConf, lstackConf));
         if (!result.IsOk)
         {
             foreach (var error in result.Errors) Console.Error.WriteLine($"gazelle: {error}");
             Console.Error.WriteLine("gazelle: configuration refused: sockets run on the kernel");
-            return new PreloadProcess(null);
+            return new PreloadProcess(fds);
         }
         var config = result.Config!;
         Eal? eal = null;
@@ -71,14 +69,14 @@ internal sealed class PreloadProcess
             };
             var stack = new NetStack(stackConfig, port);
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, PollPolicy.FromEnvironment());
-            return new PreloadProcess(layer, eal, port);
+            return new PreloadProcess(fds, layer, eal, port, stack);
         }
         catch (Exception e) when (e is DpdkException or InvalidOperationException or ArgumentException or DllNotFoundException or EntryPointNotFoundException)
         {
             port?.Dispose();
             eal?.Dispose();
             Console.Error.WriteLine($"gazelle: {config.Source}: cannot start the device ({e.Message}): sockets run on the kernel");
-            return new PreloadProcess(null);
+            return new PreloadProcess(fds);
         }
     }
 
@@ -124,5 +122,74 @@ internal sealed class PreloadProcess
             eal.Dispose();
             throw;
         }
+    }
+
+    /// <summary>How long the stats wait for the layer's lock (a thread inside a call holds it briefly).</summary>
+    private static readonly TimeSpan StatsLockWait = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Names the file the exit handler writes the stats to (docs/stats.md).</summary>
+    public const string StatsFileVariable = "GAZELLE_STATS";
+
+    /// <summary>Whether GAZELLE_STATS asks for the stats at exit.</summary>
+    public bool WantsExitStats => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(StatsFileVariable));
+
+    /// <summary>Sockets with a live stack side the program holds (before the exit flush closes them).</summary>
+    public int OpenStackSockets()
+    {
+        int n = 0;
+        if (Layer is { } layer) layer.Inspect(StatsLockWait, () => n = layer.StackSocketFds);
+        return n;
+    }
+
+    /// <summary>At exit, after the flush: when GAZELLE_STATS names a file, writes the stats there, preceded by
+    /// what the exit did (docs/stats.md).</summary>
+    public void WriteExitStats(int leftOpen, bool delivered)
+    {
+        string? path = Environment.GetEnvironmentVariable(StatsFileVariable);
+        if (string.IsNullOrEmpty(path) || Layer is not { } layer || _stack is not { } stack) return;
+        var sb = new StringBuilder();
+        sb.Append("exit.left_open ").Append(leftOpen).Append('\n');
+        sb.Append("exit.delivered ").Append(delivered ? 1 : 0).Append('\n');
+        layer.Inspect(StatsLockWait, () => AppendStats(layer, stack, sb));
+        try { File.WriteAllText(path, sb.ToString()); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"gazelle: {StatsFileVariable}: {e.Message}"); }
+    }
+
+    private const int StateCount = (int)TcpState.Closing + 1;
+
+    /// <summary>The stats as "name value" lines (docs/stats.md), read under the layer's lock after one poll;
+    /// null when the stack does not serve this process or the lock was not free.</summary>
+    public string? Stats()
+    {
+        if (Layer is not { } layer || _stack is not { } stack) return null;
+        var sb = new StringBuilder();
+        return layer.Inspect(StatsLockWait, () => AppendStats(layer, stack, sb)) ? sb.ToString() : null;
+    }
+
+    private void AppendStats(PosixLayer layer, NetStack stack, StringBuilder sb)
+    {
+        void Line(string name, long value) => sb.Append(name).Append(' ').Append(value).Append('\n');
+        Line("tcp.connections", stack.Tcp.LiveConnections);
+        Line("tcp.flows", stack.Tcp.FlowTableCount);
+        Line("tcp.capacity", stack.Tcp.PoolCapacity);
+        Span<int> states = stackalloc int[StateCount];
+        stack.Tcp.CountByState(states);
+        for (int s = 1; s < StateCount; s++) Line("tcp.state." + ((TcpState)s).ToString().ToLowerInvariant(), states[s]);
+        Line("udp.sockets", stack.Udp.OpenSockets);
+        if (_port is not null)
+        {
+            var pool = _port.Pool(0);
+            Line("pool.capacity", pool.Capacity);
+            Line("pool.in_use", pool.InUse);
+            Line("pool.mbufs_in_use", pool.MempoolInUse);
+        }
+        Line("posix.fds", layer.HeldFds);
+        Line("posix.stack_fds", layer.StackSocketFds);
+        int marked = 0;
+        for (int fd = 0; fd < _fds.Limit; fd++) if (_fds[fd] != FdKind.Kernel) marked++;
+        Line("shim.marked_fds", marked);
+        foreach (var (name, value, _) in stack.Counters.Snapshot()) if (value != 0) Line("counter." + name, value);
+        foreach (var f in typeof(TcpCounters).GetFields(BindingFlags.Public | BindingFlags.Instance))
+            if (f.FieldType == typeof(long) && (long)f.GetValue(stack.Tcp.Counters)! is var v && v != 0) Line("counter.TcpLayer." + f.Name, v);
     }
 }

@@ -95,6 +95,7 @@ struct gz_stack_api {
     void (*after_fork)(int in_child);
     void (*exit_flush)(void);
     long (*debug_collect)(void);
+    long (*stats)(char *buf, size_t size);
 };
 
 static struct gz_stack_api api;
@@ -197,7 +198,7 @@ static void load_stack(void)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
     GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(after_fork)
     GZ_BIND(exit_flush)
-    GZ_BIND(debug_collect)
+    GZ_BIND(debug_collect) GZ_BIND(stats)
     struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
@@ -512,6 +513,24 @@ GZ_EXPORT long gazelle_shim_reentries(void) { return atomic_load(&reentries); }
 
 /* 1 when the NativeAOT stack is loaded and running, -1 when it could not start, 0 before first use. */
 GZ_EXPORT int gazelle_stack_state(void) { return atomic_load(&stack_state); }
+
+/* The stack's stats ("name value" lines, docs/stats.md) into buf, NUL-terminated; returns their full
+ * length (as snprintf), or -1 with errno ENOTCONN when the stack serves nothing here. Never loads it. */
+GZ_EXPORT long gazelle_stats(char *buf, size_t size)
+{
+    if (atomic_load(&stack_state) <= 0 || forked_child || !api.stats) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    in_stack++;
+    long r = api.stats(buf, size);
+    in_stack--;
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
 
 /* Forces a full garbage collection inside the stack; returns the gen-2 collection count or -1. */
 GZ_EXPORT long gazelle_debug_collect(void)

@@ -18,4 +18,6 @@ public sealed record StackConfig
     /// (the preload layer copies the kernel's; these defaults are Linux's own).</summary>
     public int ReceiveBufferMax { get; init; } = 212992;
     public int SendBufferMax { get; init; } = 212992;
+    /// <summary>TIME_WAIT duration (2MSL, RFC 9293 §3.10.7.4); Linux's 60 s by default.</summary>
+    public long TimeWaitMicros { get; init; } = 60_000_000;
 }

@@ -194,6 +194,32 @@ public class TcpStateTests : TcpFixture
     }
 
     [Test]
+    public void TimeWaitLastsWhatTheConfigSaysAndIsCountedByState()
+    {
+        Tcp = new TcpLayer(new Gazelle.Stack.StackConfig { Address = Local, Netmask = new Ipv4Address(255, 255, 255, 0), MaxTcpConnections = 16, TimeWaitMicros = 1_000_000 }, Out);
+        Tcp.QuickAcks = 0;
+        var c = Established();
+        Assert.That(Tcp.Close(c), Is.EqualTo(Errno.Ok));
+        Expect(TcpFlags.Fin | TcpFlags.Ack, seq: OurNxt, ack: PeerNxt);
+        OurNxt += 1;
+        Send(Seg(TcpFlags.Fin | TcpFlags.Ack, PeerNxt, OurNxt));
+        PeerNxt += 1;
+        Expect(TcpFlags.Ack, ack: PeerNxt);
+        Span<int> states = stackalloc int[(int)TcpState.Closing + 1];
+        Tcp.CountByState(states);
+        Assert.That(states[(int)TcpState.TimeWait], Is.EqualTo(1));
+        Assert.That(states[(int)TcpState.Listen], Is.EqualTo(1));
+        Advance(900);
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(2), "still in TIME_WAIT before 1 s");
+        Advance(200);
+        Tcp.CountByState(states);
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(1), "gone after the configured 2MSL");
+        Assert.That(states[(int)TcpState.TimeWait], Is.Zero);
+        Assert.That(Tcp.FlowTableCount, Is.Zero);
+        Tcp.Close(Listener);
+    }
+
+    [Test]
     public void ActiveCloseGoesThroughTimeWaitAndFreesEverything()
     {
         var c = Established();

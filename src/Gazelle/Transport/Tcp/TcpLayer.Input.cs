@@ -348,7 +348,7 @@ public sealed partial class TcpLayer
                 if ((f & TcpFlags.Syn) != 0 && t.State != TcpState.SynReceived) { ChallengeAck(t); Counters.SynChallenged++; return; }
                 Counters.OutOfWindow++;
                 if (t.State == TcpState.TimeWait && (f & TcpFlags.Fin) != 0)
-                    t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros); // §3.10.7.4: restart 2MSL
+                    t.StateDeadline = now + new TimeSpanMicros(_config.TimeWaitMicros); // §3.10.7.4: restart 2MSL
                 if (payload.Length > 0 && seq < t.RcvNxt)
                 {
                     Counters.DuplicateSegments++;
@@ -366,6 +366,7 @@ public sealed partial class TcpLayer
             if (seq == t.RcvNxt)
             {
                 Counters.ResetsReceived++;
+                if (t.State == TcpState.TimeWait) Counters.ResetsInTimeWait++;
                 if (t.State == TcpState.SynReceived && t.Parent >= 0) { Abort(t, Errno.ECONNREFUSED, sendRst: false); return; }
                 Errno e = t.State switch
                 {
@@ -584,7 +585,7 @@ public sealed partial class TcpLayer
                 EnterTimeWait(t, now);
                 break;
             case TcpState.TimeWait:
-                t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros);
+                t.StateDeadline = now + new TimeSpanMicros(_config.TimeWaitMicros);
                 break;
         }
     }
@@ -593,7 +594,7 @@ public sealed partial class TcpLayer
     {
         t.State = TcpState.TimeWait;
         t.RtoDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.DelAckDeadline = t.PtoDeadline = Instant.Never;
-        t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros);
+        t.StateDeadline = now + new TimeSpanMicros(_config.TimeWaitMicros);
     }
 
     private void ProcessAck(Tcb t, in TcpRepr h, int payloadLength, Instant now)

@@ -26,7 +26,7 @@ namespace Gazelle.Transport.Tcp;
 public sealed partial class TcpLayer
 {
     // Linux defaults (net.ipv4.*): rto_min 200 ms, rto_max 120 s, tcp_retries2 15, tcp_syn_retries 6,
-    // tcp_synack_retries 5, TIME_WAIT 60 s, tcp_fin_timeout 60 s, delayed ACK up to 40 ms.
+    // tcp_synack_retries 5, tcp_fin_timeout 60 s, delayed ACK up to 40 ms.
     internal const long MinRtoMicros = 200_000;
     internal const long MaxRtoMicros = 120_000_000;
     internal const long InitialRtoMicros = 1_000_000;
@@ -34,7 +34,6 @@ public sealed partial class TcpLayer
     internal const int SynRetries = 6;
     internal const int SynAckRetries = 5;
     internal const int OrphanRetries = 8;
-    internal const long TimeWaitMicros = 60_000_000;
     internal const long FinWait2Micros = 60_000_000;
     internal const long DelayedAckMicros = 40_000;
     /// <summary>In-order data segments ACKed at once at the start of each connection before delayed ACKs
@@ -105,6 +104,17 @@ public sealed partial class TcpLayer
     public int PoolCapacity => _tcbs.Length;
     /// <summary>Entries of the 4-tuple table (must be 0 when every connection is gone).</summary>
     public int FlowTableCount => _flows.Count;
+
+    /// <summary>Connection objects in use by state: <paramref name="counts"/>[(int)state] (diagnostics; walks the table).</summary>
+    public void CountByState(Span<int> counts)
+    {
+        counts.Clear();
+        for (int i = 0; i < _activeCount; i++)
+        {
+            int s = (int)_tcbs[_active[i]].State;
+            if ((uint)s < (uint)counts.Length) counts[s]++;
+        }
+    }
 
     /// <summary>Connections whose FIN the peer has not yet acknowledged (FIN-WAIT-1, CLOSING, LAST-ACK): after
     /// a close they still owe the peer data or a FIN, so a process that holds the stack must keep polling
