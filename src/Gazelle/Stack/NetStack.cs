@@ -47,7 +47,10 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         ulong idSeed = config.Secret ^ ((ulong)(queue + 1) * 0x9E37_79B9_7F4A_7C15UL);
         _ip = new Ipv4Layer(config.Address, config.Netmask, config.Gateway, idSeed, _link, _arp, Counters.Ip);
         _icmp = new Icmpv4Layer(_ip, Counters.Icmp, options.IcmpErrorsPerSecond, options.IcmpErrorBurst);
-        _udp = new UdpLayer(_ip, options.Udp with { MaxSockets = config.MaxUdpSockets }, config.Secret, Counters.Udp);
+        _udp = new UdpLayer(_ip, options.Udp with
+        {
+            MaxSockets = config.MaxUdpSockets, ReceiveBufferMax = config.ReceiveBufferMax, SendBufferMax = config.SendBufferMax,
+        }, config.Secret, Counters.Udp);
         _tcp = new TcpLayer(config, this);
     }
 

@@ -264,4 +264,82 @@ public class NetStackTcpTests
         Assert.That(n.A.TakeError(r), Is.EqualTo(Errno.ECONNREFUSED));
         n.A.Close(r);
     }
+
+    private static byte[] TcpInfo(NetStack stack, SocketHandle s)
+    {
+        var info = new byte[TcpLayer.TcpInfoSize];
+        Assert.That(stack.GetOption(s, TcpLayer.IPPROTO_TCP, TcpLayer.TCP_INFO, info, out int len), Is.EqualTo(Errno.Ok));
+        Assert.That(len, Is.EqualTo(TcpLayer.TcpInfoSize));
+        return info;
+    }
+
+    private static uint U32(byte[] b, int offset) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan(offset));
+    private static ulong U64(byte[] b, int offset) => System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan(offset));
+
+    /// <summary>TCP_INFO of both ends after a lossy transfer agrees with what happened and with itself
+    /// (the values differ from Linux's by nature; their meaning and units must not).</summary>
+    [Test]
+    public void TcpInfoAgreesWithTheTransferAndAcrossTheEnds()
+    {
+        var profile = new ImpairmentProfile { DropRate = 0.03, Latency = new TimeSpanMicros(500) };
+        using var n = new Net(profile, 21UL);
+        var (c, s, l) = Connect(n);
+        const int Total = 400_000;
+        var data = new byte[Total];
+        for (int i = 0; i < Total; i++) data[i] = PatternAt(i);
+        var buf = new byte[65536];
+        int sent = 0, got = 0;
+        bool done = n.RunUntil(() =>
+        {
+            if (sent < Total && n.A.Send(c, data.AsSpan(sent), MessageFlags.None, out int k) == Errno.Ok) sent += k;
+            while (n.B.Receive(s, buf, MessageFlags.None, out int r) == Errno.Ok && r > 0)
+            {
+                Assert.That(buf.AsSpan(0, r).SequenceEqual(data.AsSpan(got, r)), Is.True);
+                got += r;
+            }
+            return got == Total && U32(TcpInfo(n.A, c), 24) == 0; // all received and acknowledged
+        }, 120_000_000);
+        Assert.That(done, Is.True, "transfer");
+        n.RunUntil(() => false, 300_000); // quiet: delayed ACKs and window updates settle
+        var a = TcpInfo(n.A, c);
+        var b = TcpInfo(n.B, s);
+        Assert.Multiple(() =>
+        {
+            Assert.That((a[0], b[0]), Is.EqualTo(((byte)1, (byte)1)), "TCP_ESTABLISHED");
+            Assert.That(a[1], Is.Zero, "ca_state Open once idle");
+            Assert.That((a[2], a[4]), Is.EqualTo(((byte)0, (byte)0)), "no RTO pending, no backoff");
+            Assert.That(a[5] & 3, Is.EqualTo(b[5] & 3), "timestamps and SACK agreed by both");
+            Assert.That(a[6] & 0xF, Is.EqualTo(b[6] >> 4), "A's send scale is B's receive scale");
+            Assert.That(U32(b, 20), Is.EqualTo(U32(a, 16)), "B's rcv_mss is A's snd_mss (full segments)");
+            Assert.That(U32(a, 16), Is.LessThanOrEqualTo(U32(a, 60) - 40), "snd_mss within the path MTU");
+            Assert.That((U32(a, 24), U32(a, 28), U32(a, 32), U32(a, 36)), Is.EqualTo((0u, 0u, 0u, 0u)), "unacked, sacked, lost, retrans");
+            Assert.That(U64(a, 120), Is.EqualTo((ulong)Total), "bytes_acked");
+            Assert.That(U64(b, 128), Is.EqualTo((ulong)Total), "bytes_received");
+            Assert.That(U32(a, 100), Is.GreaterThan(0u), "3% loss caused retransmissions");
+            Assert.That(U64(a, 208), Is.GreaterThan(0ul), "bytes_retrans");
+            Assert.That(U64(a, 200), Is.EqualTo((ulong)Total + U64(a, 208)), "bytes_sent = data + retransmitted");
+            Assert.That(U32(a, 156), Is.GreaterThanOrEqualTo(U32(b, 152)), "data_segs_out >= what arrived");
+            Assert.That(U32(a, 156), Is.GreaterThanOrEqualTo((uint)(Total / U32(a, 16))), "data_segs_out");
+            Assert.That(U32(a, 136), Is.GreaterThanOrEqualTo(U32(a, 156)), "segs_out >= data_segs_out");
+            Assert.That(U32(b, 140), Is.GreaterThanOrEqualTo(U32(b, 152)), "segs_in >= data_segs_in");
+            Assert.That(U32(b, 224), Is.GreaterThan(0u), "out-of-order packets after losses");
+            Assert.That(U32(a, 148), Is.GreaterThanOrEqualTo(1000u), "min_rtt: 0.5 ms each way at least");
+            Assert.That(U32(a, 68), Is.GreaterThanOrEqualTo(U32(a, 148)), "rtt >= min_rtt");
+            Assert.That(U32(a, 8), Is.GreaterThanOrEqualTo(Math.Max(200_000u, U32(a, 68))), "rto >= 200 ms and >= rtt");
+            Assert.That(U32(a, 80), Is.GreaterThanOrEqualTo(1u), "snd_cwnd");
+            Assert.That(U32(a, 76), Is.LessThan(0x7FFFFFFFu), "a loss episode set ssthresh");
+            Assert.That(U64(a, 104), Is.GreaterThan(0ul), "pacing_rate");
+            Assert.That(U64(a, 112), Is.EqualTo(ulong.MaxValue), "no max pacing rate");
+            Assert.That(U32(a, 192), Is.GreaterThanOrEqualTo((uint)(Total / U32(a, 16))), "delivered");
+            Assert.That(U32(a, 144), Is.Zero, "notsent_bytes");
+            Assert.That(U32(a, 228), Is.EqualTo(U32(b, 232)), "A's snd_wnd is the window B advertised last");
+            Assert.That(U32(a, 44), Is.LessThanOrEqualTo(U32(a, 56) + 1000), "last data sent before the last ACK came");
+            Assert.That(U32(b, 52), Is.LessThan(1000u), "B received data within the last second");
+            Assert.That(U64(a, 160), Is.GreaterThan(0ul), "delivery_rate");
+            Assert.That((uint)System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(a.AsSpan(240)), Is.LessThanOrEqualTo((uint)n.A.Tcp.Counters.RtoTimeouts), "total_rto");
+        });
+        n.A.Close(c);
+        n.B.Close(s);
+        n.B.Close(l);
+    }
 }

@@ -132,7 +132,7 @@ public sealed partial class TcpLayer
 
     private static void InheritOptions(Tcb l, Tcb c)
     {
-        c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize;
+        c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize; c.SndBufOption = l.SndBufOption; c.RcvBufOption = l.RcvBufOption;
         c.NoDelay = l.NoDelay; c.KeepAlive = l.KeepAlive; c.KeepIdleSec = l.KeepIdleSec; c.KeepIntvlSec = l.KeepIntvlSec;
         c.KeepCnt = l.KeepCnt; c.LingerOn = l.LingerOn; c.LingerSeconds = l.LingerSeconds; c.UserMss = l.UserMss; c.Tos = l.Tos;
         c.ReuseAddr = l.ReuseAddr;
@@ -276,6 +276,7 @@ public sealed partial class TcpLayer
         c.MaxSndWnd = c.SndWnd;
         c.SndWl1 = h.Seq; c.SndWl2 = h.Ack;
         c.State = TcpState.Established;
+        c.MarkEstablished(now);
         c.Parent = l.Index;
         c.InAcceptQueue = true;
         l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = c.Index;
@@ -468,6 +469,7 @@ public sealed partial class TcpLayer
         Counters.Established++;
         t.EverConnected = true;
         t.WakeAll(); // a simultaneous open's connect() completed
+        t.MarkEstablished(now);
         t.SndUna = t.Iss + 1;
         t.HeadTime = now;
         t.Retransmits = 0;
@@ -544,6 +546,7 @@ public sealed partial class TcpLayer
             Counters.Established++;
             t.EverConnected = true;
             t.WakeAll(); // connect() completed
+            t.MarkEstablished(now);
             ArmKeepalive(t);
             t.AckNow = true;
             if (!payload.IsEmpty) ReceiveData(t, h.Seq + 1, payload, now);
@@ -632,6 +635,7 @@ public sealed partial class TcpLayer
                 SampleRtt(t, now - t.RttStart, now);
                 t.RttTiming = false;
             }
+            if (t.Retransmits > 0 && t.TotalRtoRecoveries > 0) t.TotalRtoMicros += (now - t.RtoRecoveryStart).Value; // RTO recovery over
             t.Retransmits = 0;
             t.Backoff = 0;
             t.PersistBackoff = 0;
@@ -686,6 +690,7 @@ public sealed partial class TcpLayer
         for (int i = 0; i < h.Options.SackCount && i < SackBlockArray.MaxBlocks; i++)
         {
             var b = h.Options.Sack[i];
+            if (i == 0 && b.Left < b.Right && b.Right <= t.SndUna) t.DsackDups++; // RFC 2883 §4: below the ACK
             if (!(b.Left < b.Right) || b.Right > t.SndMax || b.Right <= t.SndUna)
             {
                 if (!(b.Right <= t.SndUna)) Counters.SackBlocksInvalid++; // below SND.UNA is a D-SACK: harmless
@@ -721,7 +726,7 @@ public sealed partial class TcpLayer
             seq = t.RcvNxt;
         }
         int offset = seq - t.RcvNxt;
-        int room = t.RcvSpace - offset;
+        int room = t.RcvRoom - offset;
         if (room <= 0) { Counters.BytesTrimmed += payload.Length; t.AckNow = true; return; }
         if (payload.Length > room) { Counters.BytesTrimmed += payload.Length - room; payload = payload[..room]; }
 

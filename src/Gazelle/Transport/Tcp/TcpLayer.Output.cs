@@ -58,6 +58,7 @@ public sealed partial class TcpLayer
                 && t.TotalRetrans - t.RecoveryStartRetrans == 1)
             {
                 Counters.SpuriousRecoveriesUndone++;
+                t.ReordSeen++;
                 t.Cwnd = Math.Max(t.Cwnd, t.PriorCwnd);
                 t.Ssthresh = t.PriorSsthresh;
                 t.InRecovery = false;
@@ -696,6 +697,12 @@ public sealed partial class TcpLayer
         }
         Counters.RtoTimeouts++;
         t.Retransmits++;
+        t.TotalRto++;
+        if (t.Retransmits == 1)
+        {
+            t.TotalRtoRecoveries++;
+            t.RtoRecoveryStart = now;
+        }
         if (t.Retransmits == 1 || !t.InRecovery)
         {
             // RFC 5681 §3.1 eq. 4 (once per loss episode), cwnd = 1 segment.
