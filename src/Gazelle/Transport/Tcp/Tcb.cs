@@ -72,7 +72,12 @@ internal sealed class Tcb
     // ---- send ring: byte at SND.UNA(+SYN) is at SndHead; empty array = no ring held ----
     public byte[] SndBuf = [];
     public int SndHead, SndCount;
+    /// <summary>Payload the send ring may hold; may be below the ring's length (shrunk on a live
+    /// connection) or below SndCount (then nothing more is taken until the queue drains under it).</summary>
     public int SndBufSize;
+    /// <summary>SO_SNDBUF / SO_RCVBUF as Linux reports them (set value doubled for bookkeeping, clamped);
+    /// 0 = never set: reported as twice the ring (the same ratio).</summary>
+    public int SndBufOption, RcvBufOption;
     public bool FinQueued;   // shutdown(WR) / close: FIN follows the data
     public SeqNum FinSeq;    // valid once FinSent
     public bool FinSent;
@@ -80,6 +85,7 @@ internal sealed class Tcb
     // ---- receive ring (empty array = no ring held) ----
     public byte[] RcvBuf = [];
     public int RcvHead, RcvReadable;
+    /// <summary>Payload the receive ring may hold (the window's base); may be below the ring's length.</summary>
     public int RcvBufSize;
     public bool RcvShutdown;  // shutdown(RD)
     public bool FinReceived;
@@ -210,6 +216,14 @@ internal sealed class Tcb
     public long BytesAcked, BytesReceived, BytesSent, BytesRetrans;
     public uint SegsIn, SegsOut, DataSegsIn, DataSegsOut, OooPackets;
     public Instant LastDataSent, LastDataRecv, LastAckRecv;
+    /// <summary>When the connection reached ESTABLISHED (the last-sent/received clocks start there, as Linux's).</summary>
+    public Instant EstablishedAt;
+    /// <summary>D-SACK blocks received (duplicates the peer saw) and spurious recoveries undone (reordering).</summary>
+    public uint DsackDups, ReordSeen;
+    /// <summary>RTO expiries, RTO recovery episodes and the time spent in them (µs; Linux's tcpi_total_rto*).</summary>
+    public uint TotalRto, TotalRtoRecoveries;
+    public long TotalRtoMicros;
+    public Instant RtoRecoveryStart;
 
     /// <summary>Payload bytes per segment after the options we send on every segment (Linux's mss_cache).</summary>
     public int EffectiveMss => Math.Max(SndMss - (TsOk ? 12 : 0), 64);
@@ -219,10 +233,16 @@ internal sealed class Tcb
 
     public bool IsSynchronized => State is not (TcpState.Closed or TcpState.Listen or TcpState.SynSent);
 
-    public int SndSpace => SndBufSize - SndCount;
+    public int SndSpace => Math.Max(0, SndBufSize - SndCount);
 
     /// <summary>Linux sk_stream_is_writeable: free space at least half of what is queued (and some).</summary>
     public bool SendSpaceReady => SndSpace > 0 && SndSpace >= SndCount / 2;
+
+    /// <summary>Reached ESTABLISHED: the TCP_INFO clocks start (Linux sets lsndtime, lrcvtime and rcv_tstamp here).</summary>
+    public void MarkEstablished(Instant now)
+    {
+        EstablishedAt = LastDataSent = LastDataRecv = LastAckRecv = now;
+    }
 
     /// <summary>A state change or an error: every kind of waiter is woken.</summary>
     public void WakeAll()
@@ -230,7 +250,12 @@ internal sealed class Tcb
         ReadEvents++;
         WriteEvents++;
     }
-    public int RcvSpace => RcvBufSize - RcvReadable;
+
+    public int RcvSpace => Math.Max(0, RcvBufSize - RcvReadable);
+
+    /// <summary>Room for data at RCV.NXT: the free space, or the window already advertised when that is
+    /// larger (SO_RCVBUF shrank the ring: a window is not taken back, RFC 9293 §3.8.6.2.2).</summary>
+    public int RcvRoom => Math.Max(RcvSpace, RcvAdv - RcvNxt);
 
     /// <summary>Resets every per-connection field and gives back any ring.</summary>
     public void Reset(int sndBuf, int rcvBuf)
@@ -242,7 +267,7 @@ internal sealed class Tcb
         Irs = RcvNxt = RcvAdv = default; RcvWnd = 0; RcvWscale = 0; WscaleOk = false;
         TsOk = SackOk = false; TsRecent = 0; TsRecentAgeMs = 0; TsOffset = 0;
         SndMss = RcvMss = 536; AdvMss = 0; Pmtu = 0;
-        SndBufSize = sndBuf; RcvBufSize = rcvBuf;
+        SndBufSize = sndBuf; RcvBufSize = rcvBuf; SndBufOption = RcvBufOption = 0;
         ReleaseRings();
         SndHead = SndCount = 0; FinQueued = FinSent = false; FinSeq = default;
         RcvHead = RcvReadable = 0; RcvShutdown = FinReceived = OooFinValid = false; OooCount = 0; OooLastIdx = -1; DsackPending = false;
@@ -260,6 +285,8 @@ internal sealed class Tcb
         PendingError = Errno.Ok; SoftError = Errno.Ok; SendSpaceWanted = false;
         OobInline = false; Urg = UrgentState.None; UrgByte = 0; UrgSeq = default; UrgOffset = 0; SndUrgent = false; SndUp = default;
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
+        LastDataSent = LastDataRecv = LastAckRecv = EstablishedAt = default;
+        DsackDups = ReordSeen = TotalRto = TotalRtoRecoveries = 0; TotalRtoMicros = 0;
     }
 
     /// <summary>Remembers when a first transmission ending at <paramref name="end"/> left.</summary>
@@ -325,6 +352,18 @@ internal sealed class Tcb
         head = 0;
         return ring;
     }
+
+    /// <summary>The rings hold a live connection's bytes (set up at connect/accept, not yet released).</summary>
+    public bool RingsLive => InFlowTable || State is not (TcpState.Closed or TcpState.Listen);
+
+    /// <summary>Resizes the send buffer of a live connection (control path: setsockopt). The ring follows on
+    /// demand (it grows as bytes are queued); a smaller size only stops new bytes until the queue drains.</summary>
+    public void ResizeSend(int size) => SndBufSize = size;
+
+    /// <summary>Resizes the receive buffer of a live connection (control path: setsockopt). The ring grows as
+    /// data comes; a smaller size shrinks the window as data comes (the window already advertised is still
+    /// honoured, <see cref="RcvRoom"/>).</summary>
+    public void ResizeReceive(int size) => RcvBufSize = size;
 
     public Instant NextDeadline()
     {
