@@ -326,6 +326,15 @@ internal static unsafe class Exports
     {
     }
 
+    /// <summary>Called by the shim's atexit handler (never in a forked child): delivers what the program
+    /// wrote before it exited (<see cref="PreloadProcess.Exit"/>).</summary>
+    [UnmanagedCallersOnly(EntryPoint = "gz_at_exit")]
+    private static void AtExit()
+    {
+        try { s_process?.Exit(); }
+        catch (Exception e) { Failed(e); }
+    }
+
     /// <summary>Forces a full blocking collection (diagnostics and the preload tests).</summary>
     [UnmanagedCallersOnly(EntryPoint = "gz_debug_collect")]
     private static long DebugCollect()

@@ -16,14 +16,30 @@ namespace Gazelle.Native;
 /// </summary>
 internal sealed class PreloadProcess
 {
+    /// <summary>Environment: a file the process keeps rewriting with its stack's counters (every
+    /// <see cref="CountersPeriodMs"/> ms and at exit), for tests and diagnosis.</summary>
+    public const string CountersVariable = "GAZELLE_COUNTERS";
+    private const int CountersPeriodMs = 200;
+    /// <summary>How long exit() keeps the process polling for its closed connections' data to be
+    /// acknowledged (the kernel would keep retrying for minutes; an exiting program should not hang that long).</summary>
+    private static readonly TimeSpanMicros ExitFlushLimit = TimeSpanMicros.FromSeconds(10);
+
     private readonly Eal? _eal;
     private readonly INic? _nic;
+    private readonly NetStack? _stack;
+    private readonly string? _countersFile;
 
-    private PreloadProcess(PosixLayer? layer, Eal? eal = null, INic? nic = null)
+    private PreloadProcess(PosixLayer? layer, Eal? eal = null, INic? nic = null, NetStack? stack = null)
     {
         Layer = layer;
         _eal = eal;
         _nic = nic;
+        _stack = stack;
+        if (layer is not null && stack is not null && Environment.GetEnvironmentVariable(CountersVariable) is { Length: > 0 } file)
+        {
+            _countersFile = file;
+            new Thread(WriteCountersPeriodically) { IsBackground = true, Name = "gazelle-counters" }.Start();
+        }
     }
 
     public PosixLayer? Layer { get; }
@@ -65,7 +81,7 @@ internal sealed class PreloadProcess
             var stackConfig = config.ToStackConfig() with { Secret = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) };
             var stack = new NetStack(stackConfig, port);
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, PollPolicy.FromEnvironment());
-            return new PreloadProcess(layer, eal, port);
+            return new PreloadProcess(layer, eal, port, stack);
         }
         catch (Exception e) when (e is DpdkException or InvalidOperationException or ArgumentException or DllNotFoundException or EntryPointNotFoundException)
         {
@@ -74,6 +90,45 @@ internal sealed class PreloadProcess
             Console.Error.WriteLine($"gazelle: {config.Source}: cannot start the device ({e.Message}): sockets run on the kernel");
             return new PreloadProcess(null);
         }
+    }
+
+    /// <summary>At exit(): closes the program's stack sockets and keeps polling until their data and FINs
+    /// are acknowledged (at most <see cref="ExitFlushLimit"/>), then writes the final counters.</summary>
+    public void Exit()
+    {
+        if (Layer is null || _stack is null) return;
+        var stack = _stack;
+        int left = Layer.Exit(() => stack.Tcp.Flushing, ExitFlushLimit);
+        if (left > 0)
+            Console.Error.WriteLine($"gazelle: exit: {left} closed connection(s) still had unacknowledged data after {ExitFlushLimit.Milliseconds / 1000} s; it is lost");
+        WriteCounters();
+    }
+
+    private void WriteCountersPeriodically()
+    {
+        while (true)
+        {
+            WriteCounters();
+            Thread.Sleep(CountersPeriodMs);
+        }
+    }
+
+    /// <summary>Replaces the counters file atomically (write a temporary file, rename) with a snapshot taken between polls.</summary>
+    private void WriteCounters()
+    {
+        if (_countersFile is null || Layer is null || _stack is null) return;
+        try
+        {
+            var stack = _stack;
+            var port = _nic as DpdkPort;
+            string text = Layer.Inspect(() => CountersReport.Format(stack, port));
+            string tmp = $"{_countersFile}.{Environment.ProcessId}.tmp";
+            File.WriteAllText(tmp, text);
+            File.Move(tmp, _countersFile, overwrite: true);
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        catch (DpdkException) { }
     }
 
     /// <summary>Starts EAL with dpdk_args and opens the port the backend names (one queue: one stack per process for now).</summary>

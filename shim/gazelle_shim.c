@@ -94,6 +94,7 @@ struct gz_stack_api {
     int (*pselect)(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask);
     void (*after_fork)(int in_child);
     long (*debug_collect)(void);
+    void (*at_exit)(void);
 };
 
 static struct gz_stack_api api;
@@ -142,6 +143,19 @@ static void restore_program_signals(const struct sigaction *saved)
     }
 }
 
+static int forked_child;
+
+/* exit(): the stack lives in this process, so data the program wrote and closed just before exiting
+ * would die with it; the stack closes what is still open and delivers it first, as the kernel does
+ * after a process is gone (bounded: see PreloadProcess.Exit). A forked child never enters .NET. */
+static void stack_at_exit(void)
+{
+    if (forked_child || atomic_load(&stack_state) <= 0) return;
+    in_stack++;
+    api.at_exit();
+    in_stack--;
+}
+
 static void load_stack(void)
 {
     char path_buf[4096];
@@ -163,7 +177,7 @@ static void load_stack(void)
     GZ_FD_HOOKS(GZ_BIND_HOOK)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
     GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(after_fork)
-    GZ_BIND(debug_collect)
+    GZ_BIND(debug_collect) GZ_BIND(at_exit)
     struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
@@ -174,6 +188,7 @@ static void load_stack(void)
         return;
     }
     atomic_store(&stack_state, 1);
+    if (api.at_exit) atexit(stack_at_exit);
 }
 
 static inline int stack_running(void)
@@ -218,8 +233,6 @@ static inline int came_from_stack(void)
  * them), and new sockets go to the kernel. Pending sockets and epoll sets are real kernel objects:
  * in the child they simply become the kernel's. The parent keeps its sockets and stack untouched.
  * A program the child execs starts fresh: the preload applies anew. */
-static int forked_child;
-
 static void become_forked_child(void)
 {
     forked_child = 1;

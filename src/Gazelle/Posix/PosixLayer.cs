@@ -431,6 +431,43 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
+    // ---- exit --------------------------------------------------------------------------------
+
+    /// <summary>
+    /// At process exit (the shim's atexit handler): closes every stack socket the program still holds,
+    /// as the kernel closes an exiting process's fds, then keeps polling the stack until every closed
+    /// connection's data and FIN are acknowledged (<paramref name="flushing"/> returns 0) or
+    /// <paramref name="limit"/> has passed. The stack lives in the process: without this, data a program
+    /// wrote and closed just before exit() died with it (the kernel would have delivered it). Returns
+    /// how many connections were still unacknowledged when it gave up (0: all delivered).
+    /// </summary>
+    public int Exit(Func<int> flushing, TimeSpanMicros limit)
+    {
+        Instant deadline;
+        lock (_lock)
+        {
+            for (int fd = 0; fd < _entries.Length; fd++) if (_entries[fd] is not null) Forget(fd);
+            deadline = _clock() + limit;
+        }
+        while (true)
+        {
+            lock (_lock)
+            {
+                PollStack();
+                int left = flushing();
+                if (left == 0 || _clock() >= deadline) return left;
+            }
+            Thread.Yield();
+        }
+    }
+
+    /// <summary>Runs <paramref name="read"/> under the layer's lock, so it sees the stack between polls
+    /// (diagnostics such as counter snapshots from another thread; not for the packet path).</summary>
+    public T Inspect<T>(Func<T> read)
+    {
+        lock (_lock) return read();
+    }
+
     // ---- close, dup, fcntl, ioctl -----------------------------------------------------------
 
     public int Close(int fd)

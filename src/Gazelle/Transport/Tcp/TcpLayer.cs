@@ -106,6 +106,23 @@ public sealed partial class TcpLayer
     /// <summary>Entries of the 4-tuple table (must be 0 when every connection is gone).</summary>
     public int FlowTableCount => _flows.Count;
 
+    /// <summary>Connections the user closed whose data or FIN the peer has not acknowledged yet (FIN-WAIT-1,
+    /// CLOSING, LAST-ACK). A process must keep polling until this is 0 before it exits, or that data is lost
+    /// (the kernel keeps such connections after close() and exit). Walks the active list: not for the packet path.</summary>
+    public int Flushing
+    {
+        get
+        {
+            int n = 0;
+            for (int i = 0; i < _activeCount; i++)
+            {
+                var c = _tcbs[_active[i]];
+                if (!c.UserOwned && c.State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck) n++;
+            }
+            return n;
+        }
+    }
+
     /// <summary>The state of a connection (for tests and diagnostics).</summary>
     public TcpState GetState(SocketHandle socket) =>
         socket.Value >= 0 && socket.Value < _tcbs.Length && _tcbs[socket.Value].InUse ? _tcbs[socket.Value].State : TcpState.Closed;
