@@ -95,3 +95,30 @@ memif_pair_confs() {
     memif_pair_conf "$TEST_TMP" "memif-$$" "$TEST_TMP/memif.sock" 10.66.0
     TEST_DPDK_PREFIXES+=("gz-memif-$$-server" "gz-memif-$$-client")
 }
+
+# netns_impaired_pair PEER_CIDR LOSS% REORDER% DUPLICATE% CORRUPT% DELAY_US SEED: like netns_pair, but the
+# veth from $NS_STACK reaches $NS_PEER through a third namespace $NS_RELAY, where
+# build/tests/netem_relay (pid $RELAY_PID, counters in $TEST_TMP/relay.log when it stops) bridges
+# the two links and impairs every frame in both directions as `tc qdisc ... netem loss L reorder R
+# duplicate D corrupt C delay T` would on egress. (This machine's kernel has no sch_netem, and
+# DPDK's af_packet bypasses the stack side's qdisc anyway; the relay needs neither.)
+netns_impaired_pair() {
+    local cidr=$1 id=$$ ns
+    NS_STACK=gz${id}s NS_PEER=gz${id}p NS_RELAY=gz${id}r VETH_STACK=gz${id}s0 VETH_PEER=gz${id}p0
+    [ "$(id -u)" -eq 0 ] || fail "network namespaces need root"
+    [ -x "$BUILD/tests/netem_relay" ] || fail "build/tests/netem_relay is missing (run: make)"
+    for ns in "$NS_STACK" "$NS_PEER" "$NS_RELAY"; do ip netns add "$ns" && TEST_NETNS+=("$ns"); ip -n "$ns" link set lo up; done
+    ip link add "$VETH_STACK" netns "$NS_STACK" type veth peer name gz${id}r0 netns "$NS_RELAY"
+    ip link add "$VETH_PEER" netns "$NS_PEER" type veth peer name gz${id}r1 netns "$NS_RELAY"
+    ip -n "$NS_PEER" addr add "$cidr" dev "$VETH_PEER"
+    for ns in "$NS_STACK:$VETH_STACK" "$NS_RELAY:gz${id}r0" "$NS_RELAY:gz${id}r1" "$NS_PEER:$VETH_PEER"; do
+        ip -n "${ns%%:*}" link set "${ns#*:}" up
+        # Frames as on a wire: full checksums, no segmentation or coalescing offloads (the relay
+        # forwards MTU-sized frames only).
+        ip netns exec "${ns%%:*}" ethtool -K "${ns#*:}" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+    done
+    ip netns exec "$NS_RELAY" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+    ip netns exec "$NS_RELAY" "$BUILD/tests/netem_relay" gz${id}r0 gz${id}r1 "${@:2}" 2>"$TEST_TMP/relay.log" &
+    RELAY_PID=$!
+    TEST_PIDS+=("$RELAY_PID")
+}
