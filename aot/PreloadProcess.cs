@@ -23,6 +23,10 @@ internal sealed class PreloadProcess
     /// <summary>How long exit() keeps the process polling for its closed connections' data to be
     /// acknowledged (the kernel would keep retrying for minutes; an exiting program should not hang that long).</summary>
     private static readonly TimeSpanMicros ExitFlushLimit = TimeSpanMicros.FromSeconds(10);
+    /// <summary>A closed connection whose peer has said nothing for this long during the exit flush is given up
+    /// (its peer is likely gone with its own process: a memif pair whose client exited first kept servers
+    /// waiting the whole limit). Several RTOs at the 200 ms minimum.</summary>
+    private static readonly TimeSpanMicros ExitPeerSilence = TimeSpanMicros.FromSeconds(2);
 
     private readonly Eal? _eal;
     private readonly INic? _nic;
@@ -98,7 +102,8 @@ internal sealed class PreloadProcess
     {
         if (Layer is null || _stack is null) return;
         var stack = _stack;
-        int left = Layer.Exit(() => stack.Tcp.Flushing, ExitFlushLimit);
+        var start = MonotonicClock.Now();
+        int left = Layer.Exit(() => stack.Tcp.Flushing(start, ExitPeerSilence), ExitFlushLimit);
         if (left > 0)
             Console.Error.WriteLine($"gazelle: exit: {left} closed connection(s) still had unacknowledged data after {ExitFlushLimit.Milliseconds / 1000} s; it is lost");
         WriteCounters();

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Gazelle.Sockets;
+using Gazelle.Time;
 using Gazelle.Transport.Tcp;
 using Gazelle.Wire;
 
@@ -313,6 +314,41 @@ public class TcpStateTests : TcpFixture
         Assert.That(Tcp.Counters.PawsRejected, Is.EqualTo(1));
         Tcp.Available(c, out int a);
         Assert.That(a, Is.Zero);
+    }
+
+    [Test]
+    public void ClosedConnectionIsFlushingUntilAcknowledgedOrItsPeerFallsSilent()
+    {
+        var c = Established();
+        var start = Now;
+        var silence = TimeSpanMicros.FromSeconds(2);
+        Tcp.Send(c, Bytes(1000), MessageFlags.None, out _);
+        Expect(TcpFlags.Ack, seq: OurNxt, length: 1000);
+        Assert.That(Tcp.Flushing(start, silence), Is.Zero, "still the user's: not flushing");
+        Tcp.Close(c);
+        Expect(TcpFlags.Ack | TcpFlags.Fin, seq: OurNxt + 1000);
+        Assert.That(Tcp.Flushing(start, silence), Is.EqualTo(1), "data and FIN unacknowledged");
+        Advance(1500);
+        Send(Seg(TcpFlags.Ack, PeerNxt, OurNxt + 500)); // the peer answers: still waited for
+        Advance(1500);
+        Assert.That(Tcp.Flushing(start, silence), Is.EqualTo(1));
+        Send(Seg(TcpFlags.Ack, PeerNxt, OurNxt + 1001));
+        Assert.That(Tcp.Flushing(start, silence), Is.Zero, "all acknowledged (FIN-WAIT-2)");
+    }
+
+    [Test]
+    public void ClosedConnectionWhosePeerFallsSilentIsNotWaitedFor()
+    {
+        var d = Established();
+        var start = Now;
+        var silence = TimeSpanMicros.FromSeconds(2);
+        Tcp.Send(d, Bytes(100), MessageFlags.None, out _);
+        Tcp.Close(d);
+        Out.Segments.Clear();
+        Advance(1000);
+        Assert.That(Tcp.Flushing(start, silence), Is.EqualTo(1));
+        Advance(1500);
+        Assert.That(Tcp.Flushing(start, silence), Is.Zero);
     }
 
     [TestCase(1u, 0)]      // reordered by 1 ms: a disordered duplicate ACK, accepted

@@ -107,20 +107,22 @@ public sealed partial class TcpLayer
     public int FlowTableCount => _flows.Count;
 
     /// <summary>Connections the user closed whose data or FIN the peer has not acknowledged yet (FIN-WAIT-1,
-    /// CLOSING, LAST-ACK). A process must keep polling until this is 0 before it exits, or that data is lost
-    /// (the kernel keeps such connections after close() and exit). Walks the active list: not for the packet path.</summary>
-    public int Flushing
+    /// CLOSING, LAST-ACK) and whose peer still answers: heard from within <paramref name="silence"/> of
+    /// the later of its last segment and <paramref name="since"/>. A process must keep polling until this
+    /// is 0 before it exits, or that data is lost (the kernel keeps such connections after close() and
+    /// exit); a peer that has gone quiet (its process, and with it its stack, gone) is not waited for.
+    /// Walks the active list: not for the packet path.</summary>
+    public int Flushing(Instant since, TimeSpanMicros silence)
     {
-        get
+        int n = 0;
+        for (int i = 0; i < _activeCount; i++)
         {
-            int n = 0;
-            for (int i = 0; i < _activeCount; i++)
-            {
-                var c = _tcbs[_active[i]];
-                if (!c.UserOwned && c.State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck) n++;
-            }
-            return n;
+            var c = _tcbs[_active[i]];
+            if (c.UserOwned || c.State is not (TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck)) continue;
+            var heard = c.LastReceived > since ? c.LastReceived : since;
+            if ((_now - heard).Value < silence.Value) n++;
         }
+        return n;
     }
 
     /// <summary>The state of a connection (for tests and diagnostics).</summary>
