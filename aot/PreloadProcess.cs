@@ -148,7 +148,8 @@ internal sealed class PreloadProcess
             _ => null,
         };
         if (vdev is not null) args.AddRange(["--vdev", vdev]);
-        var eal = Eal.Start(args);
+        // The caller is one of the program's threads: EAL must not pin it to the main lcore's CPU.
+        var eal = Eal.Start(args, keepCallerAffinity: true);
         try
         {
             var options = new DpdkPortOptions { RxDescriptors = Math.Min(config.NicRxQueueSize, 4096), TxDescriptors = Math.Min(config.NicTxQueueSize, 4096) };

@@ -14,7 +14,9 @@
  * and their constructors into every process; this library is loaded only when a stack starts a
  * DPDK port (see docs/dpdk.md).
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,9 +152,17 @@ GZ_EXPORT int gz_dpdk_abi_size(int which)
  * "Cannot get hugepage information") only to its log, so the log of the init goes into `log`
  * (its last loglen-1 bytes, NUL-terminated) for the managed side to quote in one line.
  * rte_errno is returned through rte_err. argv must stay alive: EAL permutes it.
+ *
+ * rte_eal_init pins the calling thread to the main lcore's CPUs (CPU 0 by default). In the
+ * preloaded, shared-thread model the caller is one of the program's own threads, which never asked
+ * to be pinned: two preloaded processes then shared CPU 0 and each busy-polling one waited for the
+ * other's 4 ms scheduler tick (8 ms ping-pong RTT). With keep_affinity the caller's CPU set is
+ * restored afterwards (through rte_thread_set_affinity, so EAL's own record agrees).
  */
-GZ_EXPORT int gz_dpdk_eal_init(int argc, char **argv, char *log, size_t loglen, int *rte_err)
+GZ_EXPORT int gz_dpdk_eal_init(int argc, char **argv, char *log, size_t loglen, int *rte_err, int keep_affinity)
 {
+	cpu_set_t before;
+	int have_before = keep_affinity && sched_getaffinity(0, sizeof(before), &before) == 0;
 	char *buf = NULL;
 	size_t size = 0;
 	FILE *ms = open_memstream(&buf, &size);
@@ -160,6 +170,12 @@ GZ_EXPORT int gz_dpdk_eal_init(int argc, char **argv, char *log, size_t loglen, 
 		rte_openlog_stream(ms);
 	int rc = rte_eal_init(argc, argv);
 	int saved = rte_errno;
+	if (have_before) {
+		if (rc >= 0)
+			rte_thread_set_affinity(&before);
+		else
+			sched_setaffinity(0, sizeof(before), &before);
+	}
 	if (ms != NULL) {
 		rte_openlog_stream(NULL);
 		fclose(ms);

@@ -107,6 +107,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "epoll_pwait", SetLastError = true)] private static partial int epoll_pwait_(int ep, EpollEvent* e, int max, int t, void* m);
     public static int EpollPWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask) => R(epoll_pwait_(epfd, events, max, timeoutMs, sigmask));
 
+    [LibraryImport(Lib, EntryPoint = "epoll_pwait2", SetLastError = true)] private static partial int epoll_pwait2_(int ep, EpollEvent* e, int max, TimeSpec* t, void* m);
+    /// <summary>epoll_pwait with a timeout finer than a millisecond (Linux 5.11, glibc 2.35).</summary>
+    public static int EpollPWait2(int epfd, EpollEvent* events, int max, TimeSpec* timeout, void* sigmask) => R(epoll_pwait2_(epfd, events, max, timeout, sigmask));
+
     [LibraryImport(Lib, EntryPoint = "epoll_create1", SetLastError = true)] private static partial int epoll_create1_(int flags);
     public static int EpollCreate1(int flags) => R(epoll_create1_(flags));
 

@@ -89,6 +89,8 @@ public struct TimeSpec
 {
     public long Seconds;
     public long Nanoseconds;
+
+    public static TimeSpec FromMicros(long micros) => new() { Seconds = micros / 1_000_000, Nanoseconds = micros % 1_000_000 * 1000 };
 }
 
 /// <summary><c>struct timeval</c>.</summary>

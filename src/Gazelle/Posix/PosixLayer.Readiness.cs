@@ -12,20 +12,28 @@ public sealed unsafe partial class PosixLayer
 
     /// <summary>
     /// One blocking call's waiting: busy-polls (the caller polls the stack each round) for
-    /// <see cref="PollPolicy.SpinMicros"/>, then blocks in the kernel for at most
-    /// <see cref="PollPolicy.BlockMillis"/> per round. Timeouts count from the first wait.
+    /// <see cref="PollPolicy.SpinMicros"/>, yielding the CPU every few rounds so a spinning waiter
+    /// never starves a runnable thread on its core; then sleeps in the kernel wait for
+    /// <see cref="PollPolicy.FirstSleepMicros"/>, doubling each round up to
+    /// <see cref="PollPolicy.BlockMillis"/>. No NIC here can wake a sleeper (memif and af_packet expose no
+    /// RX interrupt through ethdev), so the short first sleeps bound the latency a late packet sees
+    /// while the doubling keeps an idle program near 0% CPU. Timeouts count from the first wait.
     /// </summary>
     private struct Waiter(PosixLayer layer)
     {
+        private const int SpinRoundsPerYield = 16;
+        private const int SpinRoundsPerKernelCheck = 8;
         private Instant _start;
         private bool _started;
+        private int _spinRounds;
+        private long _sleepMicros;
 
         /// <summary>Decides the next round: -EAGAIN when <paramref name="timeoutMicros"/> (0 or
-        /// <see cref="Forever"/> = none) has passed; else 0 with <paramref name="blockMs"/> = -1 (spin on)
+        /// <see cref="Forever"/> = none) has passed; else 0 with <paramref name="sleepMicros"/> = -1 (spin on)
         /// or the kernel wait to make now.</summary>
-        public int Next(long timeoutMicros, out int blockMs)
+        public int Next(long timeoutMicros, out long sleepMicros)
         {
-            blockMs = -1;
+            sleepMicros = -1;
             var now = layer._clock();
             if (!_started)
             {
@@ -36,21 +44,33 @@ public sealed unsafe partial class PosixLayer
             bool bounded = timeoutMicros > 0 && timeoutMicros != Forever;
             if (bounded && elapsed >= timeoutMicros) return -(int)Errno.EAGAIN;
             var policy = layer._policy;
-            if (policy.SpinMicros < 0 || elapsed < policy.SpinMicros) return 0;
-            long ms = policy.BlockMillis;
-            if (bounded) ms = Math.Min(ms, (timeoutMicros - elapsed + 999) / 1000);
-            blockMs = (int)ms;
+            if (policy.SpinMicros < 0 || elapsed < policy.SpinMicros)
+            {
+                if (++_spinRounds % SpinRoundsPerYield == 0) Thread.Yield();
+                return 0;
+            }
+            _spinRounds = 0; // sleeping: every round asks the kernel (see ChecksKernel)
+            long longest = Math.Max(1, policy.BlockMillis * 1000L);
+            _sleepMicros = _sleepMicros == 0 ? Math.Clamp(policy.FirstSleepMicros, 1, longest) : Math.Min(_sleepMicros * 2, longest);
+            sleepMicros = _sleepMicros;
+            if (bounded) sleepMicros = Math.Min(sleepMicros, timeoutMicros - elapsed);
             return 0;
         }
 
-        /// <summary>Waits one round for a single socket; a dual socket's kernel side is watched through
+        /// <summary>Whether this round also asks the kernel about the call's kernel fds (a syscall):
+        /// the first round and every few spin rounds; the stack, polled every round, costs no syscall.
+        /// A kernel fd's event is seen at most a few microseconds late while spinning.</summary>
+        public readonly bool ChecksKernel => _spinRounds % SpinRoundsPerKernelCheck == 0;
+
+    /// <summary>Waits one round for a single socket; a dual socket's kernel side is watched through
         /// <paramref name="kernelFd"/>. Returns 0, -EAGAIN (timed out) or -EINTR.</summary>
         public int Wait(long timeoutMicros, int kernelFd, uint events)
         {
-            int r = Next(timeoutMicros, out int ms);
-            if (r < 0 || ms < 0) return r;
+            int r = Next(timeoutMicros, out long us);
+            if (r < 0 || us < 0) return r;
             PollFd p = new() { Fd = kernelFd, Events = (short)events };
-            r = Libc.Poll(kernelFd >= 0 ? &p : null, kernelFd >= 0 ? 1u : 0u, ms);
+            var ts = TimeSpec.FromMicros(us);
+            r = Libc.PPoll(kernelFd >= 0 ? &p : null, kernelFd >= 0 ? 1u : 0u, &ts, null);
             return r == -(int)Errno.EINTR ? r : 0;
         }
     }
@@ -177,17 +197,18 @@ public sealed unsafe partial class PosixLayer
                 }
             }
             if (n < 0) return Libc.EpollPWait(epfd, events, max, timeoutMs, sigmask);
-            if (n < max)
+            if (n < max && wait.ChecksKernel)
             {
                 int k = Libc.EpollPWait(epfd, events + n, max - n, 0, null);
                 if (k < 0 && n == 0) return k;
                 if (k > 0) n += k;
             }
             if (n > 0 || timeoutMs == 0) return n;
-            if (wait.Next(timeout, out int ms) < 0) return 0;
-            if (ms >= 0)
+            if (wait.Next(timeout, out long us) < 0) return 0;
+            if (us >= 0)
             {
-                int k = Libc.EpollPWait(epfd, events, max, ms, sigmask);
+                var ts = TimeSpec.FromMicros(us);
+                int k = Libc.EpollPWait2(epfd, events, max, &ts, sigmask);
                 if (k != 0) return k; // kernel events, or EINTR
             }
         }
@@ -246,7 +267,7 @@ public sealed unsafe partial class PosixLayer
                         }
                     }
                 }
-                if (m > 0)
+                if (m > 0 && wait.ChecksKernel)
                 {
                     TimeSpec zero = default;
                     int k = Libc.PPoll(kernel, (nuint)m, &zero, null);
@@ -255,10 +276,10 @@ public sealed unsafe partial class PosixLayer
                 }
                 for (int i = 0; i < count; i++) if (fds[i].Revents != 0) ready++;
                 if (ready > 0 || timeoutMicros == 0) return ready;
-                if (wait.Next(timeoutMicros, out int ms) < 0) return 0;
-                if (ms >= 0)
+                if (wait.Next(timeoutMicros, out long us) < 0) return 0;
+                if (us >= 0)
                 {
-                    TimeSpec ts = new() { Seconds = ms / 1000, Nanoseconds = ms % 1000 * 1_000_000L };
+                    var ts = TimeSpec.FromMicros(us);
                     int k = Libc.PPoll(kernel, (nuint)m, &ts, sigmask);
                     if (k == -(int)Errno.EINTR) return k;
                 }
@@ -337,29 +358,34 @@ public sealed unsafe partial class PosixLayer
                     if ((ready & EPOLLPRI) != 0) stack[2 * Words + word] |= input[2 * Words + word] & bit;
                 }
             }
-            TimeSpec zero = default;
-            int k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &zero, null);
-            if (k < 0) return k;
+            if (wait.ChecksKernel)
+            {
+                TimeSpec zero = default;
+                int k0 = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &zero, null);
+                if (k0 < 0) return k0;
+            }
+            else new Span<ulong>(kernel, 3 * Words).Clear();
+            int k;
             int count = 0;
             for (int i = 0; i < 3 * Words; i++)
             {
                 stack[i] |= kernel[i];
                 count += BitOperations.PopCount(stack[i]);
             }
-            if (count > 0 || timeoutMicros == 0 || wait.Next(timeoutMicros, out int ms) < 0)
+            if (count > 0 || timeoutMicros == 0 || wait.Next(timeoutMicros, out long us) < 0)
             {
                 for (int s = 0; s < 3; s++)
                     if (user[s] != null)
                         for (int i = 0; i < Words && i * 64 < limit; i++) user[s][i] = stack[s * Words + i];
                 return count;
             }
-            if (ms >= 0)
+            if (us >= 0)
             {
                 for (int i = 0; i < 3 * Words; i++) kernel[i] = input[i];
                 for (int fd = 0; fd < limit; fd++)
                     if (FileOf(fd) is { Placement: Placement.Stack })
                         for (int s = 0; s < 3; s++) kernel[s * Words + fd / 64] &= ~(1UL << (fd % 64));
-                TimeSpec ts = new() { Seconds = ms / 1000, Nanoseconds = ms % 1000 * 1_000_000L };
+                var ts = TimeSpec.FromMicros(us);
                 k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &ts, sigmask);
                 if (k == -(int)Errno.EINTR) return k;
             }

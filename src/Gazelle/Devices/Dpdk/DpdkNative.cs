@@ -98,7 +98,7 @@ internal static unsafe partial class DpdkNative
 
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_abi_version();
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_abi_size(int which);
-    [LibraryImport(GlueName)] internal static partial int gz_dpdk_eal_init(int argc, byte** argv, byte* log, nuint loglen, int* rteErrno);
+    [LibraryImport(GlueName)] internal static partial int gz_dpdk_eal_init(int argc, byte** argv, byte* log, nuint loglen, int* rteErrno, int keepAffinity);
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_pktmbuf_headroom();
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_errno();
     [LibraryImport(GlueName)] internal static partial uint gz_dpdk_lcore_id();

@@ -15,8 +15,9 @@ namespace Gazelle.Devices.Dpdk;
 /// DPDK's own; this class keeps none.</para>
 /// <para>A failed start because of bad arguments leaves EAL startable again (DPDK resets its guard);
 /// failures after argument parsing (memory, devices) do not.</para>
-/// <para>rte_eal_init binds the calling thread to the main lcore's CPU set; pass
-/// <c>--lcores 0@(0-N)</c> to keep a general-purpose thread unpinned.</para>
+/// <para>rte_eal_init binds the calling thread to the main lcore's CPU set. A program's own thread
+/// (the preloaded, shared-thread model) must not be pinned behind its back: start with
+/// <c>keepCallerAffinity</c> and its CPU set is restored after init.</para>
 /// </remarks>
 public sealed unsafe class Eal : IDisposable
 {
@@ -45,14 +46,15 @@ public sealed unsafe class Eal : IDisposable
     public bool IsDisposed => _disposed;
 
     /// <summary>Starts EAL; throws <see cref="DpdkException"/> with a one-line reason.</summary>
-    public static Eal Start(IReadOnlyList<string> dpdkArgs)
+    public static Eal Start(IReadOnlyList<string> dpdkArgs, bool keepCallerAffinity = false)
     {
-        if (!TryStart(dpdkArgs, out var eal, out var error)) throw error;
+        if (!TryStart(dpdkArgs, out var eal, out var error, keepCallerAffinity)) throw error;
         return eal;
     }
 
     /// <summary>Starts EAL, reporting failure as an exception object instead of throwing it.</summary>
-    public static bool TryStart(IReadOnlyList<string> dpdkArgs, [NotNullWhen(true)] out Eal? eal, [NotNullWhen(false)] out DpdkException? error)
+    public static bool TryStart(IReadOnlyList<string> dpdkArgs, [NotNullWhen(true)] out Eal? eal, [NotNullWhen(false)] out DpdkException? error,
+        bool keepCallerAffinity = false)
     {
         ArgumentNullException.ThrowIfNull(dpdkArgs);
         eal = null;
@@ -70,7 +72,7 @@ public sealed unsafe class Eal : IDisposable
         try
         {
             int rteErrno;
-            int rc = DpdkNative.gz_dpdk_eal_init(args.Length + 1, argv, log, LogCapacity, &rteErrno);
+            int rc = DpdkNative.gz_dpdk_eal_init(args.Length + 1, argv, log, LogCapacity, &rteErrno, keepCallerAffinity ? 1 : 0);
             var logText = Marshal.PtrToStringUTF8((nint)log) ?? "";
             if (rc < 0)
             {
