@@ -12,7 +12,7 @@ source "$ROOT/scripts/lstack-conf.sh"
 
 cleanup_test() {
     local pid ns
-    for pid in "${TEST_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    for pid in "${TEST_PIDS[@]}"; do stop_pid "$pid"; done
     # Namespaces this test made (named after its own pid): end what still runs inside, then delete
     # them, which deletes their veth ends too.
     for ns in "${TEST_NETNS[@]}"; do
@@ -25,6 +25,21 @@ cleanup_test() {
 trap cleanup_test EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# stop_pid PID: SIGTERM, then SIGKILL if it is still there after 5 s (said loudly: a preloaded program
+# can miss a signal that lands while the stack polls - seen with nginx blocked in epoll_wait), so a
+# stuck program never hangs the test run.
+alive() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1); [ -n "$st" ] && [ "$st" != Z ]; }
+stop_pid() {
+    local pid=$1 i
+    kill "$pid" 2>/dev/null || return 0
+    for i in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
+        echo "cleanup: pid $pid ($(cat /proc/"$pid"/comm 2>/dev/null)) still running 5 s after SIGTERM: SIGKILL" >&2
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
 need() { command -v "$1" >/dev/null || fail "$1 is not installed (run: make deps)"; }
 
 # Waits until a TCP port accepts on 127.0.0.1 (kernel), at most $2 seconds.
