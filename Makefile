@@ -9,7 +9,7 @@ CS_SOURCES := $(shell find src aot -name '*.cs' -o -name '*.csproj' 2>/dev/null 
 
 .PHONY: all deps test demo clean
 all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/libgazelle-dpdk.so $(BUILD)/tests/preload_probe \
-     $(BUILD)/tests/posix_oracle $(BUILD)/tests/fork_probe $(BUILD)/tests/stack_stress $(BUILD)/tests/netem_relay $(BUILD)/libgazelle-stack-fake.so
+     $(BUILD)/tests/posix_oracle $(BUILD)/tests/fork_probe $(BUILD)/tests/stack_soak $(BUILD)/tests/netem_relay
 
 # Installs missing Debian packages (root) or prints the command; near-instant when all are present.
 deps:
@@ -31,11 +31,6 @@ $(BUILD)/libgazelle-alloc.so: shim/alloc_forward.c | $(BUILD)/.deps
 $(BUILD)/libgazelle-stack.so: $(CS_SOURCES) $(BUILD)/libgazelle-alloc.so | $(BUILD)/.deps
 	$(DOTNET) publish aot/Gazelle.Native.csproj -c Release -o $(BUILD)/aot --nologo -v quiet
 	cp $(BUILD)/aot/libgazelle-stack.so $@
-
-# Test-only: the same entry points over the NUnit tests' in-memory stand-in stack (never shipped).
-$(BUILD)/libgazelle-stack-fake.so: $(CS_SOURCES) tests/PreloadHarness/Gazelle.PreloadHarness.csproj tests/Gazelle.Tests/Posix/FakeSocketApi.cs | $(BUILD)/.deps
-	$(DOTNET) publish tests/PreloadHarness/Gazelle.PreloadHarness.csproj -c Release -o $(BUILD)/aot-fake --nologo -v quiet
-	cp $(BUILD)/aot-fake/libgazelle-stack-fake.so $@
 
 $(BUILD)/tests/%: tests/integration/programs/%.c | $(BUILD)/.deps
 	@mkdir -p $(BUILD)/tests

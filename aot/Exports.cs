@@ -49,6 +49,24 @@ internal static unsafe class Exports
         }
     }
 
+    /// <summary>How long an exiting process keeps driving its stack so that closed connections deliver
+    /// their data and FIN (<see cref="PosixLayer.FlushAtExit"/>): over memif or a veth that takes
+    /// milliseconds; the bound only matters when a peer stopped reading or vanished.</summary>
+    private static readonly Time.TimeSpanMicros ExitFlushBound = Time.TimeSpanMicros.FromSeconds(3);
+
+    [UnmanagedCallersOnly(EntryPoint = "gz_exit_flush")]
+    private static void ExitFlush()
+    {
+        try
+        {
+            if (s_process is not { Layer: { } layer } process) return;
+            int leftOpen = process.WantsExitStats ? process.OpenStackSockets() : 0;
+            bool delivered = layer.FlushAtExit(ExitFlushBound);
+            process.WriteExitStats(leftOpen, delivered);
+        }
+        catch (Exception e) { Failed(e); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "gz_socket")]
     private static int Socket(int domain, int type, int protocol)
     {
@@ -326,13 +344,27 @@ internal static unsafe class Exports
     {
     }
 
-    /// <summary>Called by the shim's atexit handler (never in a forked child): delivers what the program
-    /// wrote before it exited (<see cref="PreloadProcess.Exit"/>).</summary>
-    [UnmanagedCallersOnly(EntryPoint = "gz_at_exit")]
-    private static void AtExit()
+    /// <summary>
+    /// The process's stats ("name value" lines, docs/stats.md) into <paramref name="buf"/> (NUL-terminated,
+    /// cut at <paramref name="size"/> - 1 bytes). Returns the full length, as snprintf does, or -ENOTCONN when
+    /// the stack serves nothing in this process.
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "gz_stats")]
+    private static long Stats(byte* buf, nuint size)
     {
-        try { s_process?.Exit(); }
-        catch (Exception e) { Failed(e); }
+        try
+        {
+            if (s_process?.Stats() is not { } text) return -(int)Sockets.Errno.ENOTCONN;
+            var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+            if (buf != null && size > 0)
+            {
+                int n = (int)Math.Min((nuint)bytes.Length, size - 1);
+                bytes.AsSpan(0, n).CopyTo(new Span<byte>(buf, n));
+                buf[n] = 0;
+            }
+            return bytes.Length;
+        }
+        catch (Exception e) { return Failed(e); }
     }
 
     /// <summary>Forces a full blocking collection (diagnostics and the preload tests).</summary>

@@ -1,10 +1,13 @@
+using System.Reflection;
 using System.Security.Cryptography;
+using System.Text;
 using Gazelle.Config;
 using Gazelle.Devices;
 using Gazelle.Devices.Dpdk;
 using Gazelle.Posix;
 using Gazelle.Stack;
 using Gazelle.Time;
+using Gazelle.Transport.Tcp;
 
 namespace Gazelle.Native;
 
@@ -16,28 +19,17 @@ namespace Gazelle.Native;
 /// </summary>
 internal sealed class PreloadProcess
 {
-    /// <summary>Environment: a file the process keeps rewriting with its stack's counters (every
-    /// <see cref="CountersPeriodMs"/> ms and at exit), for tests and diagnosis.</summary>
-    public const string CountersVariable = "GAZELLE_COUNTERS";
-    private const int CountersPeriodMs = 200;
-    /// <summary>How long exit() keeps the process polling for its closed connections' data to be
-    /// acknowledged (the kernel would keep retrying for minutes; an exiting program should not hang that long).</summary>
-    private static readonly TimeSpanMicros ExitFlushLimit = TimeSpanMicros.FromSeconds(10);
-    /// <summary>A closed connection whose peer has said nothing for this long during the exit flush is given up
-    /// (its peer is likely gone with its own process: a memif pair whose client exited first kept servers
-    /// waiting the whole limit). Several RTOs at the 200 ms minimum.</summary>
-    private static readonly TimeSpanMicros ExitPeerSilence = TimeSpanMicros.FromSeconds(2);
-
     private readonly Eal? _eal;
-    private readonly INic? _nic;
+    private readonly DpdkPort? _port;
     private readonly NetStack? _stack;
-    private readonly string? _countersFile;
+    private readonly FdKindTable _fds;
 
-    private PreloadProcess(PosixLayer? layer, Eal? eal = null, INic? nic = null, NetStack? stack = null)
+    private PreloadProcess(FdKindTable fds, PosixLayer? layer = null, Eal? eal = null, DpdkPort? port = null, NetStack? stack = null)
     {
+        _fds = fds;
         Layer = layer;
         _eal = eal;
-        _nic = nic;
+        _port = port;
         _stack = stack;
         if (layer is not null && stack is not null && Environment.GetEnvironmentVariable(CountersVariable) is { Length: > 0 } file)
         {
@@ -46,32 +38,48 @@ internal sealed class PreloadProcess
         }
     }
 
+    /// <summary>Environment: a file the process rewrites every <see cref="CountersPeriodMs"/> ms with its stats
+    /// (the lines of docs/stats.md), to watch a program that is still running (tests, diagnosis).</summary>
+    public const string CountersVariable = "GAZELLE_COUNTERS";
+    private const int CountersPeriodMs = 200;
+    private readonly string? _countersFile;
+
+    private void WriteCountersPeriodically()
+    {
+        string tmp = $"{_countersFile}.{Environment.ProcessId}.tmp";
+        while (true)
+        {
+            // Replaced atomically (write, rename), so a reader never sees half a file.
+            if (Stats() is { } text)
+            {
+                try
+                {
+                    File.WriteAllText(tmp, text);
+                    File.Move(tmp, _countersFile!, overwrite: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            }
+            Thread.Sleep(CountersPeriodMs);
+        }
+    }
+
     public PosixLayer? Layer { get; }
 
     public static PreloadProcess Start(FdKindTable fds)
     {
-#if GAZELLE_FAKE_STACK
-        if (Wire.Ipv4Address.TryParse(Environment.GetEnvironmentVariable("GAZELLE_FAKE_STACK_ADDR") ?? "", out var fake))
-        {
-            Console.Error.WriteLine($"gazelle: TEST BUILD: {fake}/24 is served by the in-memory stand-in stack");
-            var fakeTerritory = new Territory(fake.Value, new Wire.Ipv4Address(255, 255, 255, 0), Wire.Ipv4Address.Any);
-            return new PreloadProcess(new PosixLayer(new Tests.Posix.FakeSocketApi(fake.Value), fakeTerritory, fds,
-                MonotonicClock.Now, PollPolicy.FromEnvironment()));
-        }
-#endif
         string? gazelleConf = Environment.GetEnvironmentVariable(ConfigLoader.GazelleConfVariable);
         string? lstackConf = Environment.GetEnvironmentVariable(ConfigLoader.LstackConfPathVariable);
         if (string.IsNullOrWhiteSpace(gazelleConf) && string.IsNullOrWhiteSpace(lstackConf))
         {
             Console.Error.WriteLine("gazelle: no configuration (set GAZELLE_CONF to an lstack.conf): sockets run on the kernel");
-            return new PreloadProcess(null);
+            return new PreloadProcess(fds);
         }
         var result = ConfigLoader.LoadFile(ConfigLoader.ResolvePath(gazelleConf, lstackConf));
         if (!result.IsOk)
         {
             foreach (var error in result.Errors) Console.Error.WriteLine($"gazelle: {error}");
             Console.Error.WriteLine("gazelle: configuration refused: sockets run on the kernel");
-            return new PreloadProcess(null);
+            return new PreloadProcess(fds);
         }
         var config = result.Config!;
         Eal? eal = null;
@@ -85,55 +93,15 @@ internal sealed class PreloadProcess
             var stackConfig = config.ToStackConfig() with { Secret = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) };
             var stack = new NetStack(stackConfig, port);
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, PollPolicy.FromEnvironment());
-            return new PreloadProcess(layer, eal, port, stack);
+            return new PreloadProcess(fds, layer, eal, port, stack);
         }
         catch (Exception e) when (e is DpdkException or InvalidOperationException or ArgumentException or DllNotFoundException or EntryPointNotFoundException)
         {
             port?.Dispose();
             eal?.Dispose();
             Console.Error.WriteLine($"gazelle: {config.Source}: cannot start the device ({e.Message}): sockets run on the kernel");
-            return new PreloadProcess(null);
+            return new PreloadProcess(fds);
         }
-    }
-
-    /// <summary>At exit(): closes the program's stack sockets and keeps polling until their data and FINs
-    /// are acknowledged (at most <see cref="ExitFlushLimit"/>), then writes the final counters.</summary>
-    public void Exit()
-    {
-        if (Layer is null || _stack is null) return;
-        var stack = _stack;
-        var start = MonotonicClock.Now();
-        int left = Layer.Exit(() => stack.Tcp.Flushing(start, ExitPeerSilence), ExitFlushLimit);
-        if (left > 0)
-            Console.Error.WriteLine($"gazelle: exit: {left} closed connection(s) still had unacknowledged data after {ExitFlushLimit.Milliseconds / 1000} s; it is lost");
-        WriteCounters();
-    }
-
-    private void WriteCountersPeriodically()
-    {
-        while (true)
-        {
-            WriteCounters();
-            Thread.Sleep(CountersPeriodMs);
-        }
-    }
-
-    /// <summary>Replaces the counters file atomically (write a temporary file, rename) with a snapshot taken between polls.</summary>
-    private void WriteCounters()
-    {
-        if (_countersFile is null || Layer is null || _stack is null) return;
-        try
-        {
-            var stack = _stack;
-            var port = _nic as DpdkPort;
-            string text = Layer.Inspect(() => CountersReport.Format(stack, port));
-            string tmp = $"{_countersFile}.{Environment.ProcessId}.tmp";
-            File.WriteAllText(tmp, text);
-            File.Move(tmp, _countersFile, overwrite: true);
-        }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-        catch (DpdkException) { }
     }
 
     /// <summary>Starts EAL with dpdk_args and opens the port the backend names (one queue: one stack per process for now).</summary>
@@ -161,5 +129,74 @@ internal sealed class PreloadProcess
             eal.Dispose();
             throw;
         }
+    }
+
+    /// <summary>How long the stats wait for the layer's lock (a thread inside a call holds it briefly).</summary>
+    private static readonly TimeSpan StatsLockWait = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Names the file the exit handler writes the stats to (docs/stats.md).</summary>
+    public const string StatsFileVariable = "GAZELLE_STATS";
+
+    /// <summary>Whether GAZELLE_STATS asks for the stats at exit.</summary>
+    public bool WantsExitStats => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(StatsFileVariable));
+
+    /// <summary>Sockets with a live stack side the program holds (before the exit flush closes them).</summary>
+    public int OpenStackSockets()
+    {
+        int n = 0;
+        if (Layer is { } layer) layer.Inspect(StatsLockWait, () => n = layer.StackSocketFds);
+        return n;
+    }
+
+    /// <summary>At exit, after the flush: when GAZELLE_STATS names a file, writes the stats there, preceded by
+    /// what the exit did (docs/stats.md).</summary>
+    public void WriteExitStats(int leftOpen, bool delivered)
+    {
+        string? path = Environment.GetEnvironmentVariable(StatsFileVariable);
+        if (string.IsNullOrEmpty(path) || Layer is not { } layer || _stack is not { } stack) return;
+        var sb = new StringBuilder();
+        sb.Append("exit.left_open ").Append(leftOpen).Append('\n');
+        sb.Append("exit.delivered ").Append(delivered ? 1 : 0).Append('\n');
+        layer.Inspect(StatsLockWait, () => AppendStats(layer, stack, sb));
+        try { File.WriteAllText(path, sb.ToString()); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"gazelle: {StatsFileVariable}: {e.Message}"); }
+    }
+
+    private const int StateCount = (int)TcpState.Closing + 1;
+
+    /// <summary>The stats as "name value" lines (docs/stats.md), read under the layer's lock after one poll;
+    /// null when the stack does not serve this process or the lock was not free.</summary>
+    public string? Stats()
+    {
+        if (Layer is not { } layer || _stack is not { } stack) return null;
+        var sb = new StringBuilder();
+        return layer.Inspect(StatsLockWait, () => AppendStats(layer, stack, sb)) ? sb.ToString() : null;
+    }
+
+    private void AppendStats(PosixLayer layer, NetStack stack, StringBuilder sb)
+    {
+        void Line(string name, long value) => sb.Append(name).Append(' ').Append(value).Append('\n');
+        Line("tcp.connections", stack.Tcp.LiveConnections);
+        Line("tcp.flows", stack.Tcp.FlowTableCount);
+        Line("tcp.capacity", stack.Tcp.PoolCapacity);
+        Span<int> states = stackalloc int[StateCount];
+        stack.Tcp.CountByState(states);
+        for (int s = 1; s < StateCount; s++) Line("tcp.state." + ((TcpState)s).ToString().ToLowerInvariant(), states[s]);
+        Line("udp.sockets", stack.Udp.OpenSockets);
+        if (_port is not null)
+        {
+            var pool = _port.Pool(0);
+            Line("pool.capacity", pool.Capacity);
+            Line("pool.in_use", pool.InUse);
+            Line("pool.mbufs_in_use", pool.MempoolInUse);
+        }
+        Line("posix.fds", layer.HeldFds);
+        Line("posix.stack_fds", layer.StackSocketFds);
+        int marked = 0;
+        for (int fd = 0; fd < _fds.Limit; fd++) if (_fds[fd] != FdKind.Kernel) marked++;
+        Line("shim.marked_fds", marked);
+        foreach (var (name, value, _) in stack.Counters.Snapshot()) if (value != 0) Line("counter." + name, value);
+        foreach (var f in typeof(TcpCounters).GetFields(BindingFlags.Public | BindingFlags.Instance))
+            if (f.FieldType == typeof(long) && (long)f.GetValue(stack.Tcp.Counters)! is var v && v != 0) Line("counter.TcpLayer." + f.Name, v);
     }
 }

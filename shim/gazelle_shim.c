@@ -93,8 +93,9 @@ struct gz_stack_api {
     int (*select)(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout);
     int (*pselect)(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask);
     void (*after_fork)(int in_child);
+    void (*exit_flush)(void);
     long (*debug_collect)(void);
-    void (*at_exit)(void);
+    long (*stats)(char *buf, size_t size);
 };
 
 static struct gz_stack_api api;
@@ -145,15 +146,31 @@ static void restore_program_signals(const struct sigaction *saved)
 
 static int forked_child;
 
-/* exit(): the stack lives in this process, so data the program wrote and closed just before exiting
- * would die with it; the stack closes what is still open and delivers it first, as the kernel does
- * after a process is gone (bounded: see PreloadProcess.Exit). A forked child never enters .NET. */
-static void stack_at_exit(void)
+/* atexit: the stack lives in this process, so what its closed connections still owe their peers
+ * (data, a FIN) would die with it, where the kernel would deliver it after the owner is gone. The
+ * stack closes what is still open and drives the connections to the end (bounded) first. A forked
+ * child never enters .NET (its stack_state is -1); _exit and fatal signals skip this, as they must. */
+static void flush_at_exit(void)
 {
-    if (forked_child || atomic_load(&stack_state) <= 0) return;
+    if (atomic_load(&stack_state) <= 0 || forked_child || !api.exit_flush) return;
     in_stack++;
-    api.at_exit();
+    api.exit_flush();
     in_stack--;
+}
+
+/* Threads that the runtime and DPDK start (the finalizer, EAL's interrupt and worker threads) inherit
+ * the signal mask of the thread that starts them: load_stack blocks for them every signal a program
+ * can catch, so a signal sent to the process is always handled on one of the program's own threads,
+ * as without the preload (ppoll/pselect/epoll_pwait's mask and EINTR depend on it). Left open: the
+ * runtime's synchronous faults and SIGRTMIN, with which it suspends threads for the GC. */
+static void block_program_signals(sigset_t *saved)
+{
+    sigset_t set;
+    sigfillset(&set);
+    static const int runtime_signals[] = { SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS };
+    for (size_t i = 0; i < sizeof runtime_signals / sizeof runtime_signals[0]; i++) sigdelset(&set, runtime_signals[i]);
+    sigdelset(&set, SIGRTMIN);
+    pthread_sigmask(SIG_BLOCK, &set, saved);
 }
 
 static void load_stack(void)
@@ -162,10 +179,13 @@ static void load_stack(void)
     const char *path = stack_library_path(path_buf, sizeof path_buf);
     struct sigaction saved_signals[GZ_PROGRAM_SIGNALS];
     for (size_t i = 0; i < GZ_PROGRAM_SIGNALS; i++) sigaction(program_signals[i], NULL, &saved_signals[i]);
+    sigset_t saved_mask;
+    block_program_signals(&saved_mask);
     in_stack++;
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!lib) {
         in_stack--;
+        pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
         fprintf(stderr, "gazelle: cannot load the stack (%s): sockets run on the kernel\n", dlerror());
         atomic_store(&stack_state, -1);
         return;
@@ -177,18 +197,20 @@ static void load_stack(void)
     GZ_FD_HOOKS(GZ_BIND_HOOK)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
     GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(after_fork)
-    GZ_BIND(debug_collect) GZ_BIND(at_exit)
+    GZ_BIND(exit_flush)
+    GZ_BIND(debug_collect) GZ_BIND(stats)
     struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
     restore_program_signals(saved_signals);
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     if (rc < 0) {
         /* The stack printed its own one-line reason (no configuration, no DPDK, ...). */
         atomic_store(&stack_state, -1);
         return;
     }
     atomic_store(&stack_state, 1);
-    if (api.at_exit) atexit(stack_at_exit);
+    atexit(flush_at_exit);
 }
 
 static inline int stack_running(void)
@@ -491,6 +513,24 @@ GZ_EXPORT long gazelle_shim_reentries(void) { return atomic_load(&reentries); }
 
 /* 1 when the NativeAOT stack is loaded and running, -1 when it could not start, 0 before first use. */
 GZ_EXPORT int gazelle_stack_state(void) { return atomic_load(&stack_state); }
+
+/* The stack's stats ("name value" lines, docs/stats.md) into buf, NUL-terminated; returns their full
+ * length (as snprintf), or -1 with errno ENOTCONN when the stack serves nothing here. Never loads it. */
+GZ_EXPORT long gazelle_stats(char *buf, size_t size)
+{
+    if (atomic_load(&stack_state) <= 0 || forked_child || !api.stats) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    in_stack++;
+    long r = api.stats(buf, size);
+    in_stack--;
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
 
 /* Forces a full garbage collection inside the stack; returns the gen-2 collection count or -1. */
 GZ_EXPORT long gazelle_debug_collect(void)

@@ -6,7 +6,7 @@
 #   iperf3 -s               <- iperf3 -c, both directions (-R): the bytes one side sent, the other received;
 #   redis-server            <- redis-cli SET/GET of a random value, redis-benchmark SET/GET, then the
 #                              benchmark's own 100-byte key and the first value read back.
-# Each server's stack counters (GAZELLE_COUNTERS) must show the TCP bytes it carried.
+# Each server's stack counters (GAZELLE_COUNTERS, rewritten while it runs) must show the TCP bytes it carried.
 source "$(dirname "$0")/lib.sh"
 need nginx
 need curl
@@ -18,8 +18,8 @@ need redis-benchmark
 need python3
 netns_pair 10.91.0.1/24
 stack_conf "$TEST_TMP/stack.conf" "$VETH_STACK" 10.91.0.2 "gz-ksrv-$$"
-counter() { awk -v n="$2" '$1 == n {v = $3} END {print v + 0}' "$1" 2>/dev/null || echo 0; }
-serve() { # NAME LOG CMD...: starts CMD preloaded in the stack's namespace, in the background, as $server
+counter() { awk -v n="counter.$2" '$1 == n {v = $2} END {print v + 0}' "$1" 2>/dev/null || echo 0; }
+serve_preloaded() { # NAME LOG CMD...: starts CMD preloaded in the stack's namespace, in the background, as $server
     # (its own pid: exec, so that stop() ends the server and not a subshell); counters in $TEST_TMP/NAME.counters.
     local name=$1 log=$2; shift 2
     GAZELLE_COUNTERS=$TEST_TMP/$name.counters GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD \
@@ -41,7 +41,7 @@ http { access_log $dir/logs/access.log;
   client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
   server { listen 10.91.0.2:8080; root $dir/www; } }
 CONF
-serve nginx "$TEST_TMP/nginx.out" nginx -c "$dir/nginx.conf" -p "$dir"
+serve_preloaded nginx "$TEST_TMP/nginx.out" nginx -c "$dir/nginx.conf" -p "$dir"
 wait_port_in_ns "$NS_PEER" 10.91.0.2 8080 20
 peer curl -sS --max-time 30 -o "$TEST_TMP/curl.bin" http://10.91.0.2:8080/file.bin 2>"$TEST_TMP/curl.err" \
     || fail "kernel curl: $(cat "$TEST_TMP/curl.err") $(tail -3 "$dir/logs/error.log")"
@@ -69,7 +69,7 @@ assert rx > 1_000_000 and sent >= rx, (sent, rx)
 print("iperf3 %s: %.1f MB, %.0f Mbit/s" % (sys.argv[2], rx / 1e6, d["end"]["sum_received"]["bits_per_second"] / 1e6))
 PY
 }
-serve iperf3 "$TEST_TMP/iperf3-server.log" iperf3 -s -p 5201 -B 10.91.0.2
+serve_preloaded iperf3 "$TEST_TMP/iperf3-server.log" iperf3 -s -p 5201 -B 10.91.0.2
 sleep 1
 for dirn in "kernel -> preloaded" "preloaded -> kernel"; do
     rev=(); [ "$dirn" = "kernel -> preloaded" ] || rev=(-R)
@@ -91,7 +91,7 @@ echo "iperf3 (preloaded) stack: TcpLayer.BytesReceived=$(counter "$TEST_TMP/iper
 stop "$server"
 
 # ---- redis-server <- redis-cli, redis-benchmark
-serve redis "$TEST_TMP/redis.log" redis-server --port 6379 --bind 10.91.0.2 --save '' --appendonly no --protected-mode no
+serve_preloaded redis "$TEST_TMP/redis.log" redis-server --port 6379 --bind 10.91.0.2 --save '' --appendonly no --protected-mode no
 wait_port_in_ns "$NS_PEER" 10.91.0.2 6379 20
 cli() { peer redis-cli -h 10.91.0.2 -p 6379 "$@" 2>>"$TEST_TMP/cli.err"; }
 value="gazelle-$RANDOM-$RANDOM-$(head -c 2000 /dev/urandom | base64 -w0)"

@@ -20,15 +20,15 @@ if command -v dumpcap >/dev/null; then
     in_ns "$NS_PEER" dumpcap -q -i "$VETH_PEER" -s 96 -w "$TEST_TMP/peer.pcap" >/dev/null 2>&1 &
     TEST_PIDS+=($!)
 fi
-counter() { awk -v n="$2" '$1 == n {v = $3} END {print v + 0}' "$1" 2>/dev/null || echo 0; }
+counter() { awk -v n="counter.$2" '$1 == n {v = $2} END {print v + 0}' "$1" 2>/dev/null || echo 0; }
 artifacts() {
     local dir=$ROOT/build/test-results/$(basename "$0" .sh)-artifacts
     mkdir -p "$dir"
-    cp "$TEST_TMP"/*.counters "$TEST_TMP"/*.log "$TEST_TMP"/*.err "$TEST_TMP/peer.pcap" "$dir/" 2>/dev/null || true
+    cp "$TEST_TMP"/*.counters "$TEST_TMP"/*.live "$TEST_TMP"/*.log "$TEST_TMP"/*.err "$TEST_TMP/peer.pcap" "$dir/" 2>/dev/null || true
     echo "kept in $dir: $(ls "$dir" | tr '\n' ' ')"
 }
 on_failure() { # WHAT COUNTERS: prints the diagnosis and fails
-    echo "---- stack counters ($2)"; cat "$2" 2>/dev/null
+    echo "---- stack counters ($2, else the last live copy)"; cat "$2" 2>/dev/null || cat "${2%.counters}.live" 2>/dev/null
     kill "$RELAY_PID" 2>/dev/null; wait "$RELAY_PID" 2>/dev/null
     echo "---- relay"; cat "$TEST_TMP/relay.log"
     artifacts
@@ -44,7 +44,7 @@ receiver=$!
 TEST_PIDS+=($receiver)
 sleep 0.3
 start=$(date +%s%N)
-GAZELLE_COUNTERS=$TEST_TMP/send1.counters GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD timeout -k 5 150 \
+GAZELLE_STATS=$TEST_TMP/send1.counters GAZELLE_COUNTERS=$TEST_TMP/send1.live GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD timeout -k 5 150 \
     ip netns exec "$NS_STACK" socat -u OPEN:"$TEST_TMP/src.bin" TCP:10.94.0.1:9000 2>"$TEST_TMP/send1.err" \
     || on_failure "1: the preloaded sender failed or timed out: $(cat "$TEST_TMP/send1.err")" "$TEST_TMP/send1.counters"
 timeout 30 tail --pid="$receiver" -f /dev/null || on_failure "1: the kernel receiver never saw the end" "$TEST_TMP/send1.counters"
@@ -59,7 +59,7 @@ echo "1. preloaded -> kernel: $SIZE_MB MB byte-exact in $ms1 ms ($((SIZE_MB * 80
      "Tcp.BadChecksum=$(counter "$c" Tcp.BadChecksum)"
 
 # 2. kernel sender -> preloaded receiver (the sender retries until the preloaded socat listens)
-GAZELLE_COUNTERS=$TEST_TMP/recv2.counters GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD timeout -k 5 200 \
+GAZELLE_STATS=$TEST_TMP/recv2.counters GAZELLE_COUNTERS=$TEST_TMP/recv2.live GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD timeout -k 5 200 \
     ip netns exec "$NS_STACK" socat -u TCP-LISTEN:9001,bind=10.94.0.2,reuseaddr CREATE:"$TEST_TMP/got2.bin" 2>"$TEST_TMP/recv2.err" &
 receiver=$!
 TEST_PIDS+=($receiver)

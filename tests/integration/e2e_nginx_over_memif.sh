@@ -2,8 +2,9 @@
 # Unmodified nginx (single process: daemon off, master_process off) and curl / wget / wrk, each preloaded
 # with its own stack, joined by DPDK net_memif: no kernel interface has 10.66.0.x, so every byte served
 # came through our stacks. curl and wget must fetch a file byte-exact; wrk must complete requests with
-# no socket errors and no non-2xx answers. wget exits without closing its connection (nginx keeps it
-# open), so a later process picking the same ephemeral port would reset it: each process's ports must differ.
+# no socket errors and no non-2xx answers. wget exits without closing its connection (the exit flush
+# closes it; a process killed outright would leave it open at nginx), so a later process picking the same
+# ephemeral port would reset it: each process's ports must differ.
 source "$(dirname "$0")/lib.sh"
 need nginx
 need curl

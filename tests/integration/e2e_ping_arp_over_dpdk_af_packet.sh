@@ -21,7 +21,7 @@ stack_conf "$TEST_TMP/stack.conf" "$VETH_STACK" 10.95.0.2 "gz-ping-$$"
 mac=$(ip -n "$NS_STACK" -o link show "$VETH_STACK" | grep -o 'link/ether [0-9a-f:]*' | awk '{print $2}')
 [ -n "$mac" ] || fail "no MAC on $VETH_STACK"
 counter() { # FILE NAME: the value of one counter (0 when absent)
-    awk -v n="$2" '$1 == n {v = $3} END {print v + 0}' "$1" 2>/dev/null || echo 0
+    awk -v n="counter.$2" '$1 == n {v = $2} END {print v + 0}' "$1" 2>/dev/null || echo 0
 }
 
 # 0. Nobody home yet.
@@ -37,7 +37,7 @@ echo "token-$$-$RANDOM" >"$TEST_TMP/www/token.txt"
 in_ns "$NS_PEER" python3 -m http.server 8080 --bind 10.95.0.1 --directory "$TEST_TMP/www" >"$TEST_TMP/kernel-server.log" 2>&1 &
 TEST_PIDS+=($!)
 wait_port_in_ns "$NS_PEER" 10.95.0.1 8080
-got=$(GAZELLE_COUNTERS=$TEST_TMP/client.counters GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD timeout 30 \
+got=$(GAZELLE_STATS=$TEST_TMP/client.counters GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD timeout 30 \
       ip netns exec "$NS_STACK" curl -sS --max-time 20 http://10.95.0.1:8080/token.txt 2>"$TEST_TMP/curl.err") \
     || fail "preloaded curl failed: $(cat "$TEST_TMP/curl.err")"
 [ "$got" = "$(cat "$TEST_TMP/www/token.txt")" ] || fail "preloaded curl got '$got'"

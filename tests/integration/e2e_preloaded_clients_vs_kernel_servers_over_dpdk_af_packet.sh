@@ -6,7 +6,7 @@
 #   iperf3 -c, -c -R      -> iperf3 -s: the bytes one side sent, the other received;
 #   redis-cli, redis-benchmark -> redis-server: a random value SET over the stack reads back through
 #                            the kernel's own client, and the benchmark's key is there.
-# Each client's stack counters (GAZELLE_COUNTERS) must show the TCP bytes it carried.
+# Each client's stack counters (GAZELLE_STATS, written at its exit) must show the TCP bytes it carried.
 source "$(dirname "$0")/lib.sh"
 need nginx
 need curl
@@ -18,10 +18,10 @@ need redis-benchmark
 need python3
 netns_pair 10.92.0.1/24
 stack_conf "$TEST_TMP/stack.conf" "$VETH_STACK" 10.92.0.2 "gz-kcli-$$"
-counter() { awk -v n="$2" '$1 == n {v = $3} END {print v + 0}' "$1" 2>/dev/null || echo 0; }
+counter() { awk -v n="counter.$2" '$1 == n {v = $2} END {print v + 0}' "$1" 2>/dev/null || echo 0; }
 client() { # NAME CMD...: runs CMD preloaded in the stack's namespace; counters in $TEST_TMP/NAME.counters
     local name=$1; shift
-    GAZELLE_COUNTERS=$TEST_TMP/$name.counters GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD timeout 60 \
+    GAZELLE_STATS=$TEST_TMP/$name.counters GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD timeout 60 \
         ip netns exec "$NS_STACK" "$@"
 }
 kernel_server() { # LOG CMD...: a kernel server in the peer namespace, in the background

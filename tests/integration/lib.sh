@@ -137,3 +137,22 @@ netns_impaired_pair() {
     RELAY_PID=$!
     TEST_PIDS+=("$RELAY_PID")
 }
+
+# serve LOG PATTERN CMD...: starts a server in the background (its pid in SERVER and TEST_PIDS; stdin
+# passed on, stderr to LOG) and waits, at most 20 s, until LOG shows PATTERN: the server's own word that
+# it listens (nc -v, socat -d -d, sockperf), printed after its bind/listen returned. Preloaded servers
+# take a varying while to start their stack; a probe connection would be taken for the one client some
+# servers serve. CMD must be a program, not a function (a backgrounded function is a subshell, and
+# killing it would leave the server running).
+serve() {
+    local log=$1 pattern=$2 deadline=$((SECONDS + 20))
+    shift 2
+    "$@" <&0 2>"$log" &
+    SERVER=$!
+    TEST_PIDS+=("$SERVER")
+    until grep -qs "$pattern" "$log"; do
+        kill -0 "$SERVER" 2>/dev/null || fail "the server ended before it listened: $(cat "$log")"
+        [ $SECONDS -lt $deadline ] || fail "the server never said it listens: $(cat "$log")"
+        sleep 0.1
+    done
+}

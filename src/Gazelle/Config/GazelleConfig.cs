@@ -69,6 +69,8 @@ public sealed record GazelleConfig
     public int UdpSocketCount { get; init; } = 1024;
     public int TcpSendBuffer { get; init; } = 256 * 1024;
     public int TcpRecvBuffer { get; init; } = 256 * 1024;
+    /// <summary>How long a connection stays in TIME_WAIT (2MSL), in milliseconds.</summary>
+    public int TcpTimeWaitMs { get; init; } = 60_000;
     public bool UdpEnable { get; init; } = true;
 
     // --- per-loop budgets (Gazelle names) ---
@@ -95,5 +97,6 @@ public sealed record GazelleConfig
         MaxUdpSockets = UdpEnable ? UdpSocketCount : 0,
         TcpSendBufferBytes = TcpSendBuffer,
         TcpReceiveBufferBytes = TcpRecvBuffer,
+        TimeWaitMicros = TcpTimeWaitMs * 1000L,
     };
 }

@@ -91,7 +91,7 @@ public static class GazelleConfigParser
         public Ipv4Address HostAddr, MaskAddr, GatewayAddr;
         public IReadOnlyList<int> NumCpus = [], NumWakeup = [];
         public int TcpConnCount = 1500, MbufCountPerConn = 170, MbufPoolSize, UdpSocketCount = 1024;
-        public int TcpSendBuffer = 256 * 1024, TcpRecvBuffer = 256 * 1024;
+        public int TcpSendBuffer = 256 * 1024, TcpRecvBuffer = 256 * 1024, TcpTimeWaitMs = 60_000;
         public bool UdpEnable = true, LowPowerMode, ListenShadow;
         public int SendConnectNumber = 4, ReadConnectNumber = 4, RpcNumber = 4;
         public LogLevel LogLevel = LogLevel.Info;
@@ -119,6 +119,7 @@ public static class GazelleConfigParser
             UdpSocketCount = UdpSocketCount,
             TcpSendBuffer = TcpSendBuffer,
             TcpRecvBuffer = TcpRecvBuffer,
+            TcpTimeWaitMs = TcpTimeWaitMs,
             UdpEnable = UdpEnable,
             SendConnectNumber = SendConnectNumber,
             ReadConnectNumber = ReadConnectNumber,
@@ -154,6 +155,7 @@ public static class GazelleConfigParser
         new("udp_socket_count", (b, v) => Int(v, 0, 1 << 20, i => b.UdpSocketCount = i)),
         new("tcp_send_buffer", (b, v) => Int(v, 4096, 1 << 30, i => b.TcpSendBuffer = i)),
         new("tcp_recv_buffer", (b, v) => Int(v, 4096, 1 << 30, i => b.TcpRecvBuffer = i)),
+        new("tcp_time_wait_ms", (b, v) => Int(v, 100, 600_000, i => b.TcpTimeWaitMs = i)),
         new("udp_enable", (b, v) => Bool(v, x => b.UdpEnable = x)),
         new("send_connect_number", (b, v) => Int(v, 1, 1 << 16, i => b.SendConnectNumber = i)),
         new("read_connect_number", (b, v) => Int(v, 1, 1 << 16, i => b.ReadConnectNumber = i)),

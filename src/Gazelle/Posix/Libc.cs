@@ -153,3 +153,10 @@ internal static unsafe partial class Libc2
         return r >= 0 ? r : -Marshal.GetLastPInvokeError();
     }
 }
+
+internal static unsafe partial class Libc2
+{
+    [LibraryImport(Lib, EntryPoint = "pthread_sigmask")] private static partial int pthread_sigmask_(int how, ulong* set, ulong* old);
+    /// <summary>pthread_sigmask over glibc sigset_t buffers (<see cref="LinuxAbi.SigSetWords"/> words); returns 0 or -errno.</summary>
+    public static int PthreadSigmask(int how, ulong* set, ulong* old) => -pthread_sigmask_(how, set, old);
+}

@@ -23,6 +23,9 @@ public static class LinuxAbi
     public const int MSG_PEEK = 0x2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100,
         MSG_NOSIGNAL = 0x4000, MSG_WAITFORONE = 0x10000;
     public const int SIGPIPE = 13;
+    public const int SIG_BLOCK = 0, SIG_SETMASK = 2;
+    /// <summary>Words of glibc's sigset_t (1024 bits); the kernel uses the first (signals 1..64).</summary>
+    public const int SigSetWords = 16;
     public const int FD_SETSIZE = 1024;
     public const int SizeOfSockAddrIn = 16;
 }

@@ -44,21 +44,46 @@ public sealed unsafe partial class PosixLayer
         return r;
     }
 
+    /// <summary>recvmmsg as Linux's do_recvmmsg: each message is a recvmsg with the call's flags (so on a
+    /// blocking socket every one waits; MSG_WAITFORONE makes those after the first non-blocking); the
+    /// timeout is checked after each datagram only, and the time left is written back.</summary>
     public int RecvMMsg(int fd, MMsgHdr* vec, uint n, int flags, TimeSpec* timeout)
     {
         if (vec == null) return -(int)Errno.EFAULT;
-        // The first message waits as the socket and flags say; later ones are taken only if already there.
-        int first = flags & ~MSG_WAITFORONE;
-        int i = 0;
-        for (; i < n; i++)
+        long end = 0;
+        if (timeout != null)
         {
-            long r = RecvMsg(fd, &vec[i].Header, i == 0 ? first : first | MSG_DONTWAIT);
+            if (timeout->Seconds < 0 || timeout->Nanoseconds is < 0 or >= 1_000_000_000) return -(int)Errno.EINVAL;
+            end = _clock().Microseconds + Math.Min(timeout->Seconds, long.MaxValue / 4_000_000) * 1_000_000 + (timeout->Nanoseconds + 999) / 1000;
+        }
+        int each = flags & ~MSG_WAITFORONE;
+        int i = 0;
+        long left = 0, error = 0;
+        while (i < n)
+        {
+            long r = RecvMsg(fd, &vec[i].Header, each);
             if (r < 0)
             {
-                if (i == 0) return (int)r;
+                error = r;
                 break;
             }
-            vec[i].Length = (uint)r;
+            vec[i++].Length = (uint)r;
+            if ((flags & MSG_WAITFORONE) != 0) each |= MSG_DONTWAIT;
+            if (timeout != null)
+            {
+                left = end - _clock().Microseconds;
+                if (left <= 0)
+                {
+                    left = 0;
+                    break;
+                }
+            }
+        }
+        if (i == 0) return (int)error;
+        if (timeout != null)
+        {
+            timeout->Seconds = left / 1_000_000;
+            timeout->Nanoseconds = left % 1_000_000 * 1000;
         }
         return i;
     }
@@ -240,7 +265,6 @@ public sealed unsafe partial class PosixLayer
                 if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
                 PollStack();
                 e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n);
-                ResetEdges(f, EPOLLIN | EPOLLRDHUP);
                 if (e == Errno.Ok && n > 0) PollStack(); // window updates go out now
                 nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                 timeout = f.ReceiveTimeoutMicros;
@@ -367,7 +391,6 @@ public sealed unsafe partial class PosixLayer
             {
                 if (FileOf(fd) != f) return sent > 0 ? sent : -(int)Errno.EBADF;
                 PollStack();
-                ResetEdges(f, EPOLLOUT);
                 while (i < count)
                 {
                     nuint left = iov[i].Length - off;

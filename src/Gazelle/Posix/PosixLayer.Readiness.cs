@@ -75,27 +75,56 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
-    /// <summary>Readiness of a socket as EPOLL*/POLL* bits. Caller holds the lock and has polled the stack.</summary>
-    private uint ReadinessOf(SocketFile f, int fd)
+    /// <summary>Readiness of a socket as EPOLL*/POLL* bits, <paramref name="kernel"/> the part its kernel
+    /// side contributes. Caller holds the lock and has polled the stack.</summary>
+    private uint ReadinessOf(SocketFile f, int fd, out uint kernel)
     {
         uint r = 0;
+        kernel = 0;
         if (f.Handle.IsValid) r = (uint)_stack.GetReadiness(f.Handle);
         if (f.Placement != Placement.Stack)
         {
             PollFd p = new() { Fd = fd, Events = (short)(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP) };
-            if (Libc.Poll(&p, 1, 0) > 0) r |= (ushort)p.Revents;
-            if (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp) r &= ~(EPOLLOUT | EPOLLHUP); // a listener is never writable
+            if (Libc.Poll(&p, 1, 0) > 0) kernel = (ushort)p.Revents;
+            if (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp) kernel &= ~(EPOLLOUT | EPOLLHUP); // a listener is never writable
+            r |= kernel;
         }
         return r;
     }
 
-    /// <summary>Edge-triggered registrations report again once the program has consumed (read, accepted,
-    /// written): the stack exposes readiness levels, not arrival events, so an edge is "ready again after
-    /// the program acted". A program that drains to EAGAIN, as ET requires, sees every new arrival.
+    /// <summary>The kernel side of a pending or dual socket shows levels only: after the program consumed
+    /// from it (accept, recv, send), a level that stays up must count as a new edge, or an arrival that
+    /// came meanwhile would never be reported. Stack sockets need nothing: the stack counts arrivals.
     /// Caller holds the lock.</summary>
     private static void ResetEdges(SocketFile f, uint bits)
     {
-        foreach (var it in f.Interests) it.LastSeen &= ~bits;
+        if (f.Placement == Placement.Stack) return;
+        foreach (var it in f.Interests) it.KernelSeen &= ~bits;
+    }
+
+    /// <summary>Whether an edge-triggered registration has a new edge (Linux's ep_poll_callback queued it):
+    /// ADD/MOD armed one, the stack counted an arrival of a kind it watches (data, FIN, connection, error:
+    /// read side; send space after running out: write side), or its kernel side's readiness rose.
+    /// Looking consumes the edge. Caller holds the lock.</summary>
+    private bool TakeEdge(EpollInterest it, uint kernelNow)
+    {
+        bool edge = it.EdgeArmed;
+        it.EdgeArmed = false;
+        var f = it.File;
+        if (f.Handle.IsValid)
+        {
+            var seen = _stack.GetEvents(f.Handle);
+            bool watchesOut = (it.Events & EPOLLOUT) != 0;
+            bool watchesIn = (it.Events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP)) != 0 || !watchesOut;
+            if ((watchesIn && seen.Read != it.SeenEvents.Read) || (watchesOut && seen.Write != it.SeenEvents.Write)) edge = true;
+            it.SeenEvents = seen;
+        }
+        if (f.Placement != Placement.Stack)
+        {
+            if ((kernelNow & ~it.KernelSeen) != 0) edge = true;
+            it.KernelSeen = kernelNow;
+        }
+        return edge;
     }
 
     // ---- epoll -------------------------------------------------------------------------------
@@ -123,6 +152,7 @@ public sealed unsafe partial class PosixLayer
                     if (ev == null) return -(int)Errno.EFAULT;
                     if (interest is not null) return -(int)Errno.EEXIST;
                     interest = new EpollInterest(ep, fd, target) { Events = ev->Events, Data = ev->Data };
+                    if (target.Handle.IsValid) interest.SeenEvents = _stack.GetEvents(target.Handle);
                     ep.ByFd.Add(fd, interest);
                     ep.Interests.Add(interest);
                     target.Interests.Add(interest);
@@ -134,7 +164,9 @@ public sealed unsafe partial class PosixLayer
                     interest.Events = ev->Events;
                     interest.Data = ev->Data;
                     interest.Disarmed = false;
-                    interest.LastSeen = 0;
+                    interest.EdgeArmed = true;
+                    interest.KernelSeen = 0;
+                    if (target.Handle.IsValid) interest.SeenEvents = _stack.GetEvents(target.Handle);
                     return 0;
                 case EPOLL_CTL_DEL:
                     if (interest is null) return -(int)Errno.ENOENT;
@@ -160,14 +192,9 @@ public sealed unsafe partial class PosixLayer
             var it = ep.Interests[(start + j) % count];
             if (it.Disarmed) continue;
             uint want = (it.Events & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP)) | EPOLLERR | EPOLLHUP;
-            uint hit = ReadinessOf(it.File, it.Fd) & want;
-            if ((it.Events & EPOLLET) != 0)
-            {
-                // Edge-triggered: report only readiness that appeared since the last look.
-                uint fresh = hit & ~it.LastSeen;
-                it.LastSeen = hit;
-                if (fresh == 0) continue;
-            }
+            uint hit = ReadinessOf(it.File, it.Fd, out uint kernel) & want;
+            // Edge-triggered: only after an edge, then with the whole readiness of the moment (as Linux).
+            if ((it.Events & EPOLLET) != 0 && !TakeEdge(it, kernel & want)) continue;
             if (hit == 0) continue;
             events[n].Events = hit;
             events[n].Data = it.Data;
@@ -178,6 +205,20 @@ public sealed unsafe partial class PosixLayer
     }
 
     public int EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
+    {
+        ulong* own = stackalloc ulong[SigSetWords];
+        var signals = sigmask != null ? CallSignals.Hold(sigmask) : CallSignals.Own(own);
+        try
+        {
+            return EpollWaitCore(epfd, events, max, timeoutMs, sigmask, ref signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
+    }
+
+    private int EpollWaitCore(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask, ref CallSignals signals)
     {
         if (max <= 0) return -(int)Errno.EINVAL;
         if (events == null) return -(int)Errno.EFAULT;
@@ -203,12 +244,14 @@ public sealed unsafe partial class PosixLayer
                 if (k < 0 && n == 0) return k;
                 if (k > 0) n += k;
             }
-            if (n > 0 || timeoutMs == 0) return n;
+            if (n > 0 || timeoutMs == 0) return n; // Linux's epoll_pwait(0) does not look at signals
+            signals.HoldForWait();
+            if (wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr; // a syscall: as often as kernel fds
             if (wait.Next(timeout, out long us) < 0) return 0;
             if (us >= 0)
             {
                 var ts = TimeSpec.FromMicros(us);
-                int k = Libc.EpollPWait2(epfd, events, max, &ts, sigmask);
+                int k = Libc.EpollPWait2(epfd, events, max, &ts, signals.WaitMask(sigmask));
                 if (k != 0) return k; // kernel events, or EINTR
             }
         }
@@ -216,14 +259,33 @@ public sealed unsafe partial class PosixLayer
 
     // ---- poll / ppoll ------------------------------------------------------------------------
 
-    public int Poll(PollFd* fds, nuint n, int timeoutMs) =>
-        PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null);
+    public int Poll(PollFd* fds, nuint n, int timeoutMs)
+    {
+        ulong* own = stackalloc ulong[SigSetWords];
+        var signals = CallSignals.Own(own);
+        try
+        {
+            return PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null, ref signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
+    }
 
     public int PPoll(PollFd* fds, nuint n, TimeSpec* timeout, void* sigmask)
     {
         if (timeout != null && (timeout->Seconds < 0 || timeout->Nanoseconds is < 0 or >= 1_000_000_000)) return -(int)Errno.EINVAL;
         long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + (timeout->Nanoseconds + 999) / 1000;
-        return PollCore(fds, n, us, sigmask);
+        var signals = CallSignals.Hold(sigmask);
+        try
+        {
+            return PollCore(fds, n, us, sigmask, ref signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
     }
 
     private static short ToPollBits(uint readiness, short events)
@@ -234,7 +296,7 @@ public sealed unsafe partial class PosixLayer
         return (short)(r & ((uint)(ushort)events | EPOLLERR | EPOLLHUP));
     }
 
-    private int PollCore(PollFd* fds, nuint n, long timeoutMicros, void* sigmask)
+    private int PollCore(PollFd* fds, nuint n, long timeoutMicros, void* sigmask, ref CallSignals signals)
     {
         if (n > 1024 * 1024) return -(int)Errno.EINVAL;
         if (n > 0 && fds == null) return -(int)Errno.EFAULT;
@@ -275,12 +337,15 @@ public sealed unsafe partial class PosixLayer
                     for (int j = 0; j < m; j++) fds[map[j]].Revents |= kernel[j].Revents;
                 }
                 for (int i = 0; i < count; i++) if (fds[i].Revents != 0) ready++;
-                if (ready > 0 || timeoutMicros == 0) return ready;
+                if (ready > 0) return ready;
+                if (timeoutMicros != 0) signals.HoldForWait();
+                if (wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr;
+                if (timeoutMicros == 0) return 0;
                 if (wait.Next(timeoutMicros, out long us) < 0) return 0;
                 if (us >= 0)
                 {
                     var ts = TimeSpec.FromMicros(us);
-                    int k = Libc.PPoll(kernel, (nuint)m, &ts, sigmask);
+                    int k = Libc.PPoll(kernel, (nuint)m, &ts, signals.WaitMask(sigmask));
                     if (k == -(int)Errno.EINTR) return k;
                 }
             }
@@ -302,7 +367,17 @@ public sealed unsafe partial class PosixLayer
         if (timeout != null && (timeout->Seconds < 0 || timeout->Microseconds < 0)) return -(int)Errno.EINVAL;
         long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + timeout->Microseconds;
         var start = _clock();
-        int result = SelectCore(nfds, r, w, e, us, null);
+        ulong* own = stackalloc ulong[SigSetWords];
+        var signals = CallSignals.Own(own);
+        int result;
+        try
+        {
+            result = SelectCore(nfds, r, w, e, us, null, ref signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
         if (timeout != null && result >= 0)
         {
             // Linux writes back the time not slept.
@@ -317,10 +392,18 @@ public sealed unsafe partial class PosixLayer
     {
         if (timeout != null && (timeout->Seconds < 0 || timeout->Nanoseconds is < 0 or >= 1_000_000_000)) return -(int)Errno.EINVAL;
         long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + (timeout->Nanoseconds + 999) / 1000;
-        return SelectCore(nfds, r, w, e, us, sigmask);
+        var signals = CallSignals.Hold(sigmask);
+        try
+        {
+            return SelectCore(nfds, r, w, e, us, sigmask, ref signals);
+        }
+        finally
+        {
+            signals.Restore();
+        }
     }
 
-    private int SelectCore(int nfds, ulong* r, ulong* w, ulong* e, long timeoutMicros, void* sigmask)
+    private int SelectCore(int nfds, ulong* r, ulong* w, ulong* e, long timeoutMicros, void* sigmask, ref CallSignals signals)
     {
         if (nfds < 0) return -(int)Errno.EINVAL;
         int limit = Math.Min(nfds, FD_SETSIZE);
@@ -372,6 +455,8 @@ public sealed unsafe partial class PosixLayer
                 stack[i] |= kernel[i];
                 count += BitOperations.PopCount(stack[i]);
             }
+            if (count == 0 && timeoutMicros != 0) signals.HoldForWait();
+            if (count == 0 && wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr; // the sets stay as given
             if (count > 0 || timeoutMicros == 0 || wait.Next(timeoutMicros, out long us) < 0)
             {
                 for (int s = 0; s < 3; s++)
@@ -386,7 +471,7 @@ public sealed unsafe partial class PosixLayer
                     if (FileOf(fd) is { Placement: Placement.Stack })
                         for (int s = 0; s < 3; s++) kernel[s * Words + fd / 64] &= ~(1UL << (fd % 64));
                 var ts = TimeSpec.FromMicros(us);
-                k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &ts, sigmask);
+                k = Libc.PSelect(limit, r != null ? kernel : null, w != null ? kernel + Words : null, e != null ? kernel + 2 * Words : null, &ts, signals.WaitMask(sigmask));
                 if (k == -(int)Errno.EINTR) return k;
             }
         }

@@ -431,43 +431,6 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
-    // ---- exit --------------------------------------------------------------------------------
-
-    /// <summary>
-    /// At process exit (the shim's atexit handler): closes every stack socket the program still holds,
-    /// as the kernel closes an exiting process's fds, then keeps polling the stack until every closed
-    /// connection's data and FIN are acknowledged (<paramref name="flushing"/> returns 0) or
-    /// <paramref name="limit"/> has passed. The stack lives in the process: without this, data a program
-    /// wrote and closed just before exit() died with it (the kernel would have delivered it). Returns
-    /// how many connections were still unacknowledged when it gave up (0: all delivered).
-    /// </summary>
-    public int Exit(Func<int> flushing, TimeSpanMicros limit)
-    {
-        Instant deadline;
-        lock (_lock)
-        {
-            for (int fd = 0; fd < _entries.Length; fd++) if (_entries[fd] is not null) Forget(fd);
-            deadline = _clock() + limit;
-        }
-        while (true)
-        {
-            lock (_lock)
-            {
-                PollStack();
-                int left = flushing();
-                if (left == 0 || _clock() >= deadline) return left;
-            }
-            Thread.Yield();
-        }
-    }
-
-    /// <summary>Runs <paramref name="read"/> under the layer's lock, so it sees the stack between polls
-    /// (diagnostics such as counter snapshots from another thread; not for the packet path).</summary>
-    public T Inspect<T>(Func<T> read)
-    {
-        lock (_lock) return read();
-    }
-
     // ---- close, dup, fcntl, ioctl -----------------------------------------------------------
 
     public int Close(int fd)
@@ -743,6 +706,35 @@ public sealed unsafe partial class PosixLayer
             var e = _stack.Shutdown(f.Handle, (ShutdownHow)how);
             PollStack();
             return -(int)e;
+        }
+    }
+
+    /// <summary>
+    /// The process is exiting (the shim calls this from atexit). Linux closes every fd of an exiting process and
+    /// the kernel goes on delivering what its connections were sent (RFC 9293 §3.10.4: CLOSE leaves queued data to
+    /// be sent); here the stack dies with the process, so exit does the same itself: every socket still held is
+    /// closed (a FIN after its data, or a RST for unread data, as Linux), then the stack is polled until no closed
+    /// connection owes its peer data or a FIN, or <paramref name="bound"/> passes (a peer that stopped reading
+    /// or vanished); whatever is left then is lost. Returns whether everything was delivered.
+    /// </summary>
+    public bool FlushAtExit(TimeSpanMicros bound)
+    {
+        lock (_lock)
+        {
+            for (int fd = 0; fd < _entries.Length; fd++)
+                if (_entries[fd] is SocketFile) Forget(fd);
+        }
+        var start = _clock();
+        while (true)
+        {
+            lock (_lock)
+            {
+                PollStack();
+                if (!_stack.HasUnfinishedOutput) return true;
+            }
+            var now = _clock();
+            if ((now - start).Value >= bound.Value) return false;
+            if ((now - start).Value > _policy.SpinMicros && _policy.SpinMicros >= 0) Thread.Sleep(_policy.BlockMillis);
         }
     }
 

@@ -58,6 +58,11 @@ internal sealed class EpollInterest(EpollFile epoll, int fd, SocketFile file)
     public ulong Data;
     /// <summary>EPOLLONESHOT fired: silent until EPOLL_CTL_MOD re-arms it.</summary>
     public bool Disarmed;
-    /// <summary>Readiness seen at the last collection (edge-triggered reporting).</summary>
-    public uint LastSeen;
+    /// <summary>Edge-triggered: ADD or MOD armed an edge (Linux reports a ready socket once after either).</summary>
+    public bool EdgeArmed = true;
+    /// <summary>Edge-triggered: the stack socket's event sequence numbers at the last collection.</summary>
+    public SocketEvents SeenEvents;
+    /// <summary>Edge-triggered: the kernel side's readiness at the last collection (a pending or dual
+    /// socket's kernel part is only seen as levels, so a rise counts as an edge).</summary>
+    public uint KernelSeen;
 }

@@ -25,6 +25,15 @@ public enum Readiness : uint
     ReadHangUp = 0x2000,   // EPOLLRDHUP
 }
 
+/// <summary>
+/// A socket's event sequence numbers: the stack bumps <see cref="Read"/> when something arrives for
+/// the reader (data, a datagram, a FIN, a queued connection) and <see cref="Write"/> when send space
+/// grows after the socket ran out of it; a state change or an error bumps both. Edge-triggered epoll
+/// reports a registration again when a number it watches moved since its last report (Linux wakes
+/// epoll on these arrivals, not when the program consumes). Both wrap around freely.
+/// </summary>
+public readonly record struct SocketEvents(uint Read, uint Write);
+
 [Flags]
 public enum MessageFlags
 {
@@ -66,8 +75,14 @@ public interface ISocketApi
     Errno Available(SocketHandle socket, out int bytes);
     /// <summary>Current readiness of the socket.</summary>
     Readiness GetReadiness(SocketHandle socket);
+    /// <summary>The socket's event sequence numbers (edge-triggered readiness).</summary>
+    SocketEvents GetEvents(SocketHandle socket);
     /// <summary>Pending error (SO_ERROR), cleared by reading it.</summary>
     Errno TakeError(SocketHandle socket);
+
+    /// <summary>True while closed connections still owe their peers data or a FIN (or packets wait for address
+    /// resolution): the stack must keep being polled before its process exits, or these are lost.</summary>
+    bool HasUnfinishedOutput { get; }
 
     /// <summary>Drives the stack: receives from the NIC, runs protocol input and timers, transmits.
     /// Returns the next instant at which timers need it (<see cref="Instant.Never"/> if none).</summary>

@@ -68,6 +68,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         return e;
     }
 
+    /// <inheritdoc/>
+    public bool HasUnfinishedOutput => _tcp.UnacknowledgedCloses > 0 || _arp.PendingPackets > 0;
+
     // ------------------------------------------------------------------ poll loop
 
     /// <summary>Receives a burst, dispatches it, runs ARP/reassembly/TCP timers, transmits. Returns the
@@ -346,6 +349,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
 
     public Readiness GetReadiness(SocketHandle socket) =>
         SocketHandles.IsUdp(socket) ? _udp.GetReadiness(SocketHandles.UdpIndex(socket)) : _tcp.GetReadiness(socket);
+
+    public SocketEvents GetEvents(SocketHandle socket) =>
+        SocketHandles.IsUdp(socket) ? _udp.GetEvents(SocketHandles.UdpIndex(socket)) : _tcp.GetEvents(socket);
 
     public Errno TakeError(SocketHandle socket) =>
         SocketHandles.IsUdp(socket) ? _udp.TakeError(SocketHandles.UdpIndex(socket)) : _tcp.TakeError(socket);

@@ -14,4 +14,6 @@ public sealed record StackConfig
     public int MaxUdpSockets { get; init; } = 1024;
     public int TcpSendBufferBytes { get; init; } = 256 * 1024;
     public int TcpReceiveBufferBytes { get; init; } = 256 * 1024;
+    /// <summary>TIME_WAIT duration (2MSL, RFC 9293 §3.10.7.4); Linux's 60 s by default.</summary>
+    public long TimeWaitMicros { get; init; } = 60_000_000;
 }

@@ -103,6 +103,17 @@ public class GazelleConfigParserTests
     }
 
     [Test]
+    public void TimeWaitIsConfigurableWithinBounds()
+    {
+        const string head = "backend=\"inmemory\"\nhost_addr=\"10.0.0.2\"\nmask_addr=\"255.0.0.0\"\n";
+        Assert.That(ParseOk(head).ToStackConfig().TimeWaitMicros, Is.EqualTo(60_000_000));
+        Assert.That(ParseOk(head + "tcp_time_wait_ms = 1000\n").ToStackConfig().TimeWaitMicros, Is.EqualTo(1_000_000));
+        var r = GazelleConfigParser.Parse(head + "tcp_time_wait_ms = 10\n", "t.conf");
+        Assert.That(r.IsOk, Is.False);
+        Assert.That(r.Errors[0].ToString(), Does.Contain("tcp_time_wait_ms"));
+    }
+
+    [Test]
     public void CpuRangesExpand()
     {
         var c = ParseOk("backend=\"inmemory\"\nhost_addr=\"10.0.0.2\"\nmask_addr=\"255.0.0.0\"\nnum_cpus=\"0-2, 5\"\n");

@@ -25,10 +25,17 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
         public readonly List<byte> Rx = [];
         public readonly Queue<(byte[] Data, Ipv4Endpoint From)> Datagrams = new();
         public readonly Dictionary<(int, int), byte[]> Options = [];
+        /// <summary>Event sequence numbers (SocketEvents); SpaceWanted: a send found the peer full.</summary>
+        public uint ReadEvents, WriteEvents;
+        public bool SpaceWanted;
+        public void WakeAll() { ReadEvents++; WriteEvents++; }
     }
 
     private readonly List<Sock> _socks = [];
     private ushort _nextPort = 40000;
+
+    /// <summary>The stand-in delivers at once: nothing is ever left to send.</summary>
+    public bool HasUnfinishedOutput => false;
 
     public int OpenSockets => _socks.Count(s => !s.Closed);
     public int PollCount { get; private set; }
@@ -118,9 +125,11 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
         if (!s.Connected) return Errno.ENOTCONN;
         var peer = _socks[s.Peer];
         int room = ReceiveCapacity - peer.Rx.Count;
+        if (room < data.Length) s.SpaceWanted = true;
         if (room <= 0) return Errno.EAGAIN;
         sent = Math.Min(room, data.Length);
         peer.Rx.AddRange(data[..sent].ToArray());
+        peer.ReadEvents++;
         return Errno.Ok;
     }
 
@@ -132,6 +141,8 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
         AutoBind(s);
         var target = _socks.FirstOrDefault(t => !t.Closed && t.Kind == SocketKind.Udp && t.Bound && t.Local.Port == remote.Port);
         target?.Datagrams.Enqueue((data.ToArray(), new Ipv4Endpoint(address, s.Local.Port)));
+        if (target is not null) target.ReadEvents++;
+        s.WriteEvents++;
         sent = data.Length;
         return Errno.Ok;
     }
@@ -157,7 +168,15 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
         {
             received = Math.Min(s.Rx.Count, buffer.Length);
             for (int i = 0; i < received; i++) buffer[i] = s.Rx[i];
-            if ((flags & MessageFlags.Peek) == 0) s.Rx.RemoveRange(0, received);
+            if ((flags & MessageFlags.Peek) == 0)
+            {
+                s.Rx.RemoveRange(0, received);
+                if (s.Peer >= 0 && _socks[s.Peer] is { SpaceWanted: true } writer)
+                {
+                    writer.SpaceWanted = false;
+                    writer.WriteEvents++;
+                }
+            }
             remote = s.Remote;
             return Errno.Ok;
         }
@@ -174,8 +193,13 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
         if (how != ShutdownHow.Read)
         {
             s.WriteShut = true;
-            if (s.Peer >= 0) _socks[s.Peer].PeerWriteShut = true;
+            if (s.Peer >= 0)
+            {
+                _socks[s.Peer].PeerWriteShut = true;
+                _socks[s.Peer].WakeAll();
+            }
         }
+        s.WakeAll();
         return Errno.Ok;
     }
 
@@ -187,6 +211,7 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
         {
             _socks[s.Peer].PeerWriteShut = true;
             _socks[s.Peer].PeerGone = true;
+            _socks[s.Peer].WakeAll();
         }
         while (s.AcceptQueue.Count > 0) _socks[s.AcceptQueue.Dequeue()].Closed = true;
         return Errno.Ok;
@@ -248,6 +273,9 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
         return r;
     }
 
+    public SocketEvents GetEvents(SocketHandle socket) =>
+        Get(socket) is { } s ? new SocketEvents(s.ReadEvents, s.WriteEvents) : default;
+
     public Errno TakeError(SocketHandle socket)
     {
         if (Get(socket) is not { } s) return Errno.EBADF;
@@ -270,6 +298,7 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
             if (li < 0 || target.Address != address)
             {
                 s.PendingError = Errno.ECONNREFUSED;
+                s.WakeAll();
                 continue;
             }
             _socks.Add(new Sock { Kind = SocketKind.Tcp, Local = target, Remote = s.Local, Bound = true, Connected = true, Peer = i });
@@ -277,7 +306,9 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
             s.Peer = server;
             s.Remote = target;
             s.Connected = true;
+            s.WakeAll();
             _socks[li].AcceptQueue.Enqueue(server);
+            _socks[li].ReadEvents++;
         }
         return Instant.Never;
     }

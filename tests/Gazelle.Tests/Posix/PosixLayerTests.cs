@@ -165,6 +165,23 @@ public unsafe class PosixLayerTests
     }
 
     [Test]
+    public void FlushAtExitClosesEverySocketTheProcessStillHolds()
+    {
+        var (l, c, s) = StackPair();
+        Assert.That(SendText(c, "last words"), Is.EqualTo(10));
+        int pending = Tcp();
+        Assert.That(_stack.OpenSockets, Is.EqualTo(3));
+        Assert.That(_layer.FlushAtExit(TimeSpanMicros.FromSeconds(1)), Is.True, "nothing left owed");
+        Assert.That(_stack.OpenSockets, Is.Zero, "every stack socket closed, as Linux closes an exiting process's fds");
+        Assert.That(_layer.HeldFds, Is.Zero);
+        foreach (int fd in new[] { l, c, s, pending })
+        {
+            Assert.That(_table[fd], Is.EqualTo(FdKind.Kernel));
+            Assert.That(Libc.Close(fd), Is.Zero, "the kernel fds stay for the kernel to close at exit");
+        }
+    }
+
+    [Test]
     public void NonBlockingConnectReportsEinprogressThenSoError()
     {
         int l = Tcp();
@@ -358,6 +375,46 @@ public unsafe class PosixLayerTests
         Assert.That(events[0].Events & EPOLLRDHUP, Is.Not.Zero);
         CloseAll(s, l, ep);
         Assert.That(Libc.Close(efd), Is.Zero);
+    }
+
+    [Test]
+    public void EdgeTriggeredEpollReportsArrivalsNotConsumption()
+    {
+        var (l, c, s) = StackPair();
+        int ep = Libc.EpollCreate1(0);
+        var events = stackalloc EpollEvent[4];
+        var ev = new EpollEvent { Events = EPOLLIN | EPOLLET, Data = 1 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, s, &ev), Is.Zero);
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.Zero, "idle");
+        SendText(c, "a");
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.EqualTo(1), "an arrival");
+        SendText(c, "b");
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.EqualTo(1), "a second arrival, the first unread");
+        Assert.That(RecvText(s, 1), Is.EqualTo("a"));
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.Zero, "reading is no edge");
+        // Reported with the whole readiness of the moment: an arrival on IN|OUT shows both.
+        ev = new EpollEvent { Events = EPOLLIN | EPOLLOUT | EPOLLET, Data = 1 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_MOD, s, &ev), Is.Zero);
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.EqualTo(1), "MOD arms an edge");
+        SendText(s, "r");
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.Zero, "sending with room to spare is no edge");
+        SendText(c, "d");
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.EqualTo(1));
+        Assert.That(events[0].Events & (EPOLLIN | EPOLLOUT), Is.EqualTo(EPOLLIN | EPOLLOUT));
+        // A listener: every queued connection is an edge.
+        ev = new EpollEvent { Events = EPOLLIN | EPOLLET, Data = 2 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, l, &ev), Is.Zero);
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_DEL, s, null), Is.Zero);
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.Zero);
+        int c1 = Tcp(), c2 = Tcp();
+        Assert.That(ConnectTo(c1, StackIp, LocalPort(l)), Is.Zero);
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.EqualTo(1));
+        Assert.That(ConnectTo(c2, StackIp, LocalPort(l)), Is.Zero);
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.EqualTo(1), "another connection, none accepted");
+        int a1 = _layer.Accept4(l, null, null, 0);
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.Zero, "accepting is no edge");
+        int a2 = _layer.Accept4(l, null, null, 0);
+        CloseAll(a1, a2, c1, c2, c, s, l, ep);
     }
 
     [Test]

@@ -145,6 +145,61 @@ public class BridgedStacksTests
     }
 
     [Test]
+    public void ClosedConnectionOwesOutputUntilThePeerAcknowledgesItsDataAndFin()
+    {
+        _b.Open(SocketKind.Tcp, out var listener);
+        _b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 7001));
+        _b.Listen(listener, 4);
+        _a.Open(SocketKind.Tcp, out var client);
+        _a.Connect(client, new Ipv4Endpoint(IpB, 7001));
+        SocketHandle server = SocketHandle.Invalid;
+        for (int i = 0; i < 100 && !server.IsValid; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            if (_b.Accept(listener, out var c, out _) == Errno.Ok) server = c;
+        }
+        Assert.That(server.IsValid, Is.True);
+        Assert.That(_a.HasUnfinishedOutput, Is.False, "an open, idle connection owes nothing");
+        var data = new byte[200_000];
+        for (int i = 0; i < data.Length; i++) data[i] = (byte)(i * 7 + (i >> 8));
+        Assert.That(_a.Send(client, data, MessageFlags.None, out int sent), Is.EqualTo(Errno.Ok));
+        Assert.That(sent, Is.GreaterThan(50_000), "enough queued that it takes several windows");
+        _a.Close(client);
+        Assert.That(_a.HasUnfinishedOutput, Is.True, "data and FIN written but not yet acknowledged");
+        var got = new List<byte>();
+        var buf = new byte[16384];
+        bool eof = false;
+        for (int i = 0; i < 2000 && _a.HasUnfinishedOutput; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            while (_b.Receive(server, buf, MessageFlags.None, out int n) == Errno.Ok)
+            {
+                if (n == 0) { eof = true; break; }
+                got.AddRange(buf.AsSpan(0, n).ToArray());
+            }
+        }
+        Assert.That(_a.HasUnfinishedOutput, Is.False, "everything acknowledged");
+        while (!eof && _b.Receive(server, buf, MessageFlags.None, out int n) == Errno.Ok)
+        {
+            if (n == 0) eof = true;
+            else got.AddRange(buf.AsSpan(0, n).ToArray());
+        }
+        Assert.That(got.Count, Is.EqualTo(sent));
+        Assert.That(got.ToArray().AsSpan().SequenceEqual(data.AsSpan(0, sent)), Is.True, "byte-exact");
+        Assert.That(eof, Is.True, "the FIN arrived after the data");
+        _b.Close(server);
+        _b.Close(listener);
+        for (int i = 0; i < 300; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(500);
+            Run();
+        }
+        Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
+    }
+
+    [Test]
     public void SteadyStateTcpRequestResponseAllocatesNothing()
     {
         _b.Open(SocketKind.Tcp, out var listener);

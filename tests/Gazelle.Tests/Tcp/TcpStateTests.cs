@@ -195,6 +195,32 @@ public class TcpStateTests : TcpFixture
     }
 
     [Test]
+    public void TimeWaitLastsWhatTheConfigSaysAndIsCountedByState()
+    {
+        Tcp = new TcpLayer(new Gazelle.Stack.StackConfig { Address = Local, Netmask = new Ipv4Address(255, 255, 255, 0), MaxTcpConnections = 16, TimeWaitMicros = 1_000_000 }, Out);
+        Tcp.QuickAcks = 0;
+        var c = Established();
+        Assert.That(Tcp.Close(c), Is.EqualTo(Errno.Ok));
+        Expect(TcpFlags.Fin | TcpFlags.Ack, seq: OurNxt, ack: PeerNxt);
+        OurNxt += 1;
+        Send(Seg(TcpFlags.Fin | TcpFlags.Ack, PeerNxt, OurNxt));
+        PeerNxt += 1;
+        Expect(TcpFlags.Ack, ack: PeerNxt);
+        Span<int> states = stackalloc int[(int)TcpState.Closing + 1];
+        Tcp.CountByState(states);
+        Assert.That(states[(int)TcpState.TimeWait], Is.EqualTo(1));
+        Assert.That(states[(int)TcpState.Listen], Is.EqualTo(1));
+        Advance(900);
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(2), "still in TIME_WAIT before 1 s");
+        Advance(200);
+        Tcp.CountByState(states);
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(1), "gone after the configured 2MSL");
+        Assert.That(states[(int)TcpState.TimeWait], Is.Zero);
+        Assert.That(Tcp.FlowTableCount, Is.Zero);
+        Tcp.Close(Listener);
+    }
+
+    [Test]
     public void ActiveCloseGoesThroughTimeWaitAndFreesEverything()
     {
         var c = Established();
@@ -314,41 +340,6 @@ public class TcpStateTests : TcpFixture
         Assert.That(Tcp.Counters.PawsRejected, Is.EqualTo(1));
         Tcp.Available(c, out int a);
         Assert.That(a, Is.Zero);
-    }
-
-    [Test]
-    public void ClosedConnectionIsFlushingUntilAcknowledgedOrItsPeerFallsSilent()
-    {
-        var c = Established();
-        var start = Now;
-        var silence = TimeSpanMicros.FromSeconds(2);
-        Tcp.Send(c, Bytes(1000), MessageFlags.None, out _);
-        Expect(TcpFlags.Ack, seq: OurNxt, length: 1000);
-        Assert.That(Tcp.Flushing(start, silence), Is.Zero, "still the user's: not flushing");
-        Tcp.Close(c);
-        Expect(TcpFlags.Ack | TcpFlags.Fin, seq: OurNxt + 1000);
-        Assert.That(Tcp.Flushing(start, silence), Is.EqualTo(1), "data and FIN unacknowledged");
-        Advance(1500);
-        Send(Seg(TcpFlags.Ack, PeerNxt, OurNxt + 500)); // the peer answers: still waited for
-        Advance(1500);
-        Assert.That(Tcp.Flushing(start, silence), Is.EqualTo(1));
-        Send(Seg(TcpFlags.Ack, PeerNxt, OurNxt + 1001));
-        Assert.That(Tcp.Flushing(start, silence), Is.Zero, "all acknowledged (FIN-WAIT-2)");
-    }
-
-    [Test]
-    public void ClosedConnectionWhosePeerFallsSilentIsNotWaitedFor()
-    {
-        var d = Established();
-        var start = Now;
-        var silence = TimeSpanMicros.FromSeconds(2);
-        Tcp.Send(d, Bytes(100), MessageFlags.None, out _);
-        Tcp.Close(d);
-        Out.Segments.Clear();
-        Advance(1000);
-        Assert.That(Tcp.Flushing(start, silence), Is.EqualTo(1));
-        Advance(1500);
-        Assert.That(Tcp.Flushing(start, silence), Is.Zero);
     }
 
     [TestCase(1u, 0)]      // reordered by 1 ms: a disordered duplicate ACK, accepted

@@ -460,6 +460,125 @@ static void test_epoll(void)
     (void)seen;
 }
 
+/* Edge-triggered epoll as Linux defines it: an edge is an ARRIVAL (data, a FIN, a queued
+ * connection, send space after the socket ran out of it), reported with the socket's whole
+ * readiness at that moment; consuming never makes an edge, and a second arrival makes a second one
+ * even when the first was not consumed. */
+static void test_epoll_edges(void)
+{
+    section("epoll edges");
+    int l = listener(0), c, s, n;
+    pair(l, &c, &s);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = 1 }, out[8];
+    char buf[64];
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+    show("ET idle", epoll_wait(ep, out, 8, 0));
+    send(c, "a", 1, 0);
+    show("ET first arrival", epoll_wait(ep, out, 8, 1000));
+    show("ET nothing new", epoll_wait(ep, out, 8, 0));
+    send(c, "b", 1, 0);
+    show("ET second arrival, first unread", epoll_wait(ep, out, 8, 1000));
+    show("recv 1 of 2", recv(s, buf, 1, 0));
+    show("ET after a partial read", epoll_wait(ep, out, 8, 20));
+    show("recv the rest", recv(s, buf, sizeof buf, 0));
+    show("ET after draining", epoll_wait(ep, out, 8, 0));
+
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev);
+    n = epoll_wait(ep, out, 8, 0);
+    printf("%-44s n %d in %d out %d\n", "ET IN|OUT after MOD", n, n > 0 && (out[0].events & EPOLLIN), n > 0 && !!(out[0].events & EPOLLOUT));
+    show("ET IN|OUT nothing new", epoll_wait(ep, out, 8, 0));
+    show("send from the watched socket", send(s, "r", 1, 0));
+    wait_readable(c, 1000);
+    recv(c, buf, sizeof buf, 0);
+    show("ET IN|OUT after own send acknowledged", epoll_wait(ep, out, 8, 20));
+    send(c, "d", 1, 0);
+    n = epoll_wait(ep, out, 8, 1000);
+    printf("%-44s n %d in %d out %d\n", "ET IN|OUT on arrival", n, n > 0 && (out[0].events & EPOLLIN), n > 0 && !!(out[0].events & EPOLLOUT));
+    recv(s, buf, sizeof buf, 0);
+
+    /* Send space: an edge once the socket had run out of it and the peer's reading freed some. */
+    ev.events = EPOLLOUT | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev);
+    show("ET OUT after MOD", epoll_wait(ep, out, 8, 0));
+    fcntl(s, F_SETFL, O_NONBLOCK);
+    static char big[65536];
+    long total = 0, r;
+    int quiet = 0;
+    for (int round = 0; round < 200 && !quiet; round++) {
+        while ((r = send(s, big, sizeof big, 0)) > 0) total += r;
+        if (r < 0 && errno != EAGAIN) break;
+        quiet = epoll_wait(ep, out, 8, 50) == 0; /* full and staying full */
+    }
+    flag("send buffer filled", quiet);
+    show("ET OUT while full", epoll_wait(ep, out, 8, 0));
+    long got = 0;
+    while (got < total && (r = recv(c, big, sizeof big, 0)) > 0) got += r;
+    flag("peer read everything", got == total);
+    n = epoll_wait(ep, out, 8, 1000);
+    printf("%-44s n %d out %d\n", "ET OUT after the peer drained", n, n > 0 && !!(out[0].events & EPOLLOUT));
+    show("ET OUT nothing new", epoll_wait(ep, out, 8, 0));
+    close(ep);
+    close(c);
+    close(s);
+
+    /* A listener: each queued connection is an edge. */
+    ep = epoll_create1(0);
+    ev.events = EPOLLIN | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
+    show("ET listener idle", epoll_wait(ep, out, 8, 0));
+    int c1 = connect_to(port_of(l), 0);
+    show("ET listener, a connection", epoll_wait(ep, out, 8, 1000));
+    int c2 = connect_to(port_of(l), 0);
+    show("ET listener, another, none accepted", epoll_wait(ep, out, 8, 1000));
+    int a1 = accept(l, NULL, NULL);
+    show("ET listener after one accept", epoll_wait(ep, out, 8, 20));
+    int a2 = accept(l, NULL, NULL);
+
+    /* A FIN is an edge: readable with RDHUP. */
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_ADD, a1, &ev);
+    show("ET accepted socket idle", epoll_wait(ep, out, 8, 0));
+    shutdown(c1, SHUT_WR);
+    n = epoll_wait(ep, out, 8, 1000);
+    printf("%-44s n %d in %d rdhup %d\n", "ET after peer SHUT_WR", n, n > 0 && (out[0].events & EPOLLIN), n > 0 && !!(out[0].events & EPOLLRDHUP));
+    show("ET after the FIN, nothing new", epoll_wait(ep, out, 8, 0));
+    close(ep);
+    close(a1);
+    close(a2);
+    close(c1);
+    close(c2);
+    close(l);
+
+    /* UDP: each datagram is an edge. */
+    int srv = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in any = sin_of((struct in_addr){ htonl(INADDR_ANY) }, 0);
+    bind(srv, (struct sockaddr *)&any, sizeof any);
+    int cli = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to = sin_of(target, port_of(srv));
+    ep = epoll_create1(0);
+    ev.events = EPOLLIN | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_ADD, srv, &ev);
+    sendto(cli, "1", 1, 0, (struct sockaddr *)&to, sizeof to);
+    show("ET UDP first datagram", epoll_wait(ep, out, 8, 1000));
+    sendto(cli, "2", 1, 0, (struct sockaddr *)&to, sizeof to);
+    show("ET UDP second datagram, first unread", epoll_wait(ep, out, 8, 1000));
+    recv(srv, buf, sizeof buf, 0);
+    show("ET UDP after reading one", epoll_wait(ep, out, 8, 20));
+    /* Each datagram sent frees its buffer once gone: a write-space edge every time. */
+    epoll_ctl(ep, EPOLL_CTL_DEL, srv, NULL);
+    ev.events = EPOLLOUT | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_ADD, cli, &ev);
+    show("ET UDP OUT after ADD", epoll_wait(ep, out, 8, 0));
+    show("ET UDP OUT nothing new", epoll_wait(ep, out, 8, 0));
+    sendto(cli, "3", 1, 0, (struct sockaddr *)&to, sizeof to);
+    show("ET UDP OUT after a send", epoll_wait(ep, out, 8, 20));
+    close(ep);
+    close(cli);
+    close(srv);
+}
+
 static void test_poll_select(void)
 {
     section("poll/select");
@@ -595,8 +714,95 @@ static void test_udp(void)
     for (int i = 0; i < 3; i++) { mm[i].msg_hdr.msg_iov = &rv[i]; mm[i].msg_hdr.msg_iovlen = 1; }
     show("recvmmsg up to 3", recvmmsg(srv, mm, 3, MSG_DONTWAIT, NULL));
     printf("%-44s %u %u %u\n", "  lengths", mm[0].msg_len, mm[1].msg_len, mm[2].msg_len);
+    /* The timeout is checked after each datagram (Linux do_recvmmsg) and written back as the time left. */
+    struct timespec bad = { -1, 0 };
+    show("recvmmsg negative timeout", recvmmsg(srv, mm, 3, MSG_DONTWAIT, &bad));
+    for (int i = 0; i < 3; i++) { mm[i].msg_hdr.msg_iov = &iv[i]; mm[i].msg_hdr.msg_iovlen = 1; }
+    sendmmsg(cli, mm, 3, 0);
+    wait_readable(srv, 1000);
+    usleep(20000);
+    for (int i = 0; i < 3; i++) { mm[i].msg_hdr.msg_iov = &rv[i]; mm[i].msg_hdr.msg_iovlen = 1; }
+    struct timespec zero = { 0, 0 };
+    show("recvmmsg 3 queued, zero timeout", recvmmsg(srv, mm, 3, 0, &zero));
+    printf("%-44s %ld.%09ld\n", "  time left", (long)zero.tv_sec, zero.tv_nsec);
+    struct timespec ten = { 10, 0 };
+    show("recvmmsg the other 2, 10 s timeout", recvmmsg(srv, mm, 3, MSG_DONTWAIT, &ten));
+    flag("  time left below 10 s", ten.tv_sec < 10 && (ten.tv_sec > 0 || ten.tv_nsec > 0));
+    struct timeval rto = { 0, 50000 };
+    setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &rto, sizeof rto);
+    sendto(cli, "w1", 2, 0, (struct sockaddr *)&to, sizeof to);
+    wait_readable(srv, 1000);
+    ten.tv_sec = 10;
+    show("recvmmsg blocking, 1 queued, SO_RCVTIMEO", recvmmsg(srv, mm, 3, 0, &ten));
     close(cli);
     close(srv);
+}
+
+/* ppoll/pselect/epoll_pwait's signal mask holds for the whole call. The SIGALRM handler writes to a
+ * pipe that the call also watches: a handler that ran during the call would make it return 1. */
+static int alarm_pipe = -1;
+static void on_alarm_write(int sig) { (void)sig; alarms++; if (write(alarm_pipe, "!", 1) < 0) alarms += 100; }
+
+static void test_signal_masks(void)
+{
+    section("signal masks");
+    int l = listener(0), c, s, pfd[2];
+    pair(l, &c, &s);
+    if (pipe(pfd) < 0) { perror("pipe"); exit(2); }
+    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+    alarm_pipe = pfd[1];
+    struct sigaction sa = { .sa_handler = on_alarm_write };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    sigset_t blocks, lets, old;
+    sigemptyset(&blocks);
+    sigaddset(&blocks, SIGALRM);
+    sigemptyset(&lets);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN }, out[4];
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+    epoll_ctl(ep, EPOLL_CTL_ADD, pfd[0], &ev);
+    char junk[16];
+    for (int call = 0; call < 3; call++) {
+        static const char *names[] = { "ppoll", "pselect", "epoll_pwait" };
+        for (int unblock = 0; unblock < 2; unblock++) {
+            /* unblock 0: the thread lets SIGALRM through, the call's mask blocks it (held until return);
+             * unblock 1: the thread blocks it, the call's mask lets it through (EINTR). */
+            if (unblock) sigprocmask(SIG_BLOCK, &blocks, &old);
+            const sigset_t *mask = unblock ? &lets : &blocks;
+            int before = alarms;
+            struct itimerval it = { { 0, 0 }, { 0, 30000 } };
+            setitimer(ITIMER_REAL, &it, NULL);
+            struct timespec ts = { 0, 300000000 };
+            long r;
+            if (call == 0) {
+                struct pollfd p[2] = { { s, POLLIN, 0 }, { pfd[0], POLLIN, 0 } };
+                r = ppoll(p, 2, &ts, mask);
+            } else if (call == 1) {
+                fd_set rs;
+                FD_ZERO(&rs);
+                FD_SET(s, &rs);
+                FD_SET(pfd[0], &rs);
+                r = pselect((s > pfd[0] ? s : pfd[0]) + 1, &rs, NULL, NULL, &ts, mask);
+            } else {
+                r = epoll_pwait(ep, out, 4, 300, mask);
+            }
+            int err = errno;
+            if (unblock) sigprocmask(SIG_SETMASK, &old, NULL);
+            char label[64];
+            snprintf(label, sizeof label, "%s, the call's mask %s", names[call], unblock ? "lets it through" : "blocks it");
+            errno = err;
+            show(label, r);
+            printf("%-44s %d\n", "  handled (by now)", alarms - before);
+            while (read(pfd[0], junk, sizeof junk) > 0) {}
+        }
+    }
+    close(ep);
+    close(pfd[0]);
+    close(pfd[1]);
+    close(c);
+    close(s);
+    close(l);
 }
 
 static void test_signals_and_fork(void)
@@ -649,9 +855,11 @@ int main(int argc, char **argv)
     test_data();
     test_options();
     test_epoll();
+    test_epoll_edges();
     test_poll_select();
     test_dup();
     test_udp();
+    test_signal_masks();
     test_signals_and_fork();
     printf("== done\n");
     return 0;

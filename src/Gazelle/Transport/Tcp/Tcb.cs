@@ -164,6 +164,14 @@ internal sealed class Tcb
     public Errno PendingError;
     public Errno SoftError;
 
+    // ---- wake-ups (edge-triggered readiness, see SocketEvents) ----
+    /// <summary>Bumped when something arrives for the reader / when send space grows after it ran out;
+    /// never reset (registrations compare them).</summary>
+    public uint ReadEvents, WriteEvents;
+    /// <summary>The application found the send ring too full (EAGAIN, a short send, or a readiness query
+    /// that was not writable): the next ACK that makes it writable is a write event (Linux's SOCK_NOSPACE).</summary>
+    public bool SendSpaceWanted;
+
     // ---- statistics (TCP_INFO) ----
     public long BytesAcked, BytesReceived, BytesSent, BytesRetrans;
     public uint SegsIn, SegsOut, DataSegsIn, DataSegsOut, OooPackets;
@@ -178,6 +186,16 @@ internal sealed class Tcb
     public bool IsSynchronized => State is not (TcpState.Closed or TcpState.Listen or TcpState.SynSent);
 
     public int SndSpace => SndBufSize - SndCount;
+
+    /// <summary>Linux sk_stream_is_writeable: free space at least half of what is queued (and some).</summary>
+    public bool SendSpaceReady => SndSpace > 0 && SndSpace >= SndCount / 2;
+
+    /// <summary>A state change or an error: every kind of waiter is woken.</summary>
+    public void WakeAll()
+    {
+        ReadEvents++;
+        WriteEvents++;
+    }
     public int RcvSpace => RcvBufSize - RcvReadable;
 
     /// <summary>Resets every per-connection field; keeps the rings (resized if the size changed).</summary>
@@ -204,7 +222,7 @@ internal sealed class Tcb
         NoDelay = KeepAlive = ReuseAddr = ReusePort = LingerOn = Cork = MoreHint = false; LingerSeconds = 0;
         KeepIdleSec = 7200; KeepIntvlSec = 75; KeepCnt = 9; UserMss = 0; Tos = 0;
         Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
-        PendingError = Errno.Ok; SoftError = Errno.Ok;
+        PendingError = Errno.Ok; SoftError = Errno.Ok; SendSpaceWanted = false;
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
     }
 

@@ -25,6 +25,9 @@ public sealed class TcpCounters
     public long Established;
     /// <summary>Connections aborted by a RST we received.</summary>
     public long ResetsReceived;
+    /// <summary>Of <see cref="ResetsReceived"/>: TIME_WAIT entries ended early by a RST (RFC 9293 §3.10.7.4; the
+    /// peer had already forgotten the connection, e.g. it answered a duplicate of our last ACK with RST).</summary>
+    public long ResetsInTimeWait;
     /// <summary>RST segments we sent.</summary>
     public long ResetsSent;
     /// <summary>Connections aborted because retransmissions or keepalives ran out (ETIMEDOUT).</summary>

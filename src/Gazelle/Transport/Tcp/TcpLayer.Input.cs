@@ -280,6 +280,7 @@ public sealed partial class TcpLayer
         c.InAcceptQueue = true;
         l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = c.Index;
         l.AcceptCount++;
+        l.ReadEvents++;
         Counters.SynCookiesAccepted++;
         Counters.PassiveOpens++;
         Counters.Established++;
@@ -362,7 +363,7 @@ public sealed partial class TcpLayer
                 if ((f & TcpFlags.Syn) != 0 && t.State != TcpState.SynReceived) { ChallengeAck(t); Counters.SynChallenged++; return; }
                 Counters.OutOfWindow++;
                 if (t.State == TcpState.TimeWait && (f & TcpFlags.Fin) != 0)
-                    t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros); // §3.10.7.4: restart 2MSL
+                    t.StateDeadline = now + new TimeSpanMicros(_config.TimeWaitMicros); // §3.10.7.4: restart 2MSL
                 if (payload.Length > 0 && seq < t.RcvNxt)
                 {
                     Counters.DuplicateSegments++;
@@ -380,6 +381,7 @@ public sealed partial class TcpLayer
             if (seq == t.RcvNxt)
             {
                 Counters.ResetsReceived++;
+                if (t.State == TcpState.TimeWait) Counters.ResetsInTimeWait++;
                 if (t.State == TcpState.SynReceived && t.Parent >= 0) { Abort(t, Errno.ECONNREFUSED, sendRst: false); return; }
                 Errno e = t.State switch
                 {
@@ -476,10 +478,12 @@ public sealed partial class TcpLayer
             t.InAcceptQueue = true;
             l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = t.Index;
             l.AcceptCount++;
+            l.ReadEvents++;
         }
         t.State = TcpState.Established;
         Counters.Established++;
         t.EverConnected = true;
+        t.WakeAll(); // a simultaneous open's connect() completed
         t.SndUna = t.Iss + 1;
         t.HeadTime = now;
         t.Retransmits = 0;
@@ -555,6 +559,7 @@ public sealed partial class TcpLayer
             t.State = TcpState.Established;
             Counters.Established++;
             t.EverConnected = true;
+            t.WakeAll(); // connect() completed
             ArmKeepalive(t);
             t.AckNow = true;
             if (!payload.IsEmpty) ReceiveData(t, h.Seq + 1, payload, now);
@@ -576,6 +581,7 @@ public sealed partial class TcpLayer
     {
         t.RcvNxt += 1;
         t.FinReceived = true;
+        t.WakeAll();
         t.OooFinValid = false;
         t.AckNow = true;
         switch (t.State)
@@ -592,7 +598,7 @@ public sealed partial class TcpLayer
                 EnterTimeWait(t, now);
                 break;
             case TcpState.TimeWait:
-                t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros);
+                t.StateDeadline = now + new TimeSpanMicros(_config.TimeWaitMicros);
                 break;
         }
     }
@@ -601,7 +607,7 @@ public sealed partial class TcpLayer
     {
         t.State = TcpState.TimeWait;
         t.RtoDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.DelAckDeadline = t.PtoDeadline = Instant.Never;
-        t.StateDeadline = now + new TimeSpanMicros(TimeWaitMicros);
+        t.StateDeadline = now + new TimeSpanMicros(_config.TimeWaitMicros);
     }
 
     private void ProcessAck(Tcb t, in TcpRepr h, int payloadLength, Instant now)
@@ -626,6 +632,11 @@ public sealed partial class TcpLayer
             t.LastAckRecv = now;
             int dataAcked = Math.Min(acked, t.SndCount);
             t.ConsumeSend(dataAcked);
+            if (t.SendSpaceWanted && t.SendSpaceReady)
+            {
+                t.SendSpaceWanted = false;
+                t.WriteEvents++; // Linux tcp_check_space → sk_stream_write_space
+            }
             t.BytesAcked += dataAcked;
             t.SndUna = ack;
             t.HeadTime = now;
@@ -666,14 +677,17 @@ public sealed partial class TcpLayer
             {
                 case TcpState.FinWait1:
                     t.State = TcpState.FinWait2;
+                    t.WakeAll();
                     t.RtoDeadline = Instant.Never;
                     if (!t.UserOwned) t.StateDeadline = now + new TimeSpanMicros(FinWait2Micros);
                     break;
                 case TcpState.Closing:
                     EnterTimeWait(t, now);
+                    t.WakeAll();
                     break;
                 case TcpState.LastAck:
                     t.State = TcpState.Closed;
+                    t.WakeAll();
                     t.RtoDeadline = Instant.Never;
                     if (!t.UserOwned && !t.InAcceptQueue) Free(t);
                     else if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
@@ -746,6 +760,7 @@ public sealed partial class TcpLayer
                 advance = newNxt - t.RcvNxt;
             }
             t.RcvReadable += advance;
+            t.ReadEvents++; // in-order data arrived (out-of-order data wakes nobody, as in Linux)
             t.RcvNxt = newNxt;
             t.BytesReceived += advance;
             Counters.BytesReceived += advance;

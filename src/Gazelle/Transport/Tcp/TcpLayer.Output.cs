@@ -594,6 +594,7 @@ public sealed partial class TcpLayer
         }
         if (error != Errno.Ok) t.PendingError = error;
         t.State = TcpState.Closed;
+        t.WakeAll();
         t.RtoDeadline = t.DelAckDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.StateDeadline = t.PtoDeadline = Instant.Never;
         t.SndCount = 0; t.SndHead = 0;
         t.FinQueued = false;
@@ -645,6 +646,7 @@ public sealed partial class TcpLayer
             {
                 if (t.State == TcpState.FinWait2) Counters.TimeoutAborts++;
                 t.State = TcpState.Closed;
+                t.WakeAll();
                 if (!t.UserOwned) { Free(t); return; }
                 if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
             }

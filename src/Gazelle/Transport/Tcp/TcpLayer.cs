@@ -26,7 +26,7 @@ namespace Gazelle.Transport.Tcp;
 public sealed partial class TcpLayer
 {
     // Linux defaults (net.ipv4.*): rto_min 200 ms, rto_max 120 s, tcp_retries2 15, tcp_syn_retries 6,
-    // tcp_synack_retries 5, TIME_WAIT 60 s, tcp_fin_timeout 60 s, delayed ACK up to 40 ms.
+    // tcp_synack_retries 5, tcp_fin_timeout 60 s, delayed ACK up to 40 ms.
     internal const long MinRtoMicros = 200_000;
     internal const long MaxRtoMicros = 120_000_000;
     internal const long InitialRtoMicros = 1_000_000;
@@ -34,7 +34,6 @@ public sealed partial class TcpLayer
     internal const int SynRetries = 6;
     internal const int SynAckRetries = 5;
     internal const int OrphanRetries = 8;
-    internal const long TimeWaitMicros = 60_000_000;
     internal const long FinWait2Micros = 60_000_000;
     internal const long DelayedAckMicros = 40_000;
     /// <summary>In-order data segments ACKed at once at the start of each connection before delayed ACKs
@@ -106,23 +105,29 @@ public sealed partial class TcpLayer
     /// <summary>Entries of the 4-tuple table (must be 0 when every connection is gone).</summary>
     public int FlowTableCount => _flows.Count;
 
-    /// <summary>Connections the user closed whose data or FIN the peer has not acknowledged yet (FIN-WAIT-1,
-    /// CLOSING, LAST-ACK) and whose peer still answers: heard from within <paramref name="silence"/> of
-    /// the later of its last segment and <paramref name="since"/>. A process must keep polling until this
-    /// is 0 before it exits, or that data is lost (the kernel keeps such connections after close() and
-    /// exit); a peer that has gone quiet (its process, and with it its stack, gone) is not waited for.
-    /// Walks the active list: not for the packet path.</summary>
-    public int Flushing(Instant since, TimeSpanMicros silence)
+    /// <summary>Connection objects in use by state: <paramref name="counts"/>[(int)state] (diagnostics; walks the table).</summary>
+    public void CountByState(Span<int> counts)
     {
-        int n = 0;
+        counts.Clear();
         for (int i = 0; i < _activeCount; i++)
         {
-            var c = _tcbs[_active[i]];
-            if (c.UserOwned || c.State is not (TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck)) continue;
-            var heard = c.LastReceived > since ? c.LastReceived : since;
-            if ((_now - heard).Value < silence.Value) n++;
+            int s = (int)_tcbs[_active[i]].State;
+            if ((uint)s < (uint)counts.Length) counts[s]++;
         }
-        return n;
+    }
+
+    /// <summary>Connections whose FIN the peer has not yet acknowledged (FIN-WAIT-1, CLOSING, LAST-ACK): after
+    /// a close they still owe the peer data or a FIN, so a process that holds the stack must keep polling
+    /// before it exits, where the kernel would deliver them after the owner is gone.</summary>
+    public int UnacknowledgedCloses
+    {
+        get
+        {
+            int n = 0;
+            for (int i = 0; i < _activeCount; i++)
+                if (_tcbs[_active[i]].State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck) n++;
+            return n;
+        }
     }
 
     /// <summary>The state of a connection (for tests and diagnostics).</summary>
@@ -386,8 +391,13 @@ public sealed partial class TcpLayer
         }
         if (t.FinQueued) return Errno.EPIPE;
         if (data.IsEmpty) return Errno.Ok;
-        if (t.SndSpace == 0) return Errno.EAGAIN;
+        if (t.SndSpace == 0)
+        {
+            t.SendSpaceWanted = true;
+            return Errno.EAGAIN;
+        }
         sent = t.AppendSend(data);
+        if (sent < data.Length) t.SendSpaceWanted = true;
         t.MoreHint = (flags & MessageFlags.More) != 0;
         Output(t);
         Touch(t);
@@ -418,6 +428,7 @@ public sealed partial class TcpLayer
         if (t.State is TcpState.Closed or TcpState.Listen or TcpState.SynSent) return Errno.ENOTCONN;
         if (how != ShutdownHow.Write) t.RcvShutdown = true;
         if (how != ShutdownHow.Read) QueueFin(t);
+        t.WakeAll(); // Linux's shutdown() wakes the socket's waiters (sk_state_change)
         Output(t);
         Touch(t);
         return Errno.Ok;
@@ -515,9 +526,11 @@ public sealed partial class TcpLayer
         if (t.PendingError != Errno.Ok) r |= Readiness.Error;
         if (t.RcvReadable > 0) r |= Readiness.Readable;
         if (t.FinReceived || t.RcvShutdown) r |= Readiness.Readable | Readiness.ReadHangUp;
-        // Linux sk_stream_is_writeable: free space at least half of what is queued (and some).
-        if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued && t.SndSpace > 0 && t.SndSpace >= t.SndCount / 2)
-            r |= Readiness.Writable;
+        if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued)
+        {
+            if (t.SendSpaceReady) r |= Readiness.Writable;
+            else t.SendSpaceWanted = true; // as Linux's tcp_poll sets SOCK_NOSPACE
+        }
         if (t.State == TcpState.Closed)
         {
             r |= Readiness.HangUp | Readiness.Writable;
@@ -526,6 +539,9 @@ public sealed partial class TcpLayer
         else if (t.FinReceived && t.FinQueued) r |= Readiness.HangUp;
         return r;
     }
+
+    public SocketEvents GetEvents(SocketHandle socket) =>
+        GetUser(socket, out var t) == Errno.Ok ? new SocketEvents(t.ReadEvents, t.WriteEvents) : default;
 
     public Errno TakeError(SocketHandle socket)
     {

@@ -52,6 +52,8 @@ public sealed class UdpLayer
         public Errno PendingError;
         public int NextOnPort = -1;
         public DatagramQueue? Queue;
+        /// <summary>Event sequence numbers (<see cref="SocketEvents"/>); never reset.</summary>
+        public uint ReadEvents, WriteEvents;
     }
 
     private readonly IIpOutput _ip;
@@ -248,6 +250,7 @@ public sealed class UdpLayer
             return err;
         }
         Counters.DatagramsSent++;
+        s.WriteEvents++; // Linux wakes writers as each sent datagram's buffer is freed (sock_wfree)
         sent = data.Length;
         return Errno.Ok;
     }
@@ -276,6 +279,8 @@ public sealed class UdpLayer
         if (!s.Connected) return Errno.ENOTCONN;
         if (how != ShutdownHow.Write) s.ShutRead = true;
         if (how != ShutdownHow.Read) s.ShutWrite = true;
+        s.ReadEvents++;
+        s.WriteEvents++;
         return Errno.Ok;
     }
 
@@ -319,6 +324,8 @@ public sealed class UdpLayer
         if (s.ShutRead && s.ShutWrite) r |= Readiness.HangUp;
         return r;
     }
+
+    public SocketEvents GetEvents(int index) => Get(index) is { } s ? new SocketEvents(s.ReadEvents, s.WriteEvents) : default;
 
     public Errno TakeError(int index)
     {
@@ -417,6 +424,7 @@ public sealed class UdpLayer
             return UdpInputResult.Done;
         }
         Counters.Delivered++;
+        s.ReadEvents++;
         return UdpInputResult.Done;
     }
 
@@ -465,6 +473,8 @@ public sealed class UdpLayer
             Icmpv4Type.DestinationUnreachable => Errno.EHOSTUNREACH,
             _ => Errno.EHOSTUNREACH,
         };
+        s.ReadEvents++;
+        s.WriteEvents++;
         return true;
     }
 }

@@ -1,0 +1,91 @@
+using Gazelle.Sockets;
+using static Gazelle.Posix.LinuxAbi;
+
+namespace Gazelle.Posix;
+
+public sealed unsafe partial class PosixLayer
+{
+    /// <summary>
+    /// The signal mask argument of ppoll, pselect and epoll_pwait, in force for the whole call as on
+    /// Linux, busy-polling included. While the call polls the stack, every signal a program can catch is
+    /// held pending, so no handler runs unseen between two looks; each round then asks the kernel, under
+    /// the caller's mask, whether one it lets through is pending (<see cref="Interrupted"/>): the kernel
+    /// runs the handler there and the call ends with EINTR. The call's own kernel waits take the caller's
+    /// mask too. A signal the caller's mask blocks stays pending until the original mask is back at
+    /// return (<see cref="Restore"/>), where it is delivered, as after Linux's ppoll. The runtime's
+    /// signals (synchronous faults, the GC's SIGRTMIN) are never held. The calls without a mask argument
+    /// do the same with the thread's own mask (<see cref="Own"/>).
+    /// </summary>
+    private struct CallSignals
+    {
+        // Signals 1..64 as bits (n - 1). Never held: SIGILL 4, SIGTRAP 5, SIGABRT 6, SIGBUS 7, SIGFPE 8,
+        // SIGKILL 9, SIGSEGV 11, SIGSTOP 19, SIGSYS 31, SIGRTMIN 34 (the .NET runtime's thread suspension).
+        private const ulong NeverHeld = (1UL << 3) | (1UL << 4) | (1UL << 5) | (1UL << 6) | (1UL << 7) | (1UL << 8)
+            | (1UL << 10) | (1UL << 18) | (1UL << 30) | (1UL << 33);
+
+        private fixed ulong _saved[SigSetWords];
+        private void* _mask;
+        private ulong* _own;
+
+        /// <summary>
+        /// For epoll_wait, poll and select, which take no mask: the thread's own mask is the call's, so a
+        /// handler that runs while the call busy-polls the stack ends the call with EINTR too, as on Linux
+        /// (nginx's master_process-off loop only sees SIGTERM when epoll_wait returns). The signals are held
+        /// only once the call is about to wait (<see cref="HoldForWait"/>): a call answered at once makes no
+        /// extra system call, and a handler that ran before came before the call, as it may on Linux.
+        /// <paramref name="own"/> (<see cref="SigSetWords"/> words, alive for the call) receives the mask.
+        /// </summary>
+        public static CallSignals Own(ulong* own)
+        {
+            CallSignals c = default;
+            c._own = own;
+            return c;
+        }
+
+        /// <summary>Starts holding the catchable signals of a call made by <see cref="Own"/> (once).</summary>
+        public void HoldForWait()
+        {
+            if (_own == null || _mask != null) return;
+            ulong* hold = stackalloc ulong[SigSetWords];
+            new Span<ulong>(hold, SigSetWords).Clear();
+            hold[0] = ~NeverHeld;
+            fixed (ulong* saved = _saved)
+            {
+                if (Libc2.PthreadSigmask(SIG_BLOCK, hold, saved) != 0) return;
+                new Span<ulong>(saved, SigSetWords).CopyTo(new Span<ulong>(_own, SigSetWords));
+            }
+            _mask = _own;
+        }
+
+        /// <summary>The mask for the call's kernel waits: the one in force for the call once held, else <paramref name="given"/>.</summary>
+        public readonly void* WaitMask(void* given) => _mask != null ? _mask : given;
+
+        /// <summary>Holds the catchable signals for a call given <paramref name="mask"/> (none when null).</summary>
+        public static CallSignals Hold(void* mask)
+        {
+            CallSignals c = default;
+            if (mask == null) return c;
+            ulong* hold = stackalloc ulong[SigSetWords];
+            new Span<ulong>(hold, SigSetWords).Clear();
+            hold[0] = ~NeverHeld;
+            if (Libc2.PthreadSigmask(SIG_BLOCK, hold, c._saved) == 0) c._mask = mask;
+            return c;
+        }
+
+        /// <summary>-EINTR when a signal the caller's mask lets through was pending: it was delivered now.</summary>
+        public readonly int Interrupted()
+        {
+            if (_mask == null) return 0;
+            TimeSpec zero = default;
+            return Libc.PPoll(null, 0, &zero, _mask) == -(int)Errno.EINTR ? -(int)Errno.EINTR : 0;
+        }
+
+        /// <summary>Puts the thread's original mask back (pending signals it allows are delivered now).</summary>
+        public void Restore()
+        {
+            if (_mask == null) return;
+            _mask = null;
+            fixed (ulong* saved = _saved) Libc2.PthreadSigmask(SIG_SETMASK, saved, null);
+        }
+    }
+}
