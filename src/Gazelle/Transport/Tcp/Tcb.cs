@@ -64,7 +64,12 @@ internal sealed class Tcb
     // ---- send ring: byte at SND.UNA(+SYN) is at _sndHead ----
     public byte[] SndBuf = [];
     public int SndHead, SndCount;
+    /// <summary>Payload the send ring may hold; may be below the ring's length (shrunk on a live
+    /// connection) or below SndCount (then nothing more is taken until the queue drains under it).</summary>
     public int SndBufSize;
+    /// <summary>SO_SNDBUF / SO_RCVBUF as Linux reports them (set value doubled for bookkeeping, clamped);
+    /// 0 = never set: reported as twice the ring (the same ratio).</summary>
+    public int SndBufOption, RcvBufOption;
     public bool FinQueued;   // shutdown(WR) / close: FIN follows the data
     public SeqNum FinSeq;    // valid once FinSent
     public bool FinSent;
@@ -72,6 +77,7 @@ internal sealed class Tcb
     // ---- receive ring ----
     public byte[] RcvBuf = [];
     public int RcvHead, RcvReadable;
+    /// <summary>Payload the receive ring may hold (the window's base); may be below the ring's length.</summary>
     public int RcvBufSize;
     public bool RcvShutdown;  // shutdown(RD)
     public bool FinReceived;
@@ -176,6 +182,14 @@ internal sealed class Tcb
     public long BytesAcked, BytesReceived, BytesSent, BytesRetrans;
     public uint SegsIn, SegsOut, DataSegsIn, DataSegsOut, OooPackets;
     public Instant LastDataSent, LastDataRecv, LastAckRecv;
+    /// <summary>When the connection reached ESTABLISHED (the last-sent/received clocks start there, as Linux's).</summary>
+    public Instant EstablishedAt;
+    /// <summary>D-SACK blocks received (duplicates the peer saw) and spurious recoveries undone (reordering).</summary>
+    public uint DsackDups, ReordSeen;
+    /// <summary>RTO expiries, RTO recovery episodes and the time spent in them (µs; Linux's tcpi_total_rto*).</summary>
+    public uint TotalRto, TotalRtoRecoveries;
+    public long TotalRtoMicros;
+    public Instant RtoRecoveryStart;
 
     /// <summary>Payload bytes per segment after the options we send on every segment (Linux's mss_cache).</summary>
     public int EffectiveMss => Math.Max(SndMss - (TsOk ? 12 : 0), 64);
@@ -185,10 +199,16 @@ internal sealed class Tcb
 
     public bool IsSynchronized => State is not (TcpState.Closed or TcpState.Listen or TcpState.SynSent);
 
-    public int SndSpace => SndBufSize - SndCount;
+    public int SndSpace => Math.Max(0, SndBufSize - SndCount);
 
     /// <summary>Linux sk_stream_is_writeable: free space at least half of what is queued (and some).</summary>
     public bool SendSpaceReady => SndSpace > 0 && SndSpace >= SndCount / 2;
+
+    /// <summary>Reached ESTABLISHED: the TCP_INFO clocks start (Linux sets lsndtime, lrcvtime and rcv_tstamp here).</summary>
+    public void MarkEstablished(Instant now)
+    {
+        EstablishedAt = LastDataSent = LastDataRecv = LastAckRecv = now;
+    }
 
     /// <summary>A state change or an error: every kind of waiter is woken.</summary>
     public void WakeAll()
@@ -196,7 +216,12 @@ internal sealed class Tcb
         ReadEvents++;
         WriteEvents++;
     }
-    public int RcvSpace => RcvBufSize - RcvReadable;
+
+    public int RcvSpace => Math.Max(0, RcvBufSize - RcvReadable);
+
+    /// <summary>Room for data at RCV.NXT: the free space, or the window already advertised when that is
+    /// larger (SO_RCVBUF shrank the ring: a window is not taken back, RFC 9293 §3.8.6.2.2).</summary>
+    public int RcvRoom => Math.Max(RcvSpace, RcvAdv - RcvNxt);
 
     /// <summary>Resets every per-connection field; keeps the rings (resized if the size changed).</summary>
     public void Reset(int sndBuf, int rcvBuf)
@@ -208,7 +233,7 @@ internal sealed class Tcb
         Irs = RcvNxt = RcvAdv = default; RcvWnd = 0; RcvWscale = 0; WscaleOk = false;
         TsOk = SackOk = false; TsRecent = 0; TsRecentAgeMs = 0; TsOffset = 0;
         SndMss = RcvMss = 536; AdvMss = 0; Pmtu = 0;
-        SndBufSize = sndBuf; RcvBufSize = rcvBuf;
+        SndBufSize = sndBuf; RcvBufSize = rcvBuf; SndBufOption = RcvBufOption = 0;
         SndHead = SndCount = 0; FinQueued = FinSent = false; FinSeq = default;
         RcvHead = RcvReadable = 0; RcvShutdown = FinReceived = OooFinValid = false; OooCount = 0; OooLastIdx = -1; DsackPending = false;
         SrttMicros = RttvarMicros = 0; RtoMicros = 1_000_000; MinRttMicros = 0; RttTiming = false; Backoff = 0;
@@ -224,6 +249,8 @@ internal sealed class Tcb
         Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
         PendingError = Errno.Ok; SoftError = Errno.Ok; SendSpaceWanted = false;
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
+        LastDataSent = LastDataRecv = LastAckRecv = EstablishedAt = default;
+        DsackDups = ReordSeen = TotalRto = TotalRtoRecoveries = 0; TotalRtoMicros = 0;
     }
 
     /// <summary>Allocates or resizes the rings (control path only: connect/accept/setsockopt).</summary>
@@ -231,6 +258,44 @@ internal sealed class Tcb
     {
         if (SndBuf.Length != SndBufSize) SndBuf = new byte[SndBufSize];
         if (RcvBuf.Length != RcvBufSize) RcvBuf = new byte[RcvBufSize];
+    }
+
+    /// <summary>The rings hold a live connection's bytes (set up at connect/accept, not yet released).</summary>
+    public bool RingsLive => InFlowTable || State is not (TcpState.Closed or TcpState.Listen);
+
+    /// <summary>Resizes the send ring of a live connection (control path: setsockopt). It grows at once,
+    /// keeping the queued bytes; it shrinks only logically, so queued bytes stay until acknowledged.</summary>
+    public void ResizeSend(int size)
+    {
+        if (size > SndBuf.Length)
+        {
+            SndBuf = Linearized(SndBuf, SndHead, size);
+            SndHead = 0;
+        }
+        SndBufSize = size;
+    }
+
+    /// <summary>Resizes the receive ring of a live connection (control path: setsockopt). It grows at
+    /// once; it shrinks the window as data comes (the ring stays as long as the window already
+    /// advertised needs it, <see cref="RcvRoom"/>).</summary>
+    public void ResizeReceive(int size)
+    {
+        if (size > RcvBuf.Length)
+        {
+            RcvBuf = Linearized(RcvBuf, RcvHead, size);
+            RcvHead = 0;
+        }
+        RcvBufSize = size;
+    }
+
+    /// <summary>A copy of a ring of length <paramref name="size"/> whose old content starts at 0 (what was
+    /// at <paramref name="head"/> first): offsets from the head, out-of-order data included, are kept.</summary>
+    private static byte[] Linearized(byte[] ring, int head, int size)
+    {
+        var a = new byte[size];
+        ring.AsSpan(head).CopyTo(a);
+        ring.AsSpan(0, head).CopyTo(a.AsSpan(ring.Length - head));
+        return a;
     }
 
     public Instant NextDeadline()

@@ -132,7 +132,7 @@ public sealed partial class TcpLayer
 
     private static void InheritOptions(Tcb l, Tcb c)
     {
-        c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize;
+        c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize; c.SndBufOption = l.SndBufOption; c.RcvBufOption = l.RcvBufOption;
         c.NoDelay = l.NoDelay; c.KeepAlive = l.KeepAlive; c.KeepIdleSec = l.KeepIdleSec; c.KeepIntvlSec = l.KeepIntvlSec;
         c.KeepCnt = l.KeepCnt; c.LingerOn = l.LingerOn; c.LingerSeconds = l.LingerSeconds; c.UserMss = l.UserMss; c.Tos = l.Tos;
         c.ReuseAddr = l.ReuseAddr;
@@ -144,7 +144,7 @@ public sealed partial class TcpLayer
     {
         t.RtoMicros = InitialRtoMicros;
         t.Pmtu = _output.PathMtu(t.RemoteAddress);
-        int mtuMss = Math.Max(t.Pmtu - 40, 88);
+        int mtuMss = Math.Max(t.Pmtu - 40, MinimumMss);
         t.AdvMss = t.UserMss != 0 ? Math.Min(t.UserMss, mtuMss) : mtuMss;
         t.RcvMss = Math.Min(536, t.AdvMss);
         t.RcvWscale = WindowScaleFor(t.RcvBufSize);
@@ -216,7 +216,7 @@ public sealed partial class TcpLayer
             SrcPort = h.DstPort, DstPort = h.SrcPort, Seq = new SeqNum(cookie), Ack = irs + 1,
             Flags = TcpFlags.Syn | TcpFlags.Ack, Window = (ushort)Math.Min(l.RcvBufSize, 65535), Options = TcpOptions.None,
         };
-        int mtuMss = Math.Max(_output.PathMtu(src) - 40, 88);
+        int mtuMss = Math.Max(_output.PathMtu(src) - 40, MinimumMss);
         r.Options.Mss = (ushort)(l.UserMss != 0 ? Math.Min(l.UserMss, mtuMss) : mtuMss);
         if (h.Options.HasTimestamp)
         {
@@ -276,6 +276,7 @@ public sealed partial class TcpLayer
         c.MaxSndWnd = c.SndWnd;
         c.SndWl1 = h.Seq; c.SndWl2 = h.Ack;
         c.State = TcpState.Established;
+        c.MarkEstablished(now);
         c.Parent = l.Index;
         c.InAcceptQueue = true;
         l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = c.Index;
@@ -484,6 +485,7 @@ public sealed partial class TcpLayer
         Counters.Established++;
         t.EverConnected = true;
         t.WakeAll(); // a simultaneous open's connect() completed
+        t.MarkEstablished(now);
         t.SndUna = t.Iss + 1;
         t.HeadTime = now;
         t.Retransmits = 0;
@@ -560,6 +562,7 @@ public sealed partial class TcpLayer
             Counters.Established++;
             t.EverConnected = true;
             t.WakeAll(); // connect() completed
+            t.MarkEstablished(now);
             ArmKeepalive(t);
             t.AckNow = true;
             if (!payload.IsEmpty) ReceiveData(t, h.Seq + 1, payload, now);
@@ -648,6 +651,7 @@ public sealed partial class TcpLayer
                 SampleRtt(t, now - t.RttStart, now);
                 t.RttTiming = false;
             }
+            if (t.Retransmits > 0 && t.TotalRtoRecoveries > 0) t.TotalRtoMicros += (now - t.RtoRecoveryStart).Value; // RTO recovery over
             t.Retransmits = 0;
             t.Backoff = 0;
             t.PersistBackoff = 0;
@@ -702,6 +706,7 @@ public sealed partial class TcpLayer
         for (int i = 0; i < h.Options.SackCount && i < SackBlockArray.MaxBlocks; i++)
         {
             var b = h.Options.Sack[i];
+            if (i == 0 && b.Left < b.Right && b.Right <= t.SndUna) t.DsackDups++; // RFC 2883 §4: below the ACK
             if (!(b.Left < b.Right) || b.Right > t.SndMax || b.Right <= t.SndUna)
             {
                 if (!(b.Right <= t.SndUna)) Counters.SackBlocksInvalid++; // below SND.UNA is a D-SACK: harmless
@@ -737,7 +742,7 @@ public sealed partial class TcpLayer
             seq = t.RcvNxt;
         }
         int offset = seq - t.RcvNxt;
-        int room = t.RcvSpace - offset;
+        int room = t.RcvRoom - offset;
         if (room <= 0) { Counters.BytesTrimmed += payload.Length; t.AckNow = true; return; }
         if (payload.Length > room) { Counters.BytesTrimmed += payload.Length - room; payload = payload[..room]; }
 

@@ -58,6 +58,7 @@ public sealed partial class TcpLayer
                 && t.TotalRetrans - t.RecoveryStartRetrans == 1)
             {
                 Counters.SpuriousRecoveriesUndone++;
+                t.ReordSeen++;
                 t.Cwnd = Math.Max(t.Cwnd, t.PriorCwnd);
                 t.Ssthresh = t.PriorSsthresh;
                 t.InRecovery = false;
@@ -377,6 +378,7 @@ public sealed partial class TcpLayer
     /// <see cref="SegmentLimit"/>; returns the payload length sent.</summary>
     private int SendData(Tcb t, SeqNum seq, int len, bool retransmit)
     {
+        SyncPathMtu(t);
         int offset = seq - t.SndUna;
         len = Math.Min(len, SegmentLimit(t));
         if (offset < 0 || offset + len > t.SndCount) { len = Math.Max(0, Math.Min(len, t.SndCount - offset)); if (offset < 0) return 0; }
@@ -695,6 +697,12 @@ public sealed partial class TcpLayer
         }
         Counters.RtoTimeouts++;
         t.Retransmits++;
+        t.TotalRto++;
+        if (t.Retransmits == 1)
+        {
+            t.TotalRtoRecoveries++;
+            t.RtoRecoveryStart = now;
+        }
         if (t.Retransmits == 1 || !t.InRecovery)
         {
             // RFC 5681 §3.1 eq. 4 (once per loss episode), cwnd = 1 segment.
@@ -784,6 +792,32 @@ public sealed partial class TcpLayer
 
     // ------------------------------------------------------------------ ICMP
 
+    /// <summary>The path MTU belongs to the destination, not the connection (RFC 1191 §6.3): a drop learned through
+    /// another connection to the same host lowers this one's MSS before it sends, as Linux's tcp_current_mss
+    /// does; otherwise its full segments would be refused for DF (found by the fuzz test).</summary>
+    private void SyncPathMtu(Tcb t)
+    {
+        int pmtu = _output.PathMtu(t.RemoteAddress);
+        if (t.Pmtu == 0 || pmtu >= t.Pmtu) return;
+        t.Pmtu = pmtu;
+        int mss = Math.Max(pmtu - 40, MinimumMss);
+        if (mss < t.SndMss)
+        {
+            t.SndMss = mss;
+            Counters.PmtuUpdates++;
+        }
+    }
+
+    /// <summary>Whether an ICMP error quoting <paramref name="seq"/> concerns a connection with that sequence
+    /// number in flight (RFC 5927 §4.1), the check <see cref="OnDestinationUnreachable"/> applies.</summary>
+    public bool QuotesDataInFlight(Ipv4Address local, Ipv4Address remote, ushort localPort, ushort remotePort, SeqNum seq)
+    {
+        int idx = _flows.Find(local, localPort, remote, remotePort);
+        if (idx < 0) return false;
+        var t = _tcbs[idx];
+        return seq >= t.SndUna && seq <= t.SndMax && t.State is not (TcpState.Listen or TcpState.Closed or TcpState.TimeWait);
+    }
+
     /// <summary>ICMP destination unreachable for one of our segments (RFC 1122 §4.2.3.9, RFC 5927, RFC 1191).</summary>
     public void OnDestinationUnreachable(Ipv4Address local, Ipv4Address remote, ushort localPort, ushort remotePort,
         SeqNum seq, byte icmpCode, int nextHopMtu, Instant now)
@@ -804,7 +838,7 @@ public sealed partial class TcpLayer
             int mtu = nextHopMtu >= 68 ? nextHopMtu : Math.Max(68, t.Pmtu - 1);
             if (mtu >= t.Pmtu && t.Pmtu != 0) { Counters.IcmpIgnored++; return; }
             t.Pmtu = mtu;
-            int mss = Math.Max(mtu - 40, 88);
+            int mss = Math.Max(mtu - 40, MinimumMss);
             if (mss < t.SndMss)
             {
                 t.SndMss = mss;

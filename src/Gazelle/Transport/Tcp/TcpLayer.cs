@@ -43,6 +43,8 @@ public sealed partial class TcpLayer
     internal const int EphemeralHigh = 60999;
     internal const int MaxBacklog = 4096;
     internal const int InitialWindowSegments = 10; // RFC 6928
+    /// <summary>Smallest MSS TCP uses whatever the path MTU says (Linux's TCP_MIN_MSS).</summary>
+    public const int MinimumMss = 88;
 
     // Linux socket option numbers.
     public const int SOL_SOCKET = 1, IPPROTO_IP = 0, IPPROTO_TCP = 6;
@@ -52,8 +54,8 @@ public sealed partial class TcpLayer
         TCP_KEEPCNT = 6, TCP_INFO = 11, TCP_CONGESTION = 13;
     public const int IP_TOS = 1;
     public const int SOCK_STREAM = 1;
-    /// <summary>Size of Linux's struct tcp_info up to tcpi_rcv_wnd.</summary>
-    public const int TcpInfoSize = 236;
+    /// <summary>Size of Linux's struct tcp_info up to tcpi_total_rto_time (6.7; later kernels append AccECN counters).</summary>
+    public const int TcpInfoSize = 248;
 
     private readonly StackConfig _config;
     private readonly ITcpOutput _output;
@@ -589,16 +591,29 @@ public sealed partial class TcpLayer
                 Touch(t);
                 return Errno.Ok;
             case (SOL_SOCKET, SO_SNDBUF):
+            {
+                // The rings hold payload: half of what Linux counts (it doubles the request for overhead).
+                t.SndBufOption = SocketBufferSize.FromRequest(v, _config.SendBufferMax, SocketBufferSize.MinSend);
+                int ring = Math.Max(t.SndBufOption / 2, MinRingBytes);
+                if (t.RingsLive)
+                {
+                    t.ResizeSend(ring);
+                    if (t.SendSpaceReady) Output(t); // more may be queued now
+                    Touch(t);
+                }
+                else t.SndBufSize = ring;
+                return Errno.Ok;
+            }
             case (SOL_SOCKET, SO_RCVBUF):
             {
-                // Linux doubles the value for bookkeeping overhead; we store payload bytes, so we take it as given.
-                int size = Math.Clamp(v, 4096, 64 * 1024 * 1024);
-                if (t.InFlowTable || t.State != TcpState.Closed)
+                t.RcvBufOption = SocketBufferSize.FromRequest(v, _config.ReceiveBufferMax, SocketBufferSize.MinReceive);
+                int ring = Math.Max(t.RcvBufOption / 2, MinRingBytes);
+                if (t.RingsLive)
                 {
-                    // Rings are fixed once a connection exists (their content is live).
-                    return Errno.Ok;
+                    t.ResizeReceive(ring);
+                    MaybeWindowUpdate(t); // a larger ring opens the window now
                 }
-                if (name == SO_SNDBUF) t.SndBufSize = size; else t.RcvBufSize = size;
+                else t.RcvBufSize = ring; // the window scale is chosen from it at the SYN
                 return Errno.Ok;
             }
             case (SOL_SOCKET, SO_TYPE): case (SOL_SOCKET, SO_ERROR): return Errno.ENOPROTOOPT;
@@ -662,8 +677,8 @@ public sealed partial class TcpLayer
             case (SOL_SOCKET, SO_REUSEADDR): v = t.ReuseAddr ? 1 : 0; break;
             case (SOL_SOCKET, SO_REUSEPORT): v = t.ReusePort ? 1 : 0; break;
             case (SOL_SOCKET, SO_KEEPALIVE): v = t.KeepAlive ? 1 : 0; break;
-            case (SOL_SOCKET, SO_SNDBUF): v = t.SndBufSize; break;
-            case (SOL_SOCKET, SO_RCVBUF): v = t.RcvBufSize; break;
+            case (SOL_SOCKET, SO_SNDBUF): v = t.SndBufOption != 0 ? t.SndBufOption : 2 * t.SndBufSize; break;
+            case (SOL_SOCKET, SO_RCVBUF): v = t.RcvBufOption != 0 ? t.RcvBufOption : 2 * t.RcvBufSize; break;
             case (SOL_SOCKET, SO_TYPE): v = SOCK_STREAM; break;
             case (SOL_SOCKET, SO_ERROR): v = (int)TakeErrorOf(t); break;
             case (IPPROTO_TCP, TCP_NODELAY): v = t.NoDelay ? 1 : 0; break;
@@ -681,54 +696,91 @@ public sealed partial class TcpLayer
         return Errno.Ok;
     }
 
-    /// <summary>Linux's struct tcp_info (include/uapi/linux/tcp.h), little-endian.</summary>
+    /// <summary>Smallest ring we run a connection with (a few hundred bytes of window would stall on SWS rules).</summary>
+    private const int MinRingBytes = 2048;
+
+    /// <summary>Linux's struct tcp_info (include/uapi/linux/tcp.h, up to tcpi_total_rto_time), little-endian,
+    /// filled from the TCB in Linux's units: times in µs unless named _ms ("last_*": ms ago), windows and
+    /// byte counts in bytes, packet counts in segments of the current MSS (ours counts bytes).</summary>
     private void FillTcpInfo(Tcb t, Span<byte> b)
     {
         b.Clear();
+        int mss = t.EffectiveMss;
+        int Segs(long bytes) => (int)Math.Min((bytes + mss - 1) / mss, int.MaxValue);
+        bool established = t.IsSynchronized;
         b[0] = (byte)t.State;
-        b[1] = (byte)(t.InRecovery ? 3 : t.DupAcks > 0 ? 1 : 0); // TCP_CA_Recovery / TCP_CA_Disorder / Open
+        // ca_state: Open 0, Disorder 1 (duplicate ACKs or SACKs, no recovery yet), Recovery 3, Loss 4 (after an RTO).
+        b[1] = (byte)(t.Retransmits > 0 && established ? 4 : t.InRecovery ? 3 : t.DupAcks > 0 || t.SackCount > 0 ? 1 : 0);
         b[2] = (byte)Math.Min(t.Retransmits, 255);
-        b[3] = (byte)Math.Min(t.KeepaliveProbesSent + t.PersistBackoff, 255);
+        b[3] = (byte)Math.Min(t.KeepaliveProbesSent + t.PersistUnanswered, 255);  // probes out unanswered
         b[4] = (byte)Math.Min(t.Backoff, 255);
-        b[5] = (byte)((t.TsOk ? 1 : 0) | (t.SackOk ? 2 : 0) | (t.WscaleOk ? 4 : 0));
+        b[5] = (byte)((t.TsOk ? 1 : 0) | (t.SackOk ? 2 : 0) | (t.WscaleOk ? 4 : 0)); // TCPI_OPT_*
         b[6] = (byte)((t.SndWscale & 0xF) | ((t.RcvWscale & 0xF) << 4));
+        static void U16(Span<byte> s, int off, long val) => BinaryPrimitives.WriteUInt16LittleEndian(s[off..], (ushort)Math.Clamp(val, 0, ushort.MaxValue));
         static void U32(Span<byte> s, int off, long val) => BinaryPrimitives.WriteUInt32LittleEndian(s[off..], (uint)Math.Clamp(val, 0, uint.MaxValue));
         static void U64(Span<byte> s, int off, long val) => BinaryPrimitives.WriteUInt64LittleEndian(s[off..], (ulong)Math.Max(val, 0));
         long now = _now.Microseconds;
+        long Ago(Instant then) => established ? (now - then.Microseconds) / 1000 : 0;
         U32(b, 8, t.RtoMicros);
-        U32(b, 12, DelayedAckMicros);
-        U32(b, 16, t.EffectiveMss);
+        U32(b, 12, DelayedAckMicros);                                  // ato
+        U32(b, 16, mss);                                               // snd_mss (Linux's mss_cache)
         U32(b, 20, t.RcvMss);
-        int mss = t.EffectiveMss;
-        U32(b, 24, (t.FlightSize + mss - 1) / mss);                 // unacked (segments)
-        U32(b, 28, (t.SackedBytes + mss - 1) / mss);                // sacked
-        U32(b, 36, t.InRecovery ? 1 : 0);                            // retrans (in flight)
-        U32(b, 44, (now - t.LastDataSent.Microseconds) / 1000);
-        U32(b, 52, (now - t.LastDataRecv.Microseconds) / 1000);
-        U32(b, 56, (now - t.LastAckRecv.Microseconds) / 1000);
+        U32(b, 24, Segs(t.FlightSize));                                // unacked (packets_out)
+        U32(b, 28, Segs(t.SackedBytes));                               // sacked
+        // lost: after an RTO everything outstanding is presumed lost; in SACK recovery, the holes below
+        // the highest SACKed byte (RFC 6675 IsLost, roughly).
+        long lost = 0;
+        if (t.Retransmits > 0 && established) lost = t.FlightSize;
+        else if (t.InRecovery && t.SackCount > 0) lost = Math.Max(0, (t.SackRight[t.SackCount - 1] - t.SndUna) - t.SackedBytes);
+        U32(b, 32, Segs(lost));
+        // retrans: retransmitted and not yet acknowledged (retrans_out).
+        long retrans = t.InRecovery ? Math.Max(0, t.HighRxt - t.SndUna) : t.Retransmits > 0 ? Math.Max(0, t.SndNxt - t.SndUna) : 0;
+        U32(b, 36, Segs(retrans));
+        U32(b, 44, Ago(t.LastDataSent));
+        U32(b, 52, Ago(t.LastDataRecv));
+        U32(b, 56, Ago(t.LastAckRecv));
         U32(b, 60, t.Pmtu);
-        U32(b, 64, t.RcvBufSize);
+        U32(b, 64, Math.Min(t.RcvBufSize, 65535L << t.RcvWscale));    // rcv_ssthresh: the most we would advertise
         U32(b, 68, t.SrttMicros);
         U32(b, 72, t.RttvarMicros);
-        U32(b, 76, t.Ssthresh == int.MaxValue ? 0x7FFFFFFF : t.Ssthresh / mss);
-        U32(b, 80, t.Cwnd / mss);
+        U32(b, 76, t.Ssthresh == int.MaxValue ? 0x7FFFFFFF : t.Ssthresh / mss); // TCP_INFINITE_SSTHRESH
+        U32(b, 80, Math.Max(t.Cwnd / mss, established ? 1 : 0));
         U32(b, 84, t.AdvMss);
-        U32(b, 88, 3);                                              // reordering
-        U32(b, 96, t.RcvBufSize);
+        U32(b, 88, 3);                                                 // reordering (Linux's default; we keep 3)
+        U32(b, 92, 0);                                                 // rcv_rtt: the receiver does not measure
+        U32(b, 96, t.RcvBufSize);                                      // rcv_space: the ring (no autotuning)
         U32(b, 100, t.TotalRetrans);
+        // pacing_rate as Linux's tcp_update_pacing_rate: cwnd (or what is in flight) per srtt, at 200% in
+        // slow start and 120% after; no SO_MAX_PACING_RATE cap (~0).
+        if (t.SrttMicros > 0)
+        {
+            long segs = Math.Max(t.Cwnd / mss, Segs(t.FlightSize));
+            int ratio = t.Cwnd < t.Ssthresh / 2 ? 200 : 120;
+            U64(b, 104, (long)((double)mss * segs * 1_000_000 / t.SrttMicros * ratio / 100));
+        }
+        BinaryPrimitives.WriteUInt64LittleEndian(b[112..], ulong.MaxValue);
         U64(b, 120, t.BytesAcked);
         U64(b, 128, t.BytesReceived);
         U32(b, 136, t.SegsOut);
         U32(b, 140, t.SegsIn);
-        U32(b, 144, t.SndCount - Math.Max(0, t.SndNxt - t.SndUna));  // notsent
-        U32(b, 148, t.MinRttMicros);
+        U32(b, 144, t.SndCount - Math.Max(0, t.SndNxt - t.SndUna));  // notsent_bytes
+        U32(b, 148, t.MinRttMicros > 0 ? t.MinRttMicros : uint.MaxValue); // ~0 until a sample, as Linux
         U32(b, 152, t.DataSegsIn);
         U32(b, 156, t.DataSegsOut);
-        U32(b, 192, t.BytesAcked / mss);                              // delivered (segments)
-        U64(b, 200, t.BytesSent);
+        // delivery_rate: bytes acknowledged per second since the connection started (Linux samples it per ACK).
+        long lifetime = established ? now - t.EstablishedAt.Microseconds : 0;
+        if (lifetime > 0) U64(b, 160, (long)((double)t.BytesAcked * 1_000_000 / lifetime));
+        U32(b, 192, Segs(t.BytesAcked) + (established ? 1 : 0));      // delivered (the SYN counts, as Linux's)
+        U64(b, 200, t.BytesSent + t.BytesRetrans);                   // bytes_sent counts retransmissions, as Linux's
         U64(b, 208, t.BytesRetrans);
+        U32(b, 216, t.DsackDups);
+        U32(b, 220, t.ReordSeen);
         U32(b, 224, t.OooPackets);
         U32(b, 228, t.SndWnd);
         U32(b, 232, t.RcvWnd);
+        U16(b, 240, t.TotalRto);
+        U16(b, 242, t.TotalRtoRecoveries);
+        long rtoTime = t.TotalRtoMicros + (t.Retransmits > 0 && t.TotalRtoRecoveries > 0 ? now - t.RtoRecoveryStart.Microseconds : 0);
+        U32(b, 244, rtoTime / 1000);                                   // total_rto_time (ms)
     }
 }
