@@ -31,6 +31,36 @@ internal sealed class PreloadProcess
         _eal = eal;
         _port = port;
         _stack = stack;
+        if (layer is not null && stack is not null && Environment.GetEnvironmentVariable(CountersVariable) is { Length: > 0 } file)
+        {
+            _countersFile = file;
+            new Thread(WriteCountersPeriodically) { IsBackground = true, Name = "gazelle-counters" }.Start();
+        }
+    }
+
+    /// <summary>Environment: a file the process rewrites every <see cref="CountersPeriodMs"/> ms with its stats
+    /// (the lines of docs/stats.md), to watch a program that is still running (tests, diagnosis).</summary>
+    public const string CountersVariable = "GAZELLE_COUNTERS";
+    private const int CountersPeriodMs = 200;
+    private readonly string? _countersFile;
+
+    private void WriteCountersPeriodically()
+    {
+        string tmp = $"{_countersFile}.{Environment.ProcessId}.tmp";
+        while (true)
+        {
+            // Replaced atomically (write, rename), so a reader never sees half a file.
+            if (Stats() is { } text)
+            {
+                try
+                {
+                    File.WriteAllText(tmp, text);
+                    File.Move(tmp, _countersFile!, overwrite: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            }
+            Thread.Sleep(CountersPeriodMs);
+        }
     }
 
     public PosixLayer? Layer { get; }
