@@ -380,6 +380,12 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         return SocketHandles.IsUdp(socket) ? _udp.Available(SocketHandles.UdpIndex(socket), out bytes) : _tcp.Available(socket, out bytes);
     }
 
+    public Errno AtUrgentMark(SocketHandle socket, out bool atMark)
+    {
+        atMark = false;
+        return SocketHandles.IsUdp(socket) ? Errno.EINVAL : _tcp.AtUrgentMark(socket, out atMark);
+    }
+
     public Readiness GetReadiness(SocketHandle socket) =>
         SocketHandles.IsUdp(socket) ? _udp.GetReadiness(SocketHandles.UdpIndex(socket)) : _tcp.GetReadiness(socket);
 

@@ -14,6 +14,9 @@ public sealed record StackConfig
     public int MaxUdpSockets { get; init; } = 1024;
     public int TcpSendBufferBytes { get; init; } = 256 * 1024;
     public int TcpReceiveBufferBytes { get; init; } = 256 * 1024;
+    /// <summary>Bytes of empty TCP send/receive rings a stack keeps for reuse; rings beyond it return to the GC.
+    /// Rings are held only while bytes are queued, so this bounds idle memory, not the windows.</summary>
+    public long TcpRingPoolBytes { get; init; } = 32L * 1024 * 1024;
     /// <summary>IEEE 802.1Q VLAN id, 1..4094: the stack tags every frame it sends with it and accepts only frames
     /// tagged with it. -1 (the default): untagged, and tagged frames are dropped.</summary>
     public int VlanId { get; init; } = -1;

@@ -43,7 +43,7 @@ public sealed partial class TcpLayer
                 return;
             }
         }
-        int l = _listenerByPort[header.DstPort];
+        int l = SelectListener(dst, header.DstPort, src, header.SrcPort);
         if (l >= 0)
         {
             var lt = _tcbs[l];
@@ -110,7 +110,6 @@ public sealed partial class TcpLayer
         c.InFlowTable = true;
         c.Parent = l.Index;
         l.SynQueueCount++;
-        c.EnsureRings();
         InitConnection(c);
         c.Irs = h.Seq;
         c.RcvNxt = h.Seq + 1;
@@ -135,7 +134,7 @@ public sealed partial class TcpLayer
         c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize; c.SndBufOption = l.SndBufOption; c.RcvBufOption = l.RcvBufOption;
         c.NoDelay = l.NoDelay; c.KeepAlive = l.KeepAlive; c.KeepIdleSec = l.KeepIdleSec; c.KeepIntvlSec = l.KeepIntvlSec;
         c.KeepCnt = l.KeepCnt; c.LingerOn = l.LingerOn; c.LingerSeconds = l.LingerSeconds; c.UserMss = l.UserMss; c.Tos = l.Tos;
-        c.ReuseAddr = l.ReuseAddr;
+        c.ReuseAddr = l.ReuseAddr; c.ReusePort = l.ReusePort; c.OobInline = l.OobInline;
         c.Cc = l.Cc == l.Reno ? c.Reno : c.Cubic;
     }
 
@@ -151,6 +150,7 @@ public sealed partial class TcpLayer
         t.TsOffset = (uint)_tsHash.Hash(t.LocalAddress.Value, t.RemoteAddress.Value, t.LocalPort, t.RemotePort);
         t.Ssthresh = int.MaxValue;
         t.Cc.Reset();
+        t.HyStart.Reset(HyStartEnabled);
         t.LastReceived = _now;
         t.LastSent = _now;
     }
@@ -250,7 +250,6 @@ public sealed partial class TcpLayer
         c.LocalAddress = dst; c.LocalPort = h.DstPort; c.RemoteAddress = src; c.RemotePort = h.SrcPort; c.Bound = true;
         if (!_flows.Add(dst, h.DstPort, src, h.SrcPort, c.Index)) { Free(c); return true; }
         c.InFlowTable = true;
-        c.EnsureRings();
         InitConnection(c);
         var syn = new TcpRepr { Options = TcpOptions.None };
         syn.Options.Mss = CookieMss[(int)idx];
@@ -452,11 +451,15 @@ public sealed partial class TcpLayer
                     Abort(t, Errno.ECONNRESET, sendRst: true);
                     return;
                 }
+                if ((f & TcpFlags.Urg) != 0) UrgentInput(t, h);
+                if (t.Urg == UrgentState.NotYet) CaptureUrgentByte(t, seq, payload);
                 ReceiveData(t, seq, payload, now);
             }
             else if (seq + payload.Length > t.RcvNxt) Counters.DataAfterClose++;
         }
         else if (zeroWindowProbe && !payload.IsEmpty) t.AckNow = true;
+        else if ((f & TcpFlags.Urg) != 0 && t.State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
+            UrgentInput(t, h); // an urgent pointer may run ahead of its data (on an ACK or a window probe)
 
         // Eighth: FIN.
         if ((f & TcpFlags.Fin) != 0 && !zeroWindowProbe)
@@ -466,6 +469,39 @@ public sealed partial class TcpLayer
             else if (finSeq > t.RcvNxt) { t.OooFinValid = true; t.OooFinSeq = finSeq; t.AckNow = true; }
             else t.AckNow = true;
         }
+    }
+
+    /// <summary>
+    /// A segment with URG (RFC 9293 §3.8.5): Linux's default reading (RFC 6093 §2: every stack uses the BSD
+    /// one) takes the pointer as one past the last urgent byte, and keeps that one byte out of band. A pointer
+    /// at or behind what was read or received, or not beyond the current mark, changes nothing; a newer one
+    /// discards an unread urgent byte waiting at the read position (tcp_check_urg).
+    /// </summary>
+    private void UrgentInput(Tcb t, in TcpRepr h)
+    {
+        SeqNum urgSeq = h.Seq + (h.UrgentPointer != 0 ? h.UrgentPointer - 1 : 0);
+        int offset = (urgSeq - t.RcvNxt) + t.RcvReadable; // from the read position
+        if (offset < 0 || urgSeq < t.RcvNxt) { Counters.UrgentIgnored++; return; }
+        if (t.Urg != UrgentState.None && urgSeq <= t.UrgSeq) return; // the same mark again
+        if (t.UrgentByteFirst && t.RcvReadable > 0)
+        {
+            t.ConsumeReceive(1);
+            offset--;
+        }
+        Counters.UrgentReceived++;
+        t.Urg = UrgentState.NotYet;
+        t.UrgSeq = urgSeq;
+        t.UrgOffset = offset;
+    }
+
+    /// <summary>Keeps a copy of the urgent byte from the segment that carries it (Linux tcp_urg).</summary>
+    private static void CaptureUrgentByte(Tcb t, SeqNum seq, ReadOnlySpan<byte> payload)
+    {
+        int at = t.UrgSeq - seq;
+        if (at < 0 || at >= payload.Length) return;
+        t.UrgByte = payload[at];
+        t.Urg = UrgentState.Valid;
+        t.ReadEvents++; // EPOLLPRI is an arrival too (Linux tcp_urg wakes the reader)
     }
 
     /// <summary>SYN-RECEIVED → ESTABLISHED on an acceptable ACK (RFC 9293 §3.10.7.4 fifth check).</summary>
@@ -633,6 +669,7 @@ public sealed partial class TcpLayer
         if (acked > 0)
         {
             t.LastAckRecv = now;
+            if (t.SndUrgent && ack >= t.SndUp) t.SndUrgent = false; // urgent data acknowledged: urgent mode ends
             int dataAcked = Math.Min(acked, t.SndCount);
             t.ConsumeSend(dataAcked);
             if (t.SendSpaceWanted && t.SendSpaceReady)
@@ -655,6 +692,7 @@ public sealed partial class TcpLayer
             t.Retransmits = 0;
             t.Backoff = 0;
             t.PersistBackoff = 0;
+            t.AckRttMicros = t.TakeRttSample(ack, now);
             t.RtoDeadline = t.SndUna == t.SndMax ? Instant.Never : now + new TimeSpanMicros(t.RtoMicros); // §5.3
             t.TlpOutstanding = false;
             ArmTlp(t);
@@ -673,6 +711,7 @@ public sealed partial class TcpLayer
             if (t.State == TcpState.FinWait2 || t.State == TcpState.TimeWait) return;
         }
         CongestionOnAck(t, acked, dupAck || (sackAdvanced && acked <= 0 && t.SndUna != t.SndMax), h, now);
+        t.AckRttMicros = -1;
 
         // Our FIN acknowledged?
         if (t.FinQueued && t.FinSent && t.SndUna > t.FinSeq)

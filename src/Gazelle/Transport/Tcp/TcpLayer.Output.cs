@@ -112,6 +112,7 @@ public sealed partial class TcpLayer
                 }
                 BeginUndoWindow(t);
                 t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
+                t.HyStart.Stop();
                 t.Cwnd = t.Ssthresh;
                 t.RecoveryPoint = t.SndMax;
                 t.HighRxt = t.SndUna;
@@ -159,6 +160,7 @@ public sealed partial class TcpLayer
             {
                 BeginUndoWindow(t);
                 t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
+                t.HyStart.Stop();
                 t.RecoveryPoint = t.SndMax;
                 t.InRecovery = true;
                 Counters.FastRetransmits++;
@@ -352,8 +354,9 @@ public sealed partial class TcpLayer
                 if (t.SackLeft[i] > t.SndNxt) { len = Math.Min(len, t.SackLeft[i] - t.SndNxt); break; }
             }
         }
-        if (len < mss && !retransmit && !ignoreNagle)
+        if (len < mss && !retransmit && !ignoreNagle && !(t.SndUrgent && t.SndUna < t.SndUp))
         {
+            // (Urgent data goes at once: no Nagle or cork in urgent mode, as Linux tcp_nagle_test.)
             // Nagle (RFC 9293 §3.7.4): hold a small segment while data is unacknowledged; TCP_CORK / MSG_MORE hold it always.
             if (t.Cork || t.MoreHint) return false;
             if (!t.NoDelay && t.SndNxt != t.SndUna && !(t.FinQueued && len == avail)) return false;
@@ -393,6 +396,7 @@ public sealed partial class TcpLayer
         if (fin) t.FinSent = true;
         if (retransmit)
         {
+            t.TxCount = 0; // Karn: no RTT sample from anything sent before a retransmission
             t.RxtMarker = t.SndMax;
             if (seq == t.SndUna) t.HeadTime = _now;
             t.LastRxtTime = _now;
@@ -405,6 +409,7 @@ public sealed partial class TcpLayer
         {
             Counters.BytesSent += len;
             t.BytesSent += len;
+            if (end > t.SndMax) t.RecordTransmit(end, _now);
             if (!t.RttTiming && end > t.SndMax)
             {
                 t.RttTiming = true;
@@ -520,6 +525,14 @@ public sealed partial class TcpLayer
             r.Options.TsVal = TsNow(t);
             r.Options.TsEcr = t.TsRecent;
         }
+        if (t.SndUrgent && r.Seq < t.SndUp && (r.Flags & TcpFlags.Rst) == 0)
+        {
+            // Urgent mode: every segment below the urgent pointer carries it, offset from its own sequence
+            // number; one beyond 16 bits is announced as far as the field reaches (RFC 6093 §4).
+            int up = t.SndUp - r.Seq;
+            r.Flags |= TcpFlags.Urg;
+            r.UrgentPointer = (ushort)Math.Min(up, 0xFFFF);
+        }
         if (t.SackOk && (t.OooCount > 0 || t.DsackPending) && (r.Flags & TcpFlags.Rst) == 0)
         {
             // RFC 2883: a D-SACK block first; RFC 2018 §4: then the block with the most recent segment,
@@ -598,9 +611,11 @@ public sealed partial class TcpLayer
         t.State = TcpState.Closed;
         t.WakeAll();
         t.RtoDeadline = t.DelAckDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.StateDeadline = t.PtoDeadline = Instant.Never;
-        t.SndCount = 0; t.SndHead = 0;
+        t.SndCount = 0;
+        t.ReleaseSendRingIfEmpty();
         t.FinQueued = false;
         t.OooCount = 0;
+        t.ReleaseReceiveRingIfEmpty(); // unread in-order bytes stay readable
         if (t.Parent >= 0 && !t.InAcceptQueue) { Free(t); return; }
         if (!t.UserOwned && !t.InAcceptQueue) { Free(t); return; }
         if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
@@ -707,6 +722,7 @@ public sealed partial class TcpLayer
         {
             // RFC 5681 §3.1 eq. 4 (once per loss episode), cwnd = 1 segment.
             t.Ssthresh = t.Cc.OnRetransmitTimeout(t, now);
+            t.HyStart.Stop();
         }
         t.Cwnd = t.EffectiveMss;
         t.InRecovery = false;
