@@ -31,6 +31,36 @@ internal sealed class PreloadProcess
         _eal = eal;
         _port = port;
         _stack = stack;
+        if (layer is not null && stack is not null && Environment.GetEnvironmentVariable(CountersVariable) is { Length: > 0 } file)
+        {
+            _countersFile = file;
+            new Thread(WriteCountersPeriodically) { IsBackground = true, Name = "gazelle-counters" }.Start();
+        }
+    }
+
+    /// <summary>Environment: a file the process rewrites every <see cref="CountersPeriodMs"/> ms with its stats
+    /// (the lines of docs/stats.md), to watch a program that is still running (tests, diagnosis).</summary>
+    public const string CountersVariable = "GAZELLE_COUNTERS";
+    private const int CountersPeriodMs = 200;
+    private readonly string? _countersFile;
+
+    private void WriteCountersPeriodically()
+    {
+        string tmp = $"{_countersFile}.{Environment.ProcessId}.tmp";
+        while (true)
+        {
+            // Replaced atomically (write, rename), so a reader never sees half a file.
+            if (Stats() is { } text)
+            {
+                try
+                {
+                    File.WriteAllText(tmp, text);
+                    File.Move(tmp, _countersFile!, overwrite: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            }
+            Thread.Sleep(CountersPeriodMs);
+        }
     }
 
     public PosixLayer? Layer { get; }
@@ -60,7 +90,13 @@ internal sealed class PreloadProcess
             // A fresh secret per process (RFC 6528 §3, RFC 6056 §3.3.4): with the constant default, every
             // preloaded process on an address picked the same ephemeral ports and ISNs, so a new client reused
             // the 4-tuple of a previous process's connection still open at the server and reset it.
-            var stackConfig = config.ToStackConfig() with { Secret = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) };
+            var stackConfig = config.ToStackConfig() with
+            {
+                Secret = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)),
+                // SO_RCVBUF / SO_SNDBUF requests are clamped as the kernel clamps them on this machine.
+                ReceiveBufferMax = KernelSysctl("/proc/sys/net/core/rmem_max", 212992),
+                SendBufferMax = KernelSysctl("/proc/sys/net/core/wmem_max", 212992),
+            };
             var stack = new NetStack(stackConfig, port);
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, PollPolicy.FromEnvironment());
             return new PreloadProcess(fds, layer, eal, port, stack);
@@ -71,6 +107,23 @@ internal sealed class PreloadProcess
             eal?.Dispose();
             Console.Error.WriteLine($"gazelle: {config.Source}: cannot start the device ({e.Message}): sockets run on the kernel");
             return new PreloadProcess(fds);
+        }
+    }
+
+    /// <summary>An integer sysctl of the kernel, or <paramref name="fallback"/> when it cannot be read.</summary>
+    private static int KernelSysctl(string path, int fallback)
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText(path).Trim(), out int v) && v > 0 ? v : fallback;
+        }
+        catch (IOException)
+        {
+            return fallback;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return fallback;
         }
     }
 

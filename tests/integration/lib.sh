@@ -12,7 +12,7 @@ source "$ROOT/scripts/lstack-conf.sh"
 
 cleanup_test() {
     local pid ns
-    for pid in "${TEST_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    for pid in "${TEST_PIDS[@]}"; do stop_pid "$pid"; done
     # Namespaces this test made (named after its own pid): end what still runs inside, then delete
     # them, which deletes their veth ends too.
     for ns in "${TEST_NETNS[@]}"; do
@@ -25,6 +25,21 @@ cleanup_test() {
 trap cleanup_test EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# stop_pid PID: SIGTERM, then SIGKILL if it is still there after 5 s (said loudly: a preloaded program
+# can miss a signal that lands while the stack polls - seen with nginx blocked in epoll_wait), so a
+# stuck program never hangs the test run.
+alive() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1); [ -n "$st" ] && [ "$st" != Z ]; }
+stop_pid() {
+    local pid=$1 i
+    kill "$pid" 2>/dev/null || return 0
+    for i in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
+        echo "cleanup: pid $pid ($(cat /proc/"$pid"/comm 2>/dev/null)) still running 5 s after SIGTERM: SIGKILL" >&2
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
 need() { command -v "$1" >/dev/null || fail "$1 is not installed (run: make deps)"; }
 
 # Waits until a TCP port accepts on 127.0.0.1 (kernel), at most $2 seconds.
@@ -94,6 +109,33 @@ CONF
 memif_pair_confs() {
     memif_pair_conf "$TEST_TMP" "memif-$$" "$TEST_TMP/memif.sock" 10.66.0
     TEST_DPDK_PREFIXES+=("gz-memif-$$-server" "gz-memif-$$-client")
+}
+
+# netns_impaired_pair PEER_CIDR LOSS% REORDER% DUPLICATE% CORRUPT% DELAY_US SEED: like netns_pair, but the
+# veth from $NS_STACK reaches $NS_PEER through a third namespace $NS_RELAY, where
+# build/tests/netem_relay (pid $RELAY_PID, counters in $TEST_TMP/relay.log when it stops) bridges
+# the two links and impairs every frame in both directions as `tc qdisc ... netem loss L reorder R
+# duplicate D corrupt C delay T` would on egress. (This machine's kernel has no sch_netem, and
+# DPDK's af_packet bypasses the stack side's qdisc anyway; the relay needs neither.)
+netns_impaired_pair() {
+    local cidr=$1 id=$$ ns
+    NS_STACK=gz${id}s NS_PEER=gz${id}p NS_RELAY=gz${id}r VETH_STACK=gz${id}s0 VETH_PEER=gz${id}p0
+    [ "$(id -u)" -eq 0 ] || fail "network namespaces need root"
+    [ -x "$BUILD/tests/netem_relay" ] || fail "build/tests/netem_relay is missing (run: make)"
+    for ns in "$NS_STACK" "$NS_PEER" "$NS_RELAY"; do ip netns add "$ns" && TEST_NETNS+=("$ns"); ip -n "$ns" link set lo up; done
+    ip link add "$VETH_STACK" netns "$NS_STACK" type veth peer name gz${id}r0 netns "$NS_RELAY"
+    ip link add "$VETH_PEER" netns "$NS_PEER" type veth peer name gz${id}r1 netns "$NS_RELAY"
+    ip -n "$NS_PEER" addr add "$cidr" dev "$VETH_PEER"
+    for ns in "$NS_STACK:$VETH_STACK" "$NS_RELAY:gz${id}r0" "$NS_RELAY:gz${id}r1" "$NS_PEER:$VETH_PEER"; do
+        ip -n "${ns%%:*}" link set "${ns#*:}" up
+        # Frames as on a wire: full checksums, no segmentation or coalescing offloads (the relay
+        # forwards MTU-sized frames only).
+        ip netns exec "${ns%%:*}" ethtool -K "${ns#*:}" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+    done
+    ip netns exec "$NS_RELAY" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+    ip netns exec "$NS_RELAY" "$BUILD/tests/netem_relay" gz${id}r0 gz${id}r1 "${@:2}" 2>"$TEST_TMP/relay.log" &
+    RELAY_PID=$!
+    TEST_PIDS+=("$RELAY_PID")
 }
 
 # serve LOG PATTERN CMD...: starts a server in the background (its pid in SERVER and TEST_PIDS; stdin

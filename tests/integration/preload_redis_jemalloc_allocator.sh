@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 need redis-server
 need redis-cli
-ldd "$(command -v redis-server)" | grep -q jemalloc || fail "this redis-server does not link jemalloc: the test would prove nothing"
+ldd "$(command -v redis-server)" | grep jemalloc >/dev/null || fail "this redis-server does not link jemalloc: the test would prove nothing"
 prefix=gz-jemalloc-$$
 TEST_DPDK_PREFIXES+=("$prefix")
 vdev_conf "$TEST_TMP/lstack.conf" "$prefix" net_null0 02:00:00:00:77:01 10.77.7.2

@@ -45,7 +45,8 @@ public sealed record GazelleConfig
     public int NicRxQueueSize { get; init; } = 4096;
     public int NicTxQueueSize { get; init; } = 2048;
     public int NicReadNum { get; init; } = 128;
-    /// <summary>VLAN id to tag with, or -1 for none.</summary>
+    /// <summary>VLAN id to tag with, or -1 for none; 0 and 4095 (reserved by IEEE 802.1Q) are accepted, as Gazelle
+    /// accepts them, and mean none.</summary>
     public int NicVlanMode { get; init; } = -1;
 
     // --- addressing ---
@@ -97,6 +98,7 @@ public sealed record GazelleConfig
         MaxUdpSockets = UdpEnable ? UdpSocketCount : 0,
         TcpSendBufferBytes = TcpSendBuffer,
         TcpReceiveBufferBytes = TcpRecvBuffer,
+        VlanId = NicVlanMode is >= 1 and <= 4094 ? NicVlanMode : -1,
         TimeWaitMicros = TcpTimeWaitMs * 1000L,
     };
 }

@@ -143,7 +143,7 @@ public static class GazelleConfigParser
         new("nic_rxqueue_size", (b, v) => PowerOfTwo(v, 512, 8192, i => b.NicRxQueueSize = i)),
         new("nic_txqueue_size", (b, v) => PowerOfTwo(v, 512, 8192, i => b.NicTxQueueSize = i)),
         new("nic_read_num", (b, v) => Int(v, 1, 1024, i => b.NicReadNum = i)),
-        new("nic_vlan_mode", (b, v) => Int(v, -1, 4094, i => b.NicVlanMode = i)),
+        new("nic_vlan_mode", (b, v) => Int(v, -1, 4095, i => b.NicVlanMode = i)),
         new("host_addr", (b, v) => Ip(v, a => b.HostAddr = a)),
         new("mask_addr", (b, v) => Ip(v, a => b.MaskAddr = a)),
         new("gateway_addr", (b, v) => Ip(v, a => b.GatewayAddr = a)),

@@ -38,6 +38,8 @@ public sealed class ArpCache
         /// <summary>Incomplete: next request. Reachable: earliest next refresh.</summary>
         public Instant NextRequest;
         public int PendingCount;
+        /// <summary>When we last sent through this entry (default: never; learned from someone else's request).</summary>
+        public Instant LastUsed;
     }
 
     private readonly EthernetLink _link;
@@ -113,6 +115,7 @@ public sealed class ArpCache
         if (Find(nextHop, out int i))
         {
             ref var e = ref _entries[i];
+            e.LastUsed = now;
             if (e.State == State.Reachable)
             {
                 if (now < e.Expires)
@@ -145,6 +148,7 @@ public sealed class ArpCache
         n.Ip = nextHop;
         n.Mac = MacAddress.Zero;
         n.PendingCount = 0;
+        n.LastUsed = now;
         _index[nextHop.Value] = slot;
         StartResolving(ref n, now);
         Enqueue(slot, packet);
@@ -305,11 +309,16 @@ public sealed class ArpCache
     private int Allocate()
     {
         if (_freeCount > 0) return _free[--_freeCount];
-        // Evict the resolved entry closest to expiry (entries still resolving are kept).
+        // Evict the resolved entry used least recently (never-used ones first, the one closest to expiry among
+        // equals); entries still resolving are kept. A flood of ARP requests from made-up senders (each one
+        // adds an entry, RFC 826) then cannot push out a neighbour in use (found by the fuzz test).
         int victim = -1;
         for (int i = 0; i < _entries.Length; i++)
         {
-            if (_entries[i].State == State.Reachable && (victim < 0 || _entries[i].Expires < _entries[victim].Expires)) victim = i;
+            ref readonly var e = ref _entries[i];
+            if (e.State != State.Reachable) continue;
+            if (victim < 0 || e.LastUsed < _entries[victim].LastUsed
+                || (e.LastUsed == _entries[victim].LastUsed && e.Expires < _entries[victim].Expires)) victim = i;
         }
         if (victim < 0) return -1;
         Counters.Evictions++;

@@ -6,7 +6,7 @@ namespace Gazelle.Link;
 
 /// <summary>
 /// The Ethernet side of one stack on one NIC queue: receives bursts, prepends Ethernet headers in the
-/// buffers' headroom, and batches frames for transmission.
+/// buffers' headroom (with an IEEE 802.1Q tag when the stack runs on a VLAN), and batches frames for transmission.
 /// </summary>
 public sealed class EthernetLink
 {
@@ -16,10 +16,15 @@ public sealed class EthernetLink
     private readonly int _queue;
     private readonly PacketBuffer[] _tx = new PacketBuffer[BurstSize];
     private int _txCount;
+    private readonly int _header;
 
-    public EthernetLink(INic nic, int queue, LinkCounters counters)
+    /// <param name="vlanId">802.1Q VLAN id 1..4094 to tag every frame with, or -1 for untagged frames.</param>
+    public EthernetLink(INic nic, int queue, LinkCounters counters, int vlanId = -1)
     {
         if ((uint)queue >= (uint)nic.QueueCount) throw new ArgumentOutOfRangeException(nameof(queue));
+        if (vlanId != -1 && vlanId is < 1 or > 4094) throw new ArgumentOutOfRangeException(nameof(vlanId), "a VLAN id is 1..4094 (or -1 for none)");
+        VlanId = vlanId;
+        _header = vlanId < 0 ? EthernetFrame.HeaderLength : EthernetFrame.TaggedHeaderLength;
         _nic = nic;
         _queue = queue;
         Counters = counters;
@@ -36,6 +41,8 @@ public sealed class EthernetLink
     }
 
     public LinkCounters Counters { get; }
+    /// <summary>The 802.1Q VLAN id frames are tagged with and must carry, or -1 (untagged).</summary>
+    public int VlanId { get; }
     public MacAddress Mac { get; }
     /// <summary>Largest IP packet (L3 bytes) sent in one frame.</summary>
     public int Mtu { get; }
@@ -59,7 +66,8 @@ public sealed class EthernetLink
     /// <summary>Prepends the Ethernet header to <paramref name="payload"/> and queues it; takes ownership.</summary>
     public void Send(PacketBuffer payload, MacAddress destination, ushort etherType)
     {
-        new EthernetRepr(destination, Mac, etherType).Emit(payload.Prepend(EthernetFrame.HeaderLength));
+        // Priority code point 0 (best effort): the tag only carries the VLAN id (IEEE 802.1Q §9.6).
+        new EthernetRepr(destination, Mac, etherType, (ushort)Math.Max(VlanId, 0), VlanId >= 0).Emit(payload.Prepend(_header));
         _tx[_txCount++] = payload;
         if (_txCount == _tx.Length) Flush();
     }

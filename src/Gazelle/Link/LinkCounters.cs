@@ -16,6 +16,10 @@ public sealed class LinkCounters
     [FrameOutcome] public long RxOwnSource;
     /// <summary>Dropped: 802.1Q-tagged frame (this stack runs untagged).</summary>
     [FrameOutcome] public long RxVlanTagged;
+    /// <summary>Dropped: untagged frame (this stack runs on a VLAN).</summary>
+    [FrameOutcome] public long RxUntagged;
+    /// <summary>Dropped: tagged with a VLAN id other than the stack's.</summary>
+    [FrameOutcome] public long RxOtherVlan;
     /// <summary>Dropped: EtherType other than IPv4 and ARP.</summary>
     [FrameOutcome] public long RxUnknownEtherType;
 

@@ -103,16 +103,25 @@ public sealed class Icmpv4Layer
             Counters.ErrorsIgnored++;
             return;
         }
-        if (repr.Type == Icmpv4Type.DestinationUnreachable && repr.Code == Icmpv4UnreachableCode.FragmentationNeeded
-            && _ip.PathMtus.Update(q.Destination, repr.NextHopMtu, q.TotalLength, _ip.Now))
+        // Fragmentation needed (RFC 1191). A TCP quote is checked by TCP first (RFC 5927 §4.1: the quoted
+        // sequence number must be in flight), so it carries the reported MTU and the sink applies it; anything
+        // else lowers the path MTU here and carries the result.
+        bool fragNeeded = repr.Type == Icmpv4Type.DestinationUnreachable && repr.Code == Icmpv4UnreachableCode.FragmentationNeeded;
+        int mtu;
+        if (fragNeeded && q.Protocol == IpProtocol.Tcp)
         {
-            Counters.PathMtuUpdates++;
+            mtu = PathMtuTable.Estimate(repr.NextHopMtu, q.TotalLength);
+        }
+        else
+        {
+            if (fragNeeded && _ip.PathMtus.Update(q.Destination, repr.NextHopMtu, q.TotalLength, _ip.Now)) Counters.PathMtuUpdates++;
+            mtu = _ip.PathMtu(q.Destination);
         }
         var l4 = q.Payload;
         var error = new IcmpError(repr.Type, repr.Code, q.Protocol,
             new Ipv4Endpoint(q.Source, BinaryPrimitives.ReadUInt16BigEndian(l4)),
             new Ipv4Endpoint(q.Destination, BinaryPrimitives.ReadUInt16BigEndian(l4[2..])),
-            _ip.PathMtu(q.Destination),
+            mtu,
             new SeqNum(l4.Length >= 8 ? BinaryPrimitives.ReadUInt32BigEndian(l4[4..]) : 0));
         if (sink.OnIcmpError(error)) Counters.ErrorsDelivered++;
         else Counters.ErrorsIgnored++;

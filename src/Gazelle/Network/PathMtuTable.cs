@@ -48,22 +48,28 @@ public sealed class PathMtuTable
         return _entries[i].Mtu;
     }
 
-    /// <summary>Applies a fragmentation-needed report; <paramref name="quotedTotalLength"/> is the total
-    /// length of the quoted datagram (used when the router reports 0). Returns true if the MTU dropped.</summary>
-    public bool Update(Ipv4Address destination, int reportedMtu, int quotedTotalLength, Instant now)
+    /// <summary>The MTU a fragmentation-needed report stands for: the next-hop MTU it gives, or (a router that
+    /// reports 0) RFC 1191 §5's plateau below the quoted datagram; never below <see cref="MinimumMtu"/>.</summary>
+    public static int Estimate(int reportedMtu, int quotedTotalLength)
     {
-        int current = Get(destination, now);
         int mtu = reportedMtu;
         if (mtu == 0)
         {
-            // RFC 1191 §5: estimate from the plateau below the datagram that did not fit.
             mtu = MinimumMtu;
             foreach (ushort p in Plateaus)
             {
                 if (p < quotedTotalLength) { mtu = p; break; }
             }
         }
-        mtu = Math.Max(mtu, MinimumMtu);
+        return Math.Max(mtu, MinimumMtu);
+    }
+
+    /// <summary>Applies a fragmentation-needed report; <paramref name="quotedTotalLength"/> is the total
+    /// length of the quoted datagram (used when the router reports 0). Returns true if the MTU dropped.</summary>
+    public bool Update(Ipv4Address destination, int reportedMtu, int quotedTotalLength, Instant now)
+    {
+        int current = Get(destination, now);
+        int mtu = Estimate(reportedMtu, quotedTotalLength);
         if (mtu >= current) return false; // RFC 1191 §6.1: never raise the estimate from a report
         if (!_index.TryGetValue(destination.Value, out int i))
         {

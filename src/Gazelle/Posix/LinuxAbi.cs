@@ -14,13 +14,13 @@ public static class LinuxAbi
     public const int O_NONBLOCK = 0x800, O_RDWR = 2, O_CLOEXEC = 0x80000;
     public const int F_DUPFD = 0, F_GETFD = 1, F_SETFD = 2, F_GETFL = 3, F_SETFL = 4, F_DUPFD_CLOEXEC = 1030;
     public const int FD_CLOEXEC = 1;
-    public const ulong FIONREAD = 0x541B, FIONBIO = 0x5421;
+    public const ulong FIONREAD = 0x541B, FIONBIO = 0x5421, SIOCATMARK = 0x8905;
     public const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
     public const uint EPOLLIN = 0x1, EPOLLPRI = 0x2, EPOLLOUT = 0x4, EPOLLERR = 0x8, EPOLLHUP = 0x10,
         EPOLLRDHUP = 0x2000, EPOLLEXCLUSIVE = 1u << 28, EPOLLWAKEUP = 1u << 29, EPOLLONESHOT = 1u << 30, EPOLLET = 1u << 31;
     public const short POLLNVAL = 0x20;
-    public const int MSG_PEEK = 0x2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100,
+    public const int MSG_OOB = 0x1, MSG_PEEK = 0x2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100,
         MSG_NOSIGNAL = 0x4000, MSG_WAITFORONE = 0x10000;
     public const int SIGPIPE = 13;
     public const int SIG_BLOCK = 0, SIG_SETMASK = 2;

@@ -251,8 +251,8 @@ public sealed unsafe partial class PosixLayer
     {
         if (target.IsEmpty) return 0;
         var wait = new Waiter(this);
-        var mflags = (MessageFlags)(flags & StackFlagMask & ~MSG_WAITALL);
-        bool waitAll = (flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0;
+        var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB) & ~MSG_WAITALL);
+        bool waitAll = (flags & MSG_WAITALL) != 0 && (flags & (MSG_PEEK | MSG_OOB)) == 0;
         long got = 0;
         while (true)
         {
@@ -266,7 +266,7 @@ public sealed unsafe partial class PosixLayer
                 PollStack();
                 e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n);
                 if (e == Errno.Ok && n > 0) PollStack(); // window updates go out now
-                nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+                nonBlocking = f.NonBlocking || (flags & (MSG_DONTWAIT | MSG_OOB)) != 0; // MSG_OOB never blocks (Linux)
                 timeout = f.ReceiveTimeoutMicros;
             }
             if (e == Errno.Ok)
@@ -378,7 +378,7 @@ public sealed unsafe partial class PosixLayer
     private long SendStream(int fd, SocketFile f, IoVec* iov, int count, int flags)
     {
         var wait = new Waiter(this);
-        var mflags = (MessageFlags)(flags & StackFlagMask);
+        var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB));
         long sent = 0;
         int i = 0;
         nuint off = 0;

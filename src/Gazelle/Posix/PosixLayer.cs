@@ -539,6 +539,15 @@ public sealed unsafe partial class PosixLayer
                 *(int*)arg = bytes;
                 return 0;
             }
+            if (request == SIOCATMARK && f.Placement == Placement.Stack && f.Kind == SocketKind.Tcp)
+            {
+                if (arg == null) return -(int)Errno.EFAULT;
+                PollStack();
+                var e = _stack.AtUrgentMark(f.Handle, out bool atMark);
+                if (e != Errno.Ok) return -(int)e;
+                *(int*)arg = atMark ? 1 : 0;
+                return 0;
+            }
             if (request == FIONREAD && f.Placement == Placement.Dual && f.Kind == SocketKind.Udp)
             {
                 if (arg == null) return -(int)Errno.EFAULT;

@@ -38,6 +38,7 @@ public readonly record struct SocketEvents(uint Read, uint Write);
 public enum MessageFlags
 {
     None = 0,
+    Oob = 0x01,        // MSG_OOB: urgent data (TCP)
     Peek = 0x02,       // MSG_PEEK
     DontWait = 0x40,   // MSG_DONTWAIT
     WaitAll = 0x100,   // MSG_WAITALL
@@ -73,6 +74,8 @@ public interface ISocketApi
     Errno GetOption(SocketHandle socket, int level, int name, Span<byte> value, out int length);
     /// <summary>Bytes readable now (FIONREAD).</summary>
     Errno Available(SocketHandle socket, out int bytes);
+    /// <summary>Whether the next byte to read is at the urgent mark (SIOCATMARK, TCP).</summary>
+    Errno AtUrgentMark(SocketHandle socket, out bool atMark);
     /// <summary>Current readiness of the socket.</summary>
     Readiness GetReadiness(SocketHandle socket);
     /// <summary>The socket's event sequence numbers (edge-triggered readiness).</summary>

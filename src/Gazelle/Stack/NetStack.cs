@@ -32,20 +32,25 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     // TCP: segments go to _tcp.Input, its timers run in Poll, ICMP errors reach OnDestinationUnreachable,
     // and TCP handles are the TCP layer's own indices (SocketHandles keeps them apart from UDP's).
     private readonly TcpLayer _tcp;
+    /// <summary>IP + largest TCP header + TcpLayer's MSS floor (88): no TCP segment needs more room than this.</summary>
+    private const int SmallestTcpDatagram = Ipv4Repr.HeaderLength + TcpHeader.MaxHeaderLength + TcpLayer.MinimumMss;
 
     public NetStack(StackConfig config, INic nic, int queue = 0, NetStackOptions? options = null)
     {
         options ??= new NetStackOptions();
         _config = config;
         Counters = new StackCounters();
-        _link = new EthernetLink(nic, queue, Counters.Link);
+        _link = new EthernetLink(nic, queue, Counters.Link, config.VlanId);
         _timedNic = nic as ITimedNic;
         _arp = new ArpCache(_link, config.Address, options.Arp, Counters.Arp);
         // Stacks on other queues share the address: start each one's IP identification elsewhere.
         ulong idSeed = config.Secret ^ ((ulong)(queue + 1) * 0x9E37_79B9_7F4A_7C15UL);
         _ip = new Ipv4Layer(config.Address, config.Netmask, config.Gateway, idSeed, _link, _arp, Counters.Ip);
         _icmp = new Icmpv4Layer(_ip, Counters.Icmp, options.IcmpErrorsPerSecond, options.IcmpErrorBurst);
-        _udp = new UdpLayer(_ip, options.Udp with { MaxSockets = config.MaxUdpSockets }, config.Secret, Counters.Udp);
+        _udp = new UdpLayer(_ip, options.Udp with
+        {
+            MaxSockets = config.MaxUdpSockets, ReceiveBufferMax = config.ReceiveBufferMax, SendBufferMax = config.SendBufferMax,
+        }, config.Secret, Counters.Udp);
         _tcp = new TcpLayer(config, this);
     }
 
@@ -135,7 +140,21 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             Counters.Link.RxOwnSource++;
             return;
         }
-        if (eth.HasVlanTag)
+        // IEEE 802.1Q: on a VLAN, only frames tagged with its id are ours (any priority); untagged, tagged ones are not.
+        if (_link.VlanId >= 0)
+        {
+            if (!eth.HasVlanTag)
+            {
+                Counters.Link.RxUntagged++;
+                return;
+            }
+            if (eth.VlanId != _link.VlanId)
+            {
+                Counters.Link.RxOtherVlan++;
+                return;
+            }
+        }
+        else if (eth.HasVlanTag)
         {
             Counters.Link.RxVlanTagged++;
             return;
@@ -221,8 +240,17 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
 
     private bool TcpIcmpError(in IcmpError error)
     {
+        int mtu = error.NextHopMtu;
+        if (error.Code == Icmpv4UnreachableCode.FragmentationNeeded
+            && _tcp.QuotesDataInFlight(error.Local.Address, error.Remote.Address, error.Local.Port, error.Remote.Port, error.QuotedSequence))
+        {
+            // Only a report TCP accepts (RFC 5927 §4.1) lowers the path MTU: a forged one quoting nothing in
+            // flight must not shrink the path under a connection that keeps its MSS (every segment refused).
+            if (_ip.PathMtus.Update(error.Remote.Address, mtu, 0, _now)) Counters.Icmp.PathMtuUpdates++;
+            mtu = _ip.PathMtu(error.Remote.Address);
+        }
         _tcp.OnDestinationUnreachable(error.Local.Address, error.Remote.Address, error.Local.Port, error.Remote.Port,
-            error.QuotedSequence, error.Code, error.NextHopMtu, _now);
+            error.QuotedSequence, error.Code, mtu, _now);
         return true;
     }
 
@@ -238,8 +266,13 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload1, hlen));
         sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload2, hlen + payload1.Length));
         BinaryPrimitives.WriteUInt16BigEndian(h[TcpHeader.ChecksumOffset..], InternetChecksum.Finish(sum));
-        // RFC 1191: TCP sets DF and sizes segments from PathMtu.
-        var err = _ip.Send(new Ipv4SendParams(local, remote, IpProtocol.Tcp, 64, tos, DontFragment: true), h, payload1, payload2);
+        // RFC 1191: TCP sets DF and sizes segments from PathMtu (a segment that still does not fit is a sizing
+        // error and is refused). But a path MTU below TCP's smallest datagram (a report down to RFC 791's 68
+        // bytes; TCP's MSS floor is 88) would make every segment too big and stall the connection for good:
+        // there, the segment goes without DF and IP fragments it, as Linux does once the PMTU is at its floor.
+        int pmtu = _ip.PathMtu(remote);
+        bool df = Ipv4Repr.HeaderLength + length <= pmtu || pmtu >= SmallestTcpDatagram;
+        var err = _ip.Send(new Ipv4SendParams(local, remote, IpProtocol.Tcp, 64, tos, DontFragment: df), h, payload1, payload2);
         if (err != Errno.Ok)
         {
             Counters.Tcp.SendFailed++;
@@ -347,6 +380,12 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     {
         bytes = 0;
         return SocketHandles.IsUdp(socket) ? _udp.Available(SocketHandles.UdpIndex(socket), out bytes) : _tcp.Available(socket, out bytes);
+    }
+
+    public Errno AtUrgentMark(SocketHandle socket, out bool atMark)
+    {
+        atMark = false;
+        return SocketHandles.IsUdp(socket) ? Errno.EINVAL : _tcp.AtUrgentMark(socket, out atMark);
     }
 
     public Readiness GetReadiness(SocketHandle socket) =>

@@ -163,7 +163,7 @@ public class GazelleConfigParserTests
         ["bare word", Base + "log_level=debug\n", "lstack.conf:4: log_level:", "strings need double quotes"],
         ["bad enum", Base + "log_level=\"verbose\"\n", "lstack.conf:4: log_level:", "not one of"],
         ["bad backend", "backend=\"xdp\"\n", "lstack.conf:1: backend:", "\"xdp\" is not one of"],
-        ["out of range", Base + "nic_vlan_mode=4095\n", "lstack.conf:4: nic_vlan_mode:", "out of range [-1, 4094]"],
+        ["out of range", Base + "nic_vlan_mode=4096\n", "lstack.conf:4: nic_vlan_mode:", "out of range [-1, 4095]"],
         ["not a power of two", Base + "nic_rxqueue_size=1000\n", "lstack.conf:4: nic_rxqueue_size:", "not a power of two"],
         ["boolean out of 0/1", Base + "udp_enable=2\n", "lstack.conf:4: udp_enable:", "not a boolean"],
         ["ltran refused", Base + "use_ltran=1\n", "lstack.conf:4: use_ltran:", "ltran is not supported"],

@@ -142,4 +142,57 @@ public class InMemoryNetworkTests
         for (int i = 0; i < 5000; i++) Round();
         Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
     }
+
+    /// <summary>The link model: at 1 Gbit/s a 1000-byte frame occupies the line (1000 + 24) × 8 ns = 8.192 µs;
+    /// frames queue behind each other, then cross the 10 µs link; the wire side sees each only once it arrived.</summary>
+    [Test]
+    public void LineRateSerialisesFramesAndLatencyDelaysThem()
+    {
+        using var v = new UserVeth(new UserVethOptions { MacAddress = MacA, LineRateBitsPerSecond = 1_000_000_000, Latency = new TimeSpanMicros(10) });
+        var frame = new byte[1000];
+        var one = new PacketBuffer[1];
+        var drained = new PacketBuffer[8];
+        int Drain(long at)
+        {
+            v.AdvanceTo(new Instant(at));
+            int n = v.DrainTransmitted(drained);
+            for (int i = 0; i < n; i++) drained[i].Release();
+            return n;
+        }
+        v.AdvanceTo(Instant.Zero);
+        for (int i = 0; i < 3; i++)
+        {
+            one[0] = TestFrames.Rent(v.TxPool, frame);
+            Assert.That(v.Transmit(0, one), Is.EqualTo(1));
+        }
+        // Serialised back to back: done at 8.192, 16.384, 24.576 µs (rounded up), then + 10 µs.
+        Assert.That(v.NextDeadline, Is.EqualTo(new Instant(19)));
+        Assert.That(Drain(18), Is.Zero);
+        Assert.That(Drain(19), Is.EqualTo(1));
+        Assert.That(v.NextDeadline, Is.EqualTo(new Instant(27)));
+        Assert.That(Drain(34), Is.EqualTo(1));
+        Assert.That(Drain(35), Is.EqualTo(1));
+        Assert.That(v.NextDeadline, Is.EqualTo(Instant.Never));
+        // An idle line starts at once: sent at 100 µs, there at 100 + 9 + 10.
+        v.AdvanceTo(new Instant(100));
+        one[0] = TestFrames.Rent(v.TxPool, frame);
+        v.Transmit(0, one);
+        Assert.That(v.NextDeadline, Is.EqualTo(new Instant(119)));
+        Assert.That(Drain(118), Is.Zero);
+        Assert.That(Drain(119), Is.EqualTo(1));
+        Assert.That(v.TxPool.InUse, Is.Zero);
+    }
+
+    [Test]
+    public void WithoutALinkModelFramesAreDrainableAtOnce()
+    {
+        using var v = new UserVeth(new UserVethOptions { MacAddress = MacA });
+        var one = new PacketBuffer[1];
+        one[0] = TestFrames.Rent(v.TxPool, new byte[1000]);
+        v.Transmit(0, one);
+        Assert.That(v.NextDeadline, Is.EqualTo(Instant.Never));
+        var drained = new PacketBuffer[1];
+        Assert.That(v.DrainTransmitted(drained), Is.EqualTo(1));
+        drained[0].Release();
+    }
 }

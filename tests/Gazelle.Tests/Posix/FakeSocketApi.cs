@@ -249,6 +249,12 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
         return Errno.Ok;
     }
 
+    public Errno AtUrgentMark(SocketHandle socket, out bool atMark)
+    {
+        atMark = false; // the stand-in has no urgent data
+        return Get(socket) is null ? Errno.EBADF : Errno.Ok;
+    }
+
     public Errno Available(SocketHandle socket, out int bytes)
     {
         bytes = 0;

@@ -250,4 +250,159 @@ public class BridgedStacksTests
         }
         Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
     }
+
+    /// <summary>Found by the fuzz test: a fragmentation-needed report below TCP's smallest segment (MTU 68, MSS
+    /// floor 88) made every segment too big for DF, so the connection stalled for good. Such a segment now goes
+    /// without DF and IP fragments it (as Linux does once the path MTU is at its floor).</summary>
+    [Test]
+    public void TcpKeepsFlowingWhenThePathMtuIsBelowItsSmallestSegment()
+    {
+        _b.Open(SocketKind.Tcp, out var listener);
+        _b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 7000));
+        _b.Listen(listener, 4);
+        _a.Open(SocketKind.Tcp, out var client);
+        _a.Connect(client, new Ipv4Endpoint(IpB, 7000));
+        SocketHandle server = SocketHandle.Invalid;
+        for (int i = 0; i < 100 && !server.IsValid; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            if (_b.Accept(listener, out var c, out _) == Errno.Ok) server = c;
+        }
+        Assert.That(server.IsValid, Is.True);
+
+        // A router between them reports a next-hop MTU of 68 (RFC 791's minimum), quoting our last segment.
+        var t = _a.Tcp.Peek(client)!;
+        var quoted = new byte[28];
+        new Ipv4Repr { Source = IpA, Destination = IpB, Protocol = IpProtocol.Tcp, Ttl = 64, DontFragment = true, PayloadLength = 1000 }.Emit(quoted);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(20), t.LocalPort);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(22), t.RemotePort);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(24), t.SndUna.Value);
+        var msg = new byte[8 + quoted.Length];
+        quoted.CopyTo(msg, 8);
+        Icmpv4Repr.Unreachable(Icmpv4UnreachableCode.FragmentationNeeded, 68).Emit(msg);
+        Assert.That(_va.DeliverFromWire(Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Icmp, msg)), Is.True);
+        Run();
+        Assert.That(_a.PathMtu(IpB), Is.EqualTo(68));
+
+        var data = new byte[5000];
+        new Random(5).NextBytes(data);
+        Assert.That(_a.Send(client, data, MessageFlags.None, out int sent), Is.EqualTo(Errno.Ok));
+        Assert.That(sent, Is.EqualTo(data.Length));
+        var got = new byte[data.Length];
+        int received = 0;
+        for (int i = 0; i < 2000 && received < data.Length; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            if (_b.Receive(server, got.AsSpan(received), MessageFlags.None, out int n) == Errno.Ok) received += n;
+        }
+        Assert.That(received, Is.EqualTo(data.Length), "the data got through");
+        Assert.That(got.AsSpan().SequenceEqual(data), Is.True);
+        Assert.That(_a.Counters.Ip.TxTooBig, Is.Zero, "no segment refused for DF");
+        Assert.That(_a.Counters.Ip.FragmentsCreated, Is.GreaterThan(0), "IP fragmented the segments");
+        _a.Close(client);
+        _b.Close(server);
+        _b.Close(listener);
+        for (int i = 0; i < 300; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(500);
+            Run();
+        }
+        Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
+    }
+
+    /// <summary>Found by the fuzz test: a fragmentation-needed report quoting a sequence number not in flight is
+    /// ignored by TCP (RFC 5927 §4.1), but the IP layer had already lowered the path MTU, so TCP kept its MSS
+    /// and every full segment was refused for DF: one forged ICMP stalled the connection. The path MTU now
+    /// changes only once TCP has accepted the report.</summary>
+    [Test]
+    public void ForgedFragmentationNeededQuotingNoDataInFlightChangesNothing()
+    {
+        _b.Open(SocketKind.Tcp, out var listener);
+        _b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 7001));
+        _b.Listen(listener, 4);
+        _a.Open(SocketKind.Tcp, out var client);
+        _a.Connect(client, new Ipv4Endpoint(IpB, 7001));
+        SocketHandle server = SocketHandle.Invalid;
+        for (int i = 0; i < 100 && !server.IsValid; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            if (_b.Accept(listener, out var c, out _) == Errno.Ok) server = c;
+        }
+        Assert.That(server.IsValid, Is.True);
+        var t = _a.Tcp.Peek(client)!;
+        var quoted = new byte[28];
+        new Ipv4Repr { Source = IpA, Destination = IpB, Protocol = IpProtocol.Tcp, Ttl = 64, DontFragment = true, PayloadLength = 1000 }.Emit(quoted);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(20), t.LocalPort);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(22), t.RemotePort);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(24), (t.SndUna - 100_000).Value); // not in flight
+        var msg = new byte[8 + quoted.Length];
+        quoted.CopyTo(msg, 8);
+        Icmpv4Repr.Unreachable(Icmpv4UnreachableCode.FragmentationNeeded, 576).Emit(msg);
+        Assert.That(_va.DeliverFromWire(Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Icmp, msg)), Is.True);
+        Run();
+        Assert.That(_a.Tcp.Counters.IcmpIgnored, Is.EqualTo(1));
+        Assert.That(_a.PathMtu(IpB), Is.EqualTo(1500), "the path MTU is unchanged");
+
+        var data = new byte[20_000];
+        new Random(6).NextBytes(data);
+        Assert.That(_a.Send(client, data, MessageFlags.None, out int sent), Is.EqualTo(Errno.Ok));
+        var got = new byte[data.Length];
+        int received = 0;
+        for (int i = 0; i < 200 && received < data.Length; i++)
+        {
+            if (sent < data.Length && _a.Send(client, data.AsSpan(sent), MessageFlags.None, out int k) == Errno.Ok) sent += k;
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            if (_b.Receive(server, got.AsSpan(received), MessageFlags.None, out int n) == Errno.Ok) received += n;
+        }
+        Assert.That(received, Is.EqualTo(data.Length));
+        Assert.That(got.AsSpan().SequenceEqual(data), Is.True);
+        Assert.That(_a.Counters.Ip.TxTooBig, Is.Zero, "no segment refused for DF");
+
+        // The same report quoting data in flight is acted on: the path MTU and the MSS drop together, and a
+        // second connection to the same host sizes its segments from the new path MTU too.
+        _a.Open(SocketKind.Tcp, out var second);
+        _a.Connect(second, new Ipv4Endpoint(IpB, 7001));
+        SocketHandle secondServer = SocketHandle.Invalid;
+        for (int i = 0; i < 100 && !secondServer.IsValid; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            if (_b.Accept(listener, out var c, out _) == Errno.Ok) secondServer = c;
+        }
+        Assert.That(secondServer.IsValid, Is.True);
+        _a.Send(client, new byte[3000], MessageFlags.None, out _);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(msg.AsSpan(8 + 24), _a.Tcp.Peek(client)!.SndUna.Value);
+        Icmpv4Repr.Unreachable(Icmpv4UnreachableCode.FragmentationNeeded, 576).Emit(msg);
+        Assert.That(_va.DeliverFromWire(Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Icmp, msg)), Is.True);
+        Run();
+        Assert.That(_a.PathMtu(IpB), Is.EqualTo(576));
+        Assert.That(_a.Tcp.Peek(client)!.SndMss, Is.EqualTo(536));
+        Assert.That(_a.Send(second, data, MessageFlags.None, out int sent2), Is.EqualTo(Errno.Ok));
+        int received2 = 0;
+        for (int i = 0; i < 200 && received2 < sent2; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            _b.Receive(server, got, MessageFlags.None, out _);
+            if (_b.Receive(secondServer, got, MessageFlags.None, out int n) == Errno.Ok) received2 += n;
+        }
+        Assert.That(received2, Is.EqualTo(sent2), "the second connection's data got through");
+        Assert.That(_a.Tcp.Peek(second)!.SndMss, Is.EqualTo(536));
+        Assert.That(_a.Counters.Ip.TxTooBig, Is.Zero);
+        _a.Close(second);
+        _b.Close(secondServer);
+        _a.Close(client);
+        _b.Close(server);
+        _b.Close(listener);
+        for (int i = 0; i < 300; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(500);
+            Run();
+        }
+        Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
+    }
 }

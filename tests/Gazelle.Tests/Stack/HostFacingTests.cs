@@ -216,7 +216,7 @@ public class HostFacingTests
         Assert.That(_s.SetOption(h, 1, 8, BitConverter.GetBytes(4096)), Is.EqualTo(Errno.Ok));
         var len = new byte[4];
         Assert.That(_s.GetOption(h, 1, 8, len, out int l), Is.EqualTo(Errno.Ok));
-        Assert.That((BitConverter.ToInt32(len), l), Is.EqualTo((4096, 4)));
+        Assert.That((BitConverter.ToInt32(len), l), Is.EqualTo((8192, 4)), "reported doubled, as Linux; the queue holds half");
         for (int i = 0; i < 3; i++)
             _nic.Inject(Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Udp, Udp(IpHost, IpA, 1000, 5000, new byte[1500])));
         _s.Poll(_now);

@@ -230,4 +230,44 @@ public class NetStackTests
         nic.DrainAll();
         Assert.That(nic.Pool.InUse, Is.Zero);
     }
+
+    /// <summary>Found by the fuzz test: ARP requests from made-up senders (each adds an entry, RFC 826) evicted the
+    /// entry closest to expiry, which is the long-known neighbour in use; traffic to it then queued behind a new
+    /// resolution and overflowed. The victim is now the least recently used entry.</summary>
+    [Test]
+    public void ArpTableFullEvictsTheLeastRecentlyUsedEntry()
+    {
+        using var nic = new TestNic(MacA);
+        var s = new NetStack(ConfigFor(IpA), nic, options: new NetStackOptions { Arp = new ArpOptions { Capacity = 2 } });
+        var t0 = _now;
+        s.Poll(t0);
+        nic.DrainAll();
+        var x = Ipv4Address.Parse("10.0.0.50");
+        var y = Ipv4Address.Parse("10.0.0.51");
+        var z = Ipv4Address.Parse("10.0.0.52");
+        void RequestFrom(Ipv4Address ip, byte macByte, Instant at)
+        {
+            var mac = new MacAddress(0x02_00_00_00_00_00UL | macByte);
+            nic.Inject(Arp(ArpOperation.Request, mac, ip, MacAddress.Zero, IpA, MacAddress.Broadcast));
+            s.Poll(at);
+            nic.DrainAll();
+        }
+        RequestFrom(x, 0x50, t0);                             // x is known first ...
+        RequestFrom(y, 0x51, t0 + TimeSpanMicros.FromSeconds(1));
+        s.Open(SocketKind.Udp, out var h);
+        var t2 = t0 + TimeSpanMicros.FromSeconds(2);
+        s.Poll(t2);
+        Assert.That(s.SendTo(h, "in use"u8, new Ipv4Endpoint(x, 9), MessageFlags.None, out _), Is.EqualTo(Errno.Ok)); // ... and in use
+        nic.DrainAll();
+        RequestFrom(z, 0x52, t0 + TimeSpanMicros.FromSeconds(3)); // the table is full: one must go
+        var t3 = t0 + TimeSpanMicros.FromSeconds(3);
+        Assert.That(s.Counters.Arp.Evictions, Is.EqualTo(1));
+        Assert.That(s.Arp.TryLookup(x, t3, out _), Is.True, "the neighbour in use stays");
+        Assert.That(s.Arp.TryLookup(y, t3, out _), Is.False, "the never-used entry went");
+        Assert.That(s.Arp.TryLookup(z, t3, out _), Is.True);
+        s.Close(h);
+        s.Shutdown();
+        nic.DrainAll();
+        Assert.That(nic.Pool.InUse, Is.Zero);
+    }
 }

@@ -20,6 +20,8 @@ public class NetStackTcpTests
     private static readonly Ipv4Address IpA = Ipv4Address.Parse("10.1.0.1");
     private static readonly Ipv4Address IpB = Ipv4Address.Parse("10.1.0.2");
 
+    private const long LineRate = 1_000_000_000;
+
     private static StackConfig Cfg(Ipv4Address a) =>
         new() { Address = a, Netmask = Ipv4Address.Parse("255.255.255.0"), MaxTcpConnections = 32, MaxUdpSockets = 8 };
 
@@ -33,8 +35,10 @@ public class NetStackTcpTests
 
         public Net(ImpairmentProfile? impairment, ulong seed)
         {
-            Va = new UserVeth(new UserVethOptions { MacAddress = MacA, Name = "tcpa" });
-            Vb = new UserVeth(new UserVethOptions { MacAddress = MacB, Name = "tcpb" });
+            // Each host's link runs at 1 Gbit/s with 50 µs of propagation delay: virtual time advances as frames
+            // cross it, so even a loss-free transfer has a duration to bound.
+            Va = new UserVeth(new UserVethOptions { MacAddress = MacA, Name = "tcpa", LineRateBitsPerSecond = LineRate, Latency = new TimeSpanMicros(50) });
+            Vb = new UserVeth(new UserVethOptions { MacAddress = MacB, Name = "tcpb", LineRateBitsPerSecond = LineRate, Latency = new TimeSpanMicros(50) });
             Bridge.AddPort(Va);
             Bridge.AddPort(Vb);
             INic nicA = Va;
@@ -126,11 +130,14 @@ public class NetStackTcpTests
     private static byte PatternAt(long i) => (byte)((ulong)(i * 2654435761L) >> 13);
 
     /// <summary>Issue 3's acceptance: 100 MB through two whole stacks on a user-vbridge at 0%, 1% and 5%
-    /// loss with reordering and duplication, byte-exact, within a virtual-time bound that only holds
-    /// when loss is repaired by fast recovery (the RTO count stays a small fraction of it).</summary>
-    [TestCase(0.00, 11UL, 10.0)]
-    [TestCase(0.01, 12UL, 60.0)]
-    [TestCase(0.05, 13UL, 240.0)]
+    /// loss with reordering and duplication, byte-exact, within a virtual-time bound. The links run at 1 Gbit/s
+    /// (a 1448-byte segment takes 1538 bytes of wire), so 100 MB need 0.85 s at best: at 0% the bound (1 s) asks
+    /// for at least 85% of the line rate. With loss, the bounds only hold when loss is repaired by fast recovery:
+    /// repairing each of the ~700 (1%) or ~3500 (5%) lost segments by a 200 ms timeout would take 140 s or
+    /// 700 s, against bounds of 20 s and 120 s (and the RTO count must stay a small fraction).</summary>
+    [TestCase(0.00, 11UL, 1.0)]
+    [TestCase(0.01, 12UL, 20.0)]
+    [TestCase(0.05, 13UL, 120.0)]
     public void Bulk100MBThroughTwoStacksOnAVbridge(double drop, ulong seed, double maxVirtualSeconds)
     {
         var profile = drop == 0 ? null : new ImpairmentProfile
@@ -145,12 +152,17 @@ public class NetStackTcpTests
         var got = new byte[65536];
         long sent = 0, received = 0, mismatchAt = -1;
         var start = n.Now;
+        long filledFor = -1;
         bool done = n.RunUntil(() =>
         {
             if (sent < Total)
             {
                 int len = (int)Math.Min(chunk.Length, Total - sent);
-                for (int i = 0; i < len; i++) chunk[i] = PatternAt(sent + i);
+                if (filledFor != sent)
+                {
+                    for (int i = 0; i < len; i++) chunk[i] = PatternAt(sent + i);
+                    filledFor = sent;
+                }
                 if (n.A.Send(c, chunk.AsSpan(0, len), MessageFlags.None, out int k) == Errno.Ok) sent += k;
             }
             while (n.B.Receive(s, got, MessageFlags.None, out int k) == Errno.Ok && k > 0)
@@ -166,7 +178,7 @@ public class NetStackTcpTests
         TestContext.Out.WriteLine($"100 MB at {drop:P0} loss: virtual {seconds:F2} s, {fast} fast retransmits, {rto} RTO timeouts");
         Assert.That(mismatchAt, Is.EqualTo(-1), "first wrong byte");
         Assert.That(done && received == Total, Is.True, $"received {received}/{Total}");
-        Assert.That(seconds, Is.LessThan(maxVirtualSeconds), "virtual time: recovery too slow");
+        Assert.That(seconds, Is.LessThan(maxVirtualSeconds), "virtual time over the bound: line rate not reached, or loss repaired too slowly");
         if (drop > 0) Assert.That(rto * 10, Is.LessThan(fast), "loss must be repaired mostly by fast recovery, not timeouts");
         Assert.That(n.A.Close(c), Is.EqualTo(Errno.Ok));
         Assert.That(n.B.Close(s), Is.EqualTo(Errno.Ok));
@@ -280,5 +292,83 @@ public class NetStackTcpTests
         Assert.That(n.RunUntil(() => (n.A.GetReadiness(r) & Readiness.Error) != 0, 5_000_000), Is.True);
         Assert.That(n.A.TakeError(r), Is.EqualTo(Errno.ECONNREFUSED));
         n.A.Close(r);
+    }
+
+    private static byte[] TcpInfo(NetStack stack, SocketHandle s)
+    {
+        var info = new byte[TcpLayer.TcpInfoSize];
+        Assert.That(stack.GetOption(s, TcpLayer.IPPROTO_TCP, TcpLayer.TCP_INFO, info, out int len), Is.EqualTo(Errno.Ok));
+        Assert.That(len, Is.EqualTo(TcpLayer.TcpInfoSize));
+        return info;
+    }
+
+    private static uint U32(byte[] b, int offset) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan(offset));
+    private static ulong U64(byte[] b, int offset) => System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan(offset));
+
+    /// <summary>TCP_INFO of both ends after a lossy transfer agrees with what happened and with itself
+    /// (the values differ from Linux's by nature; their meaning and units must not).</summary>
+    [Test]
+    public void TcpInfoAgreesWithTheTransferAndAcrossTheEnds()
+    {
+        var profile = new ImpairmentProfile { DropRate = 0.03, Latency = new TimeSpanMicros(500) };
+        using var n = new Net(profile, 21UL);
+        var (c, s, l) = Connect(n);
+        const int Total = 400_000;
+        var data = new byte[Total];
+        for (int i = 0; i < Total; i++) data[i] = PatternAt(i);
+        var buf = new byte[65536];
+        int sent = 0, got = 0;
+        bool done = n.RunUntil(() =>
+        {
+            if (sent < Total && n.A.Send(c, data.AsSpan(sent), MessageFlags.None, out int k) == Errno.Ok) sent += k;
+            while (n.B.Receive(s, buf, MessageFlags.None, out int r) == Errno.Ok && r > 0)
+            {
+                Assert.That(buf.AsSpan(0, r).SequenceEqual(data.AsSpan(got, r)), Is.True);
+                got += r;
+            }
+            return got == Total && U32(TcpInfo(n.A, c), 24) == 0; // all received and acknowledged
+        }, 120_000_000);
+        Assert.That(done, Is.True, "transfer");
+        n.RunUntil(() => false, 300_000); // quiet: delayed ACKs and window updates settle
+        var a = TcpInfo(n.A, c);
+        var b = TcpInfo(n.B, s);
+        Assert.Multiple(() =>
+        {
+            Assert.That((a[0], b[0]), Is.EqualTo(((byte)1, (byte)1)), "TCP_ESTABLISHED");
+            Assert.That(a[1], Is.Zero, "ca_state Open once idle");
+            Assert.That((a[2], a[4]), Is.EqualTo(((byte)0, (byte)0)), "no RTO pending, no backoff");
+            Assert.That(a[5] & 3, Is.EqualTo(b[5] & 3), "timestamps and SACK agreed by both");
+            Assert.That(a[6] & 0xF, Is.EqualTo(b[6] >> 4), "A's send scale is B's receive scale");
+            Assert.That(U32(b, 20), Is.EqualTo(U32(a, 16)), "B's rcv_mss is A's snd_mss (full segments)");
+            Assert.That(U32(a, 16), Is.LessThanOrEqualTo(U32(a, 60) - 40), "snd_mss within the path MTU");
+            Assert.That((U32(a, 24), U32(a, 28), U32(a, 32), U32(a, 36)), Is.EqualTo((0u, 0u, 0u, 0u)), "unacked, sacked, lost, retrans");
+            Assert.That(U64(a, 120), Is.EqualTo((ulong)Total), "bytes_acked");
+            Assert.That(U64(b, 128), Is.EqualTo((ulong)Total), "bytes_received");
+            Assert.That(U32(a, 100), Is.GreaterThan(0u), "3% loss caused retransmissions");
+            Assert.That(U64(a, 208), Is.GreaterThan(0ul), "bytes_retrans");
+            Assert.That(U64(a, 200), Is.EqualTo((ulong)Total + U64(a, 208)), "bytes_sent = data + retransmitted");
+            Assert.That(U32(a, 156), Is.GreaterThanOrEqualTo(U32(b, 152)), "data_segs_out >= what arrived");
+            Assert.That(U32(a, 156), Is.GreaterThanOrEqualTo((uint)(Total / U32(a, 16))), "data_segs_out");
+            Assert.That(U32(a, 136), Is.GreaterThanOrEqualTo(U32(a, 156)), "segs_out >= data_segs_out");
+            Assert.That(U32(b, 140), Is.GreaterThanOrEqualTo(U32(b, 152)), "segs_in >= data_segs_in");
+            Assert.That(U32(b, 224), Is.GreaterThan(0u), "out-of-order packets after losses");
+            Assert.That(U32(a, 148), Is.GreaterThanOrEqualTo(1000u), "min_rtt: 0.5 ms each way at least");
+            Assert.That(U32(a, 68), Is.GreaterThanOrEqualTo(U32(a, 148)), "rtt >= min_rtt");
+            Assert.That(U32(a, 8), Is.GreaterThanOrEqualTo(Math.Max(200_000u, U32(a, 68))), "rto >= 200 ms and >= rtt");
+            Assert.That(U32(a, 80), Is.GreaterThanOrEqualTo(1u), "snd_cwnd");
+            Assert.That(U32(a, 76), Is.LessThan(0x7FFFFFFFu), "a loss episode set ssthresh");
+            Assert.That(U64(a, 104), Is.GreaterThan(0ul), "pacing_rate");
+            Assert.That(U64(a, 112), Is.EqualTo(ulong.MaxValue), "no max pacing rate");
+            Assert.That(U32(a, 192), Is.GreaterThanOrEqualTo((uint)(Total / U32(a, 16))), "delivered");
+            Assert.That(U32(a, 144), Is.Zero, "notsent_bytes");
+            Assert.That(U32(a, 228), Is.EqualTo(U32(b, 232)), "A's snd_wnd is the window B advertised last");
+            Assert.That(U32(a, 44), Is.LessThanOrEqualTo(U32(a, 56) + 1000), "last data sent before the last ACK came");
+            Assert.That(U32(b, 52), Is.LessThan(1000u), "B received data within the last second");
+            Assert.That(U64(a, 160), Is.GreaterThan(0ul), "delivery_rate");
+            Assert.That((uint)System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(a.AsSpan(240)), Is.LessThanOrEqualTo((uint)n.A.Tcp.Counters.RtoTimeouts), "total_rto");
+        });
+        n.A.Close(c);
+        n.B.Close(s);
+        n.B.Close(l);
     }
 }

@@ -219,7 +219,7 @@ public class TcpUnitTests
 
     private static Tcb CcTcb(ICongestionControl cc)
     {
-        var t = new Tcb(0);
+        var t = new Tcb(0, new RingPool(0));
         t.Reset(1 << 20, 1 << 20);
         t.SndMss = 1000;
         t.Cc = cc;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Gazelle.Sockets;
+using Gazelle.Time;
 using Gazelle.Transport.Tcp;
 using Gazelle.Wire;
 
@@ -339,6 +340,32 @@ public class TcpStateTests : TcpFixture
         Assert.That(Tcp.Counters.PawsRejected, Is.EqualTo(1));
         Tcp.Available(c, out int a);
         Assert.That(a, Is.Zero);
+    }
+
+    [TestCase(1u, 0)]      // reordered by 1 ms: a disordered duplicate ACK, accepted
+    [TestCase(5000u, 1)]   // older than an RTO: PAWS still drops it
+    public void ReorderedDuplicateAckPassesPaws(uint olderBy, int rejected)
+    {
+        var c = Established(timestamps: true);
+        const int Mss = 1448; // 1460 less the timestamp option
+        Tcp.Send(c, Bytes(8 * Mss), MessageFlags.None, out _);
+        for (int i = 0; i < 8; i++) Expect(TcpFlags.Ack, seq: OurNxt + i * Mss, length: Mss);
+        // Segment 1 is lost; the peer's duplicate ACKs for segments 2 and 3 arrive in the wrong order
+        // (a reordering path), so the second carries an older TSval than TS.Recent.
+        PeerTs = 10_000;
+        var later = Seg(TcpFlags.Ack, PeerNxt, OurNxt);
+        later.Options.SackCount = 1;
+        later.Options.Sack[0] = new SackBlock(OurNxt + 2 * Mss, OurNxt + 4 * Mss);
+        Send(later);
+        PeerTs = 10_000 - olderBy;
+        var earlier = Seg(TcpFlags.Ack, PeerNxt, OurNxt);
+        earlier.Options.SackCount = 1;
+        earlier.Options.Sack[0] = new SackBlock(OurNxt + 2 * Mss, OurNxt + 3 * Mss);
+        Send(earlier);
+        Assert.That(Tcp.Counters.PawsRejected, Is.EqualTo(rejected));
+        Assert.That(Tcp.Counters.DuplicateAcks, Is.EqualTo(2 - rejected));
+        if (rejected == 0) ExpectNothing(); // not answered: nothing was wrong with it
+        else Expect(TcpFlags.Ack, seq: OurNxt + 8 * Mss);
     }
 
     [Test]

@@ -15,6 +15,8 @@ internal sealed class Transfer
     public long Sent, Received;
     public long Mismatches;
     public bool Trace { get; set; }
+    /// <summary>Called after every step of <see cref="Run"/> (to watch counters as the transfer goes).</summary>
+    public Action? EachStep { get; set; }
     public long TraceEvery { get; set; } = 20_000;
     private long _nextTrace;
 
@@ -76,6 +78,7 @@ internal sealed class Transfer
                 TestContext.Out.WriteLine($"t={Link.Now / 1000}ms cwnd={tc.Cwnd / 1448} ssth={tc.Ssthresh / 1448} flight={tc.FlightSize / 1448} rec={tc.InRecovery} sacked={tc.SackedBytes / 1448} wnd={tc.SndWnd / 1448} rcvd={Received / 1000000}MB una={tc.SndUna.Value % 100000000} hr={tc.HighRxt.Value % 100000000} max={tc.SndMax.Value % 100000000} sc={tc.SackCount} rtos={a.Counters.RtoTimeouts} lr={a.Counters.LostRetransmits} rx={a.Counters.RetransmittedSegments}");
             }
             if (!Link.Step()) return false;
+            EachStep?.Invoke();
         }
         return false;
     }

@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +352,37 @@ static void test_options(void)
         int r2 = getsockopt(c, ints[i].level, ints[i].opt, &got, &len);
         printf("%-44s set %d get %d -> %d\n", ints[i].name, r1, r2, got);
     }
+    /* Linux doubles what is set (bookkeeping overhead), clamps it to net.core.[rw]mem_max, floors it. */
+    struct { const char *name; int fd, opt, value; } bufs[] = {
+        { "SO_RCVBUF 1", c, SO_RCVBUF, 1 }, { "SO_SNDBUF 1", c, SO_SNDBUF, 1 },
+        { "SO_RCVBUF -5 (huge)", c, SO_RCVBUF, -5 }, { "SO_SNDBUF -5 (huge)", c, SO_SNDBUF, -5 },
+        { "SO_RCVBUF 300000 on the accepted side", s, SO_RCVBUF, 300000 }, { "SO_SNDBUF 12345 on the accepted side", s, SO_SNDBUF, 12345 },
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        int v = bufs[i].value, got = -1;
+        socklen_t len = sizeof got;
+        int r1 = setsockopt(bufs[i].fd, SOL_SOCKET, bufs[i].opt, &v, sizeof v);
+        int r2 = getsockopt(bufs[i].fd, SOL_SOCKET, bufs[i].opt, &got, &len);
+        printf("%-44s set %d get %d -> %d\n", bufs[i].name, r1, r2, got);
+    }
+    /* The buffers still carry data both ways after the changes. */
+    static char blob[200000];
+    for (size_t i = 0; i < sizeof blob; i++) blob[i] = (char)(i * 7);
+    long moved = 0, r;
+    fcntl(c, F_SETFL, O_NONBLOCK);
+    int same = 1;
+    static char back[sizeof blob];
+    while (moved < (long)sizeof blob) {
+        long sent = send(c, blob + moved, sizeof blob - moved, 0);
+        if (sent < 0 && errno != EAGAIN) break;
+        if (sent > 0) {
+            for (long got = 0; got < sent && (r = recv(s, back + moved + got, sent - got, 0)) > 0; got += r) {}
+            moved += sent;
+        } else wait_readable(s, 100);
+    }
+    same = moved == (long)sizeof blob && memcmp(blob, back, sizeof blob) == 0;
+    fcntl(c, F_SETFL, 0);
+    flag("200000 bytes through the resized buffers", same);
     int v = 1;
     show("setsockopt short optlen", setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &v, 2));
     show("setsockopt unknown option", setsockopt(c, SOL_SOCKET, 12345, &v, sizeof v));
@@ -371,6 +403,31 @@ static void test_options(void)
     memset(&ti, 0, sizeof ti);
     show("TCP_INFO", getsockopt(c, IPPROTO_TCP, TCP_INFO, &ti, &len));
     printf("%-44s state %d len-ok %d\n", "  tcpi", ti.tcpi_state, len >= 104);
+    /* Values differ per stack; their meaning must not. c sent 200000 bytes to s above. Read at the
+     * offsets of Linux's struct tcp_info (include/uapi/linux/tcp.h; glibc's copy stops early). */
+    unsigned char tc[236], ts[236];
+    memset(tc, 0, sizeof tc);
+    memset(ts, 0, sizeof ts);
+    len = sizeof tc;
+    getsockopt(c, IPPROTO_TCP, TCP_INFO, tc, &len);
+    socklen_t lens = sizeof ts;
+    getsockopt(s, IPPROTO_TCP, TCP_INFO, ts, &lens);
+#define TI32(b, off) ({ uint32_t v_; memcpy(&v_, (b) + (off), 4); v_; })
+#define TI64(b, off) ({ uint64_t v_; memcpy(&v_, (b) + (off), 8); v_; })
+    flag("  tcpi len covers rcv_wnd", len == sizeof tc && lens == sizeof ts);
+    flag("  snd_mss, rcv_mss, advmss set", TI32(tc, 16) > 0 && TI32(tc, 20) > 0 && TI32(tc, 84) > 0);
+    flag("  options: SACK and window scaling", (tc[5] & 6) == 6);
+    flag("  0 < min_rtt <= rtt < rto, rto >= 200 ms", TI32(tc, 148) > 0 && TI32(tc, 148) <= TI32(tc, 68)
+         && TI32(tc, 68) < TI32(tc, 8) && TI32(tc, 8) >= 200000);
+    flag("  snd_cwnd >= 1, reordering >= 3", TI32(tc, 80) >= 1 && TI32(tc, 88) >= 3);
+    flag("  sender: bytes_sent >= 200000", TI64(tc, 200) >= 200000);
+    flag("  receiver: bytes_received >= 200000", TI64(ts, 128) >= 200000);
+    flag("  segs_out >= data_segs_out > 0", TI32(tc, 136) >= TI32(tc, 156) && TI32(tc, 156) > 0);
+    flag("  receiver: segs_in >= data_segs_in > 0", TI32(ts, 140) >= TI32(ts, 152) && TI32(ts, 152) > 0);
+    flag("  receiver got data within 10 s", TI32(ts, 52) < 10000);
+    flag("  no max pacing rate", TI64(tc, 112) == ~0ULL);
+    flag("  snd_wnd and rcv_wnd > 0", TI32(tc, 228) > 0 && TI32(tc, 232) > 0);
+    flag("  ca_state Open, nothing lost", tc[1] == 0 && TI32(tc, 32) == 0);
     int err = -1;
     len = sizeof err;
     getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -695,6 +752,14 @@ static void test_udp(void)
     printf("%-44s %d\n", "FIONREAD", avail);
     show("recvfrom", recvfrom(srv, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl));
     printf("%-44s family %d len %u port-matches %d\n", "  from", from.sin_family, fl, ntohs(from.sin_port) == port_of(cli));
+    int ub = 4096, ubgot = -1;
+    socklen_t ubl = sizeof ubgot;
+    setsockopt(srv, SOL_SOCKET, SO_RCVBUF, &ub, sizeof ub);
+    getsockopt(srv, SOL_SOCKET, SO_RCVBUF, &ubgot, &ubl);
+    printf("%-44s %d\n", "UDP SO_RCVBUF 4096 reads back", ubgot);
+    setsockopt(cli, SOL_SOCKET, SO_SNDBUF, &ub, sizeof ub);
+    getsockopt(cli, SOL_SOCKET, SO_SNDBUF, &ubgot, &ubl);
+    printf("%-44s %d\n", "UDP SO_SNDBUF 4096 reads back", ubgot);
     show("sendto short addrlen", sendto(cli, "x", 1, 0, (struct sockaddr *)&to, 8));
     show("connect", connect(cli, (struct sockaddr *)&to, sizeof to));
     show("send connected", send(cli, "abc", 3, 0));

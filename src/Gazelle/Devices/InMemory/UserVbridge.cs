@@ -98,6 +98,7 @@ public sealed class UserVbridge
         for (int p = 0; p < _ports.Length; p++)
         {
             var port = _ports[p];
+            port.AdvanceTo(now); // a port with a link model releases the frames that have crossed it by now
             int n;
             while ((n = port.DrainTransmitted(burst)) > 0)
             {

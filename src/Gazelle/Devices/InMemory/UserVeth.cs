@@ -1,5 +1,6 @@
 using Gazelle.Buffers;
 using Gazelle.Devices.Rss;
+using Gazelle.Time;
 using Gazelle.Wire;
 
 namespace Gazelle.Devices.InMemory;
@@ -26,6 +27,12 @@ public sealed record UserVethOptions
     public int RetaSize { get; init; } = 128;
     /// <summary>For diagnostics only.</summary>
     public string Name { get; init; } = "uveth";
+    /// <summary>Line rate of the link out of this port in bits per second; 0 = infinitely fast (frames reach
+    /// the wire side as soon as they are transmitted). With a rate, each TX queue serialises its frames one
+    /// after another, each taking (length + 24 bytes of preamble, FCS and inter-frame gap) × 8 / rate.</summary>
+    public long LineRateBitsPerSecond { get; init; }
+    /// <summary>Propagation delay added after serialisation before the wire side can take a frame.</summary>
+    public TimeSpanMicros Latency { get; init; }
 }
 
 /// <summary>Counters of one <see cref="UserVeth"/>. Every frame the device drops is counted in exactly one
@@ -63,6 +70,10 @@ public sealed class UserVethCounters
 /// ring and <see cref="Receive"/>s from an RX ring. Wire side: <see cref="DeliverFromWire"/> copies a frame into
 /// a buffer of the device's own RX pool and puts it on the RX ring its RSS hash selects;
 /// <see cref="DrainTransmitted"/> takes frames off the TX rings (a <see cref="UserVbridge"/> or a test does this).
+/// With <see cref="UserVethOptions.LineRateBitsPerSecond"/> or <see cref="UserVethOptions.Latency"/> set, the port is
+/// a link with a line rate and a propagation delay: a frame becomes drainable only once it has been serialised
+/// behind the frames before it and has crossed the link, in the virtual time given by <see cref="AdvanceTo"/>
+/// (a simulation jumps its clock to <see cref="NextDeadline"/>).
 /// Frames cross devices only by copy, so a buffer never leaves its pool's device.
 /// </para>
 /// <para>
@@ -71,10 +82,12 @@ public sealed class UserVethCounters
 /// construction but carry no memory barriers.
 /// </para>
 /// </summary>
-public sealed class UserVeth : INic, IDisposable
+public sealed class UserVeth : INic, ITimedNic, IDisposable
 {
     private const int EthHeaderLength = 14;
     private const int VlanTagLength = 4;
+    /// <summary>Preamble and start delimiter (8), FCS (4), inter-frame gap (12): on the wire, not in the data.</summary>
+    private const int WireOverheadBytes = 24;
 
     private readonly PacketRing[] _rx;
     private readonly PacketRing[] _tx;
@@ -84,6 +97,13 @@ public sealed class UserVeth : INic, IDisposable
     private readonly int _maxFrame;
     private int _drainCursor;
     private bool _disposed;
+    // Link model (only when a rate or latency is set): per TX queue, when each queued frame reaches the far end
+    // (a FIFO beside the ring, same capacity), and when the queue's line is free again, in nanoseconds.
+    private readonly bool _timed;
+    private readonly long[][] _due = [];
+    private readonly long[] _dueHead = [], _dueTail = [];
+    private readonly long[] _lineFreeNs = [];
+    private Instant _now;
 
     public UserVeth(UserVethOptions options)
     {
@@ -107,6 +127,17 @@ public sealed class UserVeth : INic, IDisposable
         _rxPool = new NativePacketPool(options.RxPoolSize, options.BufferSize, options.Headroom);
         _hasher = new ToeplitzHash(options.RssKey ?? ToeplitzHash.MicrosoftKey);
         Reta = new RedirectionTable(options.QueueCount, options.RetaSize);
+        if (options.LineRateBitsPerSecond < 0 || options.Latency.Value < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), "line rate and latency must not be negative");
+        _timed = options.LineRateBitsPerSecond > 0 || options.Latency.Value > 0;
+        if (_timed)
+        {
+            _due = new long[options.QueueCount][];
+            for (int q = 0; q < options.QueueCount; q++) _due[q] = new long[options.RingSize];
+            _dueHead = new long[options.QueueCount];
+            _dueTail = new long[options.QueueCount];
+            _lineFreeNs = new long[options.QueueCount];
+        }
     }
 
     public UserVethOptions Options { get; }
@@ -165,11 +196,45 @@ public sealed class UserVeth : INic, IDisposable
                 c.TxRingFull++;
                 return i;
             }
+            if (_timed) Schedule(queue, f.Length);
             c.TxFrames++;
             c.TxBytes += f.Length;
         }
         return frames.Length;
     }
+
+    /// <summary>The link model learns the time from the host's poll loop (and from the bridge).</summary>
+    public void AdvanceTo(Instant now)
+    {
+        if (now > _now) _now = now;
+    }
+
+    /// <summary>When the next queued frame reaches the far end (<see cref="Instant.Never"/> without a link model
+    /// or with nothing queued).</summary>
+    public Instant NextDeadline
+    {
+        get
+        {
+            if (!_timed) return Instant.Never;
+            long d = long.MaxValue;
+            for (int q = 0; q < _tx.Length; q++)
+                if (_dueHead[q] != _dueTail[q]) d = Math.Min(d, _due[q][(int)(_dueHead[q] & (_due[q].Length - 1))]);
+            return new Instant(d);
+        }
+    }
+
+    private void Schedule(int queue, int length)
+    {
+        long rate = Options.LineRateBitsPerSecond;
+        long start = Math.Max(_now.Microseconds * 1000, _lineFreeNs[queue]);
+        long end = rate > 0 ? start + (length + WireOverheadBytes) * 8L * 1_000_000_000 / rate : start;
+        _lineFreeNs[queue] = end;
+        var due = _due[queue];
+        due[(int)(_dueTail[queue]++ & (due.Length - 1))] = (end + 999) / 1000 + Options.Latency.Value;
+    }
+
+    private bool HeadDue(int queue) =>
+        !_timed || (_dueHead[queue] != _dueTail[queue] && _due[queue][(int)(_dueHead[queue] & (_due[queue].Length - 1))] <= _now.Microseconds);
 
     /// <summary>
     /// Wire side: a frame arrives. It is copied into a buffer of this device's RX pool, hashed, and queued on the
@@ -218,7 +283,8 @@ public sealed class UserVeth : INic, IDisposable
     }
 
     /// <summary>
-    /// Wire side: takes up to <c>into.Length</c> frames the host transmitted, visiting TX queues round-robin one
+    /// Wire side: takes up to <c>into.Length</c> frames the host transmitted (with a link model, only those that
+    /// have reached the far end by the time last passed to <see cref="AdvanceTo"/>), visiting TX queues round-robin one
     /// frame at a time (deterministic order). The caller owns the returned buffers (they belong to whatever pool
     /// the host rented them from) and must release them.
     /// </summary>
@@ -229,13 +295,15 @@ public sealed class UserVeth : INic, IDisposable
         int emptyInARow = 0;
         while (n < into.Length && emptyInARow < queues)
         {
-            var b = _tx[_drainCursor].TryDequeue();
+            int q = _drainCursor;
+            var b = HeadDue(q) ? _tx[q].TryDequeue() : null; // with a link model, only frames that have arrived
             _drainCursor = _drainCursor + 1 == queues ? 0 : _drainCursor + 1;
             if (b is null)
             {
                 emptyInARow++;
                 continue;
             }
+            if (_timed) _dueHead[q]++;
             emptyInARow = 0;
             into[n++] = b;
         }

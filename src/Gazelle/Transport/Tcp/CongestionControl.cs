@@ -11,7 +11,8 @@ internal interface ICongestionControl
     /// <summary>Linux name, for TCP_CONGESTION.</summary>
     string Name { get; }
     void Reset();
-    /// <summary>New data acknowledged outside recovery: grow cwnd (slow start below ssthresh, RFC 5681 §3.1).</summary>
+    /// <summary>New data acknowledged outside recovery: grow cwnd (slow start below ssthresh, RFC 5681 §3.1,
+    /// the initial one with HyStart++, RFC 9406, through <see cref="Tcb.HyStart"/>).</summary>
     void OnAck(Tcb t, int ackedBytes, Instant now);
     /// <summary>Loss detected by duplicate ACKs / SACK: returns the new ssthresh.</summary>
     int OnCongestionEvent(Tcb t, Instant now);
@@ -31,7 +32,7 @@ internal sealed class RenoCongestion : ICongestionControl
         int mss = t.EffectiveMss;
         if (t.Cwnd < t.Ssthresh)
         {
-            t.Cwnd += Math.Min(ackedBytes, 2 * mss);
+            t.Cwnd += t.HyStart.OnSlowStartAck(t, ackedBytes, t.AckRttMicros, t.Counters);
             return;
         }
         // Congestion avoidance: one MSS per cwnd of acknowledged bytes (RFC 5681 eq. 3, RFC 3465).
@@ -78,7 +79,7 @@ internal sealed class CubicCongestion : ICongestionControl
         int mss = t.EffectiveMss;
         if (t.Cwnd < t.Ssthresh)
         {
-            t.Cwnd += Math.Min(ackedBytes, 2 * mss);
+            t.Cwnd += t.HyStart.OnSlowStartAck(t, ackedBytes, t.AckRttMicros, t.Counters);
             return;
         }
         double cwnd = (double)t.Cwnd / mss;

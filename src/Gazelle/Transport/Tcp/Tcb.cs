@@ -7,7 +7,8 @@ namespace Gazelle.Transport.Tcp;
 
 /// <summary>
 /// A transmission control block (RFC 9293 §3.3.1): one pooled object per socket, addressed by its
-/// index (the socket handle). Its send and receive rings are allocated once and kept across reuse.
+/// index (the socket handle). Its send and receive rings come from the stack's <see cref="RingPool"/> when
+/// bytes must be held, grow by doubling up to SO_SNDBUF/SO_RCVBUF, and go back as soon as they are empty.
 /// </summary>
 internal sealed class Tcb
 {
@@ -18,7 +19,14 @@ internal sealed class Tcb
     public readonly CubicCongestion Cubic = new();
     public readonly RenoCongestion Reno = new();
 
-    public Tcb(int index) { Index = index; Cc = Cubic; }
+    public readonly HyStart HyStart = new();
+    public readonly TcpCounters Counters;
+    private readonly RingPool _rings;
+
+    public Tcb(int index, RingPool rings, TcpCounters? counters = null)
+    {
+        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters();
+    }
 
     // ---- ownership ----
     public bool InUse;
@@ -64,17 +72,23 @@ internal sealed class Tcb
     public int AdvMss;
     public int Pmtu;
 
-    // ---- send ring: byte at SND.UNA(+SYN) is at _sndHead ----
+    // ---- send ring: byte at SND.UNA(+SYN) is at SndHead; empty array = no ring held ----
     public byte[] SndBuf = [];
     public int SndHead, SndCount;
+    /// <summary>Payload the send ring may hold; may be below the ring's length (shrunk on a live
+    /// connection) or below SndCount (then nothing more is taken until the queue drains under it).</summary>
     public int SndBufSize;
+    /// <summary>SO_SNDBUF / SO_RCVBUF as Linux reports them (set value doubled for bookkeeping, clamped);
+    /// 0 = never set: reported as twice the ring (the same ratio).</summary>
+    public int SndBufOption, RcvBufOption;
     public bool FinQueued;   // shutdown(WR) / close: FIN follows the data
     public SeqNum FinSeq;    // valid once FinSent
     public bool FinSent;
 
-    // ---- receive ring ----
+    // ---- receive ring (empty array = no ring held) ----
     public byte[] RcvBuf = [];
     public int RcvHead, RcvReadable;
+    /// <summary>Payload the receive ring may hold (the window's base); may be below the ring's length.</summary>
     public int RcvBufSize;
     public bool RcvShutdown;  // shutdown(RD)
     public bool FinReceived;
@@ -89,6 +103,20 @@ internal sealed class Tcb
     public bool DsackPending;
     public SeqNum DsackLeft, DsackRight;
 
+    // ---- urgent data (RFC 9293 §3.8.5, RFC 6093), read the BSD way as Linux does ----
+    /// <summary>SO_OOBINLINE: the urgent byte stays in the stream instead of being read with MSG_OOB.</summary>
+    public bool OobInline;
+    public UrgentState Urg;
+    /// <summary>The urgent byte (valid in <see cref="UrgentState.Valid"/>).</summary>
+    public byte UrgByte;
+    /// <summary>Sequence number of the urgent byte (the urgent pointer less one).</summary>
+    public SeqNum UrgSeq;
+    /// <summary>Bytes between the read position and the urgent byte (0: at the mark).</summary>
+    public int UrgOffset;
+    /// <summary>send(MSG_OOB) set the urgent pointer <see cref="SndUp"/> (one past the last urgent byte).</summary>
+    public bool SndUrgent;
+    public SeqNum SndUp;
+
     // ---- RTT / RTO (RFC 6298), microseconds ----
     public long SrttMicros, RttvarMicros, RtoMicros, MinRttMicros;
     public bool RttTiming;
@@ -97,6 +125,16 @@ internal sealed class Tcb
     public int Backoff;
     public int Retransmits;       // consecutive RTOs for the current SND.UNA
     public long TotalRetrans;
+
+    // ---- per-ACK RTT samples (RFC 9406 needs several per round; RFC 6298 timing gives one) ----
+    public const int TxTimeSlots = 32;
+    /// <summary>End sequence and send time of recent first transmissions, oldest at TxFirst; cleared by
+    /// any retransmission (Karn). Full: later segments go untimed until the ACKs catch up.</summary>
+    public readonly SeqNum[] TxEnd = new SeqNum[TxTimeSlots];
+    public readonly long[] TxTime = new long[TxTimeSlots];
+    public int TxFirst, TxCount;
+    /// <summary>RTT sample (µs) of the ACK being processed, -1 if it gave none.</summary>
+    public long AckRttMicros = -1;
 
     // ---- congestion ----
     public ICongestionControl Cc;
@@ -158,6 +196,8 @@ internal sealed class Tcb
     public byte Tos;
 
     // ---- listener ----
+    /// <summary>Next listener of the same port's SO_REUSEPORT group, -1 = last.</summary>
+    public int NextListener = -1;
     public int Backlog;
     public int[] AcceptQueue = [];
     public int AcceptHead, AcceptCount;
@@ -179,6 +219,14 @@ internal sealed class Tcb
     public long BytesAcked, BytesReceived, BytesSent, BytesRetrans;
     public uint SegsIn, SegsOut, DataSegsIn, DataSegsOut, OooPackets;
     public Instant LastDataSent, LastDataRecv, LastAckRecv;
+    /// <summary>When the connection reached ESTABLISHED (the last-sent/received clocks start there, as Linux's).</summary>
+    public Instant EstablishedAt;
+    /// <summary>D-SACK blocks received (duplicates the peer saw) and spurious recoveries undone (reordering).</summary>
+    public uint DsackDups, ReordSeen;
+    /// <summary>RTO expiries, RTO recovery episodes and the time spent in them (µs; Linux's tcpi_total_rto*).</summary>
+    public uint TotalRto, TotalRtoRecoveries;
+    public long TotalRtoMicros;
+    public Instant RtoRecoveryStart;
 
     /// <summary>Payload bytes per segment after the options we send on every segment (Linux's mss_cache).</summary>
     public int EffectiveMss => Math.Max(SndMss - (TsOk ? 12 : 0), 64);
@@ -188,10 +236,16 @@ internal sealed class Tcb
 
     public bool IsSynchronized => State is not (TcpState.Closed or TcpState.Listen or TcpState.SynSent);
 
-    public int SndSpace => SndBufSize - SndCount;
+    public int SndSpace => Math.Max(0, SndBufSize - SndCount);
 
     /// <summary>Linux sk_stream_is_writeable: free space at least half of what is queued (and some).</summary>
     public bool SendSpaceReady => SndSpace > 0 && SndSpace >= SndCount / 2;
+
+    /// <summary>Reached ESTABLISHED: the TCP_INFO clocks start (Linux sets lsndtime, lrcvtime and rcv_tstamp here).</summary>
+    public void MarkEstablished(Instant now)
+    {
+        EstablishedAt = LastDataSent = LastDataRecv = LastAckRecv = now;
+    }
 
     /// <summary>A state change or an error: every kind of waiter is woken.</summary>
     public void WakeAll()
@@ -199,9 +253,14 @@ internal sealed class Tcb
         ReadEvents++;
         WriteEvents++;
     }
-    public int RcvSpace => RcvBufSize - RcvReadable;
 
-    /// <summary>Resets every per-connection field; keeps the rings (resized if the size changed).</summary>
+    public int RcvSpace => Math.Max(0, RcvBufSize - RcvReadable);
+
+    /// <summary>Room for data at RCV.NXT: the free space, or the window already advertised when that is
+    /// larger (SO_RCVBUF shrank the ring: a window is not taken back, RFC 9293 §3.8.6.2.2).</summary>
+    public int RcvRoom => Math.Max(RcvSpace, RcvAdv - RcvNxt);
+
+    /// <summary>Resets every per-connection field and gives back any ring.</summary>
     public void Reset(int sndBuf, int rcvBuf)
     {
         UserOwned = false; Parent = -1; InAcceptQueue = false; InFlowTable = false; OutputDeferred = false;
@@ -211,12 +270,13 @@ internal sealed class Tcb
         Irs = RcvNxt = RcvAdv = default; RcvWnd = 0; RcvWscale = 0; WscaleOk = false;
         TsOk = SackOk = false; TsRecent = 0; TsRecentAgeMs = 0; TsOffset = 0;
         SndMss = RcvMss = 536; AdvMss = 0; Pmtu = 0;
-        SndBufSize = sndBuf; RcvBufSize = rcvBuf;
+        SndBufSize = sndBuf; RcvBufSize = rcvBuf; SndBufOption = RcvBufOption = 0;
+        ReleaseRings();
         SndHead = SndCount = 0; FinQueued = FinSent = false; FinSeq = default;
         RcvHead = RcvReadable = 0; RcvShutdown = FinReceived = OooFinValid = false; OooCount = 0; OooLastIdx = -1; DsackPending = false;
         SrttMicros = RttvarMicros = 0; RtoMicros = 1_000_000; MinRttMicros = 0; RttTiming = false; Backoff = 0;
         Retransmits = 0; TotalRetrans = 0;
-        Cc = Cubic; Cubic.Reset(); Reno.Reset();
+        Cc = Cubic; Cubic.Reset(); Reno.Reset(); HyStart.Reset(false); TxFirst = TxCount = 0; AckRttMicros = -1;
         Cwnd = 0; Ssthresh = int.MaxValue; DupAcks = 0; InRecovery = false; UndoEligible = false; SackCount = 0; SackedBytes = 0;
         UnackedSegments = 0; AckNow = false; QuickAcksLeft = 0;
         RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
@@ -224,17 +284,89 @@ internal sealed class Tcb
         PersistBackoff = 0; PersistUnanswered = 0; KeepaliveProbesSent = 0;
         NoDelay = KeepAlive = ReuseAddr = ReusePort = LingerOn = Cork = MoreHint = false; LingerSeconds = 0;
         KeepIdleSec = 7200; KeepIntvlSec = 75; KeepCnt = 9; UserMss = 0; Tos = 0;
-        Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
+        NextListener = -1; Backlog = 0; AcceptHead = AcceptCount = 0; SynQueueCount = 0;
         PendingError = Errno.Ok; SoftError = Errno.Ok; SendSpaceWanted = false;
+        OobInline = false; Urg = UrgentState.None; UrgByte = 0; UrgSeq = default; UrgOffset = 0; SndUrgent = false; SndUp = default;
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
+        LastDataSent = LastDataRecv = LastAckRecv = EstablishedAt = default;
+        DsackDups = ReordSeen = TotalRto = TotalRtoRecoveries = 0; TotalRtoMicros = 0;
     }
 
-    /// <summary>Allocates or resizes the rings (control path only: connect/accept/setsockopt).</summary>
-    public void EnsureRings()
+    /// <summary>Remembers when a first transmission ending at <paramref name="end"/> left.</summary>
+    public void RecordTransmit(SeqNum end, Instant now)
     {
-        if (SndBuf.Length != SndBufSize) SndBuf = new byte[SndBufSize];
-        if (RcvBuf.Length != RcvBufSize) RcvBuf = new byte[RcvBufSize];
+        if (TxCount == TxTimeSlots || (TxCount > 0 && end <= TxEnd[(TxFirst + TxCount - 1) % TxTimeSlots])) return;
+        int i = (TxFirst + TxCount) % TxTimeSlots;
+        TxEnd[i] = end;
+        TxTime[i] = now.Microseconds;
+        TxCount++;
     }
+
+    /// <summary>Drops the timings an ACK of <paramref name="ack"/> covers; returns the RTT of the newest (µs) or -1.</summary>
+    public long TakeRttSample(SeqNum ack, Instant now)
+    {
+        long sample = -1;
+        while (TxCount > 0 && TxEnd[TxFirst] <= ack)
+        {
+            sample = now.Microseconds - TxTime[TxFirst];
+            TxFirst = (TxFirst + 1) % TxTimeSlots;
+            TxCount--;
+        }
+        return sample;
+    }
+
+    /// <summary>Gives both rings back to the pool (the connection holds no bytes any more).</summary>
+    public void ReleaseRings()
+    {
+        SndCount = 0;
+        ReleaseSendRingIfEmpty();
+        RcvReadable = 0; OooCount = 0;
+        ReleaseReceiveRingIfEmpty();
+    }
+
+    public void ReleaseSendRingIfEmpty()
+    {
+        if (SndCount != 0 || SndBuf.Length == 0) return;
+        _rings.Return(SndBuf);
+        SndBuf = [];
+        SndHead = 0;
+    }
+
+    public void ReleaseReceiveRingIfEmpty()
+    {
+        if (RcvReadable != 0 || OooCount != 0 || RcvBuf.Length == 0) return;
+        _rings.Return(RcvBuf);
+        RcvBuf = [];
+        RcvHead = 0;
+    }
+
+    /// <summary>A ring of at least <paramref name="needed"/> bytes holding the old ring's first
+    /// <paramref name="live"/> bytes from <paramref name="head"/>, now from index 0.</summary>
+    private byte[] Regrow(byte[] old, ref int head, int live, int needed)
+    {
+        var ring = _rings.Rent(needed); // at least double: needed exceeds the old size
+        if (old.Length != 0)
+        {
+            int first = Math.Min(live, old.Length - head);
+            old.AsSpan(head, first).CopyTo(ring);
+            old.AsSpan(0, live - first).CopyTo(ring.AsSpan(first));
+            _rings.Return(old);
+        }
+        head = 0;
+        return ring;
+    }
+
+    /// <summary>The rings hold a live connection's bytes (set up at connect/accept, not yet released).</summary>
+    public bool RingsLive => InFlowTable || State is not (TcpState.Closed or TcpState.Listen);
+
+    /// <summary>Resizes the send buffer of a live connection (control path: setsockopt). The ring follows on
+    /// demand (it grows as bytes are queued); a smaller size only stops new bytes until the queue drains.</summary>
+    public void ResizeSend(int size) => SndBufSize = size;
+
+    /// <summary>Resizes the receive buffer of a live connection (control path: setsockopt). The ring grows as
+    /// data comes; a smaller size shrinks the window as data comes (the window already advertised is still
+    /// honoured, <see cref="RcvRoom"/>).</summary>
+    public void ResizeReceive(int size) => RcvBufSize = size;
 
     public Instant NextDeadline()
     {
@@ -257,7 +389,9 @@ internal sealed class Tcb
     public int AppendSend(ReadOnlySpan<byte> data)
     {
         int n = Math.Min(data.Length, SndSpace);
-        int tail = Wrap(SndHead + SndCount, SndBuf.Length);
+        if (n <= 0) return 0;
+        if (SndCount + n > SndBuf.Length) SndBuf = Regrow(SndBuf, ref SndHead, SndCount, SndCount + n);
+        int tail = (SndHead + SndCount) % SndBuf.Length;
         int first = Math.Min(n, SndBuf.Length - tail);
         data[..first].CopyTo(SndBuf.AsSpan(tail));
         if (first < n) data[first..n].CopyTo(SndBuf);
@@ -268,7 +402,8 @@ internal sealed class Tcb
     /// <summary>The send ring's bytes at [offset, offset+length) from SND.UNA's data, as one or two spans.</summary>
     public void SendSlice(int offset, int length, out ReadOnlySpan<byte> a, out ReadOnlySpan<byte> b)
     {
-        int start = Wrap(SndHead + offset, SndBuf.Length);
+        if (length <= 0) { a = b = default; return; }
+        int start = (SndHead + offset) % SndBuf.Length;
         int first = Math.Min(length, SndBuf.Length - start);
         a = SndBuf.AsSpan(start, first);
         b = SndBuf.AsSpan(0, length - first);
@@ -276,8 +411,10 @@ internal sealed class Tcb
 
     public void ConsumeSend(int n)
     {
+        if (n <= 0) return;
         SndCount -= n;
-        SndHead = SndCount == 0 ? 0 : Wrap(SndHead + n, SndBuf.Length);
+        SndHead = SndCount == 0 ? 0 : (SndHead + n) % SndBuf.Length;
+        ReleaseSendRingIfEmpty();
     }
 
     // ---- receive ring ----
@@ -285,23 +422,57 @@ internal sealed class Tcb
     /// <summary>Writes payload at <paramref name="offset"/> bytes past RCV.NXT (inside the free space).</summary>
     public void WriteReceive(int offset, ReadOnlySpan<byte> data)
     {
-        int pos = Wrap(RcvHead + RcvReadable + offset, RcvBuf.Length);
+        if (data.IsEmpty) return;
+        int needed = RcvReadable + offset + data.Length;
+        if (needed > RcvBuf.Length)
+        {
+            // Out-of-order bytes may sit anywhere in the old ring: keep all of it, in order from RcvHead.
+            int live = OooCount > 0 ? RcvBuf.Length : RcvReadable;
+            RcvBuf = Regrow(RcvBuf, ref RcvHead, live, needed);
+        }
+        int pos = (RcvHead + RcvReadable + offset) % RcvBuf.Length;
         int first = Math.Min(data.Length, RcvBuf.Length - pos);
         data[..first].CopyTo(RcvBuf.AsSpan(pos));
         if (first < data.Length) data[first..].CopyTo(RcvBuf);
     }
 
+    /// <summary>The urgent byte sits at the read position and is not part of the stream (no SO_OOBINLINE).</summary>
+    public bool UrgentByteFirst => Urg != UrgentState.None && UrgOffset == 0 && !OobInline;
+
+    /// <summary>Copies readable bytes: never past the urgent mark, and skipping the urgent byte when it is at
+    /// the read position and not inline (Linux tcp_recvmsg). Reading past the mark forgets the urgent byte.</summary>
     public int ReadReceive(Span<byte> dest, bool peek)
     {
-        int n = Math.Min(dest.Length, RcvReadable);
-        int first = Math.Min(n, RcvBuf.Length - RcvHead);
-        RcvBuf.AsSpan(RcvHead, first).CopyTo(dest);
-        if (first < n) RcvBuf.AsSpan(0, n - first).CopyTo(dest[first..]);
-        if (!peek)
-        {
-            RcvReadable -= n;
-            RcvHead = RcvReadable == 0 && OooCount == 0 ? 0 : Wrap(RcvHead + n, RcvBuf.Length);
-        }
+        int skip = UrgentByteFirst && RcvReadable > 0 ? 1 : 0;
+        int n = Math.Max(0, Math.Min(dest.Length, RcvReadable - skip));
+        if (Urg != UrgentState.None && UrgOffset > 0) n = Math.Min(n, UrgOffset);
+        int start = (RcvHead + skip) % RcvBuf.Length;
+        int first = Math.Min(n, RcvBuf.Length - start);
+        RcvBuf.AsSpan(start, first).CopyTo(dest);
+        RcvBuf.AsSpan(0, n - first).CopyTo(dest[first..]);
+        if (!peek) ConsumeReceive(skip + n);
         return n;
     }
+
+    /// <summary>Drops <paramref name="n"/> bytes from the read position.</summary>
+    public void ConsumeReceive(int n)
+    {
+        if (n <= 0) return;
+        RcvReadable -= n;
+        RcvHead = RcvReadable == 0 && OooCount == 0 ? 0 : (RcvHead + n) % RcvBuf.Length;
+        if (Urg != UrgentState.None && (UrgOffset -= n) < 0) Urg = UrgentState.None;
+        ReleaseReceiveRingIfEmpty();
+    }
+}
+
+/// <summary>Linux's urg_data states.</summary>
+internal enum UrgentState : byte
+{
+    None,
+    /// <summary>An urgent pointer arrived; the byte it names has not.</summary>
+    NotYet,
+    /// <summary>The urgent byte is held for recv(MSG_OOB).</summary>
+    Valid,
+    /// <summary>recv(MSG_OOB) took it; the mark stays until the reader passes it.</summary>
+    Read,
 }

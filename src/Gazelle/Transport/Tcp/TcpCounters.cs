@@ -133,4 +133,20 @@ public sealed class TcpCounters
     public long IcmpHardErrors;
     /// <summary>Soft ICMP errors recorded.</summary>
     public long IcmpSoftErrors;
+
+    // ---- HyStart++ (RFC 9406) ----
+    /// <summary>Initial slow starts that saw the round's minimum RTT rise and entered Conservative Slow Start.</summary>
+    public long HyStartCssEntered;
+    /// <summary>CSS left for slow start again: the RTT fell below the CSS baseline (the rise was jitter).</summary>
+    public long HyStartCssSpurious;
+    /// <summary>Slow starts ended by HyStart++ (CSS_ROUNDS rounds of CSS) before any loss: ssthresh = cwnd.</summary>
+    public long HyStartExits;
+
+    // ---- urgent data (RFC 9293 §3.8.5, RFC 6093) ----
+    /// <summary>New urgent marks taken from received URG segments.</summary>
+    public long UrgentReceived;
+    /// <summary>URG segments whose pointer named bytes already read or received (ignored, as Linux does).</summary>
+    public long UrgentIgnored;
+    /// <summary>send(MSG_OOB) calls that set the urgent pointer.</summary>
+    public long UrgentSent;
 }

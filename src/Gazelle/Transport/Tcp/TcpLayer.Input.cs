@@ -80,7 +80,7 @@ public sealed partial class TcpLayer
                 return;
             }
         }
-        int l = _listenerByPort[header.DstPort];
+        int l = SelectListener(dst, header.DstPort, src, header.SrcPort);
         if (l >= 0)
         {
             var lt = _tcbs[l];
@@ -147,7 +147,6 @@ public sealed partial class TcpLayer
         c.InFlowTable = true;
         c.Parent = l.Index;
         l.SynQueueCount++;
-        c.EnsureRings();
         InitConnection(c);
         c.Irs = h.Seq;
         c.RcvNxt = h.Seq + 1;
@@ -169,10 +168,10 @@ public sealed partial class TcpLayer
 
     private static void InheritOptions(Tcb l, Tcb c)
     {
-        c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize;
+        c.SndBufSize = l.SndBufSize; c.RcvBufSize = l.RcvBufSize; c.SndBufOption = l.SndBufOption; c.RcvBufOption = l.RcvBufOption;
         c.NoDelay = l.NoDelay; c.KeepAlive = l.KeepAlive; c.KeepIdleSec = l.KeepIdleSec; c.KeepIntvlSec = l.KeepIntvlSec;
         c.KeepCnt = l.KeepCnt; c.LingerOn = l.LingerOn; c.LingerSeconds = l.LingerSeconds; c.UserMss = l.UserMss; c.Tos = l.Tos;
-        c.ReuseAddr = l.ReuseAddr;
+        c.ReuseAddr = l.ReuseAddr; c.ReusePort = l.ReusePort; c.OobInline = l.OobInline;
         c.Cc = l.Cc == l.Reno ? c.Reno : c.Cubic;
     }
 
@@ -181,13 +180,14 @@ public sealed partial class TcpLayer
     {
         t.RtoMicros = InitialRtoMicros;
         t.Pmtu = _output.PathMtu(t.RemoteAddress);
-        int mtuMss = Math.Max(t.Pmtu - 40, 88);
+        int mtuMss = Math.Max(t.Pmtu - 40, MinimumMss);
         t.AdvMss = t.UserMss != 0 ? Math.Min(t.UserMss, mtuMss) : mtuMss;
         t.RcvMss = Math.Min(536, t.AdvMss);
         t.RcvWscale = WindowScaleFor(t.RcvBufSize);
         t.TsOffset = (uint)_tsHash.Hash(t.LocalAddress.Value, t.RemoteAddress.Value, t.LocalPort, t.RemotePort);
         t.Ssthresh = int.MaxValue;
         t.Cc.Reset();
+        t.HyStart.Reset(HyStartEnabled);
         t.LastReceived = _now;
         t.LastSent = _now;
     }
@@ -253,7 +253,7 @@ public sealed partial class TcpLayer
             SrcPort = h.DstPort, DstPort = h.SrcPort, Seq = new SeqNum(cookie), Ack = irs + 1,
             Flags = TcpFlags.Syn | TcpFlags.Ack, Window = (ushort)Math.Min(l.RcvBufSize, 65535), Options = TcpOptions.None,
         };
-        int mtuMss = Math.Max(_output.PathMtu(src) - 40, 88);
+        int mtuMss = Math.Max(_output.PathMtu(src) - 40, MinimumMss);
         r.Options.Mss = (ushort)(l.UserMss != 0 ? Math.Min(l.UserMss, mtuMss) : mtuMss);
         if (h.Options.HasTimestamp)
         {
@@ -287,7 +287,6 @@ public sealed partial class TcpLayer
         c.LocalAddress = dst; c.LocalPort = h.DstPort; c.RemoteAddress = src; c.RemotePort = h.SrcPort; c.Bound = true;
         if (!_flows.Add(dst, h.DstPort, src, h.SrcPort, c.Index)) { Free(c); return true; }
         c.InFlowTable = true;
-        c.EnsureRings();
         InitConnection(c);
         var syn = new TcpRepr { Options = TcpOptions.None };
         syn.Options.Mss = CookieMss[(int)idx];
@@ -313,6 +312,7 @@ public sealed partial class TcpLayer
         c.MaxSndWnd = c.SndWnd;
         c.SndWl1 = h.Seq; c.SndWl2 = h.Ack;
         c.State = TcpState.Established;
+        c.MarkEstablished(now);
         c.Parent = l.Index;
         c.InAcceptQueue = true;
         l.AcceptQueue[(l.AcceptHead + l.AcceptCount) % l.AcceptQueue.Length] = c.Index;
@@ -382,9 +382,26 @@ public sealed partial class TcpLayer
             AcceptAck(t, ack, acked, now);
             t.DupAcks = 0;
             GrowWindow(t, acked, now);
+            t.AckRttMicros = -1; // consumed by HyStart++ in GrowWindow, as after CongestionOnAck
         }
         if (!payload.IsEmpty) ReceiveData(t, h.Seq, payload, now);
         return true;
+    }
+
+    /// <summary>
+    /// A duplicate ACK that a reordering path delivered after a later one, so its TSval is older than
+    /// TS.Recent. PAWS guards against old duplicate data (RFC 7323 §5); such an ACK carries none and only
+    /// repeats SND.UNA (with SACK blocks the sender needs), so it is accepted as Linux accepts it
+    /// (tcp_disordered_ack): pure ACK, at RCV.NXT, acknowledging exactly SND.UNA, not changing the window,
+    /// and at most one RTO older than TS.Recent (timestamp ticks taken as 1 ms, RFC 7323 §5.4).
+    /// Without this, 25% reordering had a tenth of the peer's ACKs dropped (and each answered).
+    /// </summary>
+    private static bool IsDisorderedAck(Tcb t, in TcpRepr h, int payloadLength)
+    {
+        if ((h.Flags & (TcpFlags.Syn | TcpFlags.Fin | TcpFlags.Rst | TcpFlags.Ack)) != TcpFlags.Ack || payloadLength != 0) return false;
+        if (h.Seq != t.RcvNxt || h.Ack != t.SndUna) return false;
+        if (((uint)h.Window << t.SndWscale) != t.SndWnd) return false;
+        return unchecked((int)(t.TsRecent - h.Options.TsVal)) <= Math.Max(t.RtoMicros / 1000, 1);
     }
 
     private void Segment(Tcb t, in TcpRepr h, ReadOnlySpan<byte> payload, Instant now)
@@ -410,7 +427,7 @@ public sealed partial class TcpLayer
 
         // RFC 7323 §5.3: PAWS.
         if (t.TsOk && opt.HasTimestamp && (f & TcpFlags.Rst) == 0 && unchecked((int)(opt.TsVal - t.TsRecent)) < 0
-            && now.Milliseconds - t.TsRecentAgeMs < 24L * 24 * 3600 * 1000)
+            && now.Milliseconds - t.TsRecentAgeMs < 24L * 24 * 3600 * 1000 && !IsDisorderedAck(t, h, payload.Length))
         {
             Counters.PawsRejected++;
             t.AckNow = true;
@@ -529,11 +546,15 @@ public sealed partial class TcpLayer
                     Abort(t, Errno.ECONNRESET, sendRst: true);
                     return;
                 }
+                if ((f & TcpFlags.Urg) != 0) UrgentInput(t, h);
+                if (t.Urg == UrgentState.NotYet) CaptureUrgentByte(t, seq, payload);
                 ReceiveData(t, seq, payload, now);
             }
             else if (seq + payload.Length > t.RcvNxt) Counters.DataAfterClose++;
         }
         else if (zeroWindowProbe && !payload.IsEmpty) t.AckNow = true;
+        else if ((f & TcpFlags.Urg) != 0 && t.State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
+            UrgentInput(t, h); // an urgent pointer may run ahead of its data (on an ACK or a window probe)
 
         // Eighth: FIN.
         if ((f & TcpFlags.Fin) != 0 && !zeroWindowProbe)
@@ -543,6 +564,39 @@ public sealed partial class TcpLayer
             else if (finSeq > t.RcvNxt) { t.OooFinValid = true; t.OooFinSeq = finSeq; t.AckNow = true; }
             else t.AckNow = true;
         }
+    }
+
+    /// <summary>
+    /// A segment with URG (RFC 9293 §3.8.5): Linux's default reading (RFC 6093 §2: every stack uses the BSD
+    /// one) takes the pointer as one past the last urgent byte, and keeps that one byte out of band. A pointer
+    /// at or behind what was read or received, or not beyond the current mark, changes nothing; a newer one
+    /// discards an unread urgent byte waiting at the read position (tcp_check_urg).
+    /// </summary>
+    private void UrgentInput(Tcb t, in TcpRepr h)
+    {
+        SeqNum urgSeq = h.Seq + (h.UrgentPointer != 0 ? h.UrgentPointer - 1 : 0);
+        int offset = (urgSeq - t.RcvNxt) + t.RcvReadable; // from the read position
+        if (offset < 0 || urgSeq < t.RcvNxt) { Counters.UrgentIgnored++; return; }
+        if (t.Urg != UrgentState.None && urgSeq <= t.UrgSeq) return; // the same mark again
+        if (t.UrgentByteFirst && t.RcvReadable > 0)
+        {
+            t.ConsumeReceive(1);
+            offset--;
+        }
+        Counters.UrgentReceived++;
+        t.Urg = UrgentState.NotYet;
+        t.UrgSeq = urgSeq;
+        t.UrgOffset = offset;
+    }
+
+    /// <summary>Keeps a copy of the urgent byte from the segment that carries it (Linux tcp_urg).</summary>
+    private static void CaptureUrgentByte(Tcb t, SeqNum seq, ReadOnlySpan<byte> payload)
+    {
+        int at = t.UrgSeq - seq;
+        if (at < 0 || at >= payload.Length) return;
+        t.UrgByte = payload[at];
+        t.Urg = UrgentState.Valid;
+        t.ReadEvents++; // EPOLLPRI is an arrival too (Linux tcp_urg wakes the reader)
     }
 
     /// <summary>SYN-RECEIVED → ESTABLISHED on an acceptable ACK (RFC 9293 §3.10.7.4 fifth check).</summary>
@@ -562,6 +616,7 @@ public sealed partial class TcpLayer
         Counters.Established++;
         t.EverConnected = true;
         t.WakeAll(); // a simultaneous open's connect() completed
+        t.MarkEstablished(now);
         t.SndUna = t.Iss + 1;
         t.HeadTime = now;
         t.Retransmits = 0;
@@ -638,6 +693,7 @@ public sealed partial class TcpLayer
             Counters.Established++;
             t.EverConnected = true;
             t.WakeAll(); // connect() completed
+            t.MarkEstablished(now);
             ArmKeepalive(t);
             t.AckNow = true;
             if (!payload.IsEmpty) ReceiveData(t, h.Seq + 1, payload, now);
@@ -719,6 +775,7 @@ public sealed partial class TcpLayer
             if (t.State == TcpState.FinWait2 || t.State == TcpState.TimeWait) return;
         }
         CongestionOnAck(t, acked, dupAck || (sackAdvanced && acked <= 0 && t.SndUna != t.SndMax), h, now);
+        t.AckRttMicros = -1;
 
         // Our FIN acknowledged?
         if (t.FinQueued && t.FinSent && t.SndUna > t.FinSeq)
@@ -751,6 +808,7 @@ public sealed partial class TcpLayer
     private void AcceptAck(Tcb t, SeqNum ack, int acked, Instant now)
     {
         t.LastAckRecv = now;
+        if (t.SndUrgent && ack >= t.SndUp) t.SndUrgent = false; // urgent data acknowledged: urgent mode ends
         int dataAcked = Math.Min(acked, t.SndCount);
         t.ConsumeSend(dataAcked);
         if (t.SendSpaceWanted && t.SendSpaceReady)
@@ -769,9 +827,11 @@ public sealed partial class TcpLayer
             SampleRtt(t, now - t.RttStart, now);
             t.RttTiming = false;
         }
+        if (t.Retransmits > 0 && t.TotalRtoRecoveries > 0) t.TotalRtoMicros += (now - t.RtoRecoveryStart).Value; // RTO recovery over
         t.Retransmits = 0;
         t.Backoff = 0;
         t.PersistBackoff = 0;
+        t.AckRttMicros = t.TakeRttSample(ack, now);
         t.RtoDeadline = t.SndUna == t.SndMax ? Instant.Never : now + new TimeSpanMicros(t.RtoMicros); // §5.3
         t.TlpOutstanding = false;
         ArmTlp(t);
@@ -784,6 +844,7 @@ public sealed partial class TcpLayer
         for (int i = 0; i < h.Options.SackCount && i < SackBlockArray.MaxBlocks; i++)
         {
             var b = h.Options.Sack[i];
+            if (i == 0 && b.Left < b.Right && b.Right <= t.SndUna) t.DsackDups++; // RFC 2883 §4: below the ACK
             if (!(b.Left < b.Right) || b.Right > t.SndMax || b.Right <= t.SndUna)
             {
                 if (!(b.Right <= t.SndUna)) Counters.SackBlocksInvalid++; // below SND.UNA is a D-SACK: harmless
@@ -819,7 +880,7 @@ public sealed partial class TcpLayer
             seq = t.RcvNxt;
         }
         int offset = seq - t.RcvNxt;
-        int room = t.RcvSpace - offset;
+        int room = t.RcvRoom - offset;
         if (room <= 0) { Counters.BytesTrimmed += payload.Length; t.AckNow = true; return; }
         if (payload.Length > room) { Counters.BytesTrimmed += payload.Length - room; payload = payload[..room]; }
 

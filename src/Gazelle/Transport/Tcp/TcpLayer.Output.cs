@@ -58,6 +58,7 @@ public sealed partial class TcpLayer
                 && t.TotalRetrans - t.RecoveryStartRetrans == 1)
             {
                 Counters.SpuriousRecoveriesUndone++;
+                t.ReordSeen++;
                 t.Cwnd = Math.Max(t.Cwnd, t.PriorCwnd);
                 t.Ssthresh = t.PriorSsthresh;
                 t.InRecovery = false;
@@ -111,6 +112,7 @@ public sealed partial class TcpLayer
                 }
                 BeginUndoWindow(t);
                 t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
+                t.HyStart.Stop();
                 t.Cwnd = t.Ssthresh;
                 t.RecoveryPoint = t.SndMax;
                 t.HighRxt = t.SndUna;
@@ -158,6 +160,7 @@ public sealed partial class TcpLayer
             {
                 BeginUndoWindow(t);
                 t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
+                t.HyStart.Stop();
                 t.RecoveryPoint = t.SndMax;
                 t.InRecovery = true;
                 Counters.FastRetransmits++;
@@ -351,8 +354,9 @@ public sealed partial class TcpLayer
                 if (t.SackLeft[i] > t.SndNxt) { len = Math.Min(len, t.SackLeft[i] - t.SndNxt); break; }
             }
         }
-        if (len < mss && !retransmit && !ignoreNagle)
+        if (len < mss && !retransmit && !ignoreNagle && !(t.SndUrgent && t.SndUna < t.SndUp))
         {
+            // (Urgent data goes at once: no Nagle or cork in urgent mode, as Linux tcp_nagle_test.)
             // Nagle (RFC 9293 §3.7.4): hold a small segment while data is unacknowledged; TCP_CORK / MSG_MORE hold it always.
             if (t.Cork || t.MoreHint) return false;
             if (!t.NoDelay && t.SndNxt != t.SndUna && !(t.FinQueued && len == avail)) return false;
@@ -377,6 +381,7 @@ public sealed partial class TcpLayer
     /// <see cref="SegmentLimit"/>; returns the payload length sent.</summary>
     private int SendData(Tcb t, SeqNum seq, int len, bool retransmit)
     {
+        SyncPathMtu(t);
         int offset = seq - t.SndUna;
         len = Math.Min(len, SegmentLimit(t));
         if (offset < 0 || offset + len > t.SndCount) { len = Math.Max(0, Math.Min(len, t.SndCount - offset)); if (offset < 0) return 0; }
@@ -391,6 +396,7 @@ public sealed partial class TcpLayer
         if (fin) t.FinSent = true;
         if (retransmit)
         {
+            t.TxCount = 0; // Karn: no RTT sample from anything sent before a retransmission
             t.RxtMarker = t.SndMax;
             if (seq == t.SndUna) t.HeadTime = _now;
             t.LastRxtTime = _now;
@@ -403,6 +409,7 @@ public sealed partial class TcpLayer
         {
             Counters.BytesSent += len;
             t.BytesSent += len;
+            if (end > t.SndMax) t.RecordTransmit(end, _now);
             if (!t.RttTiming && end > t.SndMax)
             {
                 t.RttTiming = true;
@@ -518,6 +525,14 @@ public sealed partial class TcpLayer
             r.Options.TsVal = TsNow(t);
             r.Options.TsEcr = t.TsRecent;
         }
+        if (t.SndUrgent && r.Seq < t.SndUp && (r.Flags & TcpFlags.Rst) == 0)
+        {
+            // Urgent mode: every segment below the urgent pointer carries it, offset from its own sequence
+            // number; one beyond 16 bits is announced as far as the field reaches (RFC 6093 §4).
+            int up = t.SndUp - r.Seq;
+            r.Flags |= TcpFlags.Urg;
+            r.UrgentPointer = (ushort)Math.Min(up, 0xFFFF);
+        }
         if (t.SackOk && (t.OooCount > 0 || t.DsackPending) && (r.Flags & TcpFlags.Rst) == 0)
         {
             // RFC 2883: a D-SACK block first; RFC 2018 §4: then the block with the most recent segment,
@@ -596,9 +611,11 @@ public sealed partial class TcpLayer
         t.State = TcpState.Closed;
         t.WakeAll();
         t.RtoDeadline = t.DelAckDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.StateDeadline = t.PtoDeadline = Instant.Never;
-        t.SndCount = 0; t.SndHead = 0;
+        t.SndCount = 0;
+        t.ReleaseSendRingIfEmpty();
         t.FinQueued = false;
         t.OooCount = 0;
+        t.ReleaseReceiveRingIfEmpty(); // unread in-order bytes stay readable
         if (t.Parent >= 0 && !t.InAcceptQueue) { Free(t); return; }
         if (!t.UserOwned && !t.InAcceptQueue) { Free(t); return; }
         if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
@@ -695,10 +712,17 @@ public sealed partial class TcpLayer
         }
         Counters.RtoTimeouts++;
         t.Retransmits++;
+        t.TotalRto++;
+        if (t.Retransmits == 1)
+        {
+            t.TotalRtoRecoveries++;
+            t.RtoRecoveryStart = now;
+        }
         if (t.Retransmits == 1 || !t.InRecovery)
         {
             // RFC 5681 §3.1 eq. 4 (once per loss episode), cwnd = 1 segment.
             t.Ssthresh = t.Cc.OnRetransmitTimeout(t, now);
+            t.HyStart.Stop();
         }
         t.Cwnd = t.EffectiveMss;
         t.InRecovery = false;
@@ -784,6 +808,32 @@ public sealed partial class TcpLayer
 
     // ------------------------------------------------------------------ ICMP
 
+    /// <summary>The path MTU belongs to the destination, not the connection (RFC 1191 §6.3): a drop learned through
+    /// another connection to the same host lowers this one's MSS before it sends, as Linux's tcp_current_mss
+    /// does; otherwise its full segments would be refused for DF (found by the fuzz test).</summary>
+    private void SyncPathMtu(Tcb t)
+    {
+        int pmtu = _output.PathMtu(t.RemoteAddress);
+        if (t.Pmtu == 0 || pmtu >= t.Pmtu) return;
+        t.Pmtu = pmtu;
+        int mss = Math.Max(pmtu - 40, MinimumMss);
+        if (mss < t.SndMss)
+        {
+            t.SndMss = mss;
+            Counters.PmtuUpdates++;
+        }
+    }
+
+    /// <summary>Whether an ICMP error quoting <paramref name="seq"/> concerns a connection with that sequence
+    /// number in flight (RFC 5927 §4.1), the check <see cref="OnDestinationUnreachable"/> applies.</summary>
+    public bool QuotesDataInFlight(Ipv4Address local, Ipv4Address remote, ushort localPort, ushort remotePort, SeqNum seq)
+    {
+        int idx = _flows.Find(local, localPort, remote, remotePort);
+        if (idx < 0) return false;
+        var t = _tcbs[idx];
+        return seq >= t.SndUna && seq <= t.SndMax && t.State is not (TcpState.Listen or TcpState.Closed or TcpState.TimeWait);
+    }
+
     /// <summary>ICMP destination unreachable for one of our segments (RFC 1122 §4.2.3.9, RFC 5927, RFC 1191).</summary>
     public void OnDestinationUnreachable(Ipv4Address local, Ipv4Address remote, ushort localPort, ushort remotePort,
         SeqNum seq, byte icmpCode, int nextHopMtu, Instant now)
@@ -804,7 +854,7 @@ public sealed partial class TcpLayer
             int mtu = nextHopMtu >= 68 ? nextHopMtu : Math.Max(68, t.Pmtu - 1);
             if (mtu >= t.Pmtu && t.Pmtu != 0) { Counters.IcmpIgnored++; return; }
             t.Pmtu = mtu;
-            int mss = Math.Max(mtu - 40, 88);
+            int mss = Math.Max(mtu - 40, MinimumMss);
             if (mss < t.SndMss)
             {
                 t.SndMss = mss;

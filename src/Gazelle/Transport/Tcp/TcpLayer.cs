@@ -10,8 +10,12 @@ namespace Gazelle.Transport.Tcp;
 /// The TCP of one stack (RFC 9293): connection table, listeners, state machine, timers. Single-threaded:
 /// the stack's poll loop owns it. Socket handles are indices into a preallocated pool of TCBs.
 /// <list type="bullet">
-/// <item>Tables: 4-tuple flow hash (open addressing, keyed), listeners by port, SYN queue + accept queue,
-/// SYN cookies (MSS in the ISN, window scale and SACK in the TSval) when the SYN queue is full.</item>
+/// <item>Tables: 4-tuple flow hash (open addressing, keyed), listeners by port (an SO_REUSEPORT group spreads
+/// new connections by a keyed 4-tuple hash), SYN queue + accept queue, SYN cookies (MSS in the ISN, window
+/// scale and SACK in the TSval) when the SYN queue is full.</item>
+/// <item>Memory: send/receive rings from a per-stack <see cref="RingPool"/>, held only while bytes are queued.</item>
+/// <item>Urgent data (RFC 9293 §3.8.5, RFC 6093) with Linux's semantics: one byte out of band (MSG_OOB),
+/// SO_OOBINLINE, SIOCATMARK; send(MSG_OOB) sets the urgent pointer.</item>
 /// <item>Input (TcpLayer.Input.cs): RFC 9293 §3.10.7 with RFC 5961 RST/SYN/ACK checks and challenge ACKs,
 /// PAWS (RFC 7323), TIME-WAIT takeover (RFC 6191), out-of-order data written into the receive ring at its
 /// offset with a bounded interval list, SACK and D-SACK generation (RFC 2018, RFC 2883).</item>
@@ -19,7 +23,8 @@ namespace Gazelle.Transport.Tcp;
 /// (RFC 6298, Karn, 200 ms floor, backoff), delayed ACK (40 ms / every second segment), persist, keepalive,
 /// linger; loss recovery by SACK scoreboard (RFC 6675) with early retransmit (RFC 5827), limited transmit
 /// (RFC 3042), tail loss probes and a RACK-style time rule (RFC 8985), Eifel undo (RFC 3522/4015), or
-/// NewReno (RFC 6582) without SACK; congestion control CUBIC (RFC 9438) or Reno per socket.</item>
+/// NewReno (RFC 6582) without SACK; congestion control CUBIC (RFC 9438) or Reno per socket, the initial
+/// slow start with HyStart++ (RFC 9406).</item>
 /// </list>
 /// Nothing on the per-segment path allocates: TCBs, rings and lists are reused.
 /// </summary>
@@ -43,29 +48,33 @@ public sealed partial class TcpLayer
     internal const int EphemeralHigh = 60999;
     internal const int MaxBacklog = 4096;
     internal const int InitialWindowSegments = 10; // RFC 6928
+    /// <summary>Smallest MSS TCP uses whatever the path MTU says (Linux's TCP_MIN_MSS).</summary>
+    public const int MinimumMss = 88;
 
     // Linux socket option numbers.
     public const int SOL_SOCKET = 1, IPPROTO_IP = 0, IPPROTO_TCP = 6;
     public const int SO_REUSEADDR = 2, SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_KEEPALIVE = 9,
-        SO_LINGER = 13, SO_REUSEPORT = 15;
+        SO_OOBINLINE = 10, SO_LINGER = 13, SO_REUSEPORT = 15;
     public const int TCP_NODELAY = 1, TCP_MAXSEG = 2, TCP_CORK = 3, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5,
         TCP_KEEPCNT = 6, TCP_INFO = 11, TCP_CONGESTION = 13;
     public const int IP_TOS = 1;
     public const int SOCK_STREAM = 1;
-    /// <summary>Size of Linux's struct tcp_info up to tcpi_rcv_wnd.</summary>
-    public const int TcpInfoSize = 236;
+    /// <summary>Size of Linux's struct tcp_info up to tcpi_total_rto_time (6.7; later kernels append AccECN counters).</summary>
+    public const int TcpInfoSize = 248;
 
     private readonly StackConfig _config;
     private readonly ITcpOutput _output;
     private readonly Tcb[] _tcbs;
+    private readonly RingPool _rings;
     private readonly int[] _free;
     private int _freeCount;
     private readonly int[] _active;
     private int _activeCount;
     private readonly FlowTable _flows;
+    /// <summary>First listener on each port (-1 none); an SO_REUSEPORT group continues in <see cref="Tcb.NextListener"/>.</summary>
     private readonly int[] _listenerByPort = new int[65536];
     private readonly int[] _explicitBinds = new int[65536];
-    private readonly TcpHash _isnHash, _portHash, _cookieHash, _tsHash;
+    private readonly TcpHash _isnHash, _portHash, _cookieHash, _tsHash, _reusePortHash;
     private uint _portCounter;
     private Instant _now;
     private Instant _earliest = Instant.Never;
@@ -74,6 +83,9 @@ public sealed partial class TcpLayer
     private int _deferredCount;
 
     public TcpCounters Counters { get; } = new();
+
+    /// <summary>HyStart++ (RFC 9406) in the initial slow start of new connections (CUBIC and Reno).</summary>
+    public bool HyStartEnabled { get; set; } = true;
 
     /// <summary>Offer/accept SACK (RFC 2018) on new connections; off forces NewReno recovery (RFC 6582).</summary>
     public bool SackEnabled { get; set; } = true;
@@ -92,9 +104,10 @@ public sealed partial class TcpLayer
         _free = new int[n];
         _active = new int[n];
         _deferred = new int[n];
+        _rings = new RingPool(config.TcpRingPoolBytes);
         for (int i = 0; i < n; i++)
         {
-            _tcbs[i] = new Tcb(i);
+            _tcbs[i] = new Tcb(i, _rings, Counters);
             _free[i] = n - 1 - i; // hand out low indices first
         }
         _freeCount = n;
@@ -104,6 +117,7 @@ public sealed partial class TcpLayer
         _portHash = new TcpHash(config.Secret, 2);
         _cookieHash = new TcpHash(config.Secret, 3);
         _tsHash = new TcpHash(config.Secret, 4);
+        _reusePortHash = new TcpHash(config.Secret, 6);
         _portCounter = (uint)new TcpHash(config.Secret, 5).Hash(0, 0);
     }
 
@@ -113,6 +127,12 @@ public sealed partial class TcpLayer
     public int PoolCapacity => _tcbs.Length;
     /// <summary>Entries of the 4-tuple table (must be 0 when every connection is gone).</summary>
     public int FlowTableCount => _flows.Count;
+    /// <summary>Bytes of send/receive rings held by connections (only those with bytes queued hold one).</summary>
+    public long RingBytesInUse => _rings.InUseBytes;
+    /// <summary>Bytes of empty rings kept for reuse (at most <see cref="StackConfig.TcpRingPoolBytes"/>).</summary>
+    public long RingBytesPooled => _rings.PooledBytes;
+    /// <summary>Rings allocated from the GC heap so far (0 growth in steady state: rings are reused).</summary>
+    public long RingAllocations => _rings.Allocations;
 
     /// <summary>Connection objects in use by state: <paramref name="counts"/>[(int)state] (diagnostics; walks the table).</summary>
     public void CountByState(Span<int> counts)
@@ -177,10 +197,11 @@ public sealed partial class TcpLayer
         if (!t.InUse) return;
         if (t.InFlowTable) { _flows.Remove(t.LocalAddress, t.LocalPort, t.RemoteAddress, t.RemotePort); t.InFlowTable = false; }
         if (t.ExplicitBind) { _explicitBinds[t.LocalPort]--; t.ExplicitBind = false; }
-        if (t.State == TcpState.Listen && _listenerByPort[t.LocalPort] == t.Index) _listenerByPort[t.LocalPort] = -1;
+        if (t.State == TcpState.Listen) UnlinkListener(t);
         if (t.Parent >= 0 && !t.InAcceptQueue) _tcbs[t.Parent].SynQueueCount--;
         t.Parent = -1;
         t.State = TcpState.Closed;
+        t.ReleaseRings();
         t.InUse = false;
         t.UserOwned = false;
         int pos = t.ActivePos;
@@ -244,7 +265,7 @@ public sealed partial class TcpLayer
         {
             var o = _tcbs[_active[i]];
             if (o == me || !o.Bound || o.LocalPort != port) continue;
-            if (o.ReusePort && me.ReusePort && o.State != TcpState.Listen) continue;
+            if (o.ReusePort && me.ReusePort) continue; // SO_REUSEPORT on both: a group (one user: one process)
             if (o.State == TcpState.TimeWait) { if (!me.ReuseAddr) return true; continue; }
             if (o.State == TcpState.Listen) return true;
             if (!(me.ReuseAddr && o.ReuseAddr)) return true;
@@ -314,13 +335,50 @@ public sealed partial class TcpLayer
             if (!PickBindPort(out ushort p)) return Errno.EADDRINUSE;
             t.LocalPort = p; t.Bound = true; t.ExplicitBind = true; _explicitBinds[p]++;
         }
-        if (_listenerByPort[t.LocalPort] >= 0) return Errno.EADDRINUSE;
+        // Listeners share a port only as an SO_REUSEPORT group: every member set the option.
+        int last = -1;
+        for (int i = _listenerByPort[t.LocalPort]; i >= 0; i = _tcbs[i].NextListener)
+        {
+            if (!t.ReusePort || !_tcbs[i].ReusePort) return Errno.EADDRINUSE;
+            last = i;
+        }
         if (t.AcceptQueue.Length < backlog) t.AcceptQueue = new int[backlog];
         t.Backlog = backlog;
         t.AcceptHead = t.AcceptCount = 0;
         t.State = TcpState.Listen;
-        _listenerByPort[t.LocalPort] = t.Index;
+        t.NextListener = -1;
+        if (last < 0) _listenerByPort[t.LocalPort] = t.Index;
+        else _tcbs[last].NextListener = t.Index;
         return Errno.Ok;
+    }
+
+    private void UnlinkListener(Tcb t)
+    {
+        int prev = -1;
+        for (int i = _listenerByPort[t.LocalPort]; i >= 0; prev = i, i = _tcbs[i].NextListener)
+        {
+            if (i != t.Index) continue;
+            if (prev < 0) _listenerByPort[t.LocalPort] = t.NextListener;
+            else _tcbs[prev].NextListener = t.NextListener;
+            break;
+        }
+        t.NextListener = -1;
+    }
+
+    /// <summary>The listener for a new connection to <paramref name="port"/>: alone, or chosen in its
+    /// SO_REUSEPORT group by a keyed hash of the 4-tuple, as Linux spreads a group (every segment of one
+    /// connection, SYN cookie ACKs included, meets the same member while the group is unchanged). -1 if none.</summary>
+    private int SelectListener(Ipv4Address local, ushort port, Ipv4Address remote, ushort remotePort)
+    {
+        int first = _listenerByPort[port];
+        if (first < 0 || _tcbs[first].NextListener < 0) return first;
+        int n = 0;
+        for (int i = first; i >= 0; i = _tcbs[i].NextListener) n++;
+        uint h = (uint)_reusePortHash.Hash(local.Value, remote.Value, port, remotePort);
+        int pick = (int)(((ulong)h * (uint)n) >> 32);
+        int j = first;
+        while (pick-- > 0) j = _tcbs[j].NextListener;
+        return j;
     }
 
     public Errno Accept(SocketHandle listener, out SocketHandle connection, out Ipv4Endpoint remote)
@@ -371,7 +429,6 @@ public sealed partial class TcpLayer
         t.RemotePort = remote.Port;
         if (!_flows.Add(local, lport, remote.Address, remote.Port, t.Index)) return Errno.EADDRNOTAVAIL;
         t.InFlowTable = true;
-        t.EnsureRings();
         InitConnection(t);
         t.Iss = NewIsn(t);
         t.SndUna = t.Iss;
@@ -408,6 +465,14 @@ public sealed partial class TcpLayer
         sent = t.AppendSend(data);
         if (sent < data.Length) t.SendSpaceWanted = true;
         t.MoreHint = (flags & MessageFlags.More) != 0;
+        if ((flags & MessageFlags.Oob) != 0)
+        {
+            // RFC 9293 §3.8.5, RFC 6093: the urgent pointer goes one past the last byte of this send (the
+            // BSD reading every stack uses); the last byte is the one a Linux peer reads with MSG_OOB.
+            t.SndUrgent = true;
+            t.SndUp = t.SndUna + t.SndCount;
+            Counters.UrgentSent++;
+        }
         Output(t);
         Touch(t);
         return Errno.Ok;
@@ -418,17 +483,46 @@ public sealed partial class TcpLayer
         received = 0;
         if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
         if (t.State == TcpState.Listen) return Errno.ENOTCONN;
+        bool peek = (flags & MessageFlags.Peek) != 0;
+        if ((flags & MessageFlags.Oob) != 0) return ReceiveUrgent(t, buffer, peek, out received);
         if (t.RcvReadable > 0)
         {
             if (buffer.IsEmpty) return Errno.Ok;
-            received = t.ReadReceive(buffer, (flags & MessageFlags.Peek) != 0);
-            if (received > 0 && (flags & MessageFlags.Peek) == 0) MaybeWindowUpdate(t);
-            return Errno.Ok;
+            int before = t.RcvReadable;
+            received = t.ReadReceive(buffer, peek);
+            if (!peek && t.RcvReadable != before) MaybeWindowUpdate(t);
+            if (received > 0) return Errno.Ok;
+            // Only the urgent byte was there, and it was skipped (not inline): nothing to read (Linux).
         }
         if (t.PendingError != Errno.Ok) return TakeErrorOf(t);
         if (t.FinReceived || t.RcvShutdown) return Errno.Ok;
         if (t.State == TcpState.Closed) return t.InFlowTable ? Errno.Ok : Errno.ENOTCONN;
         return Errno.EAGAIN;
+    }
+
+    /// <summary>recv(MSG_OOB) as Linux's tcp_recv_urg: the one urgent byte, EINVAL when there is none (or it
+    /// is inline or already read), EAGAIN while it is announced but not arrived; never blocks.</summary>
+    private static Errno ReceiveUrgent(Tcb t, Span<byte> buffer, bool peek, out int received)
+    {
+        received = 0;
+        if (t.OobInline || t.Urg is UrgentState.None or UrgentState.Read) return Errno.EINVAL;
+        if (t.Urg == UrgentState.Valid)
+        {
+            if (!buffer.IsEmpty) { buffer[0] = t.UrgByte; received = 1; }
+            if (!peek) t.Urg = UrgentState.Read;
+            return Errno.Ok;
+        }
+        if (t.State == TcpState.Closed || t.FinReceived || t.RcvShutdown) return Errno.Ok;
+        return Errno.EAGAIN;
+    }
+
+    /// <summary>SIOCATMARK: the read position is at the urgent byte.</summary>
+    public Errno AtUrgentMark(SocketHandle socket, out bool atMark)
+    {
+        atMark = false;
+        if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
+        atMark = t.Urg != UrgentState.None && t.UrgOffset == 0;
+        return Errno.Ok;
     }
 
     public Errno Shutdown(SocketHandle socket, ShutdownHow how)
@@ -524,6 +618,8 @@ public sealed partial class TcpLayer
         if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
         if (t.State == TcpState.Listen) return Errno.EINVAL;
         bytes = t.RcvReadable;
+        // Linux tcp_inq: up to the urgent byte when it is out of band and not yet passed.
+        if (!t.OobInline && t.Urg != UrgentState.None && t.UrgOffset < t.RcvReadable) bytes = t.UrgOffset;
         return Errno.Ok;
     }
 
@@ -533,7 +629,8 @@ public sealed partial class TcpLayer
         Readiness r = Readiness.None;
         if (t.State == TcpState.Listen) return t.AcceptCount > 0 ? Readiness.Readable : Readiness.None;
         if (t.PendingError != Errno.Ok) r |= Readiness.Error;
-        if (t.RcvReadable > 0) r |= Readiness.Readable;
+        if (t.RcvReadable > (t.UrgentByteFirst ? 1 : 0)) r |= Readiness.Readable;
+        if (t.Urg == UrgentState.Valid) r |= Readiness.Priority; // EPOLLPRI: urgent byte to read
         if (t.FinReceived || t.RcvShutdown) r |= Readiness.Readable | Readiness.ReadHangUp;
         if (t.State is TcpState.Established or TcpState.CloseWait && !t.FinQueued)
         {
@@ -592,22 +689,36 @@ public sealed partial class TcpLayer
         {
             case (SOL_SOCKET, SO_REUSEADDR): t.ReuseAddr = v != 0; return Errno.Ok;
             case (SOL_SOCKET, SO_REUSEPORT): t.ReusePort = v != 0; return Errno.Ok;
+            case (SOL_SOCKET, SO_OOBINLINE): t.OobInline = v != 0; return Errno.Ok;
             case (SOL_SOCKET, SO_KEEPALIVE):
                 t.KeepAlive = v != 0;
                 ArmKeepalive(t);
                 Touch(t);
                 return Errno.Ok;
             case (SOL_SOCKET, SO_SNDBUF):
+            {
+                // The rings hold payload: half of what Linux counts (it doubles the request for overhead).
+                t.SndBufOption = SocketBufferSize.FromRequest(v, _config.SendBufferMax, SocketBufferSize.MinSend);
+                int ring = Math.Max(t.SndBufOption / 2, MinRingBytes);
+                if (t.RingsLive)
+                {
+                    t.ResizeSend(ring);
+                    if (t.SendSpaceReady) Output(t); // more may be queued now
+                    Touch(t);
+                }
+                else t.SndBufSize = ring;
+                return Errno.Ok;
+            }
             case (SOL_SOCKET, SO_RCVBUF):
             {
-                // Linux doubles the value for bookkeeping overhead; we store payload bytes, so we take it as given.
-                int size = Math.Clamp(v, 4096, 64 * 1024 * 1024);
-                if (t.InFlowTable || t.State != TcpState.Closed)
+                t.RcvBufOption = SocketBufferSize.FromRequest(v, _config.ReceiveBufferMax, SocketBufferSize.MinReceive);
+                int ring = Math.Max(t.RcvBufOption / 2, MinRingBytes);
+                if (t.RingsLive)
                 {
-                    // Rings are fixed once a connection exists (their content is live).
-                    return Errno.Ok;
+                    t.ResizeReceive(ring);
+                    MaybeWindowUpdate(t); // a larger ring opens the window now
                 }
-                if (name == SO_SNDBUF) t.SndBufSize = size; else t.RcvBufSize = size;
+                else t.RcvBufSize = ring; // the window scale is chosen from it at the SYN
                 return Errno.Ok;
             }
             case (SOL_SOCKET, SO_TYPE): case (SOL_SOCKET, SO_ERROR): return Errno.ENOPROTOOPT;
@@ -670,9 +781,10 @@ public sealed partial class TcpLayer
         {
             case (SOL_SOCKET, SO_REUSEADDR): v = t.ReuseAddr ? 1 : 0; break;
             case (SOL_SOCKET, SO_REUSEPORT): v = t.ReusePort ? 1 : 0; break;
+            case (SOL_SOCKET, SO_OOBINLINE): v = t.OobInline ? 1 : 0; break;
             case (SOL_SOCKET, SO_KEEPALIVE): v = t.KeepAlive ? 1 : 0; break;
-            case (SOL_SOCKET, SO_SNDBUF): v = t.SndBufSize; break;
-            case (SOL_SOCKET, SO_RCVBUF): v = t.RcvBufSize; break;
+            case (SOL_SOCKET, SO_SNDBUF): v = t.SndBufOption != 0 ? t.SndBufOption : 2 * t.SndBufSize; break;
+            case (SOL_SOCKET, SO_RCVBUF): v = t.RcvBufOption != 0 ? t.RcvBufOption : 2 * t.RcvBufSize; break;
             case (SOL_SOCKET, SO_TYPE): v = SOCK_STREAM; break;
             case (SOL_SOCKET, SO_ERROR): v = (int)TakeErrorOf(t); break;
             case (IPPROTO_TCP, TCP_NODELAY): v = t.NoDelay ? 1 : 0; break;
@@ -690,54 +802,91 @@ public sealed partial class TcpLayer
         return Errno.Ok;
     }
 
-    /// <summary>Linux's struct tcp_info (include/uapi/linux/tcp.h), little-endian.</summary>
+    /// <summary>Smallest ring we run a connection with (a few hundred bytes of window would stall on SWS rules).</summary>
+    private const int MinRingBytes = 2048;
+
+    /// <summary>Linux's struct tcp_info (include/uapi/linux/tcp.h, up to tcpi_total_rto_time), little-endian,
+    /// filled from the TCB in Linux's units: times in µs unless named _ms ("last_*": ms ago), windows and
+    /// byte counts in bytes, packet counts in segments of the current MSS (ours counts bytes).</summary>
     private void FillTcpInfo(Tcb t, Span<byte> b)
     {
         b.Clear();
+        int mss = t.EffectiveMss;
+        int Segs(long bytes) => (int)Math.Min((bytes + mss - 1) / mss, int.MaxValue);
+        bool established = t.IsSynchronized;
         b[0] = (byte)t.State;
-        b[1] = (byte)(t.InRecovery ? 3 : t.DupAcks > 0 ? 1 : 0); // TCP_CA_Recovery / TCP_CA_Disorder / Open
+        // ca_state: Open 0, Disorder 1 (duplicate ACKs or SACKs, no recovery yet), Recovery 3, Loss 4 (after an RTO).
+        b[1] = (byte)(t.Retransmits > 0 && established ? 4 : t.InRecovery ? 3 : t.DupAcks > 0 || t.SackCount > 0 ? 1 : 0);
         b[2] = (byte)Math.Min(t.Retransmits, 255);
-        b[3] = (byte)Math.Min(t.KeepaliveProbesSent + t.PersistBackoff, 255);
+        b[3] = (byte)Math.Min(t.KeepaliveProbesSent + t.PersistUnanswered, 255);  // probes out unanswered
         b[4] = (byte)Math.Min(t.Backoff, 255);
-        b[5] = (byte)((t.TsOk ? 1 : 0) | (t.SackOk ? 2 : 0) | (t.WscaleOk ? 4 : 0));
+        b[5] = (byte)((t.TsOk ? 1 : 0) | (t.SackOk ? 2 : 0) | (t.WscaleOk ? 4 : 0)); // TCPI_OPT_*
         b[6] = (byte)((t.SndWscale & 0xF) | ((t.RcvWscale & 0xF) << 4));
+        static void U16(Span<byte> s, int off, long val) => BinaryPrimitives.WriteUInt16LittleEndian(s[off..], (ushort)Math.Clamp(val, 0, ushort.MaxValue));
         static void U32(Span<byte> s, int off, long val) => BinaryPrimitives.WriteUInt32LittleEndian(s[off..], (uint)Math.Clamp(val, 0, uint.MaxValue));
         static void U64(Span<byte> s, int off, long val) => BinaryPrimitives.WriteUInt64LittleEndian(s[off..], (ulong)Math.Max(val, 0));
         long now = _now.Microseconds;
+        long Ago(Instant then) => established ? (now - then.Microseconds) / 1000 : 0;
         U32(b, 8, t.RtoMicros);
-        U32(b, 12, DelayedAckMicros);
-        U32(b, 16, t.EffectiveMss);
+        U32(b, 12, DelayedAckMicros);                                  // ato
+        U32(b, 16, mss);                                               // snd_mss (Linux's mss_cache)
         U32(b, 20, t.RcvMss);
-        int mss = t.EffectiveMss;
-        U32(b, 24, (t.FlightSize + mss - 1) / mss);                 // unacked (segments)
-        U32(b, 28, (t.SackedBytes + mss - 1) / mss);                // sacked
-        U32(b, 36, t.InRecovery ? 1 : 0);                            // retrans (in flight)
-        U32(b, 44, (now - t.LastDataSent.Microseconds) / 1000);
-        U32(b, 52, (now - t.LastDataRecv.Microseconds) / 1000);
-        U32(b, 56, (now - t.LastAckRecv.Microseconds) / 1000);
+        U32(b, 24, Segs(t.FlightSize));                                // unacked (packets_out)
+        U32(b, 28, Segs(t.SackedBytes));                               // sacked
+        // lost: after an RTO everything outstanding is presumed lost; in SACK recovery, the holes below
+        // the highest SACKed byte (RFC 6675 IsLost, roughly).
+        long lost = 0;
+        if (t.Retransmits > 0 && established) lost = t.FlightSize;
+        else if (t.InRecovery && t.SackCount > 0) lost = Math.Max(0, (t.SackRight[t.SackCount - 1] - t.SndUna) - t.SackedBytes);
+        U32(b, 32, Segs(lost));
+        // retrans: retransmitted and not yet acknowledged (retrans_out).
+        long retrans = t.InRecovery ? Math.Max(0, t.HighRxt - t.SndUna) : t.Retransmits > 0 ? Math.Max(0, t.SndNxt - t.SndUna) : 0;
+        U32(b, 36, Segs(retrans));
+        U32(b, 44, Ago(t.LastDataSent));
+        U32(b, 52, Ago(t.LastDataRecv));
+        U32(b, 56, Ago(t.LastAckRecv));
         U32(b, 60, t.Pmtu);
-        U32(b, 64, t.RcvBufSize);
+        U32(b, 64, Math.Min(t.RcvBufSize, 65535L << t.RcvWscale));    // rcv_ssthresh: the most we would advertise
         U32(b, 68, t.SrttMicros);
         U32(b, 72, t.RttvarMicros);
-        U32(b, 76, t.Ssthresh == int.MaxValue ? 0x7FFFFFFF : t.Ssthresh / mss);
-        U32(b, 80, t.Cwnd / mss);
+        U32(b, 76, t.Ssthresh == int.MaxValue ? 0x7FFFFFFF : t.Ssthresh / mss); // TCP_INFINITE_SSTHRESH
+        U32(b, 80, Math.Max(t.Cwnd / mss, established ? 1 : 0));
         U32(b, 84, t.AdvMss);
-        U32(b, 88, 3);                                              // reordering
-        U32(b, 96, t.RcvBufSize);
+        U32(b, 88, 3);                                                 // reordering (Linux's default; we keep 3)
+        U32(b, 92, 0);                                                 // rcv_rtt: the receiver does not measure
+        U32(b, 96, t.RcvBufSize);                                      // rcv_space: the ring (no autotuning)
         U32(b, 100, t.TotalRetrans);
+        // pacing_rate as Linux's tcp_update_pacing_rate: cwnd (or what is in flight) per srtt, at 200% in
+        // slow start and 120% after; no SO_MAX_PACING_RATE cap (~0).
+        if (t.SrttMicros > 0)
+        {
+            long segs = Math.Max(t.Cwnd / mss, Segs(t.FlightSize));
+            int ratio = t.Cwnd < t.Ssthresh / 2 ? 200 : 120;
+            U64(b, 104, (long)((double)mss * segs * 1_000_000 / t.SrttMicros * ratio / 100));
+        }
+        BinaryPrimitives.WriteUInt64LittleEndian(b[112..], ulong.MaxValue);
         U64(b, 120, t.BytesAcked);
         U64(b, 128, t.BytesReceived);
         U32(b, 136, t.SegsOut);
         U32(b, 140, t.SegsIn);
-        U32(b, 144, t.SndCount - Math.Max(0, t.SndNxt - t.SndUna));  // notsent
-        U32(b, 148, t.MinRttMicros);
+        U32(b, 144, t.SndCount - Math.Max(0, t.SndNxt - t.SndUna));  // notsent_bytes
+        U32(b, 148, t.MinRttMicros > 0 ? t.MinRttMicros : uint.MaxValue); // ~0 until a sample, as Linux
         U32(b, 152, t.DataSegsIn);
         U32(b, 156, t.DataSegsOut);
-        U32(b, 192, t.BytesAcked / mss);                              // delivered (segments)
-        U64(b, 200, t.BytesSent);
+        // delivery_rate: bytes acknowledged per second since the connection started (Linux samples it per ACK).
+        long lifetime = established ? now - t.EstablishedAt.Microseconds : 0;
+        if (lifetime > 0) U64(b, 160, (long)((double)t.BytesAcked * 1_000_000 / lifetime));
+        U32(b, 192, Segs(t.BytesAcked) + (established ? 1 : 0));      // delivered (the SYN counts, as Linux's)
+        U64(b, 200, t.BytesSent + t.BytesRetrans);                   // bytes_sent counts retransmissions, as Linux's
         U64(b, 208, t.BytesRetrans);
+        U32(b, 216, t.DsackDups);
+        U32(b, 220, t.ReordSeen);
         U32(b, 224, t.OooPackets);
         U32(b, 228, t.SndWnd);
         U32(b, 232, t.RcvWnd);
+        U16(b, 240, t.TotalRto);
+        U16(b, 242, t.TotalRtoRecoveries);
+        long rtoTime = t.TotalRtoMicros + (t.Retransmits > 0 && t.TotalRtoRecoveries > 0 ? now - t.RtoRecoveryStart.Microseconds : 0);
+        U32(b, 244, rtoTime / 1000);                                   // total_rto_time (ms)
     }
 }

@@ -11,6 +11,9 @@ public sealed record UdpOptions
     public int MaxSockets { get; init; } = 1024;
     /// <summary>Default receive queue bytes per socket (SO_RCVBUF changes it).</summary>
     public int ReceiveBufferBytes { get; init; } = 128 * 1024;
+    /// <summary>Largest SO_RCVBUF / SO_SNDBUF request honoured (Linux's net.core.rmem_max / wmem_max).</summary>
+    public int ReceiveBufferMax { get; init; } = 212992;
+    public int SendBufferMax { get; init; } = 212992;
     /// <summary>Datagrams a receive queue holds at most.</summary>
     public int ReceiveQueueDatagrams { get; init; } = 256;
     /// <summary>Ephemeral port range (RFC 6335 §6 dynamic ports).</summary>
@@ -54,6 +57,8 @@ public sealed class UdpLayer
         public DatagramQueue? Queue;
         /// <summary>Event sequence numbers (<see cref="SocketEvents"/>); never reset.</summary>
         public uint ReadEvents, WriteEvents;
+        /// <summary>SO_RCVBUF / SO_SNDBUF as Linux reports them; 0 = never set.</summary>
+        public int RcvBufOption, SndBufOption;
     }
 
     private readonly IIpOutput _ip;
@@ -118,6 +123,7 @@ public sealed class UdpLayer
         s.Tos = 0;
         s.PendingError = Errno.Ok;
         s.NextOnPort = -1;
+        s.RcvBufOption = s.SndBufOption = 0;
     }
 
     public Errno Bind(int index, Ipv4Endpoint local)
@@ -347,15 +353,18 @@ public sealed class UdpLayer
             case (SolSocket, SoReuseAddr): s.ReuseAddr = v != 0; return Errno.Ok;
             case (SolSocket, SoReusePort): s.ReusePort = v != 0; return Errno.Ok;
             case (SolSocket, SoBroadcast): s.Broadcast = v != 0; return Errno.Ok;
-            case (SolSocket, SoSndBuf): return Errno.Ok; // datagrams go straight to the device: nothing to size
+            case (SolSocket, SoSndBuf):
+                // Datagrams go straight to the device: nothing to size, the value is only reported.
+                s.SndBufOption = SocketBufferSize.FromRequest(v, _options.SendBufferMax, SocketBufferSize.MinSend);
+                return Errno.Ok;
             case (SolSocket, SoRcvBuf):
             {
-                // Linux doubles the request for bookkeeping; we store payload only, so take it as is.
-                int bytes = Math.Clamp(v, 2048, 8 * 1024 * 1024);
+                // The queue holds payload: half of what Linux counts (it doubles the request for overhead).
+                s.RcvBufOption = SocketBufferSize.FromRequest(v, _options.ReceiveBufferMax, SocketBufferSize.MinReceive);
+                int bytes = Math.Max(s.RcvBufOption / 2, 2048);
                 var q = s.Queue!;
-                if (q.CapacityBytes == bytes) return Errno.Ok;
-                if (q.Count != 0) return Errno.EBUSY;
-                s.Queue = new DatagramQueue(bytes, _options.ReceiveQueueDatagrams);
+                // A queue holding datagrams keeps its size (they stay where they are); Linux never refuses.
+                if (q.CapacityBytes != bytes && q.Count == 0) s.Queue = new DatagramQueue(bytes, _options.ReceiveQueueDatagrams);
                 return Errno.Ok;
             }
             case (IpProtoIp, IpTtl):
@@ -381,8 +390,8 @@ public sealed class UdpLayer
             case (SolSocket, SoBroadcast): v = s.Broadcast ? 1 : 0; break;
             case (SolSocket, SoType): v = SockDgram; break;
             case (SolSocket, SoError): v = (int)s.PendingError; s.PendingError = Errno.Ok; break;
-            case (SolSocket, SoRcvBuf): v = s.Queue!.CapacityBytes; break;
-            case (SolSocket, SoSndBuf): v = 65536; break;
+            case (SolSocket, SoRcvBuf): v = s.RcvBufOption != 0 ? s.RcvBufOption : 2 * s.Queue!.CapacityBytes; break;
+            case (SolSocket, SoSndBuf): v = s.SndBufOption != 0 ? s.SndBufOption : SocketBufferSize.DefaultDatagramSend; break;
             case (IpProtoIp, IpTtl): v = s.Ttl; break;
             case (IpProtoIp, IpTos): v = s.Tos; break;
             default: return Errno.ENOPROTOOPT;

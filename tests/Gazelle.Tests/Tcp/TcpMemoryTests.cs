@@ -1,0 +1,111 @@
+using Gazelle.Sockets;
+using Gazelle.Stack;
+using Gazelle.Transport.Tcp;
+using Gazelle.Wire;
+
+namespace Gazelle.Tests.Tcp;
+
+/// <summary>Per-connection memory: rings are held only while bytes are queued and go back to a bounded
+/// pool, so opening and closing many connections returns memory to its baseline.</summary>
+[NonParallelizable] // reads the process's GC heap size
+public class TcpMemoryTests
+{
+    private const int Connections = 200;
+    private const int BytesEach = 50_000;
+    private const long PoolLimit = 2L << 20;
+
+    private static SimLink NewLink() => new(21, (a, s) => new StackConfig
+    {
+        Address = a, Netmask = new Ipv4Address(255, 255, 255, 0), Secret = s, MaxTcpConnections = Connections + 8,
+        TcpSendBufferBytes = 256 * 1024, TcpReceiveBufferBytes = 256 * 1024, TcpRingPoolBytes = PoolLimit,
+    }) { BytesPerMicro = 12_500, QueueLimitBytes = 1L << 30 }; // no congestion: this test is about memory
+
+    private static long HeapBytes()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return GC.GetTotalMemory(forceFullCollection: true);
+    }
+
+    private static bool RunUntil(SimLink link, Func<bool> done, long micros)
+    {
+        long end = link.Now + micros;
+        while (!done()) if (!link.Step() || link.Now > end) return done();
+        return true;
+    }
+
+    [Test]
+    public void OpeningAndClosingManyConnectionsReturnsMemoryToBaseline()
+    {
+        var link = NewLink();
+        var a = link.A; var b = link.B;
+        Assert.That(b.Open(SocketKind.Tcp, out var listener), Is.EqualTo(Errno.Ok));
+        Assert.That(b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 80)), Is.EqualTo(Errno.Ok));
+        Assert.That(b.Listen(listener, Connections), Is.EqualTo(Errno.Ok));
+        var payload = new byte[BytesEach];
+        new Random(5).NextBytes(payload);
+        var sink = new byte[65536];
+        var clients = new SocketHandle[Connections];
+        var servers = new SocketHandle[Connections];
+        long baseline = HeapBytes();
+
+        for (int round = 0; round < 2; round++)
+        {
+            // Open every connection and queue data both ways that nobody reads yet: rings fill.
+            for (int i = 0; i < Connections; i++)
+            {
+                Assert.That(a.Open(SocketKind.Tcp, out clients[i]), Is.EqualTo(Errno.Ok));
+                Assert.That(a.Connect(clients[i], new Ipv4Endpoint(SimLink.AddrB, 80)), Is.EqualTo(Errno.EINPROGRESS));
+            }
+            int accepted = 0;
+            Assert.That(RunUntil(link, () =>
+            {
+                while (accepted < Connections && b.Accept(listener, out servers[accepted], out _) == Errno.Ok) accepted++;
+                return accepted == Connections;
+            }, 5_000_000), Is.True, "all accepted");
+            for (int i = 0; i < Connections; i++)
+            {
+                Assert.That(a.Send(clients[i], payload, MessageFlags.None, out int s1), Is.EqualTo(Errno.Ok));
+                Assert.That(b.Send(servers[i], payload, MessageFlags.None, out int s2), Is.EqualTo(Errno.Ok));
+                Assert.That(s1 + s2, Is.EqualTo(2 * BytesEach));
+            }
+            Assert.That(RunUntil(link, () =>
+            {
+                for (int i = 0; i < Connections; i++)
+                {
+                    a.Available(clients[i], out int x); b.Available(servers[i], out int y);
+                    if (x != BytesEach || y != BytesEach) return false;
+                }
+                return true;
+            }, 60_000_000), Is.True, "all data arrived");
+            long full = a.RingBytesInUse + b.RingBytesInUse;
+            Assert.That(full, Is.GreaterThanOrEqualTo(2L * Connections * BytesEach), "received bytes wait in rings");
+            Assert.That(HeapBytes() - baseline, Is.GreaterThan(2L * Connections * BytesEach), "and they are on the heap");
+
+            // Read everything: an idle connection holds no ring.
+            for (int i = 0; i < Connections; i++)
+            {
+                int got = 0, n;
+                while (b.Receive(servers[i], sink, MessageFlags.None, out n) == Errno.Ok && n > 0) got += n;
+                Assert.That(got, Is.EqualTo(BytesEach));
+                got = 0;
+                while (a.Receive(clients[i], sink, MessageFlags.None, out n) == Errno.Ok && n > 0) got += n;
+                Assert.That(got, Is.EqualTo(BytesEach));
+            }
+            Assert.That(RunUntil(link, () => a.RingBytesInUse + b.RingBytesInUse == 0, 5_000_000), Is.True,
+                "idle established connections hold no ring");
+            Assert.That(a.GetState(clients[0]), Is.EqualTo(TcpState.Established));
+
+            for (int i = 0; i < Connections; i++) { a.Close(clients[i]); b.Close(servers[i]); }
+            Assert.That(RunUntil(link, () => a.LiveConnections == 0 && b.LiveConnections == 1, 200_000_000), Is.True, "all closed");
+            Assert.That(a.RingBytesInUse + b.RingBytesInUse, Is.Zero);
+            Assert.That(a.RingBytesPooled, Is.LessThanOrEqualTo(PoolLimit));
+            Assert.That(b.RingBytesPooled, Is.LessThanOrEqualTo(PoolLimit));
+            long after = HeapBytes() - baseline;
+            TestContext.Out.WriteLine($"round {round}: rings {full >> 20} MB while full; heap above baseline after close {after >> 10} KB");
+            Assert.That(after, Is.LessThan(2 * PoolLimit + (4 << 20)), "memory back to baseline (plus the bounded pool)");
+        }
+        GC.KeepAlive(link);
+    }
+}
