@@ -112,11 +112,13 @@ public class NetStackTcpTests
         Assert.That(n.A.Send(c, data, MessageFlags.None, out int sent), Is.EqualTo(Errno.Ok));
         Assert.That(sent, Is.EqualTo(data.Length));
         n.A.Poll(n.Now);
+        n.Now += new TimeSpanMicros(1000); // the six frames cross the 1 Gbit/s, 50 µs link
         n.Bridge.Pump(n.Now);
         long inBefore = n.B.Counters.Tcp.Delivered, outBefore = n.B.Tcp.Counters.SegmentsOut;
         n.B.Poll(n.Now);
         Assert.That(n.B.Counters.Tcp.Delivered - inBefore, Is.EqualTo(6), "the six segments arrive in one poll");
         Assert.That(n.B.Tcp.Counters.SegmentsOut - outBefore, Is.EqualTo(acks), "ACKs for the burst");
+        n.Now += new TimeSpanMicros(1000);
         n.Bridge.Pump(n.Now);
         n.A.Poll(n.Now);
         Assert.That(n.A.Tcp.Peek(c)!.SndUna, Is.EqualTo(n.A.Tcp.Peek(c)!.SndMax), "the ACK covers all six");
