@@ -5,7 +5,8 @@
 # Gazelle#: server and client each preloaded with build/libgazelle.so, their stacks joined by DPDK
 # net_memif (shared memory, no kernel networking; addresses 10.66.0.1/.2 that no kernel interface
 # has). The table gives both figures and their ratio (Gazelle# / kernel; for latencies kernel /
-# Gazelle#, so above 1 is always better for Gazelle#). It writes bench/results.md.
+# Gazelle#, so above 1 is always better for Gazelle#). It writes bench/results.md and, drawn from its
+# table by bench/e2e/chart.py, bench/results.svg (ratio bars on a log scale with the targets).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SECS=${1:-5}
@@ -156,6 +157,7 @@ echo
 echo "Kernel: both ends on 127.0.0.1 (loopback). Gazelle#: both ends preloaded with build/libgazelle.so,"
 echo "each with its own stack, joined by DPDK net_memif (shared memory), addresses 10.66.0.1/.2."
 echo "Ratio: Gazelle# / kernel for rates, kernel / Gazelle# for latencies (above 1 = Gazelle# better)."
+echo "Chart of this table: [results.svg](results.svg)."
 echo
 echo "| workload | kernel (loopback) | Gazelle# (memif) | ratio | target |"
 echo "| --- | --- | --- | --- | --- |"
@@ -171,4 +173,6 @@ echo
 echo "Exact commands: see the functions in bench/e2e/compare.sh (sockperf server/ping-pong/throughput -m 64,"
 echo "iperf3 -c, redis-benchmark -c 50 -t get,set, nginx master_process off + wrk -t1 -c32)."
 } >"$OUT"
+python3 "$ROOT/bench/e2e/chart.py" "$OUT" "${OUT%.md}.svg"
 cat "$OUT"
+echo "chart: ${OUT%.md}.svg"

@@ -52,6 +52,7 @@ public sealed class ArpCache
     private int _freeCount;
     private int _incomplete;
     private Instant _nextDeadline = Instant.Never;
+    private int _lastSlot = -1;
 
     public ArpCache(EthernetLink link, Ipv4Address address, ArpOptions options, ArpCounters counters)
     {
@@ -92,6 +93,18 @@ public sealed class ArpCache
         return true;
     }
 
+    /// <summary>The slot of <paramref name="ip"/>. The slot found last is tried first: a stack mostly sends
+    /// to one next hop (its peer or its gateway), and the check costs less than a dictionary probe per
+    /// packet. A freed slot is zeroed (State Free), so a stale hint never matches.</summary>
+    private bool Find(Ipv4Address ip, out int slot)
+    {
+        slot = _lastSlot;
+        if ((uint)slot < (uint)_entries.Length && _entries[slot].State != State.Free && _entries[slot].Ip == ip) return true;
+        if (!_index.TryGetValue(ip.Value, out slot)) return false;
+        _lastSlot = slot;
+        return true;
+    }
+
     /// <summary>Gratuitous ARP (a request for our own address, RFC 5227 §3 announcement).</summary>
     public void Announce() => SendArp(ArpOperation.Request, MacAddress.Broadcast, MacAddress.Zero, _address);
 
@@ -99,7 +112,7 @@ public sealed class ArpCache
     /// <paramref name="nextHop"/>, resolving it first if needed. Takes ownership of the buffer.</summary>
     public void Send(PacketBuffer packet, Ipv4Address nextHop, Instant now)
     {
-        if (_index.TryGetValue(nextHop.Value, out int i))
+        if (Find(nextHop, out int i))
         {
             ref var e = ref _entries[i];
             e.LastUsed = now;

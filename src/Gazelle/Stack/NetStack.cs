@@ -91,6 +91,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             _arp.Announce(); // gratuitous ARP: tell the segment who we are
         }
         int n = _link.Receive(_rx);
+        _tcp.BeginInputBatch(); // one ACK per connection for the burst's in-order segments
         for (int i = 0; i < n; i++)
         {
             var frame = _rx[i];
@@ -99,6 +100,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             frame.Release();
         }
         bool localLeft = DeliverLocal(now);
+        _tcp.EndInputBatch();
         var next = Instant.Min(_arp.Poll(now), _ip.Poll(now));
         next = Instant.Min(next, PollTcp(now));
         if (_timedNic is not null) next = Instant.Min(next, _timedNic.NextDeadline);

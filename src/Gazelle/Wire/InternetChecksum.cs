@@ -16,12 +16,25 @@ public static class InternetChecksum
     /// <summary>Checksum of <paramref name="data"/> alone: the value to store in a header field.</summary>
     public static ushort Compute(ReadOnlySpan<byte> data) => Finish(Sum(data));
 
+    /// <summary>
+    /// Below this length the 256-bit loop does not pay for itself on the machines measured (it also folds
+    /// four accumulators at the end). ChecksumBenchmarks, bench/micro-results.md run 4 (the same run,
+    /// 128-bit only against 256-bit from 64 B): 22 vs 33 ns at 64 B, level at 256 B, 84 vs 101 ns at
+    /// 576 B, 281 vs 213 ns at 1500 B, 1441 vs 1307 ns at 9000 B; so 256-bit from 1 KiB on.
+    /// </summary>
+    internal const int Vector256MinLength = 1024;
+
     /// <summary>Folded (not complemented) sum of <paramref name="data"/> as big-endian words.</summary>
     public static uint Sum(ReadOnlySpan<byte> data) =>
-        Sum(data, Vector256.IsHardwareAccelerated, Vector128.IsHardwareAccelerated);
+        Sum(data, Vector256.IsHardwareAccelerated ? Vector256MinLength : int.MaxValue, Vector128.IsHardwareAccelerated);
 
-    /// <summary>The sum with the vector widths chosen by the caller (tests exercise every path this way).</summary>
-    internal static uint Sum(ReadOnlySpan<byte> data, bool useVector256, bool useVector128)
+    /// <summary>The sum with the vector widths chosen by the caller (tests exercise every path this way);
+    /// <paramref name="useVector256"/> takes the 256-bit loop from 64 bytes on, whatever the threshold.</summary>
+    internal static uint Sum(ReadOnlySpan<byte> data, bool useVector256, bool useVector128) =>
+        Sum(data, useVector256 ? 64 : int.MaxValue, useVector128);
+
+    /// <summary>The sum taking the 256-bit loop only from <paramref name="vector256From"/> bytes on.</summary>
+    internal static uint Sum(ReadOnlySpan<byte> data, int vector256From, bool useVector128)
     {
         // RFC 1071 §2(B): the sum is byte-order independent, so we add native-order words and swap the
         // folded result once at the end. 2^16 ≡ 1 (mod 2^16 - 1), so wider accumulators fold correctly.
@@ -30,10 +43,12 @@ public static class InternetChecksum
         int i = 0;
         ulong acc = 0;
 
-        if (useVector256 && n >= 64)
+        // Lanes of 32-bit words; a lane's carry-outs are counted separately (subtracting the all-ones
+        // compare mask adds 1) and weigh 2^32 ≡ 1, so they fold in at the end.
+        Vector128<uint> sum = Vector128<uint>.Zero, carry = Vector128<uint>.Zero;
+        bool vectored = false;
+        if (n >= Math.Max(vector256From, 64))
         {
-            // Lanes of 32-bit words; a lane's carry-outs are counted separately (subtracting the
-            // all-ones compare mask adds 1) and weigh 2^32 ≡ 1, so they fold in at the end.
             Vector256<uint> sum0 = Vector256<uint>.Zero, sum1 = Vector256<uint>.Zero;
             Vector256<uint> carry0 = Vector256<uint>.Zero, carry1 = Vector256<uint>.Zero;
             for (; i <= n - 64; i += 64)
@@ -45,20 +60,26 @@ public static class InternetChecksum
                 carry0 -= Vector256.LessThan(sum0, v0);
                 carry1 -= Vector256.LessThan(sum1, v1);
             }
-            acc += WidenSum(sum0) + WidenSum(sum1) + WidenSum(carry0) + WidenSum(carry1);
+            // Fold lane-wise into the 128-bit accumulators (adds with carry, no horizontal sums): the
+            // 128-bit loop continues from them and one reduction finishes both.
+            var s = sum0 + sum1;
+            var c = carry0 + carry1 - Vector256.LessThan(s, sum1);
+            var upper = s.GetUpper();
+            sum = s.GetLower() + upper;
+            carry = c.GetLower() + c.GetUpper() - Vector128.LessThan(sum, upper);
+            vectored = true;
         }
         if (useVector128 && n - i >= 16)
         {
-            Vector128<uint> sum = Vector128<uint>.Zero, carry = Vector128<uint>.Zero;
             for (; i <= n - 16; i += 16)
             {
                 var v = Vector128.LoadUnsafe(ref Unsafe.Add(ref p, i)).AsUInt32();
                 sum += v;
                 carry -= Vector128.LessThan(sum, v);
             }
-            acc = AddCarry(acc, WidenSum(sum));
-            acc = AddCarry(acc, WidenSum(carry));
+            vectored = true;
         }
+        if (vectored) acc = WidenSum(sum) + WidenSum(carry); // each < 2^34: no overflow
         for (; i <= n - 8; i += 8)
             acc = AddCarry(acc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref p, i)));
         if (n - i >= 4)
@@ -132,13 +153,6 @@ public static class InternetChecksum
     {
         ulong s = acc + v;
         return s + (s < v ? 1UL : 0UL); // end-around carry: 2^64 ≡ 1
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong WidenSum(Vector256<uint> v)
-    {
-        var (lo, hi) = Vector256.Widen(v);
-        return Vector256.Sum(lo + hi); // each lane < 2^33, four lanes: no overflow
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

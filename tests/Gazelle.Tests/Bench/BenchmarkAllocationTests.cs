@@ -67,13 +67,13 @@ public class BenchmarkAllocationTests
         Assert.That(offenders, Is.Empty, "benchmark bodies that allocate on the GC heap");
     }
 
-    [TestCase(64), TestCase(576), TestCase(1500), TestCase(9000), TestCase(9001)]
+    [TestCase(20), TestCase(64), TestCase(576), TestCase(1023), TestCase(1024), TestCase(1500), TestCase(9000), TestCase(9001)]
     public void ChecksumVectorPathsMatchTheScalarReference(int size)
     {
         var b = new ChecksumBenchmarks { Size = size };
         b.Setup();
         uint scalar = b.Scalar();
-        Assert.That((b.Vector128Only(), b.Vector()), Is.EqualTo((scalar, scalar)));
+        Assert.That((b.Vector128Only(), b.Vector256From64(), b.Vector(), b.Legacy()), Is.EqualTo((scalar, scalar, scalar, scalar)));
         Assert.That(scalar, Is.Not.Zero);
     }
 

@@ -96,6 +96,37 @@ public class NetStackTcpTests
         return (c, s, l);
     }
 
+    /// <summary>Six full-sized in-order segments that reach the receiver in one poll round are acknowledged
+    /// by one ACK sent in that round (TcpLayer.BeginInputBatch), where the every-second-segment rule
+    /// alone sends three (as it still does with header prediction off: the batch covers only segments
+    /// the fast path took); the sender still sees everything acknowledged.</summary>
+    [TestCase(true, 1)]
+    [TestCase(false, 3)]
+    public void InOrderBurstIsAcknowledgedOncePerPollRound(bool headerPrediction, int acks)
+    {
+        using var n = new Net(null, 1);
+        n.B.Tcp.QuickAcks = 0; // past quick-ACK mode from the start
+        n.B.Tcp.HeaderPrediction = headerPrediction;
+        var (c, s, _) = Connect(n);
+        var data = new byte[6 * 1448];
+        Assert.That(n.A.Send(c, data, MessageFlags.None, out int sent), Is.EqualTo(Errno.Ok));
+        Assert.That(sent, Is.EqualTo(data.Length));
+        n.A.Poll(n.Now);
+        n.Now += new TimeSpanMicros(1000); // the six frames cross the 1 Gbit/s, 50 µs link
+        n.Bridge.Pump(n.Now);
+        long inBefore = n.B.Counters.Tcp.Delivered, outBefore = n.B.Tcp.Counters.SegmentsOut;
+        n.B.Poll(n.Now);
+        Assert.That(n.B.Counters.Tcp.Delivered - inBefore, Is.EqualTo(6), "the six segments arrive in one poll");
+        Assert.That(n.B.Tcp.Counters.SegmentsOut - outBefore, Is.EqualTo(acks), "ACKs for the burst");
+        n.Now += new TimeSpanMicros(1000);
+        n.Bridge.Pump(n.Now);
+        n.A.Poll(n.Now);
+        Assert.That(n.A.Tcp.Peek(c)!.SndUna, Is.EqualTo(n.A.Tcp.Peek(c)!.SndMax), "the ACK covers all six");
+        var got = new byte[data.Length];
+        Assert.That(n.B.Receive(s, got, MessageFlags.None, out int k), Is.EqualTo(Errno.Ok));
+        Assert.That(k, Is.EqualTo(data.Length));
+    }
+
     /// <summary>Byte i of the bulk stream: a position-derived pattern, so 100 MB need no arrays and any
     /// misplaced, duplicated or lost byte shows.</summary>
     private static byte PatternAt(long i) => (byte)((ulong)(i * 2654435761L) >> 13);

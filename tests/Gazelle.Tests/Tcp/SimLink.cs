@@ -44,6 +44,9 @@ internal sealed class SimLink
     public long WireErrors;
     /// <summary>When set, every frame put on the link is written here (virtual timestamps).</summary>
     public PcapWriter? Capture { get; set; }
+    /// <summary>A hash of every frame put on the link with its virtual time, in order: two runs that emit the
+    /// same segments at the same times have the same value.</summary>
+    public ulong TraceHash { get; private set; } = 14695981039346656037UL;
     /// <summary>When false, segments are discarded (a cut cable).</summary>
     public bool Up = true;
 
@@ -85,6 +88,7 @@ internal sealed class SimLink
         p2.CopyTo(seg[(hlen + p1.Length)..]);
         TcpHeader.WriteChecksum(seg, src, dst);
         Capture?.Write(new Instant(Now), f);
+        TraceHash = FoldTrace(TraceHash, f, Now);
         if (_rng.NextDouble() < Loss) { Dropped++; _free[_freeCount++] = s; return true; }
         // Tail drop: the bytes still waiting for serialisation (not those already on the wire) are the queue.
         double backlog = Math.Max(0, _linkFreeAt[dir] - Now) * BytesPerMicro;
@@ -110,6 +114,13 @@ internal sealed class SimLink
             _queue.Enqueue(s, (at << 16) | (_order++ & 0xFFFF));
         }
         return true;
+    }
+
+    private static ulong FoldTrace(ulong h, ReadOnlySpan<byte> frame, long now)
+    {
+        h = (h ^ (ulong)now) * 1099511628211UL; // FNV-1a
+        foreach (byte b in frame) h = (h ^ b) * 1099511628211UL;
+        return h;
     }
 
     /// <summary>Next event time of the link (long.MaxValue if idle).</summary>

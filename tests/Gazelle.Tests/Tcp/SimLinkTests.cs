@@ -5,10 +5,12 @@ namespace Gazelle.Tests.Tcp;
 
 public class SimLinkTests
 {
-    private static (Transfer t, bool ok) Run(double loss, double reorder, double dup, long bytes, long virtualBoundMicros, string cc = "cubic", int seed = 7, bool sack = true)
+    private static (Transfer t, bool ok) Run(double loss, double reorder, double dup, long bytes, long virtualBoundMicros, string cc = "cubic", int seed = 7, bool sack = true,
+        bool headerPrediction = true)
     {
         var link = new SimLink(seed) { Loss = loss, Reorder = reorder, Duplicate = dup };
         link.A.SackEnabled = sack;
+        link.A.HeaderPrediction = link.B.HeaderPrediction = headerPrediction;
         // GAZELLE_TCP_PCAP=<dir> captures the first frames of each run for Wireshark/tshark.
         var dir = Environment.GetEnvironmentVariable("GAZELLE_TCP_PCAP");
         if (!string.IsNullOrEmpty(dir))
@@ -33,6 +35,24 @@ public class SimLinkTests
         var (t, ok) = Run(0, 0, 0, 1_000_000, 10_000_000);
         Assert.That(ok, Is.True);
         Assert.That(t.Mismatches, Is.Zero);
+    }
+
+    /// <summary>Header prediction is an optimisation only: with loss, reordering and duplication (so the
+    /// fast path is entered and left again and again), both ends emit exactly the same frames at the same
+    /// virtual times with it on and off.</summary>
+    [TestCase(0.0, "cubic", true)]
+    [TestCase(0.02, "cubic", true)]
+    [TestCase(0.02, "reno", false)]
+    public void HeaderPredictionChangesNothingOnTheWire(double loss, string cc, bool sack)
+    {
+        var (on, okOn) = Run(loss, loss, loss / 2, 3_000_000, 120_000_000, cc, seed: 11, sack: sack, headerPrediction: true);
+        var (off, okOff) = Run(loss, loss, loss / 2, 3_000_000, 120_000_000, cc, seed: 11, sack: sack, headerPrediction: false);
+        Assert.That((okOn, okOff), Is.EqualTo((true, true)));
+        long predicted = on.Link.A.Counters.HeaderPredicted + on.Link.B.Counters.HeaderPredicted;
+        Assert.That(predicted, Is.GreaterThan(on.Link.B.Counters.SegmentsIn / 2), "most segments take the fast path");
+        Assert.That(off.Link.A.Counters.HeaderPredicted + off.Link.B.Counters.HeaderPredicted, Is.Zero);
+        Assert.That(on.Link.Delivered, Is.EqualTo(off.Link.Delivered));
+        Assert.That(on.Link.TraceHash, Is.EqualTo(off.Link.TraceHash), "same frames at the same times");
     }
 
     [Test]

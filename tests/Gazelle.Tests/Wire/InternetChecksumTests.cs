@@ -40,6 +40,7 @@ public class InternetChecksumTests
     }
 
     [TestCase(true, true)]
+    [TestCase(true, false)]
     [TestCase(false, true)]
     [TestCase(false, false)]
     public void EveryPathMatchesTheReference(bool v256, bool v128)

@@ -89,6 +89,9 @@ public class TcpHeaderTests
         yield return new TestCaseData("03031e", true, "ws=14").SetName("window scale clamped to 14");
         yield return new TestCaseData("0402", true, "sackok").SetName("SACK permitted");
         yield return new TestCaseData("080a 00000001 00000002", true, "ts=1/2").SetName("timestamps");
+        yield return new TestCaseData("0101080a 00000003 00000004", true, "ts=3/4").SetName("NOP NOP timestamps (the predicted layout)");
+        yield return new TestCaseData("0101080a 00000003 000000", false, "").SetName("predicted layout cut short");
+        yield return new TestCaseData("0101080b 00000003 0000000400", false, "").SetName("NOP NOP timestamps of length 11");
         yield return new TestCaseData("050a 00000001 00000002", true, "sack=1").SetName("one SACK block");
         yield return new TestCaseData("0522" + string.Concat(Enumerable.Repeat("0000000100000002", 4)), true, "sack=4").SetName("four SACK blocks");
         yield return new TestCaseData("fe04 abcd 020405b4", true, "mss=1460").SetName("unknown option skipped by length");

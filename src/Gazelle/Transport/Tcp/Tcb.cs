@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Gazelle.Sockets;
 using Gazelle.Time;
 using Gazelle.Wire;
@@ -36,6 +37,8 @@ internal sealed class Tcb
     public bool InAcceptQueue;
     public int ActivePos = -1;
     public bool InFlowTable;
+    /// <summary>Output for this connection waits for the end of the receive burst (TcpLayer.EndInputBatch).</summary>
+    public bool OutputDeferred;
 
     public TcpState State = TcpState.Closed;
     public Ipv4Address LocalAddress, RemoteAddress;
@@ -260,7 +263,7 @@ internal sealed class Tcb
     /// <summary>Resets every per-connection field and gives back any ring.</summary>
     public void Reset(int sndBuf, int rcvBuf)
     {
-        UserOwned = false; Parent = -1; InAcceptQueue = false; InFlowTable = false;
+        UserOwned = false; Parent = -1; InAcceptQueue = false; InFlowTable = false; OutputDeferred = false;
         State = TcpState.Closed;
         LocalAddress = RemoteAddress = Ipv4Address.Any; LocalPort = RemotePort = 0; Bound = ExplicitBind = EverConnected = false;
         Iss = SndUna = SndNxt = SndWl1 = SndWl2 = SndMax = default; SndWnd = MaxSndWnd = 0; SndWscale = 0;
@@ -375,6 +378,12 @@ internal sealed class Tcb
         return Instant.Min(d, StateDeadline);
     }
 
+    /// <summary>A ring position past the end wrapped to the start. Every caller adds a head (&lt; size) and a
+    /// count or offset within the ring (≤ size), so one subtraction replaces the division of <c>%</c>
+    /// (rings are sized by SO_SNDBUF/SO_RCVBUF, not to powers of two).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Wrap(int position, int size) => position >= size ? position - size : position;
+
     // ---- send ring ----
 
     public int AppendSend(ReadOnlySpan<byte> data)
@@ -385,7 +394,7 @@ internal sealed class Tcb
         int tail = (SndHead + SndCount) % SndBuf.Length;
         int first = Math.Min(n, SndBuf.Length - tail);
         data[..first].CopyTo(SndBuf.AsSpan(tail));
-        data[first..n].CopyTo(SndBuf);
+        if (first < n) data[first..n].CopyTo(SndBuf);
         SndCount += n;
         return n;
     }
@@ -424,7 +433,7 @@ internal sealed class Tcb
         int pos = (RcvHead + RcvReadable + offset) % RcvBuf.Length;
         int first = Math.Min(data.Length, RcvBuf.Length - pos);
         data[..first].CopyTo(RcvBuf.AsSpan(pos));
-        data[first..].CopyTo(RcvBuf);
+        if (first < data.Length) data[first..].CopyTo(RcvBuf);
     }
 
     /// <summary>The urgent byte sits at the read position and is not part of the stream (no SO_OOBINLINE).</summary>

@@ -7,6 +7,9 @@ public sealed class TcpCounters
     // ---- traffic ----
     /// <summary>Segments handed to <see cref="TcpLayer.Input"/>.</summary>
     public long SegmentsIn;
+    /// <summary>Segments of an established connection taken by header prediction (the fast path for
+    /// in-order data and pure ACKs, <see cref="TcpLayer.HeaderPrediction"/>): not a drop, a share of the input.</summary>
+    public long HeaderPredicted;
     /// <summary>Segments given to <see cref="ITcpOutput.Send"/> (including retransmissions and RSTs).</summary>
     public long SegmentsOut;
     /// <summary>Payload bytes accepted in order into receive buffers.</summary>

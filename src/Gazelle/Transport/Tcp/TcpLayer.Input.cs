@@ -6,6 +6,31 @@ namespace Gazelle.Transport.Tcp;
 
 public sealed partial class TcpLayer
 {
+    /// <summary>
+    /// Starts a receive burst: until <see cref="EndInputBatch"/>, segments taken by header prediction
+    /// (in-order data, pure ACKs) do not call Output each; the end of the burst does, once per connection.
+    /// So a burst of in-order segments is acknowledged by one ACK (a stretch ACK, as Linux sends for a
+    /// GRO-merged burst) sent in the same poll round, never later than the every-second-segment rule
+    /// would have (RFC 9293 §3.8.6.3 bounds the delay of an ACK, not its coverage), and several ACKs
+    /// arriving together release new data in one pass. Segments that need an immediate answer (out of
+    /// order, duplicate, SYN/FIN/RST, anything off the fast path) are answered at once as before.
+    /// </summary>
+    public void BeginInputBatch() => _batching = true;
+
+    /// <summary>Ends a receive burst: runs the output deferred by <see cref="BeginInputBatch"/>.</summary>
+    public void EndInputBatch()
+    {
+        _batching = false;
+        for (int i = 0; i < _deferredCount; i++)
+        {
+            var t = _tcbs[_deferred[i]];
+            if (!t.OutputDeferred) continue; // freed (and maybe reused) during the burst
+            t.OutputDeferred = false;
+            if (t.InUse) { Output(t); Touch(t); }
+        }
+        _deferredCount = 0;
+    }
+
     /// <summary>A segment from the IP layer (checksum already verified), RFC 9293 §3.10.7.</summary>
     public void Input(Ipv4Address src, Ipv4Address dst, in TcpRepr header, ReadOnlySpan<byte> payload, Instant now)
     {
@@ -38,7 +63,19 @@ public sealed partial class TcpLayer
             }
             else
             {
-                Segment(t, header, payload, now);
+                if (HeaderPrediction && FastPath(t, header, payload, now))
+                {
+                    Counters.HeaderPredicted++;
+                    if (_batching && (t.OutputDeferred || _deferredCount < _deferred.Length))
+                    {
+                        // In-order data or a pure ACK inside a receive burst: one Output per connection at
+                        // the end of the burst (EndInputBatch) sends one ACK for all of it.
+                        if (!t.OutputDeferred) { t.OutputDeferred = true; _deferred[_deferredCount++] = t.Index; }
+                        Touch(t);
+                        return;
+                    }
+                }
+                else Segment(t, header, payload, now);
                 if (t.InUse) { Output(t); Touch(t); }
                 return;
             }
@@ -292,6 +329,64 @@ public sealed partial class TcpLayer
     }
 
     // ------------------------------------------------------------------ connection segments
+
+    /// <summary>
+    /// Header prediction (Van Jacobson's fast path, as BSD's tcp_input and Linux's tcp_rcv_established
+    /// do it): in ESTABLISHED with nothing unusual going on (no recovery, no SACK scoreboard, no
+    /// out-of-order queue, no FIN queued), a segment with only ACK (and PSH) set, exactly at RCV.NXT, that
+    /// passes PAWS, carries no SACK blocks and acknowledges within [SND.UNA, SND.MAX] is either a pure ACK
+    /// of new data or in-order data. Such a segment passes every check of RFC 9293 §3.10.7.4 and every
+    /// branch of <see cref="ProcessAck"/> and <see cref="CongestionOnAck"/> but the ones taken below, so
+    /// they are skipped; what it does to the TCB is what <see cref="Segment"/> would do.
+    /// False (nothing changed): the segment takes the full path.
+    /// </summary>
+    private bool FastPath(Tcb t, in TcpRepr h, ReadOnlySpan<byte> payload, Instant now)
+    {
+        ref readonly var opt = ref h.Options;
+        SeqNum ack = h.Ack;
+        int acked = ack - t.SndUna;
+        if (t.State != TcpState.Established
+            || (h.Flags & ~TcpFlags.Psh) != TcpFlags.Ack // no SYN, FIN, RST, URG, ECE, CWR
+            || h.Seq != t.RcvNxt
+            || opt.SackCount != 0
+            || acked < 0 || ack > t.SndMax
+            || t.InRecovery || t.DupAcks != 0 || t.SackCount != 0 || t.SackedBytes != 0 || t.OooCount != 0 || t.FinQueued)
+            return false;
+        if (t.TsOk && (!opt.HasTimestamp || unchecked((int)(opt.TsVal - t.TsRecent)) < 0)) return false; // PAWS: full path
+        if (payload.IsEmpty)
+        {
+            if (acked == 0) return false; // a duplicate ACK or a window update: full path
+        }
+        else if (t.RcvAdv - t.RcvNxt <= 0 || (!t.UserOwned && !t.InAcceptQueue && t.Parent < 0))
+            return false; // zero window, or data for an orphan: full path
+
+        t.PersistUnanswered = 0;
+        if (t.TsOk)
+        {
+            t.TsRecent = opt.TsVal; // RFC 7323 §4.3: SEG.SEQ = RCV.NXT
+            t.TsRecentAgeMs = now.Milliseconds;
+        }
+        t.LastReceived = now;
+        if (t.KeepAlive) { t.KeepaliveProbesSent = 0; ArmKeepalive(t); }
+        // RFC 9293 §3.10.7.4: window update only from newer segments (SND.WL1/SND.WL2).
+        if (t.SndWl1 < h.Seq || (t.SndWl1 == h.Seq && t.SndWl2 <= ack))
+        {
+            uint window = (uint)h.Window << t.SndWscale;
+            t.SndWnd = window;
+            t.SndWl1 = h.Seq;
+            t.SndWl2 = ack;
+            if (window > t.MaxSndWnd) t.MaxSndWnd = window;
+        }
+        if (acked > 0)
+        {
+            AcceptAck(t, ack, acked, now);
+            t.DupAcks = 0;
+            GrowWindow(t, acked, now);
+            t.AckRttMicros = -1; // consumed by HyStart++ in GrowWindow, as after CongestionOnAck
+        }
+        if (!payload.IsEmpty) ReceiveData(t, h.Seq, payload, now);
+        return true;
+    }
 
     /// <summary>
     /// A duplicate ACK that a reordering path delivered after a later one, so its TSval is older than
@@ -666,38 +761,7 @@ public sealed partial class TcpLayer
         }
         int acked = ack - t.SndUna;
         bool dupAck = false;
-        if (acked > 0)
-        {
-            t.LastAckRecv = now;
-            if (t.SndUrgent && ack >= t.SndUp) t.SndUrgent = false; // urgent data acknowledged: urgent mode ends
-            int dataAcked = Math.Min(acked, t.SndCount);
-            t.ConsumeSend(dataAcked);
-            if (t.SendSpaceWanted && t.SendSpaceReady)
-            {
-                t.SendSpaceWanted = false;
-                t.WriteEvents++; // Linux tcp_check_space → sk_stream_write_space
-            }
-            t.BytesAcked += dataAcked;
-            t.SndUna = ack;
-            t.HeadTime = now;
-            if (t.SndNxt < ack) t.SndNxt = ack;
-            if (t.HighRxt < ack) t.HighRxt = ack;
-            // RTT (RFC 6298 §3, Karn): only from a segment timed and not retransmitted.
-            if (t.RttTiming && ack > t.RttSeq)
-            {
-                SampleRtt(t, now - t.RttStart, now);
-                t.RttTiming = false;
-            }
-            if (t.Retransmits > 0 && t.TotalRtoRecoveries > 0) t.TotalRtoMicros += (now - t.RtoRecoveryStart).Value; // RTO recovery over
-            t.Retransmits = 0;
-            t.Backoff = 0;
-            t.PersistBackoff = 0;
-            t.AckRttMicros = t.TakeRttSample(ack, now);
-            t.RtoDeadline = t.SndUna == t.SndMax ? Instant.Never : now + new TimeSpanMicros(t.RtoMicros); // §5.3
-            t.TlpOutstanding = false;
-            ArmTlp(t);
-            if (t.SackCount > 0) t.SackedBytes -= IntervalList.TrimBelow(t.SackLeft, t.SackRight, ref t.SackCount, ack);
-        }
+        if (acked > 0) AcceptAck(t, ack, acked, now);
         else if (acked == 0 && payloadLength == 0 && (h.Flags & (TcpFlags.Syn | TcpFlags.Fin)) == 0
                  && !windowChanged && t.SndUna != t.SndMax)
         {
@@ -737,6 +801,41 @@ public sealed partial class TcpLayer
                     break;
             }
         }
+    }
+
+    /// <summary>An ACK of new data (SND.UNA &lt; ack ≤ SND.MAX): frees the acknowledged bytes, takes an RTT
+    /// sample, restarts the retransmission timer (RFC 6298 §5.3) and the tail loss probe.</summary>
+    private void AcceptAck(Tcb t, SeqNum ack, int acked, Instant now)
+    {
+        t.LastAckRecv = now;
+        if (t.SndUrgent && ack >= t.SndUp) t.SndUrgent = false; // urgent data acknowledged: urgent mode ends
+        int dataAcked = Math.Min(acked, t.SndCount);
+        t.ConsumeSend(dataAcked);
+        if (t.SendSpaceWanted && t.SendSpaceReady)
+        {
+            t.SendSpaceWanted = false;
+            t.WriteEvents++; // Linux tcp_check_space → sk_stream_write_space
+        }
+        t.BytesAcked += dataAcked;
+        t.SndUna = ack;
+        t.HeadTime = now;
+        if (t.SndNxt < ack) t.SndNxt = ack;
+        if (t.HighRxt < ack) t.HighRxt = ack;
+        // RTT (RFC 6298 §3, Karn): only from a segment timed and not retransmitted.
+        if (t.RttTiming && ack > t.RttSeq)
+        {
+            SampleRtt(t, now - t.RttStart, now);
+            t.RttTiming = false;
+        }
+        if (t.Retransmits > 0 && t.TotalRtoRecoveries > 0) t.TotalRtoMicros += (now - t.RtoRecoveryStart).Value; // RTO recovery over
+        t.Retransmits = 0;
+        t.Backoff = 0;
+        t.PersistBackoff = 0;
+        t.AckRttMicros = t.TakeRttSample(ack, now);
+        t.RtoDeadline = t.SndUna == t.SndMax ? Instant.Never : now + new TimeSpanMicros(t.RtoMicros); // §5.3
+        t.TlpOutstanding = false;
+        ArmTlp(t);
+        if (t.SackCount > 0) t.SackedBytes -= IntervalList.TrimBelow(t.SackLeft, t.SackRight, ref t.SackCount, ack);
     }
 
     private bool UpdateScoreboard(Tcb t, in TcpRepr h)

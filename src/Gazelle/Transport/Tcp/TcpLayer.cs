@@ -78,6 +78,9 @@ public sealed partial class TcpLayer
     private uint _portCounter;
     private Instant _now;
     private Instant _earliest = Instant.Never;
+    private bool _batching;
+    private readonly int[] _deferred;
+    private int _deferredCount;
 
     public TcpCounters Counters { get; } = new();
 
@@ -87,6 +90,11 @@ public sealed partial class TcpLayer
     /// <summary>Offer/accept SACK (RFC 2018) on new connections; off forces NewReno recovery (RFC 6582).</summary>
     public bool SackEnabled { get; set; } = true;
 
+    /// <summary>Header prediction: in-order data and pure ACKs of an established connection skip the checks
+    /// they would pass anyway (TcpLayer.Input.cs, FastPath). Off sends every segment through the full
+    /// RFC 9293 §3.10.7.4 path; tests compare the two, which must behave identically.</summary>
+    public bool HeaderPrediction { get; set; } = true;
+
     public TcpLayer(StackConfig config, ITcpOutput output)
     {
         _config = config;
@@ -95,6 +103,7 @@ public sealed partial class TcpLayer
         _tcbs = new Tcb[n];
         _free = new int[n];
         _active = new int[n];
+        _deferred = new int[n];
         _rings = new RingPool(config.TcpRingPoolBytes);
         for (int i = 0; i < n; i++)
         {
