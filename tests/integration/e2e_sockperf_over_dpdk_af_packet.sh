@@ -23,8 +23,7 @@ pingpong() {
     serve "$t-server.log" "block on socket" "${on_s[@]}" sh -c 'exec "$@" 1>&2' sh sockperf server -i "$addr" -p "$port" "${flag[@]}"
     "${on_c[@]}" timeout 30 sockperf ping-pong -i "$addr" -p "$port" "${flag[@]}" -m 64 -t 1 >"$t-client.log" 2>&1 \
         || fail "$name: the client failed: $(tail -5 "$t-client.log") / server: $(tail -3 "$t-server.log")"
-    kill -INT "$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
+    interrupt_pid "$SERVER"
     local observations handled
     observations=$(strip "$t-client.log" | awk '/Total [0-9]+ observations/ {print $3}')
     handled=$(strip "$t-server.log" | awk '/Total [0-9]+ messages received/ {print $3}')

@@ -17,8 +17,7 @@ pingpong() { # $1 = TCP|UDP, $2 = port
     local server=$SERVER
     env "${client_env[@]}" timeout 30 sockperf ping-pong -i 10.66.0.1 -p "$port" "${flag[@]}" -m 64 -t 2 >"$log" 2>&1 \
         || fail "$proto ping-pong failed: $(tail -5 "$log") / server: $(tail -3 "$TEST_TMP/server-$proto.log")"
-    kill -INT "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
+    interrupt_pid "$server"
     local observations handled
     observations=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '/Total [0-9]+ observations/ {print $3}')
     handled=$(sed 's/\x1b\[[0-9;]*m//g' "$TEST_TMP/server-$proto.log" | awk '/Total [0-9]+ messages received/ {print $3}')
