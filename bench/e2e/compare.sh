@@ -28,6 +28,7 @@ stop_bg() { local p; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wa
 # --- the two paths: ADDR is the server's address, SRV / CLI prefix the server / client commands ----
 run=0
 source "$ROOT/scripts/lstack-conf.sh"
+source "$ROOT/scripts/nginx-conf.sh"
 use_kernel() { MODE=kernel ADDR=127.0.0.1; SRV=(env); CLI=(timeout $((SECS * 4 + 60))); }
 use_gazelle() { # a fresh memif pair (own socket, own EAL file prefixes) for every run
     run=$((run + 1))
@@ -90,14 +91,7 @@ PY
 }
 nginx_wrk() { # $1 = keepalive|close ; requests/s
     local port=$((30000 + RANDOM % 20000)) dir=$tmp/nginx-$MODE-$1
-    mkdir -p "$dir/logs" "$dir/www" && head -c 1024 /dev/urandom > "$dir/www/small.bin"
-    cat >"$dir/nginx.conf" <<CONF
-daemon off; master_process off; worker_processes 1; error_log $dir/logs/error.log; pid $dir/nginx.pid;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000;
-  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-  server { listen $ADDR:$port; root $dir/www; } }
-CONF
+    nginx_conf "$dir" "$ADDR:$port" off && head -c 1024 /dev/urandom > "$dir/www/small.bin"
     start_bg "${SRV[@]}" nginx -c "$dir/nginx.conf" -p "$dir"
     wait_server "$port" || { stop_bg; return 0; }
     local hdr=()

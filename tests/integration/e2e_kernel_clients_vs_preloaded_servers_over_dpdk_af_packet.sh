@@ -32,15 +32,8 @@ stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null || true; }
 
 # ---- nginx <- curl, wget
 dir=$TEST_TMP/nginx
-mkdir -p "$dir/logs" "$dir/www"
+nginx_conf "$dir" 10.91.0.2:8080
 head -c 2000000 /dev/urandom >"$dir/www/file.bin"
-cat >"$dir/nginx.conf" <<CONF
-daemon off; master_process off; worker_processes 1; error_log $dir/logs/error.log info; pid $dir/nginx.pid;
-events { worker_connections 256; }
-http { access_log $dir/logs/access.log;
-  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-  server { listen 10.91.0.2:8080; root $dir/www; } }
-CONF
 serve_preloaded nginx "$TEST_TMP/nginx.out" nginx -c "$dir/nginx.conf" -p "$dir"
 wait_port_in_ns "$NS_PEER" 10.91.0.2 8080 20
 peer curl -sS --max-time 30 -o "$TEST_TMP/curl.bin" http://10.91.0.2:8080/file.bin 2>"$TEST_TMP/curl.err" \

@@ -13,17 +13,9 @@ netns_pair 10.93.0.1/24
 stack_conf "$TEST_TMP/stack.conf" "$VETH_STACK" 10.93.0.2 "gz-nginx-$$"
 ip -n "$NS_STACK" -4 addr show | grep -q 'inet 10\.93' && fail "the stack's namespace has a kernel address on 10.93.0.x"
 dir=$TEST_TMP/nginx
-mkdir -p "$dir/logs" "$dir/www"
+nginx_conf "$dir" 10.93.0.2:8080
 head -c 300000 /dev/urandom >"$dir/www/file.bin"   # several windows' worth, not a multiple of the MSS
 head -c 1024 /dev/urandom >"$dir/www/small.bin"
-cat >"$dir/nginx.conf" <<CONF
-daemon off; master_process off; worker_processes 1; error_log $dir/logs/error.log info; pid $dir/nginx.pid;
-events { worker_connections 1024; }
-http { log_format gz '\$remote_addr \$remote_port "\$request" \$status \$body_bytes_sent';
-  access_log $dir/logs/access.log gz; keepalive_requests 1000000;
-  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-  server { listen 10.93.0.2:8080; root $dir/www; } }
-CONF
 GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD ip netns exec "$NS_STACK" nginx -c "$dir/nginx.conf" -p "$dir" \
     >"$TEST_TMP/nginx.out" 2>&1 &
 nginx_pid=$!

@@ -14,17 +14,9 @@ memif_pair_confs
 server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD")
 client_env=(GAZELLE_CONF="$TEST_TMP/memif-client.conf" LD_PRELOAD="$PRELOAD")
 dir=$TEST_TMP/nginx
-mkdir -p "$dir/logs" "$dir/www"
+nginx_conf "$dir" 10.66.0.1:8080
 head -c 300000 /dev/urandom >"$dir/www/file.bin"   # several windows' worth, not a multiple of the MSS
 head -c 1024 /dev/urandom >"$dir/www/small.bin"
-cat >"$dir/nginx.conf" <<CONF
-daemon off; master_process off; worker_processes 1; error_log $dir/logs/error.log info; pid $dir/nginx.pid;
-events { worker_connections 1024; }
-http { log_format gz '\$remote_addr \$remote_port "\$request" \$status';
-  access_log $dir/logs/access.log gz; keepalive_requests 1000000;
-  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-  server { listen 10.66.0.1:8080; root $dir/www; } }
-CONF
 env "${server_env[@]}" nginx -c "$dir/nginx.conf" -p "$dir" >"$TEST_TMP/nginx.out" 2>&1 &
 TEST_PIDS+=($!)
 sleep 2

@@ -32,15 +32,8 @@ kernel_server() { # LOG CMD...: a kernel server in the peer namespace, in the ba
 
 # ---- curl, wget -> nginx
 dir=$TEST_TMP/nginx
-mkdir -p "$dir/logs" "$dir/www"
+nginx_conf "$dir" 10.92.0.1:8080
 head -c 2000000 /dev/urandom >"$dir/www/file.bin"
-cat >"$dir/nginx.conf" <<CONF
-daemon off; master_process off; worker_processes 1; error_log $dir/logs/error.log info; pid $dir/nginx.pid;
-events { worker_connections 256; }
-http { access_log $dir/logs/access.log;
-  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-  server { listen 10.92.0.1:8080; root $dir/www; } }
-CONF
 kernel_server "$TEST_TMP/nginx.out" nginx -c "$dir/nginx.conf" -p "$dir"
 kernel_server "$TEST_TMP/iperf3-server.log" iperf3 -s -p 5201 -B 10.92.0.1
 kernel_server "$TEST_TMP/redis.log" redis-server --port 6379 --bind 10.92.0.1 --save '' --appendonly no --protected-mode no

@@ -9,6 +9,7 @@ TEST_PIDS=()
 TEST_NETNS=()
 TEST_DPDK_PREFIXES=()
 source "$ROOT/scripts/lstack-conf.sh"
+source "$ROOT/scripts/nginx-conf.sh"
 
 cleanup_test() {
     local pid ns
