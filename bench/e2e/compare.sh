@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks, kernel and Gazelle# side by side in ONE invocation (issue 6).
 #   bench/e2e/compare.sh [seconds-per-run]      (default 5)
+#   ONLY="tcp udp udptp gbps redis ka cl" bench/e2e/compare.sh 5   runs only the named workloads
+#   (for profiling one of them; the table shows the others as not run, in a temporary file).
 # Each workload runs twice with the same commands: over the kernel's loopback (127.0.0.1), then over
 # Gazelle#: server and client each preloaded with build/libgazelle.so, their stacks joined by DPDK
 # net_memif (shared memory, no kernel networking; addresses 10.66.0.1/.2 that no kernel interface
@@ -13,6 +15,7 @@ SECS=${1:-5}
 OUT=$ROOT/bench/results.md
 PRELOAD=$ROOT/build/libgazelle.so
 tmp=$(mktemp -d /tmp/gz-bench.XXXXXX)
+[ -n "${ONLY:-}" ] && OUT=$tmp/results.md   # a partial run prints its table and never overwrites the published one
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
@@ -105,24 +108,27 @@ nginx_wrk() { # $1 = keepalive|close ; requests/s
 }
 
 # --- run -----------------------------------------------------------------------------------
+wanted() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A R
 for mode in kernel gazelle; do
     echo "$mode runs, ${SECS}s each..."
-    use_$mode; read -r tcp50 tcp99 < <(sockperf_pingpong --tcp) || true
-    R[$mode.tcp]="${tcp50:-} ${tcp99:-}"; tcp50="" tcp99=""
-    use_$mode; read -r udp50 udp99 < <(sockperf_pingpong "") || true
-    R[$mode.udp]="${udp50:-} ${udp99:-}"; udp50="" udp99=""
-    use_$mode; R[$mode.udptp]=$(sockperf_udp_throughput)
-    use_$mode; R[$mode.gbps]=$(iperf3_bulk)
-    use_$mode; R[$mode.redis]=$(redis_getset)
-    use_$mode; R[$mode.ka]=$(nginx_wrk keepalive)
-    use_$mode; R[$mode.cl]=$(nginx_wrk close)
+    for w in tcp udp udptp gbps redis ka cl; do R[$mode.$w]=""; done
+    if wanted tcp; then use_$mode; read -r tcp50 tcp99 < <(sockperf_pingpong --tcp) || true
+        R[$mode.tcp]="${tcp50:-} ${tcp99:-}"; tcp50="" tcp99=""; fi
+    if wanted udp; then use_$mode; read -r udp50 udp99 < <(sockperf_pingpong "") || true
+        R[$mode.udp]="${udp50:-} ${udp99:-}"; udp50="" udp99=""; fi
+    if wanted udptp; then use_$mode; R[$mode.udptp]=$(sockperf_udp_throughput); fi
+    if wanted gbps; then use_$mode; R[$mode.gbps]=$(iperf3_bulk); fi
+    if wanted redis; then use_$mode; R[$mode.redis]=$(redis_getset); fi
+    if wanted ka; then use_$mode; R[$mode.ka]=$(nginx_wrk keepalive); fi
+    if wanted cl; then use_$mode; R[$mode.cl]=$(nginx_wrk close); fi
 done
 
 # cell KEY FIELD...: "a / b" of the given fields of a result, or a clear failure note.
 cell() {
     local v=${R[$1]} out="" f
+    wanted "${1#*.}" || { echo "not run"; return; }
     [ -n "${v// /}" ] || { echo "failed: no result (see the workload's log)"; return; }
     shift
     for f in "$@"; do out="${out:+$out / }$(echo "$v" | awk -v f="$f" '{print $f}')"; done
