@@ -28,8 +28,10 @@ public sealed class DpdkMemifTests
             _server = DpdkPort.Open(DpdkFixture.Eal, Server, options);
             _client = DpdkPort.Open(DpdkFixture.Eal, Client, options);
             var sw = Stopwatch.StartNew();
-            while (!(_server.GetLink().Up && _client.GetLink().Up) && sw.Elapsed < TimeSpan.FromSeconds(3)) Thread.Yield();
+            while (!(_server.GetLink().Up && _client.GetLink().Up) && sw.Elapsed < TimeSpan.FromSeconds(60)) Thread.Yield();
             Assert.That(_server.GetLink().Up && _client.GetLink().Up, Is.True, "memif did not connect");
+            // The link is marked up inside the last handshake handler, which may still be running.
+            Assert.That(EalInterruptThread.Drain(TimeSpan.FromSeconds(60)), Is.True, "EAL's interrupt thread is stuck");
         }
         catch
         {
@@ -38,12 +40,30 @@ public sealed class DpdkMemifTests
         }
     }
 
+    /// <summary>
+    /// One side at a time, each while EAL's interrupt thread is idle. memif's control channel runs on
+    /// that thread and its handlers are not safe against a stop or close of the same port from this
+    /// one: closing the client makes the interrupt thread disconnect the server port (freeing its
+    /// regions and queue fds), and stopping the server here at that moment runs a second, unlocked
+    /// memif_disconnect beside it - a double rte_free, seen as segfaults of eal-intr-thread (in
+    /// malloc_elem_free_list_insert, rte_intr_fd_get) that killed the test host on a loaded machine.
+    /// So the server is closed only after the interrupt thread has finished (<see cref="EalInterruptThread.Drain"/>).
+    /// </summary>
     [OneTimeTearDown]
     public void Disconnect()
     {
+        bool serverWasUp = _server?.GetLink().Up == true;
         _client?.Dispose();
-        _server?.Dispose();
         DpdkFixture.Eal.RemoveDevice(Client);
+        if (serverWasUp)
+        {
+            // memif_disconnect marks the link down first: from then on the interrupt thread is in it.
+            var sw = Stopwatch.StartNew();
+            while (_server!.GetLink().Up && sw.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(1);
+            Assert.That(_server.GetLink().Up, Is.False, "the server never saw the client go");
+        }
+        Assert.That(EalInterruptThread.Drain(TimeSpan.FromSeconds(60)), Is.True, "EAL's interrupt thread is stuck");
+        _server?.Dispose();
         DpdkFixture.Eal.RemoveDevice(Server);
         File.Delete(Socket);
     }
@@ -69,7 +89,7 @@ public sealed class DpdkMemifTests
         var rx = new PacketBuffer[32];
         int intact = 0, received = 0;
         var sw = Stopwatch.StartNew();
-        while (received < count && sw.Elapsed < TimeSpan.FromSeconds(3))
+        while (received < count && sw.Elapsed < TimeSpan.FromSeconds(60))
         {
             if (pending.Count > 0 && from.Transmit(0, [pending.Peek()]) == 1) pending.Dequeue();
             int n = to.Receive(0, rx);
