@@ -39,6 +39,9 @@ internal sealed class Tcb
     public bool InFlowTable;
     /// <summary>Output for this connection waits for the end of the receive burst (TcpLayer.EndInputBatch).</summary>
     public bool OutputDeferred;
+    /// <summary>Stamp of this connection's latest entry in the TIME_WAIT queue (TcpLayer.TimeWaitQueue);
+    /// an entry with another stamp is stale.</summary>
+    public uint TimeWaitStamp;
 
     public TcpState State = TcpState.Closed;
     public Ipv4Address LocalAddress, RemoteAddress;

@@ -71,6 +71,7 @@ public sealed partial class TcpLayer
     private readonly int[] _active;
     private int _activeCount;
     private readonly FlowTable _flows;
+    private readonly TimeWaitQueue _timeWait;
     /// <summary>First listener on each port (-1 none); an SO_REUSEPORT group continues in <see cref="Tcb.NextListener"/>.</summary>
     private readonly int[] _listenerByPort = new int[65536];
     private readonly int[] _explicitBinds = new int[65536];
@@ -112,6 +113,7 @@ public sealed partial class TcpLayer
         }
         _freeCount = n;
         _flows = new FlowTable(n, config.Secret);
+        _timeWait = new TimeWaitQueue(n);
         Array.Fill(_listenerByPort, -1);
         _isnHash = new TcpHash(config.Secret, 1);
         _portHash = new TcpHash(config.Secret, 2);
@@ -173,13 +175,9 @@ public sealed partial class TcpLayer
         if (_freeCount == 0)
         {
             // Linux caps TIME_WAIT buckets and kills the excess; we recycle the oldest-deadline one.
-            Tcb? victim = null;
-            for (int i = 0; i < _activeCount; i++)
-            {
-                var c = _tcbs[_active[i]];
-                if (c.State == TcpState.TimeWait && !c.UserOwned && (victim is null || c.StateDeadline < victim.StateDeadline)) victim = c;
-            }
+            var victim = _timeWait.Oldest(_tcbs);
             if (victim is null) { Counters.PoolExhausted++; return null; }
+            _timeWait.RemoveOldest();
             Counters.TimeWaitRecycled++;
             Free(victim);
         }
@@ -191,6 +189,12 @@ public sealed partial class TcpLayer
         _active[_activeCount++] = t.Index;
         return t;
     }
+
+    /// <summary>A connection can be allocated now: a free one, or a TIME_WAIT one to recycle.</summary>
+    private bool CanAlloc => _freeCount > 0 || _timeWait.Oldest(_tcbs) is not null;
+
+    /// <summary>TIME_WAIT entries queued, stale ones included (tests: the queue stays bounded).</summary>
+    internal int TimeWaitQueueCount => _timeWait.Count;
 
     private void Free(Tcb t)
     {
@@ -583,6 +587,7 @@ public sealed partial class TcpLayer
             return Errno.Ok;
         }
         QueueFin(t);
+        if (t.State == TcpState.TimeWait) _timeWait.Add(t, _tcbs); // recyclable from now on
         if (t.State == TcpState.FinWait2) t.StateDeadline = _now + new TimeSpanMicros(FinWait2Micros);
         else if (t.LingerOn && t.State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck)
         {
