@@ -176,6 +176,7 @@ public sealed unsafe partial class PosixLayer
     private static void RemoveInterest(EpollInterest interest)
     {
         var ep = interest.Epoll;
+        ep.Version++;
         if (ep.ByFd.TryGetValue(interest.Fd, out var cur) && cur == interest) ep.ByFd.Remove(interest.Fd);
         ep.Interests.Remove(interest);
     }

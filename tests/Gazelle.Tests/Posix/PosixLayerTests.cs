@@ -377,6 +377,39 @@ public unsafe class PosixLayerTests
         Assert.That(Libc.Close(efd), Is.Zero);
     }
 
+    /// <summary>A waiting epoll_wait that found nothing stops asking every socket while no socket event
+    /// moves (ISocketApi.EventEpoch): what arrives meanwhile, from another thread here, must still end it.</summary>
+    [Test]
+    public void LevelTriggeredEpollWaitSeesWhatArrivesWhileItWaits()
+    {
+        var (l, c, s) = StackPair();
+        int ep = Libc.EpollCreate1(0);
+        var ev = new EpollEvent { Events = EPOLLIN, Data = 7 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, s, &ev), Is.Zero);
+        ev = new EpollEvent { Events = EPOLLIN, Data = 8 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, l, &ev), Is.Zero);
+        var events = stackalloc EpollEvent[4];
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.Zero, "nothing ready yet");
+        var sender = new Thread(() => { Thread.Sleep(100); SendText(c, "late"); });
+        sender.Start();
+        int n = _layer.EpollWait(ep, events, 4, 20_000, null);
+        sender.Join();
+        Assert.That(n, Is.EqualTo(1), "data sent while epoll_wait waited");
+        Assert.That(events[0].Data, Is.EqualTo(7UL));
+        Assert.That(RecvText(s), Is.EqualTo("late"));
+        // A connection queued on the listener while it waits.
+        int c2 = Tcp();
+        var connector = new Thread(() => { Thread.Sleep(100); ConnectTo(c2, StackIp, LocalPort(l)); });
+        connector.Start();
+        n = _layer.EpollWait(ep, events, 4, 20_000, null);
+        connector.Join();
+        Assert.That(n, Is.EqualTo(1), "a connection queued while epoll_wait waited");
+        Assert.That(events[0].Data, Is.EqualTo(8UL));
+        int s2 = _layer.Accept4(l, null, null, 0);
+        Assert.That(s2, Is.GreaterThan(0));
+        CloseAll(c2, s2, c, s, l, ep);
+    }
+
     [Test]
     public void EdgeTriggeredEpollReportsArrivalsNotConsumption()
     {

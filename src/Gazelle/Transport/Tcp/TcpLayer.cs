@@ -72,6 +72,7 @@ public sealed partial class TcpLayer
     private int _activeCount;
     private readonly FlowTable _flows;
     private readonly TimeWaitQueue _timeWait;
+    private readonly EventEpoch _epoch = new();
     /// <summary>First listener on each port (-1 none); an SO_REUSEPORT group continues in <see cref="Tcb.NextListener"/>.</summary>
     private readonly int[] _listenerByPort = new int[65536];
     private readonly int[] _explicitBinds = new int[65536];
@@ -108,7 +109,7 @@ public sealed partial class TcpLayer
         _rings = new RingPool(config.TcpRingPoolBytes);
         for (int i = 0; i < n; i++)
         {
-            _tcbs[i] = new Tcb(i, _rings, Counters);
+            _tcbs[i] = new Tcb(i, _rings, Counters, _epoch);
             _free[i] = n - 1 - i; // hand out low indices first
         }
         _freeCount = n;
@@ -651,6 +652,9 @@ public sealed partial class TcpLayer
         return r;
     }
 
+    /// <summary>Moves whenever any connection's <see cref="SocketEvents"/> move (see <see cref="ISocketApi.EventEpoch"/>).</summary>
+    public uint EventEpoch => _epoch.Value;
+
     public SocketEvents GetEvents(SocketHandle socket) =>
         GetUser(socket, out var t) == Errno.Ok ? new SocketEvents(t.ReadEvents, t.WriteEvents) : default;
 
@@ -705,6 +709,7 @@ public sealed partial class TcpLayer
                 // The rings hold payload: half of what Linux counts (it doubles the request for overhead).
                 t.SndBufOption = SocketBufferSize.FromRequest(v, _config.SendBufferMax, SocketBufferSize.MinSend);
                 int ring = Math.Max(t.SndBufOption / 2, MinRingBytes);
+                bool wasReady = t.SendSpaceReady;
                 if (t.RingsLive)
                 {
                     t.ResizeSend(ring);
@@ -712,6 +717,7 @@ public sealed partial class TcpLayer
                     Touch(t);
                 }
                 else t.SndBufSize = ring;
+                if (!wasReady && t.SendSpaceReady) t.WriteEvents++; // writable now: a write event (Linux sk_write_space)
                 return Errno.Ok;
             }
             case (SOL_SOCKET, SO_RCVBUF):
