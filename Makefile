@@ -9,7 +9,7 @@ CS_SOURCES := $(shell find src aot -name '*.cs' -o -name '*.csproj' 2>/dev/null 
 
 .PHONY: all deps test demo clean
 all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/libgazelle-dpdk.so $(BUILD)/tests/preload_probe \
-     $(BUILD)/tests/posix_oracle $(BUILD)/tests/posix_oracle_urgent $(BUILD)/tests/fork_probe $(BUILD)/tests/stack_soak $(BUILD)/tests/netem_relay
+     $(BUILD)/tests/posix_oracle $(BUILD)/tests/posix_oracle_urgent $(BUILD)/tests/fork_probe $(BUILD)/tests/stack_soak $(BUILD)/tests/netem_relay $(BUILD)/tests/signal_restart
 
 # Installs missing Debian packages (root) or prints the command; near-instant when all are present.
 deps:

@@ -42,6 +42,9 @@ public sealed unsafe partial class PosixLayer
             return c;
         }
 
+        /// <summary>True until a call is made with <see cref="Own"/> or <see cref="Hold"/> holds signals.</summary>
+        public readonly bool IsIdle => _own == null && _mask == null;
+
         /// <summary>Starts holding the catchable signals of a call made by <see cref="Own"/> (once).</summary>
         public void HoldForWait()
         {
@@ -78,6 +81,31 @@ public sealed unsafe partial class PosixLayer
             if (_mask == null) return 0;
             TimeSpec zero = default;
             return Libc.PPoll(null, 0, &zero, _mask) == -(int)Errno.EINTR ? -(int)Errno.EINTR : 0;
+        }
+
+        /// <summary>
+        /// For the blocking socket calls: delivers the pending signals the caller's mask lets through and
+        /// returns -EINTR when one of them ends the call. As signal(7) says of Linux's accept, connect,
+        /// recv* and send*: a handler installed with SA_RESTART restarts the call unless the socket has a
+        /// timeout (<paramref name="restartable"/> false: SO_RCVTIMEO / SO_SNDTIMEO), any other handler ends
+        /// it with EINTR, and a signal without a handler (ignored) does neither.
+        /// </summary>
+        public readonly int DeliverPending(bool restartable)
+        {
+            if (_mask == null) return 0;
+            ulong* pending = stackalloc ulong[SigSetWords];
+            if (Libc2.SigPending(pending) != 0) return 0;
+            ulong deliverable = pending[0] & ~((ulong*)_mask)[0] & ~NeverHeld;
+            if (deliverable == 0) return 0;
+            bool ends = false;
+            for (int bit = 0; bit < 64 && !ends; bit++)
+            {
+                if ((deliverable & (1UL << bit)) == 0) continue;
+                if (Libc2.SignalDisposition(bit + 1, out ulong flags) == SignalHandler.Installed)
+                    ends = !restartable || (flags & SA_RESTART) == 0;
+            }
+            Interrupted(); // the kernel runs the handlers now, under the caller's mask
+            return ends ? -(int)Errno.EINTR : 0;
         }
 
         /// <summary>Puts the thread's original mask back (pending signals it allows are delivered now).</summary>
