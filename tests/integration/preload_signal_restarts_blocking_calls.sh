@@ -13,7 +13,7 @@ TEST_DPDK_PREFIXES+=("$prefix")
 vdev_conf "$TEST_TMP/lstack.conf" "$prefix" net_null0 02:00:00:00:77:09 10.77.9.2
 timeout 30 "$prog" 127.0.0.1 >"$TEST_TMP/kernel.out" 2>&1 || fail "kernel run failed: $(cat "$TEST_TMP/kernel.out")"
 echo "kernel:"; cat "$TEST_TMP/kernel.out"
-[ "$(wc -l <"$TEST_TMP/kernel.out")" -eq 7 ] || fail "the kernel run did not print its 7 cases"
+[ "$(wc -l <"$TEST_TMP/kernel.out")" -eq 11 ] || fail "the kernel run did not print its 11 lines"
 for spin in -1 100; do
     GAZELLE_SPIN_US=$spin GAZELLE_STATS=$TEST_TMP/stats.$spin GAZELLE_CONF=$TEST_TMP/lstack.conf LD_PRELOAD=$PRELOAD \
         timeout 30 "$prog" 10.77.9.2 >"$TEST_TMP/preload.out" 2>"$TEST_TMP/err" \

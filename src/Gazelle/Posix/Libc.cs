@@ -159,23 +159,4 @@ internal static unsafe partial class Libc2
     [LibraryImport(Lib, EntryPoint = "pthread_sigmask")] private static partial int pthread_sigmask_(int how, ulong* set, ulong* old);
     /// <summary>pthread_sigmask over glibc sigset_t buffers (<see cref="LinuxAbi.SigSetWords"/> words); returns 0 or -errno.</summary>
     public static int PthreadSigmask(int how, ulong* set, ulong* old) => -pthread_sigmask_(how, set, old);
-
-    [LibraryImport(Lib, EntryPoint = "sigpending", SetLastError = true)] private static partial int sigpending_(ulong* set);
-    /// <summary>The signals pending for the thread or the process (a <see cref="LinuxAbi.SigSetWords"/>-word set); 0 or -errno.</summary>
-    public static int SigPending(ulong* set) => sigpending_(set) == 0 ? 0 : -Marshal.GetLastPInvokeError();
-
-    [LibraryImport(Lib, EntryPoint = "sigaction", SetLastError = true)] private static partial int sigaction_(int sig, void* act, void* old);
-    /// <summary>What <paramref name="sig"/> does now, and its sa_flags. glibc's x86-64/arm64 struct sigaction:
-    /// handler (8 bytes), sa_mask (128), sa_flags (int, offset 136), sa_restorer.</summary>
-    public static SignalHandler SignalDisposition(int sig, out ulong flags)
-    {
-        byte* act = stackalloc byte[256];
-        flags = 0;
-        if (sigaction_(sig, null, act) != 0) return SignalHandler.Default;
-        flags = *(uint*)(act + 136);
-        return *(nint*)act switch { 0 => SignalHandler.Default, 1 => SignalHandler.Ignored, _ => SignalHandler.Installed };
-    }
 }
-
-/// <summary>A signal's disposition: SIG_DFL, SIG_IGN or a handler of the program's.</summary>
-internal enum SignalHandler { Default, Ignored, Installed }

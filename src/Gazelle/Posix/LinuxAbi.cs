@@ -24,7 +24,6 @@ public static class LinuxAbi
         MSG_NOSIGNAL = 0x4000, MSG_WAITFORONE = 0x10000;
     public const int SIGPIPE = 13;
     public const int SIG_BLOCK = 0, SIG_SETMASK = 2;
-    public const ulong SA_RESTART = 0x10000000;
     /// <summary>Words of glibc's sigset_t (1024 bits); the kernel uses the first (signals 1..64).</summary>
     public const int SigSetWords = 16;
     public const int FD_SETSIZE = 1024;

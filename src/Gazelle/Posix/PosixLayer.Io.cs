@@ -251,102 +251,88 @@ public sealed unsafe partial class PosixLayer
     {
         if (target.IsEmpty) return 0;
         var wait = new BlockingWait(this);
-        try
+        var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB) & ~MSG_WAITALL);
+        bool waitAll = (flags & MSG_WAITALL) != 0 && (flags & (MSG_PEEK | MSG_OOB)) == 0;
+        long got = 0;
+        while (true)
         {
-            var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB) & ~MSG_WAITALL);
-            bool waitAll = (flags & MSG_WAITALL) != 0 && (flags & (MSG_PEEK | MSG_OOB)) == 0;
-            long got = 0;
-            while (true)
+            Errno e;
+            int n;
+            bool nonBlocking;
+            long timeout;
+            lock (_lock)
             {
-                Errno e;
-                int n;
-                bool nonBlocking;
-                long timeout;
-                lock (_lock)
-                {
-                    if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
-                    PollStack();
-                    e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n);
-                    if (e == Errno.Ok && n > 0) PollStack(); // window updates go out now
-                    nonBlocking = f.NonBlocking || (flags & (MSG_DONTWAIT | MSG_OOB)) != 0; // MSG_OOB never blocks (Linux)
-                    timeout = f.ReceiveTimeoutMicros;
-                }
-                if (e == Errno.Ok)
-                {
-                    if (n == 0) return got; // end of stream
-                    got += n;
-                    if (got == target.Length || !waitAll) return got;
-                    continue;
-                }
-                if (e != Errno.EAGAIN) return got > 0 ? got : -(int)e;
-                if (nonBlocking) return got > 0 ? got : -(int)Errno.EAGAIN;
-                int w = wait.Wait(timeout, -1, 0);
-                if (w < 0) return got > 0 ? got : w;
+                if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
+                PollStack();
+                e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n);
+                if (e == Errno.Ok && n > 0) PollStack(); // window updates go out now
+                nonBlocking = f.NonBlocking || (flags & (MSG_DONTWAIT | MSG_OOB)) != 0; // MSG_OOB never blocks (Linux)
+                timeout = f.ReceiveTimeoutMicros;
             }
-        }
-        finally
-        {
-            wait.End();
+            if (e == Errno.Ok)
+            {
+                if (n == 0) return got; // end of stream
+                got += n;
+                if (got == target.Length || !waitAll) return got;
+                continue;
+            }
+            if (e != Errno.EAGAIN) return got > 0 ? got : -(int)e;
+            if (nonBlocking) return got > 0 ? got : -(int)Errno.EAGAIN;
+            int w = wait.Wait(timeout, -1, 0);
+            if (w < 0) return got > 0 ? got : w;
         }
     }
 
     private long ReceiveDatagram(int fd, SocketFile f, Span<byte> target, int flags, void* addr, uint* len, int* outFlags)
     {
         var wait = new BlockingWait(this);
-        try
+        var mflags = (MessageFlags)(flags & StackFlagMask & ~MSG_WAITALL);
+        while (true)
         {
-            var mflags = (MessageFlags)(flags & StackFlagMask & ~MSG_WAITALL);
-            while (true)
+            Errno e;
+            int n;
+            Ipv4Endpoint remote;
+            bool nonBlocking, dual;
+            long timeout;
+            lock (_lock)
             {
-                Errno e;
-                int n;
-                Ipv4Endpoint remote;
-                bool nonBlocking, dual;
-                long timeout;
-                lock (_lock)
-                {
-                    if (FileOf(fd) != f) return -(int)Errno.EBADF;
-                    PollStack();
-                    e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
-                    ResetEdges(f, EPOLLIN);
-                    nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
-                    dual = f.Placement == Placement.Dual;
-                    timeout = f.ReceiveTimeoutMicros;
-                }
-                if (e == Errno.Ok)
-                {
-                    if (addr != null && len != null)
-                    {
-                        int w = WriteEndpoint(addr, len, remote);
-                        if (w < 0) return w;
-                    }
-                    if (outFlags != null) *outFlags = 0;
-                    return n;
-                }
-                if (e != Errno.EAGAIN) return -(int)e;
-                if (dual)
-                {
-                    fixed (byte* b = target)
-                    {
-                        IoVec v = new() { Base = b, Length = (nuint)target.Length };
-                        MsgHdr m = new() { Name = addr, NameLength = len != null ? *len : 0, Iov = &v, IovLength = 1 };
-                        long k = Libc.RecvMsg(fd, &m, flags | MSG_DONTWAIT);
-                        if (k != -(int)Errno.EAGAIN)
-                        {
-                            if (k >= 0 && len != null) *len = m.NameLength;
-                            if (k >= 0 && outFlags != null) *outFlags = m.Flags;
-                            return k;
-                        }
-                    }
-                }
-                if (nonBlocking) return -(int)Errno.EAGAIN;
-                int r = wait.Wait(timeout, dual ? fd : -1, EPOLLIN);
-                if (r < 0) return r;
+                if (FileOf(fd) != f) return -(int)Errno.EBADF;
+                PollStack();
+                e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
+                ResetEdges(f, EPOLLIN);
+                nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+                dual = f.Placement == Placement.Dual;
+                timeout = f.ReceiveTimeoutMicros;
             }
-        }
-        finally
-        {
-            wait.End();
+            if (e == Errno.Ok)
+            {
+                if (addr != null && len != null)
+                {
+                    int w = WriteEndpoint(addr, len, remote);
+                    if (w < 0) return w;
+                }
+                if (outFlags != null) *outFlags = 0;
+                return n;
+            }
+            if (e != Errno.EAGAIN) return -(int)e;
+            if (dual)
+            {
+                fixed (byte* b = target)
+                {
+                    IoVec v = new() { Base = b, Length = (nuint)target.Length };
+                    MsgHdr m = new() { Name = addr, NameLength = len != null ? *len : 0, Iov = &v, IovLength = 1 };
+                    long k = Libc.RecvMsg(fd, &m, flags | MSG_DONTWAIT);
+                    if (k != -(int)Errno.EAGAIN)
+                    {
+                        if (k >= 0 && len != null) *len = m.NameLength;
+                        if (k >= 0 && outFlags != null) *outFlags = m.Flags;
+                        return k;
+                    }
+                }
+            }
+            if (nonBlocking) return -(int)Errno.EAGAIN;
+            int r = wait.Wait(timeout, dual ? fd : -1, EPOLLIN);
+            if (r < 0) return r;
         }
     }
 
@@ -392,61 +378,54 @@ public sealed unsafe partial class PosixLayer
     private long SendStream(int fd, SocketFile f, IoVec* iov, int count, int flags)
     {
         var wait = new BlockingWait(this);
-        try
+        var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB));
+        long sent = 0;
+        int i = 0;
+        nuint off = 0;
+        while (true)
         {
-            var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB));
-            long sent = 0;
-            int i = 0;
-            nuint off = 0;
-            while (true)
+            Errno e = Errno.Ok;
+            bool nonBlocking;
+            long timeout;
+            lock (_lock)
             {
-                Errno e = Errno.Ok;
-                bool nonBlocking;
-                long timeout;
-                lock (_lock)
+                if (FileOf(fd) != f) return sent > 0 ? sent : -(int)Errno.EBADF;
+                PollStack();
+                while (i < count)
                 {
-                    if (FileOf(fd) != f) return sent > 0 ? sent : -(int)Errno.EBADF;
-                    PollStack();
-                    while (i < count)
+                    nuint left = iov[i].Length - off;
+                    if (left == 0)
                     {
-                        nuint left = iov[i].Length - off;
-                        if (left == 0)
-                        {
-                            i++;
-                            off = 0;
-                            continue;
-                        }
-                        int chunk = (int)Math.Min(left, (nuint)int.MaxValue);
-                        e = _stack.Send(f.Handle, new ReadOnlySpan<byte>(iov[i].Base + off, chunk), mflags, out int n);
-                        if (e != Errno.Ok) break;
-                        sent += n;
-                        off += (nuint)n;
-                        if (n < chunk)
-                        {
-                            e = Errno.EAGAIN;
-                            break;
-                        }
+                        i++;
+                        off = 0;
+                        continue;
                     }
-                    PollStack();
-                    nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
-                    timeout = f.SendTimeoutMicros;
+                    int chunk = (int)Math.Min(left, (nuint)int.MaxValue);
+                    e = _stack.Send(f.Handle, new ReadOnlySpan<byte>(iov[i].Base + off, chunk), mflags, out int n);
+                    if (e != Errno.Ok) break;
+                    sent += n;
+                    off += (nuint)n;
+                    if (n < chunk)
+                    {
+                        e = Errno.EAGAIN;
+                        break;
+                    }
                 }
-                if (i >= count) return sent;
-                if (e == Errno.EPIPE)
-                {
-                    if (sent > 0) return sent;
-                    RaiseSigPipe(flags);
-                    return -(int)Errno.EPIPE;
-                }
-                if (e != Errno.EAGAIN) return sent > 0 ? sent : -(int)e;
-                if (nonBlocking) return sent > 0 ? sent : -(int)Errno.EAGAIN;
-                int w = wait.Wait(timeout, -1, 0);
-                if (w < 0) return sent > 0 ? sent : w;
+                PollStack();
+                nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+                timeout = f.SendTimeoutMicros;
             }
-        }
-        finally
-        {
-            wait.End();
+            if (i >= count) return sent;
+            if (e == Errno.EPIPE)
+            {
+                if (sent > 0) return sent;
+                RaiseSigPipe(flags);
+                return -(int)Errno.EPIPE;
+            }
+            if (e != Errno.EAGAIN) return sent > 0 ? sent : -(int)e;
+            if (nonBlocking) return sent > 0 ? sent : -(int)Errno.EAGAIN;
+            int w = wait.Wait(timeout, -1, 0);
+            if (w < 0) return sent > 0 ? sent : w;
         }
     }
 
@@ -475,35 +454,28 @@ public sealed unsafe partial class PosixLayer
                 data = rented.AsSpan(0, (int)total);
             }
             var wait = new BlockingWait(this);
-            try
+            var mflags = (MessageFlags)(flags & StackFlagMask);
+            while (true)
             {
-                var mflags = (MessageFlags)(flags & StackFlagMask);
-                while (true)
+                Errno e;
+                int n;
+                bool nonBlocking;
+                long timeout;
+                lock (_lock)
                 {
-                    Errno e;
-                    int n;
-                    bool nonBlocking;
-                    long timeout;
-                    lock (_lock)
-                    {
-                        if (FileOf(fd) != f) return -(int)Errno.EBADF;
-                        PollStack();
-                        ResetEdges(f, EPOLLOUT);
-                        e = addr != null ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
-                        PollStack();
-                        nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
-                        timeout = f.SendTimeoutMicros;
-                    }
-                    if (e == Errno.Ok) return n;
-                    if (e == Errno.EPIPE) RaiseSigPipe(flags);
-                    if (e != Errno.EAGAIN || nonBlocking) return -(int)e;
-                    int w = wait.Wait(timeout, -1, 0);
-                    if (w < 0) return w;
+                    if (FileOf(fd) != f) return -(int)Errno.EBADF;
+                    PollStack();
+                    ResetEdges(f, EPOLLOUT);
+                    e = addr != null ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
+                    PollStack();
+                    nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+                    timeout = f.SendTimeoutMicros;
                 }
-            }
-            finally
-            {
-                wait.End();
+                if (e == Errno.Ok) return n;
+                if (e == Errno.EPIPE) RaiseSigPipe(flags);
+                if (e != Errno.EAGAIN || nonBlocking) return -(int)e;
+                int w = wait.Wait(timeout, -1, 0);
+                if (w < 0) return w;
             }
         }
         finally

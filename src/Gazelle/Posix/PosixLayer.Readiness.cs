@@ -64,43 +64,6 @@ public sealed unsafe partial class PosixLayer
 
     }
 
-    /// <summary>
-    /// The wait of a blocking socket call (accept, connect, recv*, send*) on one socket: rounds as
-    /// <see cref="Waiter"/>, with the catchable signals held from the first round (no handler runs while
-    /// the call polls the stack) and, every round that asks the kernel, the pending ones delivered and
-    /// judged as Linux does: a handler with SA_RESTART restarts the call (it goes on waiting), any other
-    /// handler, or any handler on a socket with a timeout, ends it with EINTR (signal(7)). A signal
-    /// arriving during a kernel sleep waits for that sleep's end (at most <see cref="PollPolicy.BlockMillis"/>).
-    /// The caller ends every call that waited with <see cref="End"/> (in a finally): it puts the mask back.
-    /// </summary>
-    private struct BlockingWait(PosixLayer layer)
-    {
-        private Waiter _rounds = new(layer);
-        private CallSignals _signals;
-        private fixed ulong _callerMask[SigSetWords];
-
-        /// <summary>Waits one round; a dual socket's kernel side is watched through
-        /// <paramref name="kernelFd"/>. Returns 0, -EAGAIN (timed out) or -EINTR.</summary>
-        public int Wait(long timeoutMicros, int kernelFd, uint events)
-        {
-            // This struct lives in the calling frame for the whole call, so the mask buffer stays put.
-            fixed (ulong* mask = _callerMask)
-                if (_signals.IsIdle) { _signals = CallSignals.Own(mask); _signals.HoldForWait(); }
-            bool restartable = timeoutMicros == 0 || timeoutMicros == Forever;
-            if (_rounds.ChecksKernel && _signals.DeliverPending(restartable) < 0) return -(int)Errno.EINTR;
-            int r = _rounds.Next(timeoutMicros, out long us);
-            if (r < 0 || us < 0) return r;
-            PollFd p = new() { Fd = kernelFd, Events = (short)events };
-            var ts = TimeSpec.FromMicros(us);
-            // Under the thread's mask, which holds the signals: they are judged next round.
-            Libc.PPoll(kernelFd >= 0 ? &p : null, kernelFd >= 0 ? 1u : 0u, &ts, null);
-            return 0;
-        }
-
-        /// <summary>Ends the call: the thread's own signal mask is back.</summary>
-        public void End() => _signals.Restore();
-    }
-
     /// <summary>Readiness of a socket as EPOLL*/POLL* bits, <paramref name="kernel"/> the part its kernel
     /// side contributes. Caller holds the lock and has polled the stack.</summary>
     private uint ReadinessOf(SocketFile f, int fd, out uint kernel)

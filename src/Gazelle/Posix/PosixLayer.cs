@@ -24,9 +24,16 @@ public sealed unsafe partial class PosixLayer
     private readonly PollPolicy _policy;
     private readonly object?[] _entries;
     private readonly Lock _lock = new();
+    private readonly delegate* unmanaged<SignalCounts*> _signalCountsOfThread;
 
-    public PosixLayer(ISocketApi stack, Territory territory, FdKindTable table, Func<Instant> clock, PollPolicy? policy = null)
+    /// <param name="signalCountsOfThread">The preload shim's <c>gz_signal_counts *(*)(void)</c>: the calling
+    /// thread's counts of program signal handlers run (<see cref="SignalCounts"/>), with which blocking calls
+    /// honour SA_RESTART; 0 where no shim counts them (then a blocking call ends with EINTR only when a
+    /// kernel sleep is interrupted).</param>
+    public PosixLayer(ISocketApi stack, Territory territory, FdKindTable table, Func<Instant> clock, PollPolicy? policy = null,
+        nint signalCountsOfThread = 0)
     {
+        _signalCountsOfThread = (delegate* unmanaged<SignalCounts*>)signalCountsOfThread;
         _stack = stack;
         _territory = territory;
         _table = table;
@@ -288,50 +295,43 @@ public sealed unsafe partial class PosixLayer
         if (addr != null && len == null) return -(int)Errno.EFAULT;
         if (addr != null && (int)*len < 0) return -(int)Errno.EINVAL;
         var wait = new BlockingWait(this);
-        try
+        while (true)
         {
-            while (true)
+            _lock.Enter();
+            var f = FileOf(fd);
+            if (f is null || f.Placement == Placement.Pending)
             {
-                _lock.Enter();
-                var f = FileOf(fd);
-                if (f is null || f.Placement == Placement.Pending)
-                {
-                    _lock.Exit();
-                    return Libc.Accept4(fd, addr, len, flags);
-                }
-                if (f.Kind == SocketKind.Udp)
-                {
-                    _lock.Exit();
-                    return -(int)Errno.EOPNOTSUPP;
-                }
-                PollStack();
-                var e = _stack.Accept(f.Handle, out var conn, out var remote);
-                ResetEdges(f, EPOLLIN);
-                if (e == Errno.Ok)
-                {
-                    int r = AdoptAccepted(conn, flags);
-                    _lock.Exit();
-                    if (r >= 0) WriteEndpoint(addr, len, remote);
-                    return r;
-                }
-                bool dual = f.Placement == Placement.Dual;
-                bool nonBlocking = f.NonBlocking;
-                long timeout = f.ReceiveTimeoutMicros;
                 _lock.Exit();
-                if (e != Errno.EAGAIN) return -(int)e;
-                if (dual)
-                {
-                    int k = Libc.Accept4(fd, addr, len, flags); // the kernel side is O_NONBLOCK
-                    if (k != -(int)Errno.EAGAIN) return k;
-                }
-                if (nonBlocking) return -(int)Errno.EAGAIN;
-                int w = wait.Wait(timeout, dual ? fd : -1, EPOLLIN);
-                if (w < 0) return w;
+                return Libc.Accept4(fd, addr, len, flags);
             }
-        }
-        finally
-        {
-            wait.End();
+            if (f.Kind == SocketKind.Udp)
+            {
+                _lock.Exit();
+                return -(int)Errno.EOPNOTSUPP;
+            }
+            PollStack();
+            var e = _stack.Accept(f.Handle, out var conn, out var remote);
+            ResetEdges(f, EPOLLIN);
+            if (e == Errno.Ok)
+            {
+                int r = AdoptAccepted(conn, flags);
+                _lock.Exit();
+                if (r >= 0) WriteEndpoint(addr, len, remote);
+                return r;
+            }
+            bool dual = f.Placement == Placement.Dual;
+            bool nonBlocking = f.NonBlocking;
+            long timeout = f.ReceiveTimeoutMicros;
+            _lock.Exit();
+            if (e != Errno.EAGAIN) return -(int)e;
+            if (dual)
+            {
+                int k = Libc.Accept4(fd, addr, len, flags); // the kernel side is O_NONBLOCK
+                if (k != -(int)Errno.EAGAIN) return k;
+            }
+            if (nonBlocking) return -(int)Errno.EAGAIN;
+            int w = wait.Wait(timeout, dual ? fd : -1, EPOLLIN);
+            if (w < 0) return w;
         }
     }
 
@@ -367,81 +367,74 @@ public sealed unsafe partial class PosixLayer
     public int Connect(int fd, void* addr, uint len)
     {
         var wait = new BlockingWait(this);
-        try
+        _lock.Enter();
+        var f = FileOf(fd);
+        if (f is null)
         {
-            _lock.Enter();
-            var f = FileOf(fd);
-            if (f is null)
+            _lock.Exit();
+            return Libc.Connect(fd, addr, len);
+        }
+        int rs = ReadEndpoint(addr, len, out var remote);
+        if (f.Placement != Placement.Stack)
+        {
+            // Pending or dual: bad arguments, AF_UNSPEC and listening sockets get the kernel's answer.
+            if (rs < 0 || f.Listening || !_territory.IsStackDestination(remote.Address))
             {
+                if (rs == 0 && !f.Listening) Release(f);
                 _lock.Exit();
                 return Libc.Connect(fd, addr, len);
             }
-            int rs = ReadEndpoint(addr, len, out var remote);
-            if (f.Placement != Placement.Stack)
-            {
-                // Pending or dual: bad arguments, AF_UNSPEC and listening sockets get the kernel's answer.
-                if (rs < 0 || f.Listening || !_territory.IsStackDestination(remote.Address))
-                {
-                    if (rs == 0 && !f.Listening) Release(f);
-                    _lock.Exit();
-                    return Libc.Connect(fd, addr, len);
-                }
-                int r = ToStack(f, Placement.Stack);
-                if (r == 0 && f.KernelAnyPort != 0 && f.Kind == SocketKind.Tcp)
-                    r = -(int)_stack.Bind(f.Handle, new Ipv4Endpoint(Ipv4Address.Any, f.KernelAnyPort));
-                if (r < 0)
-                {
-                    _lock.Exit();
-                    return r;
-                }
-            }
-            else if (rs < 0)
+            int r = ToStack(f, Placement.Stack);
+            if (r == 0 && f.KernelAnyPort != 0 && f.Kind == SocketKind.Tcp)
+                r = -(int)_stack.Bind(f.Handle, new Ipv4Endpoint(Ipv4Address.Any, f.KernelAnyPort));
+            if (r < 0)
             {
                 _lock.Exit();
-                return rs;
-            }
-            PollStack();
-            if (f.ConnectPending)
-            {
-                // A second connect() after EINPROGRESS reports the handshake's state (Linux inet_stream_connect).
-                var ready = _stack.GetReadiness(f.Handle);
-                if ((ready & (Readiness.Writable | Readiness.Error | Readiness.HangUp)) == 0)
-                {
-                    _lock.Exit();
-                    return -(int)Errno.EALREADY;
-                }
-                f.ConnectPending = false;
-                var outcome = _stack.TakeError(f.Handle);
-                _lock.Exit();
-                return -(int)outcome;
-            }
-            var e = _stack.Connect(f.Handle, remote);
-            PollStack();
-            if (e == Errno.EINPROGRESS && f.NonBlocking) f.ConnectPending = true;
-            bool nonBlocking = f.NonBlocking;
-            long timeout = f.SendTimeoutMicros;
-            var handle = f.Handle;
-            _lock.Exit();
-            if (e != Errno.EINPROGRESS || nonBlocking) return -(int)e;
-            // Blocking connect: wait for the handshake's outcome, then report it as SO_ERROR would.
-            while (true)
-            {
-                int w = wait.Wait(timeout, -1, 0);
-                if (w == -(int)Errno.EAGAIN) return -(int)Errno.EINPROGRESS; // SO_SNDTIMEO expired (Linux says EINPROGRESS)
-                if (w < 0) return w;
-                lock (_lock)
-                {
-                    if (FileOf(fd) is not { } g || g.Handle != handle) return -(int)Errno.EBADF;
-                    PollStack();
-                    var ready = _stack.GetReadiness(handle);
-                    if ((ready & (Readiness.Writable | Readiness.Error | Readiness.HangUp)) != 0)
-                        return -(int)_stack.TakeError(handle);
-                }
+                return r;
             }
         }
-        finally
+        else if (rs < 0)
         {
-            wait.End();
+            _lock.Exit();
+            return rs;
+        }
+        PollStack();
+        if (f.ConnectPending)
+        {
+            // A second connect() after EINPROGRESS reports the handshake's state (Linux inet_stream_connect).
+            var ready = _stack.GetReadiness(f.Handle);
+            if ((ready & (Readiness.Writable | Readiness.Error | Readiness.HangUp)) == 0)
+            {
+                _lock.Exit();
+                return -(int)Errno.EALREADY;
+            }
+            f.ConnectPending = false;
+            var outcome = _stack.TakeError(f.Handle);
+            _lock.Exit();
+            return -(int)outcome;
+        }
+        var e = _stack.Connect(f.Handle, remote);
+        PollStack();
+        if (e == Errno.EINPROGRESS && f.NonBlocking) f.ConnectPending = true;
+        bool nonBlocking = f.NonBlocking;
+        long timeout = f.SendTimeoutMicros;
+        var handle = f.Handle;
+        _lock.Exit();
+        if (e != Errno.EINPROGRESS || nonBlocking) return -(int)e;
+        // Blocking connect: wait for the handshake's outcome, then report it as SO_ERROR would.
+        while (true)
+        {
+            int w = wait.Wait(timeout, -1, 0);
+            if (w == -(int)Errno.EAGAIN) return -(int)Errno.EINPROGRESS; // SO_SNDTIMEO expired (Linux says EINPROGRESS)
+            if (w < 0) return w;
+            lock (_lock)
+            {
+                if (FileOf(fd) is not { } g || g.Handle != handle) return -(int)Errno.EBADF;
+                PollStack();
+                var ready = _stack.GetReadiness(handle);
+                if ((ready & (Readiness.Writable | Readiness.Error | Readiness.HangUp)) != 0)
+                    return -(int)_stack.TakeError(handle);
+            }
         }
     }
 

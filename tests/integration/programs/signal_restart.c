@@ -108,6 +108,32 @@ static void run_case(const char *name, const char *address, int port, enum call 
     close(fd);
 }
 
+/* What sigaction and signal report back: the program's own handlers and flags, SA_RESETHAND honoured
+ * (the preload installs a counting trampoline in the kernel; the program must not see it). */
+static void report_dispositions(void)
+{
+    struct sigaction now;
+    sigaction(SIGUSR2, NULL, &now);
+    printf("sigaction(SIGUSR2) reports: handler %s, SA_RESTART %s\n", now.sa_handler == on_restarting ? "ours" : "other",
+           (now.sa_flags & SA_RESTART) ? "set" : "clear");
+    void (*previous)(int) = signal(SIGUSR2, on_ending);
+    sigaction(SIGUSR2, NULL, &now);
+    printf("signal(SIGUSR2) returned: %s; now handler %s, SA_RESTART %s\n", previous == on_restarting ? "the old handler" : "other",
+           now.sa_handler == on_ending ? "the new one" : "other", (now.sa_flags & SA_RESTART) ? "set" : "clear");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* programs still call it; the preload must honour it */
+    siginterrupt(SIGUSR2, 1);
+#pragma GCC diagnostic pop
+    sigaction(SIGUSR2, NULL, &now);
+    printf("after siginterrupt(SIGUSR2, 1): SA_RESTART %s\n", (now.sa_flags & SA_RESTART) ? "set" : "clear");
+    install(SIGUSR2, on_ending, SA_RESETHAND);
+    ending_hits = 0;
+    raise(SIGUSR2);
+    sigaction(SIGUSR2, NULL, &now);
+    printf("SA_RESETHAND handler ran %d, then disposition %s\n", ending_hits, now.sa_handler == SIG_DFL ? "SIG_DFL" : "other");
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) { fprintf(stderr, "usage: signal_restart ADDRESS\n"); return 2; }
@@ -122,5 +148,6 @@ int main(int argc, char **argv)
     run_case("recv UDP with SO_RCVTIMEO 5 s: SA_RESTART handler", addr, 47005, RECV_UDP, SIGUSR2, 0, 5);
     run_case("accept TCP: SA_RESTART handler, then plain handler", addr, 47006, ACCEPT_TCP, SIGUSR2, SIGUSR1, 0);
     run_case("accept TCP with SO_RCVTIMEO 5 s: SA_RESTART handler", addr, 47007, ACCEPT_TCP, SIGUSR2, 0, 5);
+    report_dispositions();
     return 0;
 }
