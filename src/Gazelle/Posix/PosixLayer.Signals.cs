@@ -89,6 +89,22 @@ public sealed unsafe partial class PosixLayer
         private fixed ulong _saved[SigSetWords];
         private void* _mask;
         private ulong* _own;
+        private SignalCounts* _counts;
+        private ulong _countsAtWait;
+        private bool _waiting;
+
+        /// <summary>
+        /// For epoll_wait, poll and select where the shim counts the program's handlers per thread
+        /// (<see cref="SignalCounts"/>): nothing is held; a handler that runs once the call is about to
+        /// wait changes the count, and the call ends with EINTR, as Linux's (never restarted, SA_RESTART or
+        /// not). No system call, where holding and asking the kernel costs three per waiting call.
+        /// </summary>
+        public static CallSignals Counted(SignalCounts* counts)
+        {
+            CallSignals c = default;
+            c._counts = counts;
+            return c;
+        }
 
         /// <summary>
         /// For epoll_wait, poll and select, which take no mask: the thread's own mask is the call's, so a
@@ -108,6 +124,11 @@ public sealed unsafe partial class PosixLayer
         /// <summary>Starts holding the catchable signals of a call made by <see cref="Own"/> (once).</summary>
         public void HoldForWait()
         {
+            if (_counts != null && !_waiting)
+            {
+                _countsAtWait = Volatile.Read(ref _counts->Packed);
+                _waiting = true;
+            }
             if (_own == null || _mask != null) return;
             ulong* hold = stackalloc ulong[SigSetWords];
             new Span<ulong>(hold, SigSetWords).Clear();
@@ -138,6 +159,7 @@ public sealed unsafe partial class PosixLayer
         /// <summary>-EINTR when a signal the caller's mask lets through was pending: it was delivered now.</summary>
         public readonly int Interrupted()
         {
+            if (_counts != null) return _waiting && Volatile.Read(ref _counts->Packed) != _countsAtWait ? -(int)Errno.EINTR : 0;
             if (_mask == null) return 0;
             TimeSpec zero = default;
             return Libc.PPoll(null, 0, &zero, _mask) == -(int)Errno.EINTR ? -(int)Errno.EINTR : 0;
