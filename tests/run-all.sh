@@ -45,7 +45,7 @@ if [ "$nunit_rc" -ne 0 ] && [ "$nunit_failed" -eq 0 ]; then
     failed=$((failed + 1))
     echo "  FAIL  NUnit run aborted (dotnet test exited $nunit_rc) - the test host crashed or hung:"
     grep -E -A 1 'aborted|Aborted|running when the crash|inactivity time|Process terminated' "$RESULTS/nunit.log" \
-        | grep -v '^--$' | sort -u | head -n 20 | sed 's/^/        /'
+        | grep -v '^--$' | awk '!seen[$0]++' | head -n 20 | sed 's/^/        /'
 fi
 
 echo "== integration (tests/integration)"
