@@ -15,7 +15,9 @@ public sealed class DpdkMemifTests
     private static readonly string Socket = $"/tmp/gz-memif-{Environment.ProcessId}.sock";
     private const string Server = "net_memifgzs";
     private const string Client = "net_memifgzc";
+#pragma warning disable NUnit1032 // not disposed at the end on purpose: see LeaveOpen
     private DpdkPort? _server, _client;
+#pragma warning restore NUnit1032
 
     [OneTimeSetUp]
     public void Connect()
@@ -41,31 +43,29 @@ public sealed class DpdkMemifTests
     }
 
     /// <summary>
-    /// One side at a time, each while EAL's interrupt thread is idle. memif's control channel runs on
-    /// that thread and its handlers are not safe against a stop or close of the same port from this
-    /// one: closing the client makes the interrupt thread disconnect the server port (freeing its
-    /// regions and queue fds), and stopping the server here at that moment runs a second, unlocked
-    /// memif_disconnect beside it - a double rte_free, seen as segfaults of eal-intr-thread (in
-    /// malloc_elem_free_list_insert, rte_intr_fd_get) that killed the test host on a loaded machine.
-    /// So the server is closed only after the interrupt thread has finished (<see cref="EalInterruptThread.Drain"/>).
+    /// The two ports are left open until the test process (and its EAL) ends: closing a memif port
+    /// in a live process is not safe with DPDK 22.11. memif's control channel runs on EAL's interrupt
+    /// thread and its handlers race a stop or close of the same port from this one (closing the client
+    /// makes that thread disconnect the server port while this one closes it: a double rte_free), and
+    /// closing the last port of a socket frees the socket with its listener still registered there
+    /// (memif_socket_remove_device). Both killed the test host with segfaults of eal-intr-thread
+    /// (in malloc_elem_free_list_insert and rte_intr_fd_get) on a loaded machine, even with the ports
+    /// closed one at a time while that thread was idle. Only a failed connect closes them, to fail cleanly.
     /// </summary>
     [OneTimeTearDown]
-    public void Disconnect()
+    public void LeaveOpen()
     {
-        bool serverWasUp = _server?.GetLink().Up == true;
+        if (_server != null && _client != null)
+            Assert.That(_server.Pool(0).InUse + _client.Pool(0).InUse, Is.Zero, "buffers left out");
+    }
+
+    private void Disconnect()
+    {
         _client?.Dispose();
-        DpdkFixture.Eal.RemoveDevice(Client);
-        if (serverWasUp)
-        {
-            // memif_disconnect marks the link down first: from then on the interrupt thread is in it.
-            var sw = Stopwatch.StartNew();
-            while (_server!.GetLink().Up && sw.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(1);
-            Assert.That(_server.GetLink().Up, Is.False, "the server never saw the client go");
-        }
-        Assert.That(EalInterruptThread.Drain(TimeSpan.FromSeconds(60)), Is.True, "EAL's interrupt thread is stuck");
         _server?.Dispose();
+        _client = _server = null;
+        DpdkFixture.Eal.RemoveDevice(Client);
         DpdkFixture.Eal.RemoveDevice(Server);
-        File.Delete(Socket);
     }
 
     [Test]
