@@ -26,6 +26,8 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     private readonly UdpLayer _udp;
     private readonly PacketBuffer[] _rx = new PacketBuffer[EthernetLink.BurstSize];
     private readonly ITimedNic? _timedNic;
+    /// <summary>The device's frames cannot have been corrupted on the way (<see cref="NicOffloads.RxChecksumUnnecessary"/>).</summary>
+    private readonly bool _rxChecksumUnnecessary;
     private bool _started;
     private Instant _now;
 
@@ -42,6 +44,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         Counters = new StackCounters();
         _link = new EthernetLink(nic, queue, Counters.Link, config.VlanId);
         _timedNic = nic as ITimedNic;
+        _rxChecksumUnnecessary = (nic.Offloads & NicOffloads.RxChecksumUnnecessary) != 0;
         _arp = new ArpCache(_link, config.Address, options.Arp, Counters.Arp);
         // Stacks on other queues share the address: start each one's IP identification elsewhere.
         ulong idSeed = config.Secret ^ ((ulong)(queue + 1) * 0x9E37_79B9_7F4A_7C15UL);
@@ -207,7 +210,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             Counters.Tcp.Malformed++;
             return;
         }
-        if (!h.VerifyChecksum(ip.Source, ip.Destination))
+        if (!_rxChecksumUnnecessary && !h.VerifyChecksum(ip.Source, ip.Destination))
         {
             Counters.Tcp.BadChecksum++;
             return;

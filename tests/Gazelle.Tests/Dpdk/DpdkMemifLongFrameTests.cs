@@ -1,3 +1,4 @@
+using Gazelle.Devices;
 using Gazelle.Devices.Dpdk;
 
 namespace Gazelle.Tests.Dpdk;
@@ -46,6 +47,7 @@ public sealed class DpdkMemifLongFrameTests
             Assert.That(port.CarriesLongFrames, Is.True);
             Assert.That(port.Mtu, Is.EqualTo(Mtu));
             Assert.That(port.LongFrameMtu, Is.True);
+            Assert.That(port.Offloads & NicOffloads.RxChecksumUnnecessary, Is.EqualTo(NicOffloads.RxChecksumUnnecessary), "frames only cross memory");
             Assert.That(port.Pool(0).DataRoom - port.Pool(0).Headroom, Is.GreaterThanOrEqualTo(DpdkPort.FrameBytes(Mtu)), "a whole frame fits one mbuf");
         }
         finally
