@@ -62,17 +62,6 @@ public sealed unsafe partial class PosixLayer
         /// A kernel fd's event is seen at most a few microseconds late while spinning.</summary>
         public readonly bool ChecksKernel => _spinRounds % SpinRoundsPerKernelCheck == 0;
 
-    /// <summary>Waits one round for a single socket; a dual socket's kernel side is watched through
-        /// <paramref name="kernelFd"/>. Returns 0, -EAGAIN (timed out) or -EINTR.</summary>
-        public int Wait(long timeoutMicros, int kernelFd, uint events)
-        {
-            int r = Next(timeoutMicros, out long us);
-            if (r < 0 || us < 0) return r;
-            PollFd p = new() { Fd = kernelFd, Events = (short)events };
-            var ts = TimeSpec.FromMicros(us);
-            r = Libc.PPoll(kernelFd >= 0 ? &p : null, kernelFd >= 0 ? 1u : 0u, &ts, null);
-            return r == -(int)Errno.EINTR ? r : 0;
-        }
     }
 
     /// <summary>Readiness of a socket as EPOLL*/POLL* bits, <paramref name="kernel"/> the part its kernel
@@ -207,7 +196,7 @@ public sealed unsafe partial class PosixLayer
     public int EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
     {
         ulong* own = stackalloc ulong[SigSetWords];
-        var signals = sigmask != null ? CallSignals.Hold(sigmask) : CallSignals.Own(own);
+        var signals = sigmask != null ? CallSignals.Hold(sigmask) : OwnSignals(own);
         try
         {
             return EpollWaitCore(epfd, events, max, timeoutMs, sigmask, ref signals);
@@ -217,6 +206,11 @@ public sealed unsafe partial class PosixLayer
             signals.Restore();
         }
     }
+
+    /// <summary>The signals of a call that takes no mask: counted through the shim when it counts them,
+    /// else held with the thread's own mask in <paramref name="own"/>.</summary>
+    private CallSignals OwnSignals(ulong* own) =>
+        _signalCountsOfThread != null ? CallSignals.Counted(_signalCountsOfThread()) : CallSignals.Own(own);
 
     private int EpollWaitCore(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask, ref CallSignals signals)
     {
@@ -262,7 +256,7 @@ public sealed unsafe partial class PosixLayer
     public int Poll(PollFd* fds, nuint n, int timeoutMs)
     {
         ulong* own = stackalloc ulong[SigSetWords];
-        var signals = CallSignals.Own(own);
+        var signals = OwnSignals(own);
         try
         {
             return PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null, ref signals);
@@ -368,7 +362,7 @@ public sealed unsafe partial class PosixLayer
         long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + timeout->Microseconds;
         var start = _clock();
         ulong* own = stackalloc ulong[SigSetWords];
-        var signals = CallSignals.Own(own);
+        var signals = OwnSignals(own);
         int result;
         try
         {
