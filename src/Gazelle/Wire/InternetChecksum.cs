@@ -107,6 +107,9 @@ public static class InternetChecksum
     {
         int n = source.Length;
         if ((uint)n > (uint)destination.Length) ThrowHelpers.ArgumentOutOfRange(nameof(destination));
+        // NativeAOT's default target has no AVX2 (Vector256.IsHardwareAccelerated is false in the preloaded
+        // library): there the 128-bit loop runs.
+        if (!Vector256.IsHardwareAccelerated && Vector128.IsHardwareAccelerated && n >= 64) return CopyAndSum128(source, destination);
         if (!Vector256.IsHardwareAccelerated || n < Vector256MinLength)
         {
             source.CopyTo(destination);
@@ -141,6 +144,36 @@ public static class InternetChecksum
         // The tail starts at a multiple of 64 (an even offset): its sum adds as it is.
         source[i..].CopyTo(destination[i..]);
         return Add(folded, Sum(destination[i..n]));
+    }
+
+    /// <summary><see cref="CopyAndSum"/> with 128-bit vectors (two accumulators, carries counted as in Sum).</summary>
+    internal static uint CopyAndSum128(ReadOnlySpan<byte> source, Span<byte> destination)
+    {
+        int n = source.Length;
+        ref byte src = ref MemoryMarshal.GetReference(source);
+        ref byte dst = ref MemoryMarshal.GetReference(destination);
+        Vector128<uint> sum0 = Vector128<uint>.Zero, sum1 = Vector128<uint>.Zero;
+        Vector128<uint> carry0 = Vector128<uint>.Zero, carry1 = Vector128<uint>.Zero;
+        int i = 0;
+        for (; i <= n - 32; i += 32)
+        {
+            var v0 = Vector128.LoadUnsafe(ref Unsafe.Add(ref src, i));
+            var v1 = Vector128.LoadUnsafe(ref Unsafe.Add(ref src, i + 16));
+            v0.StoreUnsafe(ref Unsafe.Add(ref dst, i));
+            v1.StoreUnsafe(ref Unsafe.Add(ref dst, i + 16));
+            var w0 = v0.AsUInt32();
+            var w1 = v1.AsUInt32();
+            sum0 += w0;
+            sum1 += w1;
+            carry0 -= Vector128.LessThan(sum0, w0);
+            carry1 -= Vector128.LessThan(sum1, w1);
+        }
+        var sum = sum0 + sum1;
+        var carry = carry0 + carry1 - Vector128.LessThan(sum, sum1);
+        uint folded = Fold(WidenSum(sum) + WidenSum(carry));
+        if (BitConverter.IsLittleEndian) folded = BinaryPrimitives.ReverseEndianness((ushort)folded);
+        source[i..].CopyTo(destination[i..]);
+        return Add(folded, Sum(destination[i..n])); // i is a multiple of 32: even
     }
 
     /// <summary>Sum of a chunk that starts at <paramref name="offset"/> within the checksummed data
