@@ -46,6 +46,9 @@ internal sealed class EpollFile
     public readonly List<EpollInterest> Interests = [];
     /// <summary>Where the next collection starts, so a short events array does not starve later sockets.</summary>
     public int NextStart;
+    /// <summary>Moves on every change of the interest list or of a registration (EPOLL_CTL_*, a close that
+    /// drops one): a waiter's "nothing was ready" holds only while it stays the same.</summary>
+    public int Version;
 }
 
 /// <summary>One (epoll, fd) registration kept by the layer.</summary>

@@ -22,10 +22,11 @@ internal sealed class Tcb
     public readonly HyStart HyStart = new();
     public readonly TcpCounters Counters;
     private readonly RingPool _rings;
+    private readonly EventEpoch _epoch;
 
-    public Tcb(int index, RingPool rings, TcpCounters? counters = null)
+    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventEpoch? epoch = null)
     {
-        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters();
+        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _epoch = epoch ?? new EventEpoch();
     }
 
     // ---- ownership ----
@@ -39,6 +40,9 @@ internal sealed class Tcb
     public bool InFlowTable;
     /// <summary>Output for this connection waits for the end of the receive burst (TcpLayer.EndInputBatch).</summary>
     public bool OutputDeferred;
+    /// <summary>Stamp of this connection's latest entry in the TIME_WAIT queue (TcpLayer.TimeWaitQueue);
+    /// an entry with another stamp is stale.</summary>
+    public uint TimeWaitStamp;
 
     public TcpState State = TcpState.Closed;
     public Ipv4Address LocalAddress, RemoteAddress;
@@ -209,8 +213,18 @@ internal sealed class Tcb
 
     // ---- wake-ups (edge-triggered readiness, see SocketEvents) ----
     /// <summary>Bumped when something arrives for the reader / when send space grows after it ran out;
-    /// never reset (registrations compare them).</summary>
-    public uint ReadEvents, WriteEvents;
+    /// never reset (registrations compare them). Each bump also moves the layer's <see cref="EventEpoch"/>.</summary>
+    public uint ReadEvents
+    {
+        get => _readEvents;
+        set { _readEvents = value; _epoch.Value++; }
+    }
+    public uint WriteEvents
+    {
+        get => _writeEvents;
+        set { _writeEvents = value; _epoch.Value++; }
+    }
+    private uint _readEvents, _writeEvents;
     /// <summary>The application found the send ring too full (EAGAIN, a short send, or a readiness query
     /// that was not writable): the next ACK that makes it writable is a write event (Linux's SOCK_NOSPACE).</summary>
     public bool SendSpaceWanted;
