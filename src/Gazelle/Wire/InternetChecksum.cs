@@ -20,7 +20,8 @@ public static class InternetChecksum
     /// Below this length the 256-bit loop does not pay for itself on the machines measured (it also folds
     /// four accumulators at the end). ChecksumBenchmarks, bench/micro-results.md run 4 (the same run,
     /// 128-bit only against 256-bit from 64 B): 22 vs 33 ns at 64 B, level at 256 B, 84 vs 101 ns at
-    /// 576 B, 281 vs 213 ns at 1500 B, 1441 vs 1307 ns at 9000 B; so 256-bit from 1 KiB on.
+    /// 576 B, 281 vs 213 ns at 1500 B, 1441 vs 1307 ns at 9000 B; so 256-bit from 1 KiB on. (Under the JIT:
+    /// the NativeAOT library is built for a target without AVX2, where only the 128-bit loops run.)
     /// </summary>
     internal const int Vector256MinLength = 1024;
 
