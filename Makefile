@@ -1,7 +1,8 @@
 # Gazelle#: `make` builds build/libgazelle.so (the preload library) and build/libgazelle-stack.so
 # (the NativeAOT stack it loads). `make test` runs every test; `make demo` runs the main job.
 BUILD     := build
-DOTNET    ?= dotnet
+# dotnet, with TMPDIR in a directory of its own removed afterwards (scripts/dotnet-tmp.sh says why)
+DOTNET    ?= scripts/dotnet-tmp.sh
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -Wall -Wextra -Werror

@@ -9,11 +9,11 @@ need iperf3
 need python3
 ! ip -4 addr show | grep -q ' 10\.66\.0\.' || fail "a kernel interface has 10.66.0.x: the test would prove nothing"
 memif_pair_confs
-server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD")
+server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD" GAZELLE_COUNTERS="$TEST_TMP/server.counters")
 client_env=(GAZELLE_CONF="$TEST_TMP/memif-client.conf" LD_PRELOAD="$PRELOAD")
 env "${server_env[@]}" iperf3 -s -J -p 5201 -B 10.66.0.1 >"$TEST_TMP/server.log" 2>&1 &
 TEST_PIDS+=($!)
-sleep 2
+wait_listening "$TEST_TMP/server.counters" "iperf3 -s"
 run() { # NAME [iperf3 flags...]
     local name=$1
     shift

@@ -11,7 +11,7 @@ need curl
 need wget
 need wrk
 memif_pair_confs
-server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD")
+server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD" GAZELLE_COUNTERS="$TEST_TMP/server.counters")
 client_env=(GAZELLE_CONF="$TEST_TMP/memif-client.conf" LD_PRELOAD="$PRELOAD")
 dir=$TEST_TMP/nginx
 nginx_conf "$dir" 10.66.0.1:8080
@@ -19,7 +19,7 @@ head -c 300000 /dev/urandom >"$dir/www/file.bin"   # several windows' worth, not
 head -c 1024 /dev/urandom >"$dir/www/small.bin"
 env "${server_env[@]}" nginx -c "$dir/nginx.conf" -p "$dir" >"$TEST_TMP/nginx.out" 2>&1 &
 TEST_PIDS+=($!)
-sleep 2
+wait_listening "$TEST_TMP/server.counters" nginx
 url=http://10.66.0.1:8080
 env "${client_env[@]}" timeout 30 curl -sS --retry 5 --retry-connrefused --retry-delay 1 -o "$TEST_TMP/curl.bin" \
     "$url/file.bin" 2>"$TEST_TMP/curl.err" || fail "curl: $(cat "$TEST_TMP/curl.err") $(tail -3 "$dir/logs/error.log")"

@@ -9,13 +9,13 @@ need curl
 need wget
 ! ip -4 addr show | grep -q ' 10\.66\.0\.' || fail "a kernel interface has 10.66.0.x: the test would prove nothing"
 memif_pair_confs
-server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD")
+server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD" GAZELLE_COUNTERS="$TEST_TMP/server.counters")
 client_env=(GAZELLE_CONF="$TEST_TMP/memif-client.conf" LD_PRELOAD="$PRELOAD")
 mkdir -p "$TEST_TMP/www"
 head -c 300000 /dev/urandom >"$TEST_TMP/www/blob.bin"
 env "${server_env[@]}" python3 -m http.server 8080 --bind 10.66.0.1 --directory "$TEST_TMP/www" >"$TEST_TMP/server.log" 2>&1 &
 TEST_PIDS+=($!)
-sleep 2
+wait_listening "$TEST_TMP/server.counters" "python3 -m http.server"
 url=http://10.66.0.1:8080/blob.bin
 env "${client_env[@]}" timeout 30 curl -sS --retry 5 --retry-connrefused --retry-delay 1 -o "$TEST_TMP/curl.bin" "$url" \
     2>"$TEST_TMP/curl.err" || fail "curl: $(cat "$TEST_TMP/curl.err") / server: $(tail -3 "$TEST_TMP/server.log")"

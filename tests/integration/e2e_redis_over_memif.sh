@@ -6,12 +6,12 @@ need redis-server
 need redis-cli
 need redis-benchmark
 memif_pair_confs
-server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD")
+server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD" GAZELLE_COUNTERS="$TEST_TMP/server.counters")
 client_env=(GAZELLE_CONF="$TEST_TMP/memif-client.conf" LD_PRELOAD="$PRELOAD")
 env "${server_env[@]}" redis-server --port 6379 --bind 10.66.0.1 --save '' --appendonly no --protected-mode no \
     >"$TEST_TMP/redis.log" 2>&1 &
 TEST_PIDS+=($!)
-sleep 2
+wait_listening "$TEST_TMP/server.counters" redis-server
 cli() { env "${client_env[@]}" timeout 20 redis-cli -h 10.66.0.1 -p 6379 "$@" 2>>"$TEST_TMP/cli.err"; }
 [ "$(cli ping)" = PONG ] || fail "PING over the stacks: $(cat "$TEST_TMP/cli.err") $(tail -3 "$TEST_TMP/redis.log")"
 value="gazelle-$RANDOM-$RANDOM"

@@ -30,10 +30,10 @@ fetch "$NS_STACK" http://10.97.0.1:8080/blob.bin "$TEST_TMP/got1.bin" "$TEST_TMP
 cmp "$TEST_TMP/www/blob.bin" "$TEST_TMP/got1.bin" || fail "1: file differs"
 echo "1. preloaded curl fetched $(stat -c %s "$TEST_TMP/got1.bin") bytes from a kernel server"
 
-GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD ip netns exec "$NS_STACK" \
+GAZELLE_COUNTERS=$TEST_TMP/server.counters GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD ip netns exec "$NS_STACK" \
     python3 -m http.server 8081 --directory "$TEST_TMP/www" >"$TEST_TMP/stack-server.log" 2>&1 &
 TEST_PIDS+=($!)
-sleep 2
+wait_listening "$TEST_TMP/server.counters" "the preloaded http.server"
 fetch "$NS_PEER" http://10.97.0.2:8081/blob.bin "$TEST_TMP/got2.bin" 2>"$TEST_TMP/c2.err" \
     || fail "kernel curl to the preloaded server failed: $(cat "$TEST_TMP/c2.err") $(cat "$TEST_TMP/stack-server.log")"
 cmp "$TEST_TMP/www/blob.bin" "$TEST_TMP/got2.bin" || fail "2: file differs"

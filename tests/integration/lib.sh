@@ -65,6 +65,20 @@ wait_port() {
     done
 }
 
+# wait_listening COUNTERS WHAT [SECONDS]: waits, at most 60 s, until the preloaded server started with
+# GAZELLE_COUNTERS=COUNTERS has a listening TCP socket on its stack (tcp.state.listen, docs/stats.md):
+# its stack is up and its listen() has returned. (A fixed `sleep 2` was the wait before: too short for
+# a loaded machine, where a preloaded server can take longer to start.)
+wait_listening() {
+    local file=$1 what=$2 deadline=$((SECONDS + ${3:-60})) n
+    while :; do
+        n=$(awk '$1 == "tcp.state.listen" {print $2}' "$file" 2>/dev/null || true) # no file yet: awk fails
+        [ "${n:-0}" -ge 1 ] && return 0
+        [ $SECONDS -lt $deadline ] || fail "$what never listened on its stack; counters: $(tr '\n' ' ' <"$file" 2>/dev/null)"
+        sleep 0.1
+    done
+}
+
 # ---- network namespaces for end-to-end tests (root) ----------------------------------------------
 # netns_pair PEER_CIDR: two namespaces joined by a veth pair, named after this test's pid so that
 # parallel tests never collide and cleanup touches only its own:

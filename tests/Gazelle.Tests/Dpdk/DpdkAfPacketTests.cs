@@ -22,7 +22,7 @@ public sealed class DpdkAfPacketTests
     private static readonly string Vdev = $"net_af_packetgz{Pid}";
     private static readonly Ipv4Address NsIp = new(192, 0, 2, 1);     // RFC 5737 TEST-NET-1
     private static readonly Ipv4Address DpdkIp = new(192, 0, 2, 2);
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60); // a bound for a loaded machine: a passing run ends at the first answer
 
     private DpdkPort? _port;
     private MacAddress _nsMac;
@@ -138,7 +138,7 @@ public sealed class DpdkAfPacketTests
     [Test]
     public void KernelPing_FromTheNamespace_IsReceivedAndAnsweredThroughDpdk()
     {
-        using var ping = StartInNamespace("ping", "-c", "1", "-W", "4", DpdkIp.ToString());
+        using var ping = StartInNamespace("ping", "-c", "1", "-W", "30", DpdkIp.ToString());
         bool exited = Pump(until: null, done: () => ping.HasExited);
         Assert.That(exited, Is.True, "ping did not finish; saw: " + Describe());
         Assert.Multiple(() =>
@@ -152,7 +152,7 @@ public sealed class DpdkAfPacketTests
     [Test]
     public void KernelArping_FromTheNamespace_IsReceivedAndAnsweredThroughDpdk()
     {
-        using var arping = StartInNamespace("arping", "-c", "1", "-w", "4", "-i", NsIf, DpdkIp.ToString());
+        using var arping = StartInNamespace("arping", "-c", "1", "-w", "30", "-i", NsIf, DpdkIp.ToString());
         bool exited = Pump(until: null, done: () => arping.HasExited);
         Assert.That(exited, Is.True, "arping did not finish; saw: " + Describe());
         Assert.That(_arpRequestsAnswered, Is.GreaterThanOrEqualTo(1), "arping's request never reached DPDK");
@@ -215,7 +215,7 @@ public sealed class DpdkAfPacketTests
             var data = payload.ToArray();
             var peer = MacAddress.Read(f.AsSpan(6));
             Send(TestFrames.IcmpEchoLength(data.Length), r => TestFrames.IcmpEcho(r, 0, me, peer, DpdkIp, src, id, seq, data));
-            _echoRequestsAnswered++; if (Environment.GetEnvironmentVariable("GZ_MUTATE") == "1") return;
+            _echoRequestsAnswered++;
         }
     }
 
