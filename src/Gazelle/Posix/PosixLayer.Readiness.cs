@@ -27,6 +27,7 @@ public sealed unsafe partial class PosixLayer
         private bool _started;
         private int _spinRounds;
         private long _sleepMicros;
+        private long _polls = layer._polls;
 
         /// <summary>Decides the next round: -EAGAIN when <paramref name="timeoutMicros"/> (0 or
         /// <see cref="Forever"/> = none) has passed; else 0 with <paramref name="sleepMicros"/> = -1 (spin on)
@@ -34,7 +35,11 @@ public sealed unsafe partial class PosixLayer
         public int Next(long timeoutMicros, out long sleepMicros)
         {
             sleepMicros = -1;
-            var now = layer._clock();
+            // The caller polled the stack this round (each loop does, before it waits): that poll's time is
+            // a fraction of a microsecond old, so the round costs one clock read, not two.
+            long polls = layer._polls;
+            var now = polls != _polls ? layer._polledAt : layer._clock();
+            _polls = polls;
             if (!_started)
             {
                 _start = now;

@@ -90,4 +90,9 @@ public interface ISocketApi
     /// <summary>Drives the stack: receives from the NIC, runs protocol input and timers, transmits.
     /// Returns the next instant at which timers need it (<see cref="Instant.Never"/> if none).</summary>
     Instant Poll(Instant now);
+
+    /// <summary>Tells the stack the time without receiving or running timers, so that what a call sends next
+    /// (segments, their RTT and retransmission clocks) is stamped with it; far cheaper than <see cref="Poll"/>,
+    /// which the POSIX layer skips on sends that need nothing from the NIC.</summary>
+    void Tick(Instant now) { }
 }

@@ -108,6 +108,14 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         return n == _rx.Length || localLeft ? now : next;
     }
 
+    /// <inheritdoc/>
+    public void Tick(Instant now)
+    {
+        _now = now;
+        _ip.Now = now;
+        _tcp.Tick(now);
+    }
+
     /// <summary>Takes back the datagrams this stack sent to its own address. Only those queued before
     /// this call: what their input sends to us in turn (an ACK, an answer) waits for the next poll, so
     /// one poll does bounded work. Returns true when datagrams are left for the next poll.</summary>
