@@ -204,16 +204,20 @@ public sealed unsafe partial class PosixLayer
     {
         if (count < 0 || count > MaxIov) return -(int)Errno.EINVAL;
         if (count > 0 && iov == null) return -(int)Errno.EFAULT;
-        _lock.Enter();
-        var f = FileOf(fd);
-        if (f is null || f.Placement == Placement.Pending || (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp))
+        var f = StackFileOf(fd);
+        if (f is null)
         {
+            _lock.Enter();
+            f = FileOf(fd);
+            if (f is null || f.Placement == Placement.Pending || (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp))
+            {
+                _lock.Exit();
+                if (outFlags != null) *outFlags = -1;
+                return isRead ? (count == 1 ? Libc.Read(fd, iov->Base, iov->Length) : KernelRecv(fd, iov, count, 0, null, null, null))
+                    : KernelRecv(fd, iov, count, flags, addr, len, kernelMsg);
+            }
             _lock.Exit();
-            if (outFlags != null) *outFlags = -1;
-            return isRead ? (count == 1 ? Libc.Read(fd, iov->Base, iov->Length) : KernelRecv(fd, iov, count, 0, null, null, null))
-                : KernelRecv(fd, iov, count, flags, addr, len, kernelMsg);
         }
-        _lock.Exit();
         long total = TotalLength(iov, count);
         if (total < 0) return total;
         byte[]? rented = null;
@@ -265,6 +269,7 @@ public sealed unsafe partial class PosixLayer
                 if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
                 PollStack();
                 e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n); // transmits a window update itself
+                if (n > 0 && _stack.LocalDeliveryPending) PollStack(); // ... except to itself: delivered by a poll
                 nonBlocking = f.NonBlocking || (flags & (MSG_DONTWAIT | MSG_OOB)) != 0; // MSG_OOB never blocks (Linux)
                 timeout = f.ReceiveTimeoutMicros;
             }
@@ -339,6 +344,12 @@ public sealed unsafe partial class PosixLayer
     {
         if (count < 0 || count > MaxIov) return -(int)Errno.EINVAL;
         if (count > 0 && iov == null) return -(int)Errno.EFAULT;
+        if (StackFileOf(fd) is { } s)
+        {
+            long n = TotalLength(iov, count);
+            if (n < 0) return n;
+            return s.Kind == SocketKind.Tcp ? SendStream(fd, s, iov, count, flags) : SendDatagram(fd, s, iov, count, n, flags, addr, addrLen);
+        }
         _lock.Enter();
         var f = FileOf(fd);
         bool toStack = false;
@@ -399,6 +410,7 @@ public sealed unsafe partial class PosixLayer
                     PollStack();
                     e = SendChunks(f, iov, count, mflags, ref i, ref off, ref sent);
                 }
+                if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered now, as loopback does
                 first = false;
                 nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                 timeout = f.SendTimeoutMicros;
@@ -481,6 +493,7 @@ public sealed unsafe partial class PosixLayer
                     first = false;
                     ResetEdges(f, EPOLLOUT);
                     e = addr != null ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
+                    if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered now, as loopback does
                     nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                     timeout = f.SendTimeoutMicros;
                 }

@@ -95,4 +95,17 @@ public interface ISocketApi
     /// (segments, their RTT and retransmission clocks) is stamped with it; far cheaper than <see cref="Poll"/>,
     /// which the POSIX layer skips on sends that need nothing from the NIC.</summary>
     void Tick(Instant now) { }
+
+    /// <summary>Datagrams the stack sent to its own address wait for the next <see cref="Poll"/> to be delivered
+    /// (a send that skipped the poll polls then, so traffic to itself arrives as soon as on loopback).</summary>
+    bool LocalDeliveryPending => false;
+
+    /// <summary>Writes the sockets whose <see cref="GetEvents"/> numbers moved since the previous call into
+    /// <paramref name="into"/> (repeats possible) and forgets them. False when the stack cannot tell (it keeps
+    /// no such record, or more moved than it or <paramref name="into"/> holds): then any socket may have changed.</summary>
+    bool TakeEventedSockets(Span<SocketHandle> into, out int count)
+    {
+        count = 0;
+        return false;
+    }
 }

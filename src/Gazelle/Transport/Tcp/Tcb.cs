@@ -23,9 +23,9 @@ internal sealed class Tcb
     public readonly TcpCounters Counters;
     private readonly RingPool _rings;
 
-    public Tcb(int index, RingPool rings, TcpCounters? counters = null)
+    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventJournal? journal = null)
     {
-        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters();
+        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _journal = journal;
     }
 
     // ---- ownership ----
@@ -209,8 +209,30 @@ internal sealed class Tcb
 
     // ---- wake-ups (edge-triggered readiness, see SocketEvents) ----
     /// <summary>Bumped when something arrives for the reader / when send space grows after it ran out;
-    /// never reset (registrations compare them).</summary>
-    public uint ReadEvents, WriteEvents;
+    /// never reset (registrations compare them). Each bump is journaled (<see cref="EventJournal"/>).</summary>
+    public uint ReadEvents
+    {
+        get => _readEvents;
+        set
+        {
+            _readEvents = value;
+            _journal?.Record(Index);
+        }
+    }
+
+    /// <inheritdoc cref="ReadEvents"/>
+    public uint WriteEvents
+    {
+        get => _writeEvents;
+        set
+        {
+            _writeEvents = value;
+            _journal?.Record(Index);
+        }
+    }
+
+    private uint _readEvents, _writeEvents;
+    private readonly EventJournal? _journal;
     /// <summary>The application found the send ring too full (EAGAIN, a short send, or a readiness query
     /// that was not writable): the next ACK that makes it writable is a write event (Linux's SOCK_NOSPACE).</summary>
     public bool SendSpaceWanted;
