@@ -9,7 +9,7 @@ CS_SOURCES := $(shell find src aot -name '*.cs' -o -name '*.csproj' 2>/dev/null 
 
 .PHONY: all deps test demo clean
 all: $(BUILD)/libgazelle.so $(BUILD)/libgazelle-stack.so $(BUILD)/libgazelle-dpdk.so $(BUILD)/tests/preload_probe \
-     $(BUILD)/tests/posix_oracle $(BUILD)/tests/posix_oracle_urgent $(BUILD)/tests/fork_probe $(BUILD)/tests/stack_soak $(BUILD)/tests/netem_relay
+     $(BUILD)/tests/posix_oracle $(BUILD)/tests/posix_oracle_urgent $(BUILD)/tests/fork_probe $(BUILD)/tests/stack_soak $(BUILD)/tests/netem_relay $(BUILD)/tests/signal_restart
 
 # Installs missing Debian packages (root) or prints the command; near-instant when all are present.
 deps:
@@ -19,9 +19,9 @@ $(BUILD)/.deps: scripts/deps.sh
 	@scripts/deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/libgazelle.so: shim/gazelle_shim.c shim/gazelle_abi.h shim/hooks.h | $(BUILD)/.deps
+$(BUILD)/libgazelle.so: shim/gazelle_shim.c shim/program_signals.c shim/gazelle_abi.h shim/hooks.h shim/program_signals.h | $(BUILD)/.deps
 	@mkdir -p $(BUILD)
-	$(CC) $(SHIM_CFLAGS) -shared -o $@ shim/gazelle_shim.c -ldl -lpthread
+	$(CC) $(SHIM_CFLAGS) -shared -o $@ shim/gazelle_shim.c shim/program_signals.c -ldl -lpthread
 
 # The malloc family for the deep-bound stack library, forwarded to the process's allocator
 # (shim/alloc_forward.c); the stack library links it first, so it is built first.

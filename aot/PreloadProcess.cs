@@ -65,7 +65,7 @@ internal sealed class PreloadProcess
 
     public PosixLayer? Layer { get; }
 
-    public static PreloadProcess Start(FdKindTable fds)
+    public static PreloadProcess Start(FdKindTable fds, nint signalCountsOfThread)
     {
         string? gazelleConf = Environment.GetEnvironmentVariable(ConfigLoader.GazelleConfVariable);
         string? lstackConf = Environment.GetEnvironmentVariable(ConfigLoader.LstackConfPathVariable);
@@ -98,7 +98,8 @@ internal sealed class PreloadProcess
                 SendBufferMax = KernelSysctl("/proc/sys/net/core/wmem_max", 212992),
             };
             var stack = new NetStack(stackConfig, port);
-            var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, PollPolicy.FromEnvironment());
+            var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, PollPolicy.FromEnvironment(),
+                signalCountsOfThread);
             return new PreloadProcess(fds, layer, eal, port, stack);
         }
         catch (Exception e) when (e is DpdkException or InvalidOperationException or ArgumentException or DllNotFoundException or EntryPointNotFoundException)

@@ -18,12 +18,20 @@ enum gz_fd_kind {
 /* Returned by the stack's socket() when the call is not its to serve: the shim calls libc. */
 #define GZ_PASS (1 << 30)
 
+/* Per thread, the program's signal handlers that thread ran, counted by the shim's trampoline in one
+ * word: low 32 bits all of them, high 32 bits those installed without SA_RESTART. A blocking call
+ * compares it between its wait rounds to honour SA_RESTART without a system call. */
+struct gz_signal_counts {
+    unsigned long long packed;
+};
+
 /* What the shim hands the stack at start. */
 struct gz_shim_info {
     unsigned char *fd_table;  /* GZ_FD_LIMIT bytes */
     int fd_limit;
     int abi_version;
+    struct gz_signal_counts *(*signal_counts)(void);  /* the calling thread's counts */
 };
-#define GZ_ABI_VERSION 1
+#define GZ_ABI_VERSION 2
 
 #endif

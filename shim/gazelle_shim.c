@@ -27,6 +27,7 @@
 
 #include "gazelle_abi.h"
 #include "hooks.h"
+#include "program_signals.h"
 
 #define GZ_EXPORT __attribute__((visibility("default")))
 
@@ -139,8 +140,8 @@ static void restore_program_signals(const struct sigaction *saved)
 {
     for (size_t i = 0; i < GZ_PROGRAM_SIGNALS; i++) {
         struct sigaction now;
-        if (sigaction(program_signals[i], NULL, &now) == 0 && (now.sa_handler != saved[i].sa_handler || now.sa_flags != saved[i].sa_flags))
-            sigaction(program_signals[i], &saved[i], NULL);
+        if (gz_libc_sigaction(program_signals[i], NULL, &now) == 0 && (now.sa_handler != saved[i].sa_handler || now.sa_flags != saved[i].sa_flags))
+            gz_libc_sigaction(program_signals[i], &saved[i], NULL);
     }
 }
 
@@ -178,7 +179,7 @@ static void load_stack(void)
     char path_buf[4096];
     const char *path = stack_library_path(path_buf, sizeof path_buf);
     struct sigaction saved_signals[GZ_PROGRAM_SIGNALS];
-    for (size_t i = 0; i < GZ_PROGRAM_SIGNALS; i++) sigaction(program_signals[i], NULL, &saved_signals[i]);
+    for (size_t i = 0; i < GZ_PROGRAM_SIGNALS; i++) gz_libc_sigaction(program_signals[i], NULL, &saved_signals[i]);
     sigset_t saved_mask;
     block_program_signals(&saved_mask);
     in_stack++;
@@ -199,7 +200,7 @@ static void load_stack(void)
     GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(after_fork)
     GZ_BIND(exit_flush)
     GZ_BIND(debug_collect) GZ_BIND(stats)
-    struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION };
+    struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION, gz_signal_counts_of_thread };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
     restore_program_signals(saved_signals);

@@ -41,10 +41,9 @@ stop_pid() {
     fi
     wait "$pid" 2>/dev/null || true
 }
-# Stops a preloaded server with SIGINT so it prints its summary. Known gap (issue 4): a signal that
-# lands while a blocking call (recv, accept...) is polling the stack, not sleeping in the kernel, runs
-# its handler without ending the call (no EINTR), so a server whose client has gone would wait for
-# good; one more SIGINT then lands in a kernel sleep. Up to 5 tries, 2 s apart, each one said aloud.
+# Stops a server with SIGINT so it prints its summary. A program whose handler has SA_RESTART and that
+# sits in a blocking recv/accept goes on waiting after it, on Linux as on the stack, until it next looks
+# at its flag; a second SIGINT may be needed. Up to 5 tries, 2 s apart, each one said aloud.
 interrupt_pid() {
     local pid=$1 try i
     for try in 1 2 3 4 5; do

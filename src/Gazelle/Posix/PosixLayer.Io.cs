@@ -254,7 +254,7 @@ public sealed unsafe partial class PosixLayer
     private long ReceiveStream(int fd, SocketFile f, Span<byte> target, int flags)
     {
         if (target.IsEmpty) return 0;
-        var wait = new Waiter(this);
+        var wait = new BlockingWait(this);
         var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB) & ~MSG_WAITALL);
         bool waitAll = (flags & MSG_WAITALL) != 0 && (flags & (MSG_PEEK | MSG_OOB)) == 0;
         long got = 0;
@@ -289,7 +289,7 @@ public sealed unsafe partial class PosixLayer
 
     private long ReceiveDatagram(int fd, SocketFile f, Span<byte> target, int flags, void* addr, uint* len, int* outFlags)
     {
-        var wait = new Waiter(this);
+        var wait = new BlockingWait(this);
         var mflags = (MessageFlags)(flags & StackFlagMask & ~MSG_WAITALL);
         while (true)
         {
@@ -387,7 +387,7 @@ public sealed unsafe partial class PosixLayer
 
     private long SendStream(int fd, SocketFile f, IoVec* iov, int count, int flags)
     {
-        var wait = new Waiter(this);
+        var wait = new BlockingWait(this);
         var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB));
         long sent = 0;
         int i = 0;
@@ -476,7 +476,7 @@ public sealed unsafe partial class PosixLayer
                 }
                 data = rented.AsSpan(0, (int)total);
             }
-            var wait = new Waiter(this);
+            var wait = new BlockingWait(this);
             var mflags = (MessageFlags)(flags & StackFlagMask);
             bool first = true;
             while (true)

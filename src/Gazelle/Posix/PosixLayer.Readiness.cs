@@ -67,23 +67,6 @@ public sealed unsafe partial class PosixLayer
         /// A kernel fd's event is seen at most a few microseconds late while spinning.</summary>
         public readonly bool ChecksKernel => _spinRounds % SpinRoundsPerKernelCheck == 0;
 
-        /// <summary>Whether this round asks the kernel for a pending signal (a zero-timeout ppoll): as
-        /// <see cref="ChecksKernel"/>, but never in the first round, which follows right after the call held
-        /// the signals (nothing can be pending yet but what arrived in that instant, seen a few rounds later):
-        /// redis's epoll_wait calls that wait made this syscall every time (perf: 8% of redis-benchmark).</summary>
-        public readonly bool ChecksSignals => _started && ChecksKernel;
-
-    /// <summary>Waits one round for a single socket; a dual socket's kernel side is watched through
-        /// <paramref name="kernelFd"/>. Returns 0, -EAGAIN (timed out) or -EINTR.</summary>
-        public int Wait(long timeoutMicros, int kernelFd, uint events)
-        {
-            int r = Next(timeoutMicros, out long us);
-            if (r < 0 || us < 0) return r;
-            PollFd p = new() { Fd = kernelFd, Events = (short)events };
-            var ts = TimeSpec.FromMicros(us);
-            r = Libc.PPoll(kernelFd >= 0 ? &p : null, kernelFd >= 0 ? 1u : 0u, &ts, null);
-            return r == -(int)Errno.EINTR ? r : 0;
-        }
     }
 
     /// <summary>Readiness of a socket as EPOLL*/POLL* bits, <paramref name="kernel"/> the part its kernel
@@ -270,7 +253,7 @@ public sealed unsafe partial class PosixLayer
     public int EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
     {
         ulong* own = stackalloc ulong[SigSetWords];
-        var signals = sigmask != null ? CallSignals.Hold(sigmask) : CallSignals.Own(own);
+        var signals = sigmask != null ? CallSignals.Hold(sigmask) : OwnSignals(own);
         try
         {
             return EpollWaitCore(epfd, events, max, timeoutMs, sigmask, ref signals);
@@ -280,6 +263,11 @@ public sealed unsafe partial class PosixLayer
             signals.Restore();
         }
     }
+
+    /// <summary>The signals of a call that takes no mask: counted through the shim when it counts them,
+    /// else held with the thread's own mask in <paramref name="own"/>.</summary>
+    private CallSignals OwnSignals(ulong* own) =>
+        _signalCountsOfThread != null ? CallSignals.Counted(_signalCountsOfThread()) : CallSignals.Own(own);
 
     private int EpollWaitCore(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask, ref CallSignals signals)
     {
@@ -309,7 +297,7 @@ public sealed unsafe partial class PosixLayer
             }
             if (n > 0 || timeoutMs == 0) return n; // Linux's epoll_pwait(0) does not look at signals
             signals.HoldForWait();
-            if (wait.ChecksSignals && signals.Interrupted() is < 0 and var intr) return intr; // a syscall: as often as kernel fds
+            if (wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr; // a syscall: as often as kernel fds
             if (wait.Next(timeout, out long us) < 0) return 0;
             if (us >= 0)
             {
@@ -325,7 +313,7 @@ public sealed unsafe partial class PosixLayer
     public int Poll(PollFd* fds, nuint n, int timeoutMs)
     {
         ulong* own = stackalloc ulong[SigSetWords];
-        var signals = CallSignals.Own(own);
+        var signals = OwnSignals(own);
         try
         {
             return PollCore(fds, n, timeoutMs < 0 ? Forever : timeoutMs * 1000L, null, ref signals);
@@ -402,7 +390,7 @@ public sealed unsafe partial class PosixLayer
                 for (int i = 0; i < count; i++) if (fds[i].Revents != 0) ready++;
                 if (ready > 0) return ready;
                 if (timeoutMicros != 0) signals.HoldForWait();
-                if (wait.ChecksSignals && signals.Interrupted() is < 0 and var intr) return intr;
+                if (wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr;
                 if (timeoutMicros == 0) return 0;
                 if (wait.Next(timeoutMicros, out long us) < 0) return 0;
                 if (us >= 0)
@@ -431,7 +419,7 @@ public sealed unsafe partial class PosixLayer
         long us = timeout == null ? Forever : timeout->Seconds * 1_000_000 + timeout->Microseconds;
         var start = _clock();
         ulong* own = stackalloc ulong[SigSetWords];
-        var signals = CallSignals.Own(own);
+        var signals = OwnSignals(own);
         int result;
         try
         {
@@ -519,7 +507,7 @@ public sealed unsafe partial class PosixLayer
                 count += BitOperations.PopCount(stack[i]);
             }
             if (count == 0 && timeoutMicros != 0) signals.HoldForWait();
-            if (count == 0 && wait.ChecksSignals && signals.Interrupted() is < 0 and var intr) return intr; // the sets stay as given
+            if (count == 0 && wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr; // the sets stay as given
             if (count > 0 || timeoutMicros == 0 || wait.Next(timeoutMicros, out long us) < 0)
             {
                 for (int s = 0; s < 3; s++)

@@ -1,10 +1,73 @@
+using System.Runtime.InteropServices;
 using Gazelle.Sockets;
+using Gazelle.Time;
 using static Gazelle.Posix.LinuxAbi;
 
 namespace Gazelle.Posix;
 
+/// <summary>
+/// Counts kept per thread by the preload shim's signal trampoline (shim/gazelle_abi.h, struct
+/// gz_signal_counts), in one word so that one read sees both: the low 32 bits count the program's
+/// handlers the thread ran, the high 32 bits those installed without SA_RESTART. Written only by the
+/// thread itself, inside its handlers (an atomic add: handlers may nest).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct SignalCounts
+{
+    public ulong Packed;
+
+    public readonly uint Handled => (uint)Packed;
+    public readonly uint Interrupting => (uint)(Packed >> 32);
+}
+
 public sealed unsafe partial class PosixLayer
 {
+    /// <summary>
+    /// The wait of a blocking socket call (accept, connect, recv*, send*) on one socket: rounds as
+    /// <see cref="Waiter"/>, and signals as Linux treats them (signal(7)): a handler installed with
+    /// SA_RESTART restarts the call (it goes on waiting) unless the socket has a timeout
+    /// (SO_RCVTIMEO/SO_SNDTIMEO), any other handler ends it with EINTR, an ignored signal does neither.
+    /// The shim counts the handlers each thread runs (<see cref="SignalCounts"/>); a round compares the
+    /// counts with those of the call's first round: two memory reads, no system call, so a call that
+    /// waits a few microseconds pays nothing for it. Handlers run as the kernel delivers them, in a spin
+    /// round or during a kernel sleep (which they cut short).
+    /// </summary>
+    private struct BlockingWait(PosixLayer layer)
+    {
+        private Waiter _rounds = new(layer);
+        private SignalCounts* _counts;
+        private SignalCounts _seen;
+
+        /// <summary>Waits one round; a dual socket's kernel side is watched through
+        /// <paramref name="kernelFd"/>. Returns 0, -EAGAIN (timed out) or -EINTR.</summary>
+        public int Wait(long timeoutMicros, int kernelFd, uint events)
+        {
+            var counts = layer._signalCountsOfThread;
+            if (counts != null)
+            {
+                if (_counts == null)
+                {
+                    _counts = counts();
+                    _seen.Packed = Volatile.Read(ref _counts->Packed);
+                }
+                else if (Volatile.Read(ref _counts->Packed) is var packed && packed != _seen.Packed)
+                {
+                    var now = new SignalCounts { Packed = packed };
+                    bool restartable = timeoutMicros == 0 || timeoutMicros == Forever;
+                    if (!restartable || now.Interrupting != _seen.Interrupting) return -(int)Errno.EINTR;
+                    _seen = now;
+                }
+            }
+            int r = _rounds.Next(timeoutMicros, out long us);
+            if (r < 0 || us < 0) return r;
+            PollFd p = new() { Fd = kernelFd, Events = (short)events };
+            var ts = TimeSpec.FromMicros(us);
+            r = Libc.PPoll(kernelFd >= 0 ? &p : null, kernelFd >= 0 ? 1u : 0u, &ts, null);
+            // With the shim's counts, a handler that cut the sleep short is judged next round.
+            return r == -(int)Errno.EINTR && counts == null ? r : 0;
+        }
+    }
+
     /// <summary>
     /// The signal mask argument of ppoll, pselect and epoll_pwait, in force for the whole call as on
     /// Linux, busy-polling included. While the call polls the stack, every signal a program can catch is
@@ -26,6 +89,22 @@ public sealed unsafe partial class PosixLayer
         private fixed ulong _saved[SigSetWords];
         private void* _mask;
         private ulong* _own;
+        private SignalCounts* _counts;
+        private ulong _countsAtWait;
+        private bool _waiting;
+
+        /// <summary>
+        /// For epoll_wait, poll and select where the shim counts the program's handlers per thread
+        /// (<see cref="SignalCounts"/>): nothing is held; a handler that runs once the call is about to
+        /// wait changes the count, and the call ends with EINTR, as Linux's (never restarted, SA_RESTART or
+        /// not). No system call, where holding and asking the kernel costs three per waiting call.
+        /// </summary>
+        public static CallSignals Counted(SignalCounts* counts)
+        {
+            CallSignals c = default;
+            c._counts = counts;
+            return c;
+        }
 
         /// <summary>
         /// For epoll_wait, poll and select, which take no mask: the thread's own mask is the call's, so a
@@ -45,6 +124,11 @@ public sealed unsafe partial class PosixLayer
         /// <summary>Starts holding the catchable signals of a call made by <see cref="Own"/> (once).</summary>
         public void HoldForWait()
         {
+            if (_counts != null && !_waiting)
+            {
+                _countsAtWait = Volatile.Read(ref _counts->Packed);
+                _waiting = true;
+            }
             if (_own == null || _mask != null) return;
             ulong* hold = stackalloc ulong[SigSetWords];
             new Span<ulong>(hold, SigSetWords).Clear();
@@ -75,6 +159,7 @@ public sealed unsafe partial class PosixLayer
         /// <summary>-EINTR when a signal the caller's mask lets through was pending: it was delivered now.</summary>
         public readonly int Interrupted()
         {
+            if (_counts != null) return _waiting && Volatile.Read(ref _counts->Packed) != _countsAtWait ? -(int)Errno.EINTR : 0;
             if (_mask == null) return 0;
             TimeSpec zero = default;
             return Libc.PPoll(null, 0, &zero, _mask) == -(int)Errno.EINTR ? -(int)Errno.EINTR : 0;

@@ -24,9 +24,16 @@ public sealed unsafe partial class PosixLayer
     private readonly PollPolicy _policy;
     private readonly object?[] _entries;
     private readonly Lock _lock = new();
+    private readonly delegate* unmanaged<SignalCounts*> _signalCountsOfThread;
 
-    public PosixLayer(ISocketApi stack, Territory territory, FdKindTable table, Func<Instant> clock, PollPolicy? policy = null)
+    /// <param name="signalCountsOfThread">The preload shim's <c>gz_signal_counts *(*)(void)</c>: the calling
+    /// thread's counts of program signal handlers run (<see cref="SignalCounts"/>), with which blocking calls
+    /// honour SA_RESTART; 0 where no shim counts them (then a blocking call ends with EINTR only when a
+    /// kernel sleep is interrupted).</param>
+    public PosixLayer(ISocketApi stack, Territory territory, FdKindTable table, Func<Instant> clock, PollPolicy? policy = null,
+        nint signalCountsOfThread = 0)
     {
+        _signalCountsOfThread = (delegate* unmanaged<SignalCounts*>)signalCountsOfThread;
         _stack = stack;
         _territory = territory;
         _table = table;
@@ -350,7 +357,7 @@ public sealed unsafe partial class PosixLayer
         if ((flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) return -(int)Errno.EINVAL;
         if (addr != null && len == null) return -(int)Errno.EFAULT;
         if (addr != null && (int)*len < 0) return -(int)Errno.EINVAL;
-        var wait = new Waiter(this);
+        var wait = new BlockingWait(this);
         while (true)
         {
             _lock.Enter();
@@ -423,7 +430,7 @@ public sealed unsafe partial class PosixLayer
 
     public int Connect(int fd, void* addr, uint len)
     {
-        var wait = new Waiter(this);
+        var wait = new BlockingWait(this);
         _lock.Enter();
         var f = FileOf(fd);
         if (f is null)
