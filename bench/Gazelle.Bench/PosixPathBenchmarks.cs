@@ -159,6 +159,7 @@ public unsafe class PosixPathBenchmarks : IDisposable
         _disposed = true;
         foreach (int fd in _fds) _layer.Close(fd);
         _fds.Clear();
+        _layer.Dispose();
         _stack.Shutdown();
         _peer.Shutdown();
         _network.Dispose();

@@ -33,7 +33,7 @@ public class BenchmarkAllocationTests
         Assert.That(BenchmarkClasses().Select(t => t.Name), Is.SupersetOf(new[]
         {
             nameof(ChecksumBenchmarks), nameof(HeaderBenchmarks), nameof(RssBenchmarks), nameof(StackRoundTripBenchmarks),
-            nameof(PacketPoolBenchmarks), nameof(TcpBenchmarks),
+            nameof(PacketPoolBenchmarks), nameof(TcpBenchmarks), nameof(ConnectionBenchmarks),
         }));
 
     [TestCaseSource(nameof(BenchmarkClasses))]
@@ -110,6 +110,27 @@ public class BenchmarkAllocationTests
         Assert.That(b.Client.Tcp.Counters.RetransmittedSegments + b.Server.Tcp.Counters.RetransmittedSegments, Is.Zero);
         Assert.That(b.Client.Counters.SumOfFrameOutcomes(), Is.EqualTo(b.Client.Counters.Link.FramesReceived));
         Assert.That(b.Network.InFlight, Is.Zero);
+    }
+
+    [Test]
+    public void EveryShortConnectionCompletesAndRecyclesOneTimeWait()
+    {
+        var b = new ConnectionBenchmarks { PoolSize = 64 };
+        try
+        {
+            b.Setup();
+            long recycled = b.Server.Tcp.Counters.TimeWaitRecycled;
+            for (int i = 0; i < 1000; i++) Assert.That(b.ShortConnection(), Is.EqualTo(64), $"connection {i}");
+            Assert.That(b.Server.Tcp.Counters.TimeWaitRecycled - recycled, Is.EqualTo(1000), "each new connection took the oldest TIME_WAIT");
+            Assert.That(b.Server.Tcp.Counters.SynCookiesSent, Is.Zero, "SYN queue entries, never cookies");
+            Assert.That(b.Client.Tcp.Counters.RetransmittedSegments + b.Server.Tcp.Counters.RetransmittedSegments, Is.Zero);
+            Assert.That(b.Server.Tcp.LiveConnections, Is.EqualTo(64), "the listener and 63 TIME_WAITs");
+            Assert.That(b.Client.Tcp.LiveConnections, Is.Zero, "the client's side of every connection is gone");
+        }
+        finally
+        {
+            b.Dispose();
+        }
     }
 
     [Test]

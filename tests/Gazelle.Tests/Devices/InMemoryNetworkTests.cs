@@ -138,9 +138,13 @@ public class InMemoryNetworkTests
             for (int i = 0; i < k; i++) buf[i].Release();
         }
         for (int i = 0; i < 500; i++) Round();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 5000; i++) Round();
-        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+        // A per-frame allocation shows in every round; the runtime's one-off allocations under a loaded
+        // full-suite run (5800 B once, seen 2026-11-25) do not fail the test.
+        long least = AllocationProbe.LeastAllocated(() =>
+        {
+            for (int i = 0; i < 5000; i++) Round();
+        }, out _);
+        Assert.That(least, Is.Zero);
     }
 
     /// <summary>The link model: at 1 Gbit/s a 1000-byte frame occupies the line (1000 + 24) × 8 ns = 8.192 µs;

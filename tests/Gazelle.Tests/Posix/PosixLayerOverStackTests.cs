@@ -44,6 +44,7 @@ public unsafe class PosixLayerOverStackTests
     public void TearDown()
     {
         foreach (int fd in _fds) _layer.Close(fd);
+        _layer.Dispose();
         _stack.Shutdown();
         _peer.Shutdown();
         _network.Dispose();

@@ -39,6 +39,7 @@ public unsafe class PosixLayerTests
     {
         int held = _layer.HeldFds;
         int open = _stack.OpenSockets;
+        _layer.Dispose();
         NativeMemory.Free(_tableMemory);
         Assert.That(held, Is.Zero, "the layer still holds fds after the test closed them all");
         Assert.That(open, Is.Zero, "stack sockets leaked");
@@ -375,6 +376,77 @@ public unsafe class PosixLayerTests
         Assert.That(events[0].Events & EPOLLRDHUP, Is.Not.Zero);
         CloseAll(s, l, ep);
         Assert.That(Libc.Close(efd), Is.Zero);
+    }
+
+    /// <summary>Accepted sockets' numbers are duplicates of one eventfd the layer keeps: each is still the
+    /// lowest free number with its own close-on-exec, closing one leaves the others alone, and the layer
+    /// makes a new eventfd if its own was closed behind its back.</summary>
+    [Test]
+    public void AcceptedSocketsGetTheLowestFreeNumberAndTheirOwnCloseOnExec()
+    {
+        int l = Tcp();
+        Assert.That(BindTo(l, StackIp, 0), Is.Zero);
+        Assert.That(_layer.Listen(l, 16), Is.Zero);
+        int Accepted(int flags, out int client)
+        {
+            client = Tcp();
+            Assert.That(ConnectTo(client, StackIp, LocalPort(l)), Is.Zero);
+            int s = _layer.Accept4(l, null, null, flags);
+            Assert.That(s, Is.GreaterThan(0));
+            Assert.That(_table[s], Is.EqualTo(FdKind.Socket));
+            return s;
+        }
+        int s1 = Accepted(SOCK_CLOEXEC, out int c1);
+        int s2 = Accepted(0, out int c2);
+        Assert.That(s2, Is.Not.EqualTo(s1));
+        Assert.That(Libc.Fcntl(s1, F_GETFD, 0) & FD_CLOEXEC, Is.EqualTo(FD_CLOEXEC), "SOCK_CLOEXEC asked");
+        Assert.That(Libc.Fcntl(s2, F_GETFD, 0) & FD_CLOEXEC, Is.Zero, "not asked");
+        CloseAll(s1, c1);
+        int s3 = Accepted(0, out int c3);
+        int probe = Libc.EventFd(0, 0);
+        Assert.That(s3, Is.LessThan(probe), "the lowest free number, as the kernel's accept gives");
+        Assert.That(Libc.Close(probe), Is.Zero);
+        SendText(c2, "two");
+        Assert.That(RecvText(s2), Is.EqualTo("two"), "closing another accepted socket left this one alone");
+        // The layer's own eventfd closed behind its back: the next accept makes another.
+        Assert.That(Libc.Close(_layer.ReservationFd), Is.Zero);
+        int s4 = Accepted(SOCK_CLOEXEC, out int c4);
+        SendText(c4, "four");
+        Assert.That(RecvText(s4), Is.EqualTo("four"));
+        CloseAll(s2, c2, s3, c3, s4, c4, l);
+    }
+
+    /// <summary>A waiting epoll_wait that found nothing stops asking every socket while no socket event
+    /// moves (ISocketApi.EventEpoch): what arrives meanwhile, from another thread here, must still end it.</summary>
+    [Test]
+    public void LevelTriggeredEpollWaitSeesWhatArrivesWhileItWaits()
+    {
+        var (l, c, s) = StackPair();
+        int ep = Libc.EpollCreate1(0);
+        var ev = new EpollEvent { Events = EPOLLIN, Data = 7 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, s, &ev), Is.Zero);
+        ev = new EpollEvent { Events = EPOLLIN, Data = 8 };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, l, &ev), Is.Zero);
+        var events = stackalloc EpollEvent[4];
+        Assert.That(_layer.EpollWait(ep, events, 4, 0, null), Is.Zero, "nothing ready yet");
+        var sender = new Thread(() => { Thread.Sleep(100); SendText(c, "late"); });
+        sender.Start();
+        int n = _layer.EpollWait(ep, events, 4, 20_000, null);
+        sender.Join();
+        Assert.That(n, Is.EqualTo(1), "data sent while epoll_wait waited");
+        Assert.That(events[0].Data, Is.EqualTo(7UL));
+        Assert.That(RecvText(s), Is.EqualTo("late"));
+        // A connection queued on the listener while it waits.
+        int c2 = Tcp();
+        var connector = new Thread(() => { Thread.Sleep(100); ConnectTo(c2, StackIp, LocalPort(l)); });
+        connector.Start();
+        n = _layer.EpollWait(ep, events, 4, 20_000, null);
+        connector.Join();
+        Assert.That(n, Is.EqualTo(1), "a connection queued while epoll_wait waited");
+        Assert.That(events[0].Data, Is.EqualTo(8UL));
+        int s2 = _layer.Accept4(l, null, null, 0);
+        Assert.That(s2, Is.GreaterThan(0));
+        CloseAll(c2, s2, c, s, l, ep);
     }
 
     [Test]

@@ -22,10 +22,11 @@ internal sealed class Tcb
     public readonly HyStart HyStart = new();
     public readonly TcpCounters Counters;
     private readonly RingPool _rings;
+    private readonly EventEpoch _epoch;
 
-    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventJournal? journal = null)
+    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventEpoch? epoch = null, EventJournal? journal = null)
     {
-        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _journal = journal;
+        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _epoch = epoch ?? new EventEpoch(); _journal = journal;
     }
 
     // ---- ownership ----
@@ -39,6 +40,9 @@ internal sealed class Tcb
     public bool InFlowTable;
     /// <summary>Output for this connection waits for the end of the receive burst (TcpLayer.EndInputBatch).</summary>
     public bool OutputDeferred;
+    /// <summary>Stamp of this connection's latest entry in the TIME_WAIT queue (TcpLayer.TimeWaitQueue);
+    /// an entry with another stamp is stale.</summary>
+    public uint TimeWaitStamp;
 
     public TcpState State = TcpState.Closed;
     public Ipv4Address LocalAddress, RemoteAddress;
@@ -209,13 +213,15 @@ internal sealed class Tcb
 
     // ---- wake-ups (edge-triggered readiness, see SocketEvents) ----
     /// <summary>Bumped when something arrives for the reader / when send space grows after it ran out;
-    /// never reset (registrations compare them). Each bump is journaled (<see cref="EventJournal"/>).</summary>
+    /// never reset (registrations compare them). Each bump also moves the layer's <see cref="EventEpoch"/> and is
+    /// journaled (<see cref="EventJournal"/>).</summary>
     public uint ReadEvents
     {
         get => _readEvents;
         set
         {
             _readEvents = value;
+            _epoch.Value++;
             _journal?.Record(Index);
         }
     }
@@ -227,6 +233,7 @@ internal sealed class Tcb
         set
         {
             _writeEvents = value;
+            _epoch.Value++;
             _journal?.Record(Index);
         }
     }

@@ -134,7 +134,7 @@ public sealed partial class TcpLayer
         }
         if (!h.Has(TcpFlags.Syn)) { Counters.BadSegments++; return; }
         if (l.AcceptCount >= l.Backlog) { Counters.ListenOverflows++; return; }
-        if (l.SynQueueCount >= l.Backlog || _freeCount == 0)
+        if (l.SynQueueCount >= l.Backlog || !CanAlloc)
         {
             SendCookieSynAck(l, src, dst, h, now);
             return;
@@ -458,7 +458,7 @@ public sealed partial class TcpLayer
                 if ((f & TcpFlags.Syn) != 0 && t.State != TcpState.SynReceived) { ChallengeAck(t); Counters.SynChallenged++; return; }
                 Counters.OutOfWindow++;
                 if (t.State == TcpState.TimeWait && (f & TcpFlags.Fin) != 0)
-                    t.StateDeadline = now + new TimeSpanMicros(_config.TimeWaitMicros); // §3.10.7.4: restart 2MSL
+                    RestartTimeWait(t, now); // §3.10.7.4: restart 2MSL
                 if (payload.Length > 0 && seq < t.RcvNxt)
                 {
                     Counters.DuplicateSegments++;
@@ -732,7 +732,7 @@ public sealed partial class TcpLayer
                 EnterTimeWait(t, now);
                 break;
             case TcpState.TimeWait:
-                t.StateDeadline = now + new TimeSpanMicros(_config.TimeWaitMicros);
+                RestartTimeWait(t, now);
                 break;
         }
     }
@@ -741,7 +741,14 @@ public sealed partial class TcpLayer
     {
         t.State = TcpState.TimeWait;
         t.RtoDeadline = t.PersistDeadline = t.KeepaliveDeadline = t.DelAckDeadline = t.PtoDeadline = Instant.Never;
+        RestartTimeWait(t, now);
+    }
+
+    /// <summary>The 2MSL wait starts (again): the connection goes to the tail of the recycling order.</summary>
+    private void RestartTimeWait(Tcb t, Instant now)
+    {
         t.StateDeadline = now + new TimeSpanMicros(_config.TimeWaitMicros);
+        _timeWait.Add(t, _tcbs);
     }
 
     private void ProcessAck(Tcb t, in TcpRepr h, int payloadLength, Instant now)

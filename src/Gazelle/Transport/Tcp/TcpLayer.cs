@@ -71,6 +71,8 @@ public sealed partial class TcpLayer
     private readonly int[] _active;
     private int _activeCount;
     private readonly FlowTable _flows;
+    private readonly TimeWaitQueue _timeWait;
+    private readonly EventEpoch _epoch = new();
     /// <summary>First listener on each port (-1 none); an SO_REUSEPORT group continues in <see cref="Tcb.NextListener"/>.</summary>
     private readonly int[] _listenerByPort = new int[65536];
     private readonly int[] _explicitBinds = new int[65536];
@@ -110,11 +112,12 @@ public sealed partial class TcpLayer
         _rings = new RingPool(config.TcpRingPoolBytes);
         for (int i = 0; i < n; i++)
         {
-            _tcbs[i] = new Tcb(i, _rings, Counters, Events);
+            _tcbs[i] = new Tcb(i, _rings, Counters, _epoch, Events);
             _free[i] = n - 1 - i; // hand out low indices first
         }
         _freeCount = n;
         _flows = new FlowTable(n, config.Secret);
+        _timeWait = new TimeWaitQueue(n);
         Array.Fill(_listenerByPort, -1);
         _isnHash = new TcpHash(config.Secret, 1);
         _portHash = new TcpHash(config.Secret, 2);
@@ -176,13 +179,9 @@ public sealed partial class TcpLayer
         if (_freeCount == 0)
         {
             // Linux caps TIME_WAIT buckets and kills the excess; we recycle the oldest-deadline one.
-            Tcb? victim = null;
-            for (int i = 0; i < _activeCount; i++)
-            {
-                var c = _tcbs[_active[i]];
-                if (c.State == TcpState.TimeWait && !c.UserOwned && (victim is null || c.StateDeadline < victim.StateDeadline)) victim = c;
-            }
+            var victim = _timeWait.Oldest(_tcbs);
             if (victim is null) { Counters.PoolExhausted++; return null; }
+            _timeWait.RemoveOldest();
             Counters.TimeWaitRecycled++;
             Free(victim);
         }
@@ -194,6 +193,12 @@ public sealed partial class TcpLayer
         _active[_activeCount++] = t.Index;
         return t;
     }
+
+    /// <summary>A connection can be allocated now: a free one, or a TIME_WAIT one to recycle.</summary>
+    private bool CanAlloc => _freeCount > 0 || _timeWait.Oldest(_tcbs) is not null;
+
+    /// <summary>TIME_WAIT entries queued, stale ones included (tests: the queue stays bounded).</summary>
+    internal int TimeWaitQueueCount => _timeWait.Count;
 
     private void Free(Tcb t)
     {
@@ -586,6 +591,7 @@ public sealed partial class TcpLayer
             return Errno.Ok;
         }
         QueueFin(t);
+        if (t.State == TcpState.TimeWait) _timeWait.Add(t, _tcbs); // recyclable from now on
         if (t.State == TcpState.FinWait2) t.StateDeadline = _now + new TimeSpanMicros(FinWait2Micros);
         else if (t.LingerOn && t.State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck)
         {
@@ -649,6 +655,9 @@ public sealed partial class TcpLayer
         return r;
     }
 
+    /// <summary>Moves whenever any connection's <see cref="SocketEvents"/> move (see <see cref="ISocketApi.EventEpoch"/>).</summary>
+    public uint EventEpoch => _epoch.Value;
+
     public SocketEvents GetEvents(SocketHandle socket) =>
         GetUser(socket, out var t) == Errno.Ok ? new SocketEvents(t.ReadEvents, t.WriteEvents) : default;
 
@@ -703,6 +712,7 @@ public sealed partial class TcpLayer
                 // The rings hold payload: half of what Linux counts (it doubles the request for overhead).
                 t.SndBufOption = SocketBufferSize.FromRequest(v, _config.SendBufferMax, SocketBufferSize.MinSend);
                 int ring = Math.Max(t.SndBufOption / 2, MinRingBytes);
+                bool wasReady = t.SendSpaceReady;
                 if (t.RingsLive)
                 {
                     t.ResizeSend(ring);
@@ -710,6 +720,7 @@ public sealed partial class TcpLayer
                     Touch(t);
                 }
                 else t.SndBufSize = ring;
+                if (!wasReady && t.SendSpaceReady) t.WriteEvents++; // writable now: a write event (Linux sk_write_space)
                 return Errno.Ok;
             }
             case (SOL_SOCKET, SO_RCVBUF):
