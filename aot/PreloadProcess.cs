@@ -135,7 +135,8 @@ internal sealed class PreloadProcess
         string? vdev = config.Backend switch
         {
             DeviceBackend.AfPacket => $"net_af_packet0,iface={config.AfPacketInterface}",
-            DeviceBackend.Memif => $"net_memif0,socket={config.MemifSocket}",
+            // Memif buffers (bsize) as long as a frame at a long MTU: one descriptor per frame, no chain to fold.
+            DeviceBackend.Memif => $"net_memif0,socket={config.MemifSocket}" + (config.Mtu > 1500 ? $",bsize={DpdkPort.FrameBytes(config.Mtu)}" : ""),
             DeviceBackend.InMemory => throw new InvalidOperationException("the in-memory backend lives in one process; a preloaded program needs a device"),
             _ => null,
         };
@@ -144,7 +145,11 @@ internal sealed class PreloadProcess
         var eal = Eal.Start(args, keepCallerAffinity: true);
         try
         {
-            var options = new DpdkPortOptions { RxDescriptors = Math.Min(config.NicRxQueueSize, 4096), TxDescriptors = Math.Min(config.NicTxQueueSize, 4096) };
+            var options = new DpdkPortOptions { RxDescriptors = Math.Min(config.NicRxQueueSize, 4096), TxDescriptors = Math.Min(config.NicTxQueueSize, 4096), Mtu = config.Mtu };
+            // Frames hold their buffers only briefly (TCP copies payload into its rings): at a long MTU the
+            // same bytes in flight need fewer, larger mbufs, so the pool keeps about the memory of MTU 1500.
+            if (config.Mtu > 1500)
+                options = options with { MbufsInFlight = Math.Max(512, (int)((long)options.MbufsInFlight * DpdkPort.FrameBytes(1500) / DpdkPort.FrameBytes(config.Mtu))) };
             var port = vdev is not null ? DpdkPort.Open(eal, vdev[..vdev.IndexOf(',')], options) : DpdkPort.Open(eal, 0, options);
             return (eal, port);
         }

@@ -48,6 +48,9 @@ public sealed record GazelleConfig
     /// <summary>VLAN id to tag with, or -1 for none; 0 and 4095 (reserved by IEEE 802.1Q) are accepted, as Gazelle
     /// accepts them, and mean none.</summary>
     public int NicVlanMode { get; init; } = -1;
+    /// <summary>L3 MTU of the port, 0 keeping the device's (<c>mtu</c>); above the device's range only on a driver that
+    /// carries long frames as chains (net_memif; docs/dpdk.md).</summary>
+    public int Mtu { get; init; }
 
     // --- addressing ---
     public Ipv4Address HostAddr { get; init; }

@@ -87,7 +87,7 @@ public static class GazelleConfigParser
         public MacAddress? Devices;
         public string MemifSocket = new GazelleConfig().MemifSocket;
         public string AfPacketInterface = "";
-        public int NicRxQueueSize = 4096, NicTxQueueSize = 2048, NicReadNum = 128, NicVlanMode = -1;
+        public int NicRxQueueSize = 4096, NicTxQueueSize = 2048, NicReadNum = 128, NicVlanMode = -1, Mtu;
         public Ipv4Address HostAddr, MaskAddr, GatewayAddr;
         public IReadOnlyList<int> NumCpus = [], NumWakeup = [];
         public int TcpConnCount = 1500, MbufCountPerConn = 170, MbufPoolSize, UdpSocketCount = 1024;
@@ -108,6 +108,7 @@ public static class GazelleConfigParser
             NicTxQueueSize = NicTxQueueSize,
             NicReadNum = NicReadNum,
             NicVlanMode = NicVlanMode,
+            Mtu = Mtu,
             HostAddr = HostAddr,
             MaskAddr = MaskAddr,
             GatewayAddr = GatewayAddr,
@@ -144,6 +145,7 @@ public static class GazelleConfigParser
         new("nic_txqueue_size", (b, v) => PowerOfTwo(v, 512, 8192, i => b.NicTxQueueSize = i)),
         new("nic_read_num", (b, v) => Int(v, 1, 1024, i => b.NicReadNum = i)),
         new("nic_vlan_mode", (b, v) => Int(v, -1, 4095, i => b.NicVlanMode = i)),
+        new("mtu", (b, v) => Int(v, 0, MaxMtu, i => b.Mtu = i) ?? (b.Mtu is > 0 and < 68 ? "0 (the device's) or at least 68 (RFC 791)" : null)),
         new("host_addr", (b, v) => Ip(v, a => b.HostAddr = a)),
         new("mask_addr", (b, v) => Ip(v, a => b.MaskAddr = a)),
         new("gateway_addr", (b, v) => Ip(v, a => b.GatewayAddr = a)),
@@ -171,6 +173,9 @@ public static class GazelleConfigParser
     // Value binders: each returns null on success or a message naming what was expected.
 
     private static string TypeError(string expected, ConfigValue v) => $"expected {expected}, found {ConfigValue.KindName(v.Kind)}";
+
+    /// <summary>Largest <c>mtu</c>: a whole frame in one mbuf, whose data room is 16 bits (DpdkPort.MaxLongFrameMtu).</summary>
+    private const int MaxMtu = 65000;
 
     private static string? Int(ConfigValue v, long min, long max, Action<int> set)
     {

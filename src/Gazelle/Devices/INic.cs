@@ -38,4 +38,8 @@ public enum NicOffloads
     TcpUdpChecksumTx = 1 << 3,
     TcpSegmentation = 1 << 4,
     RssHash = 1 << 5,
+    /// <summary>Received frames never crossed a medium that could corrupt them (frames copied between processes'
+    /// memory, as Linux's loopback and veth declare with CHECKSUM_UNNECESSARY): the stack does not verify their
+    /// TCP checksums. A decorator that alters frames (impairment) must not pass it on.</summary>
+    RxChecksumUnnecessary = 1 << 6,
 }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Gazelle.Buffers;
 using Gazelle.Link;
 using Gazelle.Sockets;
@@ -125,7 +126,25 @@ public sealed class Ipv4Layer : IIpOutput
 
     public int PathMtu(Ipv4Address destination) => PathMtus.Get(destination, Now);
 
-    public Errno Send(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2)
+    public Errno Send(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2) =>
+        Send(p, header, payload1, payload2, -1, 0);
+
+    /// <summary>
+    /// As <see cref="Send(in Ipv4SendParams, ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>, the
+    /// transport checksum still to be written: <paramref name="headerSum"/> is the folded sum of the pseudo-header
+    /// and of <paramref name="header"/> (its checksum field zero); the payload's sum is taken while it is copied into
+    /// the packet buffer (one pass over the bytes instead of two) and the checksum goes at
+    /// <paramref name="checksumOffset"/> in the header.
+    /// </summary>
+    public Errno SendChecksummed(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
+        int checksumOffset, uint headerSum)
+    {
+        if ((uint)checksumOffset > (uint)(header.Length - 2)) ThrowHelpers.ArgumentOutOfRange(nameof(checksumOffset));
+        return Send(p, header, payload1, payload2, checksumOffset, headerSum);
+    }
+
+    private Errno Send(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
+        int checksumOffset, uint headerSum)
     {
         var dst = p.Destination;
         MacAddress mac = default;
@@ -172,9 +191,21 @@ public sealed class Ipv4Layer : IIpOutput
                 Counters.TxNoBuffer++;
                 return Errno.ENOBUFS;
             }
-            header.CopyTo(b.Append(header.Length));
-            payload1.CopyTo(b.Append(payload1.Length));
-            payload2.CopyTo(b.Append(payload2.Length));
+            var h = b.Append(header.Length);
+            header.CopyTo(h);
+            if (checksumOffset >= 0)
+            {
+                uint s1 = InternetChecksum.CopyAndSum(payload1, b.Append(payload1.Length));
+                uint s2 = InternetChecksum.CopyAndSum(payload2, b.Append(payload2.Length));
+                if (((header.Length + payload1.Length) & 1) != 0) s2 = BinaryPrimitives.ReverseEndianness((ushort)s2); // RFC 1071 §2(B)
+                uint sum = InternetChecksum.Add(InternetChecksum.Add(headerSum, header.Length % 2 == 0 ? s1 : BinaryPrimitives.ReverseEndianness((ushort)s1)), s2);
+                BinaryPrimitives.WriteUInt16BigEndian(h[checksumOffset..], InternetChecksum.Finish(sum));
+            }
+            else
+            {
+                payload1.CopyTo(b.Append(payload1.Length));
+                payload2.CopyTo(b.Append(payload2.Length));
+            }
             repr.PayloadLength = l4;
             Transmit(b, repr, bcast, mac, nextHop);
             return Errno.Ok;
@@ -185,6 +216,16 @@ public sealed class Ipv4Layer : IIpOutput
             return Errno.EMSGSIZE;
         }
 
+        if (checksumOffset >= 0)
+        {
+            // Fragments carry the transport header once: its checksum is computed over the whole datagram first.
+            Span<byte> summed = stackalloc byte[header.Length];
+            header.CopyTo(summed);
+            uint sum = InternetChecksum.Add(headerSum, InternetChecksum.SumAt(payload1, header.Length));
+            sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload2, header.Length + payload1.Length));
+            BinaryPrimitives.WriteUInt16BigEndian(summed[checksumOffset..], InternetChecksum.Finish(sum));
+            return Send(p, summed, payload1, payload2, -1, 0);
+        }
         // RFC 791 §3.2 fragmentation: all but the last fragment carry a multiple of 8 bytes.
         int chunk = (mtu - Ipv4Repr.HeaderLength) & ~7;
         for (int off = 0; off < l4; off += chunk)

@@ -26,6 +26,8 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     private readonly UdpLayer _udp;
     private readonly PacketBuffer[] _rx = new PacketBuffer[EthernetLink.BurstSize];
     private readonly ITimedNic? _timedNic;
+    /// <summary>The device's frames cannot have been corrupted on the way (<see cref="NicOffloads.RxChecksumUnnecessary"/>).</summary>
+    private readonly bool _rxChecksumUnnecessary;
     private bool _started;
     private Instant _now;
 
@@ -42,6 +44,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         Counters = new StackCounters();
         _link = new EthernetLink(nic, queue, Counters.Link, config.VlanId);
         _timedNic = nic as ITimedNic;
+        _rxChecksumUnnecessary = (nic.Offloads & NicOffloads.RxChecksumUnnecessary) != 0;
         _arp = new ArpCache(_link, config.Address, options.Arp, Counters.Arp);
         // Stacks on other queues share the address: start each one's IP identification elsewhere.
         ulong idSeed = config.Secret ^ ((ulong)(queue + 1) * 0x9E37_79B9_7F4A_7C15UL);
@@ -235,7 +238,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             Counters.Tcp.Malformed++;
             return;
         }
-        if (!h.VerifyChecksum(ip.Source, ip.Destination))
+        if (!_rxChecksumUnnecessary && !h.VerifyChecksum(ip.Source, ip.Destination))
         {
             Counters.Tcp.BadChecksum++;
             return;
@@ -290,17 +293,16 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         int hlen = TcpHeader.Emit(header, h);
         h = h[..hlen];
         int length = hlen + payload1.Length + payload2.Length;
-        uint sum = InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(local, remote, IpProtocol.Tcp, length), InternetChecksum.Sum(h));
-        sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload1, hlen));
-        sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload2, hlen + payload1.Length));
-        BinaryPrimitives.WriteUInt16BigEndian(h[TcpHeader.ChecksumOffset..], InternetChecksum.Finish(sum));
+        // The payload's part of the checksum is taken while the IP layer copies it into the packet buffer.
+        uint headerSum = InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(local, remote, IpProtocol.Tcp, length), InternetChecksum.Sum(h));
         // RFC 1191: TCP sets DF and sizes segments from PathMtu (a segment that still does not fit is a sizing
         // error and is refused). But a path MTU below TCP's smallest datagram (a report down to RFC 791's 68
         // bytes; TCP's MSS floor is 88) would make every segment too big and stall the connection for good:
         // there, the segment goes without DF and IP fragments it, as Linux does once the PMTU is at its floor.
         int pmtu = _ip.PathMtu(remote);
         bool df = Ipv4Repr.HeaderLength + length <= pmtu || pmtu >= SmallestTcpDatagram;
-        var err = _ip.Send(new Ipv4SendParams(local, remote, IpProtocol.Tcp, 64, tos, DontFragment: df), h, payload1, payload2);
+        var err = _ip.SendChecksummed(new Ipv4SendParams(local, remote, IpProtocol.Tcp, 64, tos, DontFragment: df), h, payload1, payload2,
+            TcpHeader.ChecksumOffset, headerSum);
         if (err != Errno.Ok)
         {
             Counters.Tcp.SendFailed++;

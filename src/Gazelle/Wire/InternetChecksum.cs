@@ -20,7 +20,8 @@ public static class InternetChecksum
     /// Below this length the 256-bit loop does not pay for itself on the machines measured (it also folds
     /// four accumulators at the end). ChecksumBenchmarks, bench/micro-results.md run 4 (the same run,
     /// 128-bit only against 256-bit from 64 B): 22 vs 33 ns at 64 B, level at 256 B, 84 vs 101 ns at
-    /// 576 B, 281 vs 213 ns at 1500 B, 1441 vs 1307 ns at 9000 B; so 256-bit from 1 KiB on.
+    /// 576 B, 281 vs 213 ns at 1500 B, 1441 vs 1307 ns at 9000 B; so 256-bit from 1 KiB on. (Under the JIT:
+    /// the NativeAOT library is built for a target without AVX2, where only the 128-bit loops run.)
     /// </summary>
     internal const int Vector256MinLength = 1024;
 
@@ -96,6 +97,84 @@ public static class InternetChecksum
         if (BitConverter.IsLittleEndian) folded = BinaryPrimitives.ReverseEndianness((ushort)folded);
         if (i < n) folded = Add(folded, (uint)Unsafe.Add(ref p, i) << 8); // odd byte: high half of a BE word
         return folded;
+    }
+
+    /// <summary>
+    /// Copies <paramref name="source"/> to the start of <paramref name="destination"/> and returns the folded sum
+    /// of the bytes (as <see cref="Sum(ReadOnlySpan{byte})"/>) from the same loads: one pass over the data instead
+    /// of a sum and then a copy (a TCP segment's payload going into its packet buffer).
+    /// </summary>
+    public static uint CopyAndSum(ReadOnlySpan<byte> source, Span<byte> destination)
+    {
+        int n = source.Length;
+        if ((uint)n > (uint)destination.Length) ThrowHelpers.ArgumentOutOfRange(nameof(destination));
+        // NativeAOT's default target has no AVX2 (Vector256.IsHardwareAccelerated is false in the preloaded
+        // library): there the 128-bit loop runs.
+        if (!Vector256.IsHardwareAccelerated && Vector128.IsHardwareAccelerated && n >= 64) return CopyAndSum128(source, destination);
+        if (!Vector256.IsHardwareAccelerated || n < Vector256MinLength)
+        {
+            source.CopyTo(destination);
+            return Sum(destination[..n]);
+        }
+        ref byte src = ref MemoryMarshal.GetReference(source);
+        ref byte dst = ref MemoryMarshal.GetReference(destination);
+        Vector256<uint> sum0 = Vector256<uint>.Zero, sum1 = Vector256<uint>.Zero;
+        Vector256<uint> carry0 = Vector256<uint>.Zero, carry1 = Vector256<uint>.Zero;
+        int i = 0;
+        for (; i <= n - 64; i += 64)
+        {
+            var v0 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, i));
+            var v1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, i + 32));
+            v0.StoreUnsafe(ref Unsafe.Add(ref dst, i));
+            v1.StoreUnsafe(ref Unsafe.Add(ref dst, i + 32));
+            var w0 = v0.AsUInt32();
+            var w1 = v1.AsUInt32();
+            sum0 += w0;
+            sum1 += w1;
+            carry0 -= Vector256.LessThan(sum0, w0);
+            carry1 -= Vector256.LessThan(sum1, w1);
+        }
+        // As in Sum: lane-wise into 128 bits, carries counted apart (each weighs 2^32 ≡ 1), one reduction.
+        var s = sum0 + sum1;
+        var c = carry0 + carry1 - Vector256.LessThan(s, sum1);
+        var upper = s.GetUpper();
+        var sum = s.GetLower() + upper;
+        var carry = c.GetLower() + c.GetUpper() - Vector128.LessThan(sum, upper);
+        uint folded = Fold(WidenSum(sum) + WidenSum(carry));
+        if (BitConverter.IsLittleEndian) folded = BinaryPrimitives.ReverseEndianness((ushort)folded);
+        // The tail starts at a multiple of 64 (an even offset): its sum adds as it is.
+        source[i..].CopyTo(destination[i..]);
+        return Add(folded, Sum(destination[i..n]));
+    }
+
+    /// <summary><see cref="CopyAndSum"/> with 128-bit vectors (two accumulators, carries counted as in Sum).</summary>
+    internal static uint CopyAndSum128(ReadOnlySpan<byte> source, Span<byte> destination)
+    {
+        int n = source.Length;
+        ref byte src = ref MemoryMarshal.GetReference(source);
+        ref byte dst = ref MemoryMarshal.GetReference(destination);
+        Vector128<uint> sum0 = Vector128<uint>.Zero, sum1 = Vector128<uint>.Zero;
+        Vector128<uint> carry0 = Vector128<uint>.Zero, carry1 = Vector128<uint>.Zero;
+        int i = 0;
+        for (; i <= n - 32; i += 32)
+        {
+            var v0 = Vector128.LoadUnsafe(ref Unsafe.Add(ref src, i));
+            var v1 = Vector128.LoadUnsafe(ref Unsafe.Add(ref src, i + 16));
+            v0.StoreUnsafe(ref Unsafe.Add(ref dst, i));
+            v1.StoreUnsafe(ref Unsafe.Add(ref dst, i + 16));
+            var w0 = v0.AsUInt32();
+            var w1 = v1.AsUInt32();
+            sum0 += w0;
+            sum1 += w1;
+            carry0 -= Vector128.LessThan(sum0, w0);
+            carry1 -= Vector128.LessThan(sum1, w1);
+        }
+        var sum = sum0 + sum1;
+        var carry = carry0 + carry1 - Vector128.LessThan(sum, sum1);
+        uint folded = Fold(WidenSum(sum) + WidenSum(carry));
+        if (BitConverter.IsLittleEndian) folded = BinaryPrimitives.ReverseEndianness((ushort)folded);
+        source[i..].CopyTo(destination[i..]);
+        return Add(folded, Sum(destination[i..n])); // i is a multiple of 32: even
     }
 
     /// <summary>Sum of a chunk that starts at <paramref name="offset"/> within the checksummed data

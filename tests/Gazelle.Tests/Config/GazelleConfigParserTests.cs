@@ -114,6 +114,21 @@ public class GazelleConfigParserTests
     }
 
     [Test]
+    public void MtuIsTheDevicesByDefaultAndConfigurableWithinBounds()
+    {
+        const string head = "backend=\"inmemory\"\nhost_addr=\"10.0.0.2\"\nmask_addr=\"255.0.0.0\"\n";
+        Assert.That(ParseOk(head).Mtu, Is.Zero);
+        Assert.That(ParseOk(head + "mtu = 9000\n").Mtu, Is.EqualTo(9000));
+        Assert.That(ParseOk(head + "mtu = 65000\n").Mtu, Is.EqualTo(65000));
+        foreach (var bad in new[] { "mtu = 40\n", "mtu = 65001\n", "mtu = -1\n" })
+        {
+            var r = GazelleConfigParser.Parse(head + bad, "t.conf");
+            Assert.That(r.IsOk, Is.False, bad);
+            Assert.That(r.Errors[0].ToString(), Does.Contain("mtu"), bad);
+        }
+    }
+
+    [Test]
     public void CpuRangesExpand()
     {
         var c = ParseOk("backend=\"inmemory\"\nhost_addr=\"10.0.0.2\"\nmask_addr=\"255.0.0.0\"\nnum_cpus=\"0-2, 5\"\n");

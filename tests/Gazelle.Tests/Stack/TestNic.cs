@@ -22,7 +22,7 @@ internal sealed class TestNic : INic, IDisposable
     public MacAddress MacAddress { get; }
     public int Mtu { get; }
     public int QueueCount => 1;
-    public NicOffloads Offloads => NicOffloads.None;
+    public NicOffloads Offloads { get; init; } = NicOffloads.None;
     public IPacketPool TxPool => _pool;
     public NativePacketPool Pool => _pool;
     public TestNic? Peer { get; set; }

@@ -659,6 +659,23 @@ public class TcpStateTests : TcpFixture
     }
 
     [Test]
+    public void TailLossProbeResendsTheLastSentSegmentNotUnsentData()
+    {
+        // RFC 8985 §7.3: with new data held back by the peer's window, the probe is the most recently sent
+        // segment. The end of the send buffer (never sent) would open a hole below it.
+        var c = Established();
+        Tcp.Send(c, Bytes(3000), MessageFlags.None, out _);
+        Expect(TcpFlags.Ack, seq: OurNxt, length: 1460);
+        Expect(TcpFlags.Ack, seq: OurNxt + 1460, length: 1460);
+        ExpectNothing(); // Nagle holds the last 80 bytes
+        Send(Seg(TcpFlags.Ack, PeerNxt, OurNxt, window: 2920)); // the window closes on what is in flight
+        ExpectNothing();
+        Advance(60);
+        Expect(TcpFlags.Ack, seq: OurNxt + 1460, length: 1460);
+        Assert.That(Tcp.Counters.TailLossProbes, Is.EqualTo(1));
+    }
+
+    [Test]
     public void BindConflictsAndReuseAddr()
     {
         ListenOn();

@@ -109,4 +109,29 @@ public class InternetChecksumTests
             Assert.That(got == expect || (got ^ expect) == 0xFFFF && (got == 0 || expect == 0), Is.True, $"{got:x4} vs {expect:x4}");
         }
     }
+
+    [Test]
+    public void CopyAndSumCopiesAndSumsLikeSumForEveryLengthAndAlignment()
+    {
+        var r = new Random(7);
+        var src = new byte[4200];
+        r.NextBytes(src);
+        var dst = new byte[4300];
+        foreach (int len in new[] { 0, 1, 2, 3, 63, 64, 65, 1023, 1024, 1025, 1087, 1448, 1449, 2048, 4095, 4096, 4100 })
+        {
+            for (int off = 0; off < 3; off++)
+            {
+                foreach (bool narrow in new[] { false, true }) // the vector width of the JIT, and the 128-bit loop NativeAOT runs
+                {
+                    Array.Fill(dst, (byte)0xCC);
+                    uint got = narrow ? InternetChecksum.CopyAndSum128(src.AsSpan(off, len), dst.AsSpan(off + 1)) : InternetChecksum.CopyAndSum(src.AsSpan(off, len), dst.AsSpan(off + 1));
+                    Assert.That(got, Is.EqualTo(InternetChecksum.Sum(src.AsSpan(off, len))), $"sum, len {len} off {off} narrow {narrow}");
+                    Assert.That(dst.AsSpan(off + 1, len).SequenceEqual(src.AsSpan(off, len)), Is.True, $"copy, len {len} off {off}");
+                    Assert.That(dst[off], Is.EqualTo((byte)0xCC), "nothing written before");
+                    Assert.That(dst[off + 1 + len], Is.EqualTo((byte)0xCC), "nothing written after");
+                }
+            }
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => InternetChecksum.CopyAndSum(src.AsSpan(0, 10), dst.AsSpan(0, 9)));
+    }
 }

@@ -338,6 +338,7 @@ internal static unsafe partial class DpdkNative
     internal const ulong TxOffloadUdpCksum = 1UL << 2;
     internal const ulong TxOffloadTcpCksum = 1UL << 3;
     internal const ulong TxOffloadTcpTso = 1UL << 5;
+    internal const ulong TxOffloadMultiSegs = 1UL << 15;
 
     internal const ulong RxIpCksumBad = 1UL << 4;
     internal const ulong RxIpCksumGood = 1UL << 7;

@@ -129,10 +129,14 @@ public sealed unsafe class DpdkPort : INic, IDisposable
         MaxRxQueues = di.MaxRxQueues;
         MaxTxQueues = di.MaxTxQueues;
         MinMtu = di.MinMtu;
-        MaxMtu = di.MaxMtu;
+        MaxMtu = DeviceMaxMtu(di);
+        CarriesLongFrames = DriverCarriesLongFrames(DriverName, di.TxOffloadCapa);
         RetaSize = di.RetaSize;
         HashKeySize = di.HashKeySize;
         DeviceOffloads = OffloadsOf(di);
+        // net_memif's frames are copied from the peer process's memory by the CPU: no wire, no NIC, nothing on the
+        // way that could corrupt them (Linux's loopback and veth skip verification the same way).
+        if (DriverName == "net_memif") DeviceOffloads |= NicOffloads.RxChecksumUnnecessary;
 
         if (o.Queues > di.MaxRxQueues || o.Queues > di.MaxTxQueues)
             throw new DpdkException(DpdkError.Unsupported,
@@ -141,12 +145,16 @@ public sealed unsafe class DpdkPort : INic, IDisposable
         ushort currentMtu;
         int mtu = o.Mtu;
         if (mtu == 0) mtu = DpdkNative.rte_eth_dev_get_mtu(portId, &currentMtu) == 0 ? currentMtu : 1500;
-        if (o.Mtu != 0 && (o.Mtu < di.MinMtu || o.Mtu > di.MaxMtu))
+        // Above the device's range, a driver that carries long frames as descriptor chains (net_memif) runs
+        // the MTU in the stack alone: ethdev keeps its own (it would refuse the frame length).
+        bool longFrames = o.Mtu > MaxMtu && CarriesLongFrames && o.Mtu <= MaxLongFrameMtu;
+        if (o.Mtu != 0 && (o.Mtu < di.MinMtu || o.Mtu > MaxMtu) && !longFrames)
             throw new DpdkException(DpdkError.Unsupported,
-                $"port {Name}: MTU {o.Mtu} outside the device's range {di.MinMtu}..{di.MaxMtu}", DpdkNative.EINVAL);
+                $"port {Name}: MTU {o.Mtu} outside the device's range {di.MinMtu}..{MaxMtu}" +
+                (CarriesLongFrames ? $" (its driver carries frames up to MTU {MaxLongFrameMtu} as chains)" : ""), DpdkNative.EINVAL);
 
         // One mbuf holds a whole frame: Ethernet header + two VLAN tags + FCS around the MTU.
-        int frameMax = mtu + 14 + 8 + 4;
+        int frameMax = FrameBytes(mtu);
         int dataRoom = eal.MbufHeadroom + Math.Max(2048, Math.Max(frameMax, (int)di.MinRxBufSize));
         if (dataRoom > ushort.MaxValue)
             throw new DpdkException(DpdkError.Unsupported, $"port {Name}: MTU {mtu} needs {dataRoom}-byte mbufs, above 65535", DpdkNative.EINVAL);
@@ -181,7 +189,7 @@ public sealed unsafe class DpdkPort : INic, IDisposable
                 RxOffloads = RxOffloadBits(enabled),
                 TxOffloads = TxOffloadBits(enabled),
                 RssHf = rssHf,
-                Mtu = o.Mtu > 0 ? (uint)o.Mtu : 0,
+                Mtu = o.Mtu > 0 && !longFrames ? (uint)o.Mtu : 0,
                 NbRxQueues = (ushort)o.Queues,
                 NbTxQueues = (ushort)o.Queues,
                 NbRxDesc = (ushort)Math.Clamp(o.RxDescriptors, 1, ushort.MaxValue),
@@ -213,7 +221,8 @@ public sealed unsafe class DpdkPort : INic, IDisposable
             rc = DpdkNative.rte_eth_macaddr_get(portId, mac);
             if (rc != 0) throw Fail($"rte_eth_macaddr_get(port {Name})", rc);
             MacAddress = MacAddress.Read(new ReadOnlySpan<byte>(mac, 6));
-            Mtu = DpdkNative.rte_eth_dev_get_mtu(portId, &currentMtu) == 0 ? currentMtu : mtu;
+            Mtu = longFrames ? o.Mtu : DpdkNative.rte_eth_dev_get_mtu(portId, &currentMtu) == 0 ? currentMtu : mtu;
+            LongFrameMtu = longFrames;
         }
         catch
         {
@@ -256,8 +265,29 @@ public sealed unsafe class DpdkPort : INic, IDisposable
     /// <summary>L3 MTU currently set on the device.</summary>
     public int Mtu { get; private set; }
     public int MinMtu { get; }
-    /// <summary>Largest MTU the device allows (jumbo frames when above 1500).</summary>
+    /// <summary>Largest MTU the device allows (jumbo frames when above 1500): its max_mtu, bounded by its
+    /// max_rx_pktlen as rte_eth_dev_configure bounds it.</summary>
     public int MaxMtu { get; }
+    /// <summary>
+    /// True when the driver carries frames longer than <see cref="MaxMtu"/> allows, as chains of
+    /// descriptors, so the stack may run a larger MTU than ethdev's (<see cref="LongFrameMtu"/>). Known of
+    /// net_memif only: its dev_info reports a fixed max_rx_pktlen of 1518 and no MTU operation, but its
+    /// transmit path offers MULTI_SEGS and splits a frame over as many ring descriptors as it needs
+    /// (MEMIF_DESC_FLAG_NEXT), and its receive path chains them back into mbufs with no length limit
+    /// (DPDK drivers/net/memif/rte_eth_memif.c). Both ends are our stacks or other memif peers in memory:
+    /// no wire, no NIC with a frame limit in between.
+    /// </summary>
+    public bool CarriesLongFrames { get; }
+    /// <summary>True when <see cref="Mtu"/> is above the device's range and carried as chains (see
+    /// <see cref="CarriesLongFrames"/>); ethdev's own MTU stays what it was.</summary>
+    public bool LongFrameMtu { get; private set; }
+    /// <summary>Largest MTU on a driver that <see cref="CarriesLongFrames"/>: a whole frame must fit one mbuf
+    /// (16-bit data room, with the headroom) and one memif descriptor buffer (<c>bsize</c>, 16 bits).</summary>
+    public const int MaxLongFrameMtu = 65000;
+
+    /// <summary>Bytes of the largest frame at <paramref name="mtu"/>: Ethernet header, two VLAN tags and the
+    /// FCS around it; the size of the mbufs' data and of memif's buffers (<c>bsize</c>) for whole frames.</summary>
+    public static int FrameBytes(int mtu) => mtu + 14 + 8 + 4;
     public int QueueCount => _queues.Length;
     public int MaxRxQueues { get; }
     public int MaxTxQueues { get; }
@@ -520,6 +550,22 @@ public sealed unsafe class DpdkPort : INic, IDisposable
             throw new DpdkException(DpdkError.Unsupported,
                 $"port {Name}: RSS {(needReta ? "redirection table " : "")}not available (device RETA size {RetaSize}, RSS {(RssEnabled ? "on" : "off")})", DpdkNative.ENOTSUP);
     }
+
+    /// <summary>The device's largest MTU: max_mtu, and no more than max_rx_pktlen less the overhead ethdev
+    /// counts (its eth_dev_validate_mtu refuses a larger one at configure).</summary>
+    private static int DeviceMaxMtu(in DpdkNative.DevInfo di)
+    {
+        int max = di.MaxMtu;
+        if (di.MaxRxPktLen == 0) return max;
+        // ethdev's overhead: max_rx_pktlen - max_mtu when the driver set both, else header + CRC (18).
+        long overhead = di.MaxMtu != ushort.MaxValue && di.MaxRxPktLen > di.MaxMtu ? di.MaxRxPktLen - di.MaxMtu : 18;
+        long byLength = (long)di.MaxRxPktLen - overhead;
+        return byLength > 0 && byLength < max ? (int)byLength : max;
+    }
+
+    /// <summary>See <see cref="CarriesLongFrames"/>: net_memif, when it offers multi-segment transmit.</summary>
+    private static bool DriverCarriesLongFrames(string driver, ulong txCapa) =>
+        driver == "net_memif" && (txCapa & DpdkNative.TxOffloadMultiSegs) != 0;
 
     private static NicOffloads OffloadsOf(in DpdkNative.DevInfo di)
     {

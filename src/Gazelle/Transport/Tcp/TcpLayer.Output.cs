@@ -452,9 +452,11 @@ public sealed partial class TcpLayer
             SendData(t, t.SndNxt, Math.Min(mss, t.SndCount - offset), retransmit: false);
         else
         {
-            int dataEnd = t.SndCount;
-            int len = Math.Min(mss, dataEnd);
-            if (len > 0) SendData(t, t.SndUna + (dataEnd - len), len, retransmit: true);
+            // The most recently sent segment: it ends at SND.MAX, not at the end of the send buffer, whose
+            // unsent tail (held back by the window) would go out ahead of the bytes before it.
+            int sent = Math.Min(t.SndMax - t.SndUna, t.SndCount);
+            int len = Math.Min(mss, sent);
+            if (len > 0) SendData(t, t.SndUna + (sent - len), len, retransmit: true);
             else if (t.FinSent) SendData(t, t.SndUna, 0, retransmit: true);
         }
         t.RtoDeadline = now + new TimeSpanMicros(Math.Min(t.RtoMicros << t.Backoff, MaxRtoMicros));
