@@ -204,16 +204,20 @@ public sealed unsafe partial class PosixLayer
     {
         if (count < 0 || count > MaxIov) return -(int)Errno.EINVAL;
         if (count > 0 && iov == null) return -(int)Errno.EFAULT;
-        _lock.Enter();
-        var f = FileOf(fd);
-        if (f is null || f.Placement == Placement.Pending || (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp))
+        var f = StackFileOf(fd);
+        if (f is null)
         {
+            _lock.Enter();
+            f = FileOf(fd);
+            if (f is null || f.Placement == Placement.Pending || (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp))
+            {
+                _lock.Exit();
+                if (outFlags != null) *outFlags = -1;
+                return isRead ? (count == 1 ? Libc.Read(fd, iov->Base, iov->Length) : KernelRecv(fd, iov, count, 0, null, null, null))
+                    : KernelRecv(fd, iov, count, flags, addr, len, kernelMsg);
+            }
             _lock.Exit();
-            if (outFlags != null) *outFlags = -1;
-            return isRead ? (count == 1 ? Libc.Read(fd, iov->Base, iov->Length) : KernelRecv(fd, iov, count, 0, null, null, null))
-                : KernelRecv(fd, iov, count, flags, addr, len, kernelMsg);
         }
-        _lock.Exit();
         long total = TotalLength(iov, count);
         if (total < 0) return total;
         byte[]? rented = null;
@@ -264,8 +268,8 @@ public sealed unsafe partial class PosixLayer
             {
                 if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
                 PollStack();
-                e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n);
-                if (e == Errno.Ok && n > 0) PollStack(); // window updates go out now
+                e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n); // transmits a window update itself
+                if (n > 0 && _stack.LocalDeliveryPending) PollStack(); // ... except to itself: delivered by a poll
                 nonBlocking = f.NonBlocking || (flags & (MSG_DONTWAIT | MSG_OOB)) != 0; // MSG_OOB never blocks (Linux)
                 timeout = f.ReceiveTimeoutMicros;
             }
@@ -340,6 +344,12 @@ public sealed unsafe partial class PosixLayer
     {
         if (count < 0 || count > MaxIov) return -(int)Errno.EINVAL;
         if (count > 0 && iov == null) return -(int)Errno.EFAULT;
+        if (StackFileOf(fd) is { } s)
+        {
+            long n = TotalLength(iov, count);
+            if (n < 0) return n;
+            return s.Kind == SocketKind.Tcp ? SendStream(fd, s, iov, count, flags) : SendDatagram(fd, s, iov, count, n, flags, addr, addrLen);
+        }
         _lock.Enter();
         var f = FileOf(fd);
         bool toStack = false;
@@ -382,36 +392,26 @@ public sealed unsafe partial class PosixLayer
         long sent = 0;
         int i = 0;
         nuint off = 0;
+        bool first = true;
         while (true)
         {
-            Errno e = Errno.Ok;
+            Errno e;
             bool nonBlocking;
             long timeout;
             lock (_lock)
             {
                 if (FileOf(fd) != f) return sent > 0 ? sent : -(int)Errno.EBADF;
-                PollStack();
-                while (i < count)
+                if (first) PrepareSend(needsTime: true);
+                else PollStack();
+                e = SendChunks(f, iov, count, mflags, ref i, ref off, ref sent);
+                if (first && e == Errno.EAGAIN)
                 {
-                    nuint left = iov[i].Length - off;
-                    if (left == 0)
-                    {
-                        i++;
-                        off = 0;
-                        continue;
-                    }
-                    int chunk = (int)Math.Min(left, (nuint)int.MaxValue);
-                    e = _stack.Send(f.Handle, new ReadOnlySpan<byte>(iov[i].Base + off, chunk), mflags, out int n);
-                    if (e != Errno.Ok) break;
-                    sent += n;
-                    off += (nuint)n;
-                    if (n < chunk)
-                    {
-                        e = Errno.EAGAIN;
-                        break;
-                    }
+                    // Out of room without a poll: ACKs that freed space may be waiting in the NIC.
+                    PollStack();
+                    e = SendChunks(f, iov, count, mflags, ref i, ref off, ref sent);
                 }
-                PollStack();
+                if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered now, as loopback does
+                first = false;
                 nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                 timeout = f.SendTimeoutMicros;
             }
@@ -427,6 +427,29 @@ public sealed unsafe partial class PosixLayer
             int w = wait.Wait(timeout, -1, 0);
             if (w < 0) return sent > 0 ? sent : w;
         }
+    }
+
+    /// <summary>Sends the iovecs from (<paramref name="i"/>, <paramref name="off"/>) on until done or the stack
+    /// refuses (EAGAIN when it took only part). Caller holds the lock.</summary>
+    private Errno SendChunks(SocketFile f, IoVec* iov, int count, MessageFlags mflags, ref int i, ref nuint off, ref long sent)
+    {
+        while (i < count)
+        {
+            nuint left = iov[i].Length - off;
+            if (left == 0)
+            {
+                i++;
+                off = 0;
+                continue;
+            }
+            int chunk = (int)Math.Min(left, (nuint)int.MaxValue);
+            var e = _stack.Send(f.Handle, new ReadOnlySpan<byte>(iov[i].Base + off, chunk), mflags, out int n);
+            if (e != Errno.Ok) return e;
+            sent += n;
+            off += (nuint)n;
+            if (n < chunk) return Errno.EAGAIN;
+        }
+        return Errno.Ok;
     }
 
     private long SendDatagram(int fd, SocketFile f, IoVec* iov, int count, long total, int flags, void* addr, uint addrLen)
@@ -455,6 +478,7 @@ public sealed unsafe partial class PosixLayer
             }
             var wait = new BlockingWait(this);
             var mflags = (MessageFlags)(flags & StackFlagMask);
+            bool first = true;
             while (true)
             {
                 Errno e;
@@ -464,10 +488,12 @@ public sealed unsafe partial class PosixLayer
                 lock (_lock)
                 {
                     if (FileOf(fd) != f) return -(int)Errno.EBADF;
-                    PollStack();
+                    if (first) PrepareSend(needsTime: false); // UDP stamps nothing with the time
+                    else PollStack();
+                    first = false;
                     ResetEdges(f, EPOLLOUT);
                     e = addr != null ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
-                    PollStack();
+                    if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered now, as loopback does
                     nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                     timeout = f.SendTimeoutMicros;
                 }

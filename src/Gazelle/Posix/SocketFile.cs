@@ -36,6 +36,8 @@ internal sealed class SocketFile
     public readonly List<(int Level, int Name, byte[] Value)> Options = [];
     /// <summary>Epoll registrations that watch this socket from the layer.</summary>
     public readonly List<EpollInterest> Interests = [];
+    /// <summary>Moves whenever the stack journaled an event for this socket (PosixLayer.NoteStackEvents).</summary>
+    public long EventGeneration;
 }
 
 /// <summary>An epoll instance that has (or had) stack sockets in its interest list.</summary>
@@ -46,6 +48,10 @@ internal sealed class EpollFile
     public readonly List<EpollInterest> Interests = [];
     /// <summary>Where the next collection starts, so a short events array does not starve later sockets.</summary>
     public int NextStart;
+    /// <summary>The layer's event tick at the last collection, and whether that collection left registrations
+    /// that must be looked at anyway (ready level-triggered ones, kernel sides, unvisited ones).</summary>
+    public long SeenTick = -1;
+    public bool MustLook = true;
     /// <summary>Moves on every change of the interest list or of a registration (EPOLL_CTL_*, a close that
     /// drops one): a waiter's "nothing was ready" holds only while it stays the same.</summary>
     public int Version;
@@ -68,4 +74,11 @@ internal sealed class EpollInterest(EpollFile epoll, int fd, SocketFile file)
     /// <summary>Edge-triggered: the kernel side's readiness at the last collection (a pending or dual
     /// socket's kernel part is only seen as levels, so a rise counts as an edge).</summary>
     public uint KernelSeen;
+    /// <summary>The file's <see cref="SocketFile.EventGeneration"/> and the layer's everything-changed generation
+    /// when this registration was last looked at, and whether it was reported ready then (level-triggered: it
+    /// is looked at again until it is not).</summary>
+    public long SeenGeneration = -1, SeenAllGeneration = -1;
+    public bool WasReady;
+    /// <summary>Index in <see cref="EpollFile.Interests"/> (-1 when not there).</summary>
+    public int Position = -1;
 }

@@ -94,4 +94,22 @@ public interface ISocketApi
     /// <summary>Drives the stack: receives from the NIC, runs protocol input and timers, transmits.
     /// Returns the next instant at which timers need it (<see cref="Instant.Never"/> if none).</summary>
     Instant Poll(Instant now);
+
+    /// <summary>Tells the stack the time without receiving or running timers, so that what a call sends next
+    /// (segments, their RTT and retransmission clocks) is stamped with it; far cheaper than <see cref="Poll"/>,
+    /// which the POSIX layer skips on sends that need nothing from the NIC.</summary>
+    void Tick(Instant now) { }
+
+    /// <summary>Datagrams the stack sent to its own address wait for the next <see cref="Poll"/> to be delivered
+    /// (a send that skipped the poll polls then, so traffic to itself arrives as soon as on loopback).</summary>
+    bool LocalDeliveryPending => false;
+
+    /// <summary>Writes the sockets whose <see cref="GetEvents"/> numbers moved since the previous call into
+    /// <paramref name="into"/> (repeats possible) and forgets them. False when the stack cannot tell (it keeps
+    /// no such record, or more moved than it or <paramref name="into"/> holds): then any socket may have changed.</summary>
+    bool TakeEventedSockets(Span<SocketHandle> into, out int count)
+    {
+        count = 0;
+        return false;
+    }
 }

@@ -111,6 +111,34 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         return n == _rx.Length || localLeft ? now : next;
     }
 
+    /// <inheritdoc/>
+    public bool LocalDeliveryPending => _ip.LocalPending > 0;
+
+    /// <inheritdoc/>
+    public void Tick(Instant now)
+    {
+        _now = now;
+        _ip.Now = now;
+        _tcp.Tick(now);
+    }
+
+    /// <inheritdoc/>
+    public bool TakeEventedSockets(Span<SocketHandle> into, out int count)
+    {
+        count = 0;
+        var tcp = _tcp.Events;
+        var udp = _udp.Events;
+        bool complete = !tcp.Overflowed && !udp.Overflowed && tcp.Entries.Length + udp.Entries.Length <= into.Length;
+        if (complete)
+        {
+            foreach (int i in tcp.Entries) into[count++] = new SocketHandle(i);
+            foreach (int i in udp.Entries) into[count++] = SocketHandles.Udp(i);
+        }
+        tcp.Clear();
+        udp.Clear();
+        return complete;
+    }
+
     /// <summary>Takes back the datagrams this stack sent to its own address. Only those queued before
     /// this call: what their input sends to us in turn (an ACK, an answer) waits for the next poll, so
     /// one poll does bounded work. Returns true when datagrams are left for the next poll.</summary>

@@ -121,9 +121,12 @@ internal static unsafe partial class DpdkNative
 
     [LibraryImport(GlueName)] internal static partial ushort gz_dpdk_rx_burst(ushort port, ushort queue, nint* mbufs, ushort n);
     [LibraryImport(GlueName)] internal static partial ushort gz_dpdk_tx_burst(ushort port, ushort queue, nint* mbufs, ushort n);
-    [LibraryImport(GlueName)]
+    // Called on every poll and flush: the GC transition (a thread-state store and, in a shared library, a
+    // __tls_get_addr per call) cost as much as an empty memif burst. Both return promptly: memif copies,
+    // af_packet's TX kick is one non-blocking sendto.
+    [LibraryImport(GlueName), SuppressGCTransition]
     internal static partial ushort gz_dpdk_rx_burst_views(ushort port, ushort queue, nint* mbufs, MbufView* views, ushort n, RxCounters* counters);
-    [LibraryImport(GlueName)]
+    [LibraryImport(GlueName), SuppressGCTransition]
     internal static partial ushort gz_dpdk_tx_burst_views(ushort port, ushort queue, TxView* views, nint* scratch, ushort n);
 
     // Per-packet calls: short, non-blocking memory operations, so the GC transition is skipped.

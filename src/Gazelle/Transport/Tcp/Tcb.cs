@@ -24,9 +24,9 @@ internal sealed class Tcb
     private readonly RingPool _rings;
     private readonly EventEpoch _epoch;
 
-    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventEpoch? epoch = null)
+    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventEpoch? epoch = null, EventJournal? journal = null)
     {
-        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _epoch = epoch ?? new EventEpoch();
+        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _epoch = epoch ?? new EventEpoch(); _journal = journal;
     }
 
     // ---- ownership ----
@@ -213,18 +213,33 @@ internal sealed class Tcb
 
     // ---- wake-ups (edge-triggered readiness, see SocketEvents) ----
     /// <summary>Bumped when something arrives for the reader / when send space grows after it ran out;
-    /// never reset (registrations compare them). Each bump also moves the layer's <see cref="EventEpoch"/>.</summary>
+    /// never reset (registrations compare them). Each bump also moves the layer's <see cref="EventEpoch"/> and is
+    /// journaled (<see cref="EventJournal"/>).</summary>
     public uint ReadEvents
     {
         get => _readEvents;
-        set { _readEvents = value; _epoch.Value++; }
+        set
+        {
+            _readEvents = value;
+            _epoch.Value++;
+            _journal?.Record(Index);
+        }
     }
+
+    /// <inheritdoc cref="ReadEvents"/>
     public uint WriteEvents
     {
         get => _writeEvents;
-        set { _writeEvents = value; _epoch.Value++; }
+        set
+        {
+            _writeEvents = value;
+            _epoch.Value++;
+            _journal?.Record(Index);
+        }
     }
+
     private uint _readEvents, _writeEvents;
+    private readonly EventJournal? _journal;
     /// <summary>The application found the send ring too full (EAGAIN, a short send, or a readiness query
     /// that was not writable): the next ACK that makes it writable is a write event (Linux's SOCK_NOSPACE).</summary>
     public bool SendSpaceWanted;

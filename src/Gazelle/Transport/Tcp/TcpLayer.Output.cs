@@ -628,6 +628,9 @@ public sealed partial class TcpLayer
     // ------------------------------------------------------------------ timers
 
     /// <summary>Runs due timers; returns the next deadline (<see cref="Instant.Never"/> if none).</summary>
+    /// <summary>The time without running timers: segments sent next are stamped with it (ISocketApi.Tick).</summary>
+    public void Tick(Instant now) => _now = now;
+
     public Instant Poll(Instant now)
     {
         _now = now;

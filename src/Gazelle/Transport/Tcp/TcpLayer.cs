@@ -97,6 +97,9 @@ public sealed partial class TcpLayer
     /// RFC 9293 §3.10.7.4 path; tests compare the two, which must behave identically.</summary>
     public bool HeaderPrediction { get; set; } = true;
 
+    /// <summary>Connections (by index) whose event numbers moved since the stack's reader last cleared it.</summary>
+    public EventJournal Events { get; } = new();
+
     public TcpLayer(StackConfig config, ITcpOutput output)
     {
         _config = config;
@@ -109,7 +112,7 @@ public sealed partial class TcpLayer
         _rings = new RingPool(config.TcpRingPoolBytes);
         for (int i = 0; i < n; i++)
         {
-            _tcbs[i] = new Tcb(i, _rings, Counters, _epoch);
+            _tcbs[i] = new Tcb(i, _rings, Counters, _epoch, Events);
             _free[i] = n - 1 - i; // hand out low indices first
         }
         _freeCount = n;

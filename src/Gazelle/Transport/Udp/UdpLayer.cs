@@ -42,7 +42,7 @@ public sealed class UdpLayer
     private const int SockDgram = 2;
     private const int MaxPayload = 65535 - Ipv4Repr.HeaderLength - UdpDatagram.HeaderLength;
 
-    private sealed class Socket
+    private sealed class Socket(int index, EventJournal journal)
     {
         public bool Open;
         public bool Bound;
@@ -55,8 +55,29 @@ public sealed class UdpLayer
         public Errno PendingError;
         public int NextOnPort = -1;
         public DatagramQueue? Queue;
-        /// <summary>Event sequence numbers (<see cref="SocketEvents"/>); never reset.</summary>
-        public uint ReadEvents, WriteEvents;
+        /// <summary>Event sequence numbers (<see cref="SocketEvents"/>); never reset; each bump is journaled.</summary>
+        public uint ReadEvents
+        {
+            get => _readEvents;
+            set
+            {
+                _readEvents = value;
+                journal.Record(index);
+            }
+        }
+
+        /// <inheritdoc cref="ReadEvents"/>
+        public uint WriteEvents
+        {
+            get => _writeEvents;
+            set
+            {
+                _writeEvents = value;
+                journal.Record(index);
+            }
+        }
+
+        private uint _readEvents, _writeEvents;
         /// <summary>SO_RCVBUF / SO_SNDBUF as Linux reports them; 0 = never set.</summary>
         public int RcvBufOption, SndBufOption;
     }
@@ -85,6 +106,8 @@ public sealed class UdpLayer
     }
 
     public UdpCounters Counters { get; }
+    /// <summary>Sockets (by index) whose event numbers moved since the stack's reader last cleared it.</summary>
+    public EventJournal Events { get; } = new();
     public int OpenSockets => _options.MaxSockets - _freeCount;
 
     private Socket? Get(int index) => (uint)index < (uint)_sockets.Length && _sockets[index] is { Open: true } s ? s : null;
@@ -94,7 +117,7 @@ public sealed class UdpLayer
         index = -1;
         if (_freeCount == 0) return Errno.EMFILE;
         index = _free[--_freeCount];
-        var s = _sockets[index] ??= new Socket();
+        var s = _sockets[index] ??= new Socket(index, Events);
         s.Open = true;
         s.Queue ??= new DatagramQueue(_options.ReceiveBufferBytes, _options.ReceiveQueueDatagrams);
         return Errno.Ok;
