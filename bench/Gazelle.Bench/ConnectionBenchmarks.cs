@@ -5,6 +5,8 @@ using Gazelle.Stack;
 using Gazelle.Time;
 using Gazelle.Wire;
 
+using static Gazelle.Bench.BenchSetup;
+
 namespace Gazelle.Bench;
 
 /// <summary>
@@ -84,21 +86,7 @@ public class ConnectionBenchmarks : IDisposable
         return answered;
     }
 
-    /// <summary>Polls both stacks and switches frames until the bridge has nothing left (bounded).</summary>
-    private void Run()
-    {
-        for (int i = 0; i < 8; i++)
-        {
-            _client.Poll(_now);
-            _server.Poll(_now);
-            if (_network.Poll(_now) == 0 && i > 0) break;
-        }
-    }
-
-    private static void Check(Errno e)
-    {
-        if (e != Errno.Ok) throw new InvalidOperationException($"setup call failed: {e}");
-    }
+    private void Run() => RunUntilQuiet(_client, _server, _network, _now);
 
     [GlobalCleanup]
     public void Dispose()

@@ -8,6 +8,8 @@ using Gazelle.Time;
 using Gazelle.Wire;
 using static Gazelle.Posix.LinuxAbi;
 
+using static Gazelle.Bench.BenchSetup;
+
 namespace Gazelle.Bench;
 
 /// <summary>
@@ -145,11 +147,6 @@ public unsafe class PosixPathBenchmarks : IDisposable
     public int ReadTheReadyOne()
     {
         fixed (byte* b = _buffer) return (int)_layer.Recv(_readyFd, b, (nuint)_buffer.Length, 0);
-    }
-
-    private static void Check(Errno e)
-    {
-        if (e != Errno.Ok) throw new InvalidOperationException($"setup call failed: {e}");
     }
 
     [GlobalCleanup]

@@ -6,6 +6,8 @@ using Gazelle.Time;
 using Gazelle.Transport.Tcp;
 using Gazelle.Wire;
 
+using static Gazelle.Bench.BenchSetup;
+
 namespace Gazelle.Bench;
 
 /// <summary>
@@ -120,11 +122,6 @@ public class TcpBenchmarks
         r.Options.TsVal = _peerTs++;
         r.Options.TsEcr = _out.Last.Options.TsVal;
         return r;
-    }
-
-    private static void Check(Errno e)
-    {
-        if (e != Errno.Ok) throw new InvalidOperationException($"setup call failed: {e}");
     }
 
     /// <summary>Keeps the last header and a count: what TCP emits, at no cost of its own.</summary>
