@@ -18,7 +18,7 @@ mkdir -p "$tmp/www" && head -c "$SIZE" /dev/urandom > "$tmp/www/file.bin"
 
 # One lstack.conf per process: the memif server role for the HTTP server, the client role for curl.
 source "$ROOT/scripts/lstack-conf.sh"
-memif_pair_conf "$tmp" "demo-$$" "$tmp/memif.sock" 10.88.0
+memif_pair_conf "$tmp" "demo-$$" "$tmp/memif.sock" 10.88.0 9000
 
 run_pair() { # $1 label, $2 server address, $3... env for server then client (via SERVER_ENV / CLIENT_ENV)
     local label=$1 addr=$2 port=$((20000 + RANDOM % 20000))

@@ -36,10 +36,9 @@ use_kernel() { MODE=kernel ADDR=127.0.0.1; SRV=(env); CLI=(timeout $((SECS * 4 +
 use_gazelle() { # a fresh memif pair (own socket, own EAL file prefixes) for every run
     run=$((run + 1))
     mkdir -p "$tmp/run$run"
-    memif_pair_conf "$tmp/run$run" "bench-$$-$run" "$tmp/run$run/memif.sock" 10.66.0
-    # MTU 9000 between the two stacks, memif buffers as long as a frame (the kernel's loopback runs 65536;
-    # memif carries long frames: docs/dpdk.md). Only iperf3's segments are long enough to notice.
-    sed -i -e 's|\(net_memif0,[^"]*\)"|\1,bsize=9026"|' -e '$a mtu = 9000' "$tmp/run$run"/memif-{server,client}.conf
+    # MTU 9000 between the two stacks (the kernel's loopback runs 65536). Only iperf3's segments are long
+    # enough to notice.
+    memif_pair_conf "$tmp/run$run" "bench-$$-$run" "$tmp/run$run/memif.sock" 10.66.0 9000
     MODE=gazelle ADDR=10.66.0.1
     SRV=(env GAZELLE_CONF="$tmp/run$run/memif-server.conf" LD_PRELOAD="$PRELOAD")
     CLI=(env GAZELLE_CONF="$tmp/run$run/memif-client.conf" LD_PRELOAD="$PRELOAD" timeout $((SECS * 4 + 60)))
