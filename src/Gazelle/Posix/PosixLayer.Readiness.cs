@@ -141,7 +141,6 @@ public sealed unsafe partial class PosixLayer
                 _table[epfd] = FdKind.Epoll;
             }
             ep.ByFd.TryGetValue(fd, out var interest);
-            ep.Version++;
             switch (op)
             {
                 case EPOLL_CTL_ADD:
@@ -206,9 +205,8 @@ public sealed unsafe partial class PosixLayer
     /// connections asking every socket's readiness took a fifth of each process's time (perf).
     /// Pending and dual sockets, whose kernel side has no journal, are always looked at.
     /// </summary>
-    private int CollectEpoll(EpollFile ep, EpollEvent* events, int max, out bool allStack)
+    private int CollectEpoll(EpollFile ep, EpollEvent* events, int max)
     {
-        allStack = true;
         int count = ep.Interests.Count;
         if (count == 0) return 0;
         NoteStackEvents();
@@ -223,7 +221,6 @@ public sealed unsafe partial class PosixLayer
         for (int k = start; j < count && n < max; j++, k = k + 1 == count ? 0 : k + 1)
         {
             var it = ep.Interests[k];
-            if (it.File.Placement != Placement.Stack) allStack = false;
             if (it.Disarmed) continue;
             var f = it.File;
             bool edgeTriggered = (it.Events & EPOLLET) != 0;
@@ -278,13 +275,6 @@ public sealed unsafe partial class PosixLayer
         if (events == null) return -(int)Errno.EFAULT;
         long timeout = timeoutMs < 0 ? Forever : timeoutMs * 1000L;
         var wait = new Waiter(this);
-        // A round that found nothing among registrations that are all the stack's stays valid while no
-        // socket event moved (ISocketApi.EventEpoch: every rise of readiness is one) and the interest list
-        // did not change: the next spin rounds then skip asking every socket again (a wrk with 32
-        // connections spent a quarter of its time re-collecting 32 unchanged sockets while it waited).
-        bool quiet = false;
-        uint quietEpoch = 0;
-        int quietVersion = 0;
         while (true)
         {
             int n;
@@ -295,15 +285,7 @@ public sealed unsafe partial class PosixLayer
                 else
                 {
                     PollStack();
-                    uint epoch = _stack.EventEpoch;
-                    if (quiet && epoch == quietEpoch && ep.Version == quietVersion) n = 0;
-                    else
-                    {
-                        n = CollectEpoll(ep, events, max, out bool allStack);
-                        quiet = n == 0 && allStack;
-                        quietEpoch = epoch;
-                        quietVersion = ep.Version;
-                    }
+                    n = CollectEpoll(ep, events, max);
                 }
             }
             if (n < 0) return Libc.EpollPWait(epfd, events, max, timeoutMs, sigmask);

@@ -234,7 +234,6 @@ public sealed unsafe partial class PosixLayer : IDisposable
     private static void RemoveInterest(EpollInterest interest)
     {
         var ep = interest.Epoll;
-        ep.Version++;
         if (ep.ByFd.TryGetValue(interest.Fd, out var cur) && cur == interest) ep.ByFd.Remove(interest.Fd);
         // Swap-remove (order only decides where a collection starts): redis-benchmark deletes a registration
         // per request, and List.Remove's search and shift showed in its profile.

@@ -52,9 +52,6 @@ internal sealed class EpollFile
     /// that must be looked at anyway (ready level-triggered ones, kernel sides, unvisited ones).</summary>
     public long SeenTick = -1;
     public bool MustLook = true;
-    /// <summary>Moves on every change of the interest list or of a registration (EPOLL_CTL_*, a close that
-    /// drops one): a waiter's "nothing was ready" holds only while it stays the same.</summary>
-    public int Version;
 }
 
 /// <summary>One (epoll, fd) registration kept by the layer.</summary>

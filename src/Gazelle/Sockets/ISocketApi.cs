@@ -80,10 +80,6 @@ public interface ISocketApi
     Readiness GetReadiness(SocketHandle socket);
     /// <summary>The socket's event sequence numbers (edge-triggered readiness).</summary>
     SocketEvents GetEvents(SocketHandle socket);
-    /// <summary>Moves whenever the <see cref="SocketEvents"/> of any socket of the stack move. Every rise of a
-    /// socket's readiness is such an event, so a waiter that found nothing ready and sees this number
-    /// unchanged knows that nothing became ready, without asking each socket again.</summary>
-    uint EventEpoch { get; }
     /// <summary>Pending error (SO_ERROR), cleared by reading it.</summary>
     Errno TakeError(SocketHandle socket);
 

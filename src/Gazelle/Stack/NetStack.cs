@@ -421,7 +421,6 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     public Readiness GetReadiness(SocketHandle socket) =>
         SocketHandles.IsUdp(socket) ? _udp.GetReadiness(SocketHandles.UdpIndex(socket)) : _tcp.GetReadiness(socket);
 
-    public uint EventEpoch => _tcp.EventEpoch + _udp.EventEpoch; // both only grow: the sum moves when either does
 
     public SocketEvents GetEvents(SocketHandle socket) =>
         SocketHandles.IsUdp(socket) ? _udp.GetEvents(SocketHandles.UdpIndex(socket)) : _tcp.GetEvents(socket);

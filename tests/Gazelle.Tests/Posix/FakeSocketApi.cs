@@ -279,17 +279,6 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
         return r;
     }
 
-    /// <summary>The sum of every socket's event numbers: moves whenever one of them does.</summary>
-    public uint EventEpoch
-    {
-        get
-        {
-            uint e = 0;
-            foreach (var s in _socks) e += s.ReadEvents + s.WriteEvents;
-            return e;
-        }
-    }
-
     public SocketEvents GetEvents(SocketHandle socket) =>
         Get(socket) is { } s ? new SocketEvents(s.ReadEvents, s.WriteEvents) : default;
 

@@ -418,7 +418,7 @@ public unsafe class PosixLayerTests
     }
 
     /// <summary>A waiting epoll_wait that found nothing stops asking every socket while no socket event
-    /// moves (ISocketApi.EventEpoch): what arrives meanwhile, from another thread here, must still end it.</summary>
+    /// is journaled: what arrives meanwhile, from another thread here, must still end it.</summary>
     [Test]
     public void LevelTriggeredEpollWaitSeesWhatArrivesWhileItWaits()
     {

@@ -22,11 +22,10 @@ internal sealed class Tcb
     public readonly HyStart HyStart = new();
     public readonly TcpCounters Counters;
     private readonly RingPool _rings;
-    private readonly EventEpoch _epoch;
 
-    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventEpoch? epoch = null, EventJournal? journal = null)
+    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventJournal? journal = null)
     {
-        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _epoch = epoch ?? new EventEpoch(); _journal = journal;
+        Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _journal = journal;
     }
 
     // ---- ownership ----
@@ -213,29 +212,18 @@ internal sealed class Tcb
 
     // ---- wake-ups (edge-triggered readiness, see SocketEvents) ----
     /// <summary>Bumped when something arrives for the reader / when send space grows after it ran out;
-    /// never reset (registrations compare them). Each bump also moves the layer's <see cref="EventEpoch"/> and is
-    /// journaled (<see cref="EventJournal"/>).</summary>
+    /// never reset (registrations compare them). Each bump is journaled (<see cref="EventJournal"/>).</summary>
     public uint ReadEvents
     {
         get => _readEvents;
-        set
-        {
-            _readEvents = value;
-            _epoch.Value++;
-            _journal?.Record(Index);
-        }
+        set { _readEvents = value; _journal?.Record(Index); }
     }
 
     /// <inheritdoc cref="ReadEvents"/>
     public uint WriteEvents
     {
         get => _writeEvents;
-        set
-        {
-            _writeEvents = value;
-            _epoch.Value++;
-            _journal?.Record(Index);
-        }
+        set { _writeEvents = value; _journal?.Record(Index); }
     }
 
     private uint _readEvents, _writeEvents;

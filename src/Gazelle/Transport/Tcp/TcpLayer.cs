@@ -72,7 +72,6 @@ public sealed partial class TcpLayer
     private int _activeCount;
     private readonly FlowTable _flows;
     private readonly TimeWaitQueue _timeWait;
-    private readonly EventEpoch _epoch = new();
     /// <summary>First listener on each port (-1 none); an SO_REUSEPORT group continues in <see cref="Tcb.NextListener"/>.</summary>
     private readonly int[] _listenerByPort = new int[65536];
     private readonly int[] _explicitBinds = new int[65536];
@@ -112,7 +111,7 @@ public sealed partial class TcpLayer
         _rings = new RingPool(config.TcpRingPoolBytes);
         for (int i = 0; i < n; i++)
         {
-            _tcbs[i] = new Tcb(i, _rings, Counters, _epoch, Events);
+            _tcbs[i] = new Tcb(i, _rings, Counters, Events);
             _free[i] = n - 1 - i; // hand out low indices first
         }
         _freeCount = n;
@@ -655,8 +654,6 @@ public sealed partial class TcpLayer
         return r;
     }
 
-    /// <summary>Moves whenever any connection's <see cref="SocketEvents"/> move (see <see cref="ISocketApi.EventEpoch"/>).</summary>
-    public uint EventEpoch => _epoch.Value;
 
     public SocketEvents GetEvents(SocketHandle socket) =>
         GetUser(socket, out var t) == Errno.Ok ? new SocketEvents(t.ReadEvents, t.WriteEvents) : default;

@@ -279,7 +279,7 @@ public sealed class UdpLayer
             return err;
         }
         Counters.DatagramsSent++;
-        s.WriteEvents++; EventEpoch++; // Linux wakes writers as each sent datagram's buffer is freed (sock_wfree)
+        s.WriteEvents++; // Linux wakes writers as each sent datagram's buffer is freed (sock_wfree)
         sent = data.Length;
         return Errno.Ok;
     }
@@ -308,8 +308,8 @@ public sealed class UdpLayer
         if (!s.Connected) return Errno.ENOTCONN;
         if (how != ShutdownHow.Write) s.ShutRead = true;
         if (how != ShutdownHow.Read) s.ShutWrite = true;
-        s.ReadEvents++; EventEpoch++;
-        s.WriteEvents++; EventEpoch++;
+        s.ReadEvents++;
+        s.WriteEvents++;
         return Errno.Ok;
     }
 
@@ -354,8 +354,6 @@ public sealed class UdpLayer
         return r;
     }
 
-    /// <summary>Moves whenever any socket's <see cref="SocketEvents"/> move (see <see cref="ISocketApi.EventEpoch"/>).</summary>
-    public uint EventEpoch { get; private set; }
 
     public SocketEvents GetEvents(int index) => Get(index) is { } s ? new SocketEvents(s.ReadEvents, s.WriteEvents) : default;
 
@@ -459,7 +457,7 @@ public sealed class UdpLayer
             return UdpInputResult.Done;
         }
         Counters.Delivered++;
-        s.ReadEvents++; EventEpoch++;
+        s.ReadEvents++;
         return UdpInputResult.Done;
     }
 
@@ -508,8 +506,8 @@ public sealed class UdpLayer
             Icmpv4Type.DestinationUnreachable => Errno.EHOSTUNREACH,
             _ => Errno.EHOSTUNREACH,
         };
-        s.ReadEvents++; EventEpoch++;
-        s.WriteEvents++; EventEpoch++;
+        s.ReadEvents++;
+        s.WriteEvents++;
         return true;
     }
 }
