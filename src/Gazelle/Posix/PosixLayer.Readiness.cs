@@ -267,7 +267,7 @@ public sealed unsafe partial class PosixLayer
     /// <summary>The signals of a call that takes no mask: counted through the shim when it counts them,
     /// else held with the thread's own mask in <paramref name="own"/>.</summary>
     private CallSignals OwnSignals(ulong* own) =>
-        _signalCountsOfThread != null ? CallSignals.Counted(_signalCountsOfThread()) : CallSignals.Own(own);
+        _signalCountsOfThread != null ? CallSignals.Counted(_signalCountsOfThread) : CallSignals.Own(own);
 
     private int EpollWaitCore(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask, ref CallSignals signals)
     {

@@ -16,7 +16,6 @@ public struct SignalCounts
 {
     public ulong Packed;
 
-    public readonly uint Handled => (uint)Packed;
     public readonly uint Interrupting => (uint)(Packed >> 32);
 }
 
@@ -89,6 +88,7 @@ public sealed unsafe partial class PosixLayer
         private fixed ulong _saved[SigSetWords];
         private void* _mask;
         private ulong* _own;
+        private delegate* unmanaged<SignalCounts*> _countsOfThread;
         private SignalCounts* _counts;
         private ulong _countsAtWait;
         private bool _waiting;
@@ -99,10 +99,10 @@ public sealed unsafe partial class PosixLayer
         /// wait changes the count, and the call ends with EINTR, as Linux's (never restarted, SA_RESTART or
         /// not). No system call, where holding and asking the kernel costs three per waiting call.
         /// </summary>
-        public static CallSignals Counted(SignalCounts* counts)
+        public static CallSignals Counted(delegate* unmanaged<SignalCounts*> countsOfThread)
         {
             CallSignals c = default;
-            c._counts = counts;
+            c._countsOfThread = countsOfThread;
             return c;
         }
 
@@ -124,8 +124,9 @@ public sealed unsafe partial class PosixLayer
         /// <summary>Starts holding the catchable signals of a call made by <see cref="Own"/> (once).</summary>
         public void HoldForWait()
         {
-            if (_counts != null && !_waiting)
+            if (_countsOfThread != null && !_waiting)
             {
+                _counts = _countsOfThread(); // only for a call that waits: one that is answered at once pays nothing
                 _countsAtWait = Volatile.Read(ref _counts->Packed);
                 _waiting = true;
             }
@@ -159,7 +160,7 @@ public sealed unsafe partial class PosixLayer
         /// <summary>-EINTR when a signal the caller's mask lets through was pending: it was delivered now.</summary>
         public readonly int Interrupted()
         {
-            if (_counts != null) return _waiting && Volatile.Read(ref _counts->Packed) != _countsAtWait ? -(int)Errno.EINTR : 0;
+            if (_countsOfThread != null) return _waiting && Volatile.Read(ref _counts->Packed) != _countsAtWait ? -(int)Errno.EINTR : 0;
             if (_mask == null) return 0;
             TimeSpec zero = default;
             return Libc.PPoll(null, 0, &zero, _mask) == -(int)Errno.EINTR ? -(int)Errno.EINTR : 0;
