@@ -83,7 +83,7 @@ public sealed class EthernetLink
             _tx[i].Release();
             Counters.TxDeviceFull++;
         }
-        Array.Clear(_tx, 0, _txCount);
+        for (int i = 0; i < _txCount; i++) _tx[i] = null!; // usually one: cheaper than Array.Clear's call
         _txCount = 0;
     }
 }

@@ -199,7 +199,9 @@ public sealed class Ipv4Layer : IIpOutput
                 uint s2 = InternetChecksum.CopyAndSum(payload2, b.Append(payload2.Length));
                 if (((header.Length + payload1.Length) & 1) != 0) s2 = BinaryPrimitives.ReverseEndianness((ushort)s2); // RFC 1071 §2(B)
                 uint sum = InternetChecksum.Add(InternetChecksum.Add(headerSum, header.Length % 2 == 0 ? s1 : BinaryPrimitives.ReverseEndianness((ushort)s1)), s2);
-                BinaryPrimitives.WriteUInt16BigEndian(h[checksumOffset..], InternetChecksum.Finish(sum));
+                ushort c = InternetChecksum.Finish(sum);
+                if (c == 0 && p.Protocol == IpProtocol.Udp) c = 0xFFFF; // RFC 768: a computed zero is sent as all ones
+                BinaryPrimitives.WriteUInt16BigEndian(h[checksumOffset..], c);
             }
             else
             {
@@ -223,7 +225,9 @@ public sealed class Ipv4Layer : IIpOutput
             header.CopyTo(summed);
             uint sum = InternetChecksum.Add(headerSum, InternetChecksum.SumAt(payload1, header.Length));
             sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload2, header.Length + payload1.Length));
-            BinaryPrimitives.WriteUInt16BigEndian(summed[checksumOffset..], InternetChecksum.Finish(sum));
+            ushort c = InternetChecksum.Finish(sum);
+            if (c == 0 && p.Protocol == IpProtocol.Udp) c = 0xFFFF; // RFC 768
+            BinaryPrimitives.WriteUInt16BigEndian(summed[checksumOffset..], c);
             return Send(p, summed, payload1, payload2, -1, 0);
         }
         // RFC 791 §3.2 fragmentation: all but the last fragment carry a multiple of 8 bytes.

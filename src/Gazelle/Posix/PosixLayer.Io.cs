@@ -476,9 +476,9 @@ public sealed unsafe partial class PosixLayer
                 }
                 data = rented.AsSpan(0, (int)total);
             }
-            var wait = new BlockingWait(this);
+            BlockingWait wait = default; // made at the first wait: most sends never wait
             var mflags = (MessageFlags)(flags & StackFlagMask);
-            bool first = true;
+            bool first = true, first2 = true;
             while (true)
             {
                 Errno e;
@@ -500,6 +500,8 @@ public sealed unsafe partial class PosixLayer
                 if (e == Errno.Ok) return n;
                 if (e == Errno.EPIPE) RaiseSigPipe(flags);
                 if (e != Errno.EAGAIN || nonBlocking) return -(int)e;
+                if (first2) wait = new BlockingWait(this);
+                first2 = false;
                 int w = wait.Wait(timeout, -1, 0);
                 if (w < 0) return w;
             }

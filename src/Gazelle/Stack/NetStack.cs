@@ -348,7 +348,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     {
         sent = 0;
         if (!SocketHandles.IsUdp(socket)) return Flushed(_tcp.Send(socket, data, flags, out sent));
-        var e = _udp.SendTo(SocketHandles.UdpIndex(socket), data, null, out sent);
+        var e = _udp.SendTo(SocketHandles.UdpIndex(socket), data, false, default, out sent);
         _link.Flush();
         return e;
     }
@@ -358,7 +358,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         sent = 0;
         // A stream socket ignores the address, as Linux's tcp_sendmsg does.
         if (!SocketHandles.IsUdp(socket)) return Flushed(_tcp.Send(socket, data, flags, out sent));
-        var e = _udp.SendTo(SocketHandles.UdpIndex(socket), data, remote, out sent);
+        var e = _udp.SendTo(SocketHandles.UdpIndex(socket), data, true, remote, out sent);
         _link.Flush();
         return e;
     }
