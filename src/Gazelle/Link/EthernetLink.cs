@@ -72,6 +72,9 @@ public sealed class EthernetLink
         if (_txCount == _tx.Length) Flush();
     }
 
+    /// <summary>Frames are queued for <see cref="Flush"/>.</summary>
+    public bool Pending => _txCount > 0;
+
     /// <summary>Hands the batched frames to the device; frames it refuses are released and counted.</summary>
     public void Flush()
     {

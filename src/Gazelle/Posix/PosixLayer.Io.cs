@@ -494,6 +494,7 @@ public sealed unsafe partial class PosixLayer
                     ResetEdges(f, EPOLLOUT);
                     e = addr != null ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
                     if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered now, as loopback does
+                    if (_batching) NoteHeldOutput();
                     nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                     timeout = f.SendTimeoutMicros;
                 }

@@ -40,7 +40,11 @@ public sealed unsafe partial class PosixLayer : IDisposable
         _clock = clock;
         _policy = policy ?? new PollPolicy();
         _entries = new object?[table.Limit];
+        _batching = _policy.DatagramFlushMicros > 0;
+        if (_batching) _stack.BatchDatagrams = true;
     }
+
+    private readonly bool _batching;
 
     public FdKindTable Table => _table;
 
@@ -458,6 +462,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// <summary>Closes the layer's own kernel fd (tests; a preloaded process keeps its layer until exit).</summary>
     public void Dispose()
     {
+        StopFlusher();
         lock (_lock)
         {
             if (_reservation >= 0) Libc.Close(_reservation);
