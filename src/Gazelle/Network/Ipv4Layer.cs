@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using Gazelle.Buffers;
 using Gazelle.Link;
 using Gazelle.Sockets;
@@ -218,18 +219,7 @@ public sealed class Ipv4Layer : IIpOutput
             return Errno.EMSGSIZE;
         }
 
-        if (checksumOffset >= 0)
-        {
-            // Fragments carry the transport header once: its checksum is computed over the whole datagram first.
-            Span<byte> summed = stackalloc byte[header.Length];
-            header.CopyTo(summed);
-            uint sum = InternetChecksum.Add(headerSum, InternetChecksum.SumAt(payload1, header.Length));
-            sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload2, header.Length + payload1.Length));
-            ushort c = InternetChecksum.Finish(sum);
-            if (c == 0 && p.Protocol == IpProtocol.Udp) c = 0xFFFF; // RFC 768
-            BinaryPrimitives.WriteUInt16BigEndian(summed[checksumOffset..], c);
-            return Send(p, summed, payload1, payload2, -1, 0);
-        }
+        if (checksumOffset >= 0) return SendSummedFragments(p, header, payload1, payload2, checksumOffset, headerSum);
         // RFC 791 §3.2 fragmentation: all but the last fragment carry a multiple of 8 bytes.
         int chunk = (mtu - Ipv4Repr.HeaderLength) & ~7;
         for (int off = 0; off < l4; off += chunk)
@@ -249,6 +239,23 @@ public sealed class Ipv4Layer : IIpOutput
             Transmit(b, repr, bcast, mac, nextHop);
         }
         return Errno.Ok;
+    }
+
+    /// <summary>Fragments carry the transport header once: its checksum is computed over the whole datagram first.
+    /// Apart from <see cref="Send(in Ipv4SendParams, ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, int, uint)"/>
+    /// because of its stackalloc (a stack cookie there made the JIT copy every span parameter on the common path).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Errno SendSummedFragments(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
+        int checksumOffset, uint headerSum)
+    {
+        Span<byte> summed = stackalloc byte[header.Length];
+        header.CopyTo(summed);
+        uint sum = InternetChecksum.Add(headerSum, InternetChecksum.SumAt(payload1, header.Length));
+        sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload2, header.Length + payload1.Length));
+        ushort c = InternetChecksum.Finish(sum);
+        if (c == 0 && p.Protocol == IpProtocol.Udp) c = 0xFFFF; // RFC 768
+        BinaryPrimitives.WriteUInt16BigEndian(summed[checksumOffset..], c);
+        return Send(p, summed, payload1, payload2, -1, 0);
     }
 
     private void Transmit(PacketBuffer b, in Ipv4Repr repr, bool broadcast, MacAddress mac, Ipv4Address nextHop)

@@ -19,7 +19,7 @@ namespace Gazelle.Posix;
 public sealed unsafe partial class PosixLayer
 {
     /// <summary>Looks without a held frame after which the flush thread parks until the next held frame
-    /// (about 50 ms at the default 50 µs period): an idle program pays no periodic wake-ups.</summary>
+    /// (about 100 ms at the default 100 µs period): an idle program pays no periodic wake-ups.</summary>
     private const int ParkAfterIdleRounds = 1000;
 
     /// <summary>Number of the batch held in the stack's transmit burst, 0 when none is (set under the lock).</summary>

@@ -77,7 +77,7 @@ public sealed record PollPolicy
         if (int.TryParse(Environment.GetEnvironmentVariable("GAZELLE_BLOCK_MS"), out int block) && block >= 0)
             p = p with { BlockMillis = block };
         // The preloaded program batches datagrams unless GAZELLE_FLUSH_US=0.
-        p = p with { DatagramFlushMicros = long.TryParse(Environment.GetEnvironmentVariable("GAZELLE_FLUSH_US"), out long flush) && flush >= 0 ? flush : 50 };
+        p = p with { DatagramFlushMicros = long.TryParse(Environment.GetEnvironmentVariable("GAZELLE_FLUSH_US"), out long flush) && flush >= 0 ? flush : 100 };
         return p;
     }
 }

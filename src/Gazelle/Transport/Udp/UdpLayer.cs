@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using Gazelle.Network;
 using Gazelle.Sockets;
 using Gazelle.Wire;
@@ -261,7 +262,10 @@ public sealed class UdpLayer
         }
 
         var src = _ip.LocalAddress;
-        Span<byte> h = stackalloc byte[UdpDatagram.HeaderLength];
+        // The 8 header bytes in a local rather than stackalloc: a stackalloc gives the method a stack cookie, and
+        // with it the JIT copies span parameters into shadow slots (a store-forwarding stall per call, perf annotate).
+        ulong header = 0;
+        Span<byte> h = MemoryMarshal.AsBytes(new Span<ulong>(ref header));
         int length = UdpDatagram.HeaderLength + data.Length;
         BinaryPrimitives.WriteUInt16BigEndian(h[UdpDatagram.SourcePortOffset..], s.Local.Port);
         BinaryPrimitives.WriteUInt16BigEndian(h[UdpDatagram.DestinationPortOffset..], remote.Port);
