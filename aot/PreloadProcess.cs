@@ -65,7 +65,7 @@ internal sealed class PreloadProcess
 
     public PosixLayer? Layer { get; }
 
-    public static PreloadProcess Start(FdKindTable fds, nint signalCountsOfThread)
+    public static unsafe PreloadProcess Start(FdKindTable fds, nint signalCountsOfThread, int* txHeld)
     {
         string? gazelleConf = Environment.GetEnvironmentVariable(ConfigLoader.GazelleConfVariable);
         string? lstackConf = Environment.GetEnvironmentVariable(ConfigLoader.LstackConfPathVariable);
@@ -99,7 +99,7 @@ internal sealed class PreloadProcess
             };
             var stack = new NetStack(stackConfig, port);
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, PollPolicy.FromEnvironment(),
-                signalCountsOfThread);
+                signalCountsOfThread, txHeld);
             return new PreloadProcess(fds, layer, eal, port, stack);
         }
         catch (Exception e) when (e is DpdkException or InvalidOperationException or ArgumentException or DllNotFoundException or EntryPointNotFoundException)
