@@ -39,7 +39,7 @@ internal static unsafe class Exports
                 Console.Error.WriteLine($"gazelle: shim/stack ABI mismatch (stack {ShimAbi.AbiVersion}): sockets run on the kernel");
                 return -(int)Sockets.Errno.EINVAL;
             }
-            s_process = PreloadProcess.Start(new FdKindTable(info->FdTable, info->FdLimit), info->SignalCounts, info->TxHeld);
+            s_process = PreloadProcess.Start(new FdKindTable(info->FdTable, info->FdLimit), info->SignalCounts);
             return 0;
         }
         catch (Exception e)
@@ -53,17 +53,6 @@ internal static unsafe class Exports
     /// their data and FIN (<see cref="PosixLayer.FlushAtExit"/>): over memif or a veth that takes
     /// milliseconds; the bound only matters when a peer stopped reading or vanished.</summary>
     private static readonly Time.TimeSpanMicros ExitFlushBound = Time.TimeSpanMicros.FromSeconds(3);
-
-    /// <summary>The shim, before a call goes to libc while the stack holds batched datagrams: send them now.</summary>
-    [UnmanagedCallersOnly(EntryPoint = "gz_flush")]
-    private static void Flush()
-    {
-        try
-        {
-            Layer?.FlushHeldOutput();
-        }
-        catch (Exception e) { Failed(e); }
-    }
 
     [UnmanagedCallersOnly(EntryPoint = "gz_exit_flush")]
     private static void ExitFlush()

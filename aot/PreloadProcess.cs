@@ -87,7 +87,7 @@ internal sealed class PreloadProcess
         }
     }
 
-    public static unsafe PreloadProcess Start(FdKindTable fds, nint signalCountsOfThread, int* txHeld)
+    public static PreloadProcess Start(FdKindTable fds, nint signalCountsOfThread)
     {
         string? gazelleConf = Environment.GetEnvironmentVariable(ConfigLoader.GazelleConfVariable);
         string? lstackConf = Environment.GetEnvironmentVariable(ConfigLoader.LstackConfPathVariable);
@@ -122,7 +122,7 @@ internal sealed class PreloadProcess
             var stack = new NetStack(stackConfig, port);
             var policy = PollPolicy.FromEnvironment();
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, policy,
-                signalCountsOfThread, txHeld);
+                signalCountsOfThread);
             if (policy.KeeperMillis > 0)
                 new Thread(() => KeepUpPeriodically(layer, policy.KeeperMillis)) { IsBackground = true, Name = "gazelle-keeper" }.Start();
             return new PreloadProcess(fds, layer, eal, port, stack);

@@ -5,7 +5,7 @@ namespace Gazelle.Native;
 /// <summary>The C side of the shim contract; keep in step with shim/gazelle_abi.h.</summary>
 internal static class ShimAbi
 {
-    public const int AbiVersion = 3;
+    public const int AbiVersion = 2;
     /// <summary>Returned by gz_socket when the socket is not the stack's: the shim calls libc.</summary>
     public const int Pass = 1 << 30;
 
@@ -23,6 +23,4 @@ internal unsafe struct ShimInfo
     public int AbiVersion;
     /// <summary>struct gz_signal_counts *(*)(void): the calling thread's signal-handler counts.</summary>
     public nint SignalCounts;
-    /// <summary>volatile int *: non-zero while the stack holds batched datagram frames (the shim calls gz_flush).</summary>
-    public int* TxHeld;
 }

@@ -31,11 +31,7 @@ struct gz_shim_info {
     int fd_limit;
     int abi_version;
     struct gz_signal_counts *(*signal_counts)(void);  /* the calling thread's counts */
-    /* Non-zero while the stack holds batched datagram frames not yet handed to the device: every hooked
-     * call that goes to libc first has the stack send them (gz_flush), so a program that sends and then
-     * talks through a kernel fd (a pipe, a file, a kernel socket) never gets ahead of its datagrams. */
-    volatile int *tx_held;
 };
-#define GZ_ABI_VERSION 3
+#define GZ_ABI_VERSION 2
 
 #endif

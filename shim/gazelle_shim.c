@@ -95,7 +95,6 @@ struct gz_stack_api {
     int (*pselect)(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask);
     void (*after_fork)(int in_child);
     void (*exit_flush)(void);
-    void (*flush)(void);
     long (*debug_collect)(void);
     long (*stats)(char *buf, size_t size);
 };
@@ -148,20 +147,6 @@ static void restore_program_signals(const struct sigaction *saved)
 
 static int forked_child;
 
-/* Set by the stack while it holds batched datagram frames (gz_shim_info.tx_held). */
-static volatile int tx_held;
-
-/* Before a call goes to libc: datagrams the stack holds leave first, so what the program does through the
- * kernel next (a write to a pipe, a file, a kernel socket) cannot overtake them. One load when none are held. */
-static inline void flush_if_held(void)
-{
-    if (__builtin_expect(tx_held, 0) && in_stack == 0 && !forked_child && api.flush) {
-        in_stack++;
-        api.flush();
-        in_stack--;
-    }
-}
-
 /* atexit: the stack lives in this process, so what its closed connections still owe their peers
  * (data, a FIN) would die with it, where the kernel would deliver it after the owner is gone. The
  * stack closes what is still open and drives the connections to the end (bounded) first. A forked
@@ -213,9 +198,9 @@ static void load_stack(void)
     GZ_FD_HOOKS(GZ_BIND_HOOK)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
     GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(after_fork)
-    GZ_BIND(exit_flush) GZ_BIND(flush)
+    GZ_BIND(exit_flush)
     GZ_BIND(debug_collect) GZ_BIND(stats)
-    struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION, gz_signal_counts_of_thread, &tx_held };
+    struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION, gz_signal_counts_of_thread };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
     restore_program_signals(saved_signals);
@@ -300,7 +285,6 @@ static int orphan_refuses(int fd, const char *call)
                 GZ_RESULT(api.name args);                                            \
             }                                                                        \
         }                                                                            \
-        flush_if_held();                                                             \
         return real_##name args;                                                     \
     }
 GZ_FD_HOOKS(GZ_DEFINE_FD_HOOK)

@@ -10,14 +10,15 @@ namespace Gazelle.Posix;
 /// set the stack keeps a datagram's frame in its transmit burst (<see cref="ISocketApi.BatchDatagrams"/>) and it
 /// leaves with the frames after it. A held frame must not wait on the program: it may send and then block where
 /// the layer never sees it (nanosleep, a futex, a kernel fd, a long computation). So a frame leaves at the first
-/// of: the burst is full; the next poll of the stack (every 32nd send, every receive, wait or epoll round); any
-/// stack call that sends (TCP, ICMP); any fd call the preload shim sends to libc (a write to a pipe, a file or
-/// a kernel socket: the shim sees <c>tx_held</c> and calls <see cref="FlushHeldOutput"/> first, so nothing the
-/// program does through the kernel overtakes its datagrams); or, whatever the program does meanwhile, the
-/// layer's flush thread, which looks every <see cref="PollPolicy.DatagramFlushMicros"/> and flushes a batch it
-/// saw held the look before (so nothing is held longer than about twice that, plus the scheduler's delay). The
-/// thread starts at the first held frame and parks (no wake-ups) after <see cref="ParkAfterIdleRounds"/> looks
-/// without one.
+/// of: the burst is full; the next poll of the stack (every 32nd send, every receive, wait or epoll round);
+/// any stack call that sends (TCP, ICMP); or, whatever the program does meanwhile, the layer's flush thread,
+/// which looks every <see cref="PollPolicy.DatagramFlushMicros"/> and flushes a batch it saw held the look
+/// before (so nothing is held longer than about twice that, plus the scheduler's delay). The thread starts at
+/// the first held frame and parks (no wake-ups) after <see cref="ParkAfterIdleRounds"/> looks without one.
+/// Not done: flushing in the shim before each call it sends to libc (so a write to a pipe could never overtake a
+/// held datagram). Tried: the stack's own threads (this one, the keeper) reach the shim's hooks through DPDK's
+/// af_packet driver (its sendto kick), and the shim calling back into the stack from a managed thread aborted
+/// the runtime ("attempted to call a UnmanagedCallersOnly method from managed code").
 /// </summary>
 public sealed unsafe partial class PosixLayer
 {
@@ -25,10 +26,8 @@ public sealed unsafe partial class PosixLayer
     /// (about 100 ms at the default 100 µs period): an idle program pays no periodic wake-ups.</summary>
     private const int ParkAfterIdleRounds = 1000;
 
-    /// <summary>Number of the batch held in the stack's transmit burst, 0 when none is. Written only under the lock,
-    /// through <see cref="SetHeld"/>, which keeps the shim's flag equal to "non-zero".</summary>
+    /// <summary>Number of the batch held in the stack's transmit burst, 0 when none is (set under the lock).</summary>
     private int _heldBatch;
-    private readonly int* _txHeld;
     private int _batchNumbers;
     private Thread? _flusher;
     private readonly object _park = new();
@@ -45,13 +44,13 @@ public sealed unsafe partial class PosixLayer
     {
         if (!_stack.OutputPending)
         {
-            if (_heldBatch != 0) SetHeld(0);
+            _heldBatch = 0;
             return;
         }
         if (_heldBatch != 0) return;
         int n = ++_batchNumbers;
         if (n == 0) n = ++_batchNumbers;
-        SetHeld(n);
+        Volatile.Write(ref _heldBatch, n);
         if (_flusher is null)
         {
             StartFlusher();
@@ -64,30 +63,6 @@ public sealed unsafe partial class PosixLayer
             lock (_park) Monitor.Pulse(_park);
         }
     }
-
-    /// <summary>Caller holds the lock.</summary>
-    private void SetHeld(int batch)
-    {
-        Volatile.Write(ref _heldBatch, batch);
-        if (_txHeld != null) Volatile.Write(ref *_txHeld, batch != 0 ? 1 : 0);
-    }
-
-    /// <summary>Hands held datagram frames to the device now: the shim calls it (gz_flush) before a call goes to
-    /// libc while frames are held, so nothing the program does through the kernel overtakes its datagrams.</summary>
-    public void FlushHeldOutput()
-    {
-        lock (_lock)
-        {
-            if (_heldBatch == 0 && !_stack.OutputPending) return;
-            _stack.FlushOutput();
-            SetHeld(0);
-            _shimFlushes++;
-        }
-    }
-
-    /// <summary>Times <see cref="FlushHeldOutput"/> found frames to send.</summary>
-    public long ShimFlushes => Volatile.Read(ref _shimFlushes);
-    private long _shimFlushes;
 
     private void StartFlusher()
     {
@@ -126,7 +101,7 @@ public sealed unsafe partial class PosixLayer
                 if (_heldBatch == held)
                 {
                     _stack.FlushOutput();
-                    SetHeld(0);
+                    _heldBatch = 0;
                     Interlocked.Increment(ref _flushThreadFlushes);
                 }
             }

@@ -30,12 +30,9 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// thread's counts of program signal handlers run (<see cref="SignalCounts"/>), with which blocking calls
     /// honour SA_RESTART; 0 where no shim counts them (then a blocking call ends with EINTR only when a
     /// kernel sleep is interrupted).</param>
-    /// <param name="txHeld">The preload shim's flag (<c>gz_shim_info.tx_held</c>), kept non-zero while datagram
-    /// frames are held (batching): the shim then calls <see cref="FlushHeldOutput"/> before any call it sends to libc.</param>
     public PosixLayer(ISocketApi stack, Territory territory, FdKindTable table, Func<Instant> clock, PollPolicy? policy = null,
-        nint signalCountsOfThread = 0, int* txHeld = null)
+        nint signalCountsOfThread = 0)
     {
-        _txHeld = txHeld;
         _signalCountsOfThread = (delegate* unmanaged<SignalCounts*>)signalCountsOfThread;
         _stack = stack;
         _territory = territory;
