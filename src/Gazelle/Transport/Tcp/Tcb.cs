@@ -289,6 +289,7 @@ internal sealed class Tcb
         SndMss = RcvMss = 536; AdvMss = 0; Pmtu = 0;
         SndBufSize = sndBuf; RcvBufSize = rcvBuf; SndBufOption = RcvBufOption = 0;
         ReleaseRings();
+        _sndRingHint = _rcvRingHint = 0;
         SndHead = SndCount = 0; FinQueued = FinSent = false; FinSeq = default;
         RcvHead = RcvReadable = 0; RcvShutdown = FinReceived = OooFinValid = false; OooCount = 0; OooLastIdx = -1; DsackPending = false;
         SrttMicros = RttvarMicros = 0; RtoMicros = 1_000_000; MinRttMicros = 0; RttTiming = false; Backoff = 0;
@@ -344,6 +345,7 @@ internal sealed class Tcb
     public void ReleaseSendRingIfEmpty()
     {
         if (SndCount != 0 || SndBuf.Length == 0) return;
+        _sndRingHint = SndBuf.Length;
         _rings.Return(SndBuf);
         SndBuf = [];
         SndHead = 0;
@@ -352,18 +354,28 @@ internal sealed class Tcb
     public void ReleaseReceiveRingIfEmpty()
     {
         if (RcvReadable != 0 || OooCount != 0 || RcvBuf.Length == 0) return;
+        _rcvRingHint = RcvBuf.Length;
         _rings.Return(RcvBuf);
         RcvBuf = [];
         RcvHead = 0;
     }
 
+    // The size of the ring each direction held when it last went back empty. A stream that empties its
+    // ring between bursts (iperf3's receiver reads everything it is given) rents that size again at once
+    // instead of doubling from 4 KB through every size, copying the held bytes each time: those copies
+    // were 10% of the receiver's cycles at 15 Gbit/s (perf). Memory still goes back whenever a ring is empty.
+    private int _sndRingHint, _rcvRingHint;
+
     /// <summary>A ring of at least <paramref name="needed"/> bytes holding the old ring's first
-    /// <paramref name="live"/> bytes from <paramref name="head"/>, now from index 0.</summary>
-    private byte[] Regrow(byte[] old, ref int head, int live, int needed)
+    /// <paramref name="live"/> bytes from <paramref name="head"/>, now from index 0; a first ring is at least
+    /// <paramref name="hint"/> bytes, capped by <paramref name="bufSize"/> (SO_SNDBUF/SO_RCVBUF may have shrunk).</summary>
+    private byte[] Regrow(byte[] old, ref int head, int live, int needed, int hint, int bufSize)
     {
+        if (old.Length == 0) needed = Math.Max(needed, Math.Min(hint, bufSize));
         var ring = _rings.Rent(needed); // at least double: needed exceeds the old size
         if (old.Length != 0)
         {
+            Counters.RingRegrowBytes += live;
             int first = Math.Min(live, old.Length - head);
             old.AsSpan(head, first).CopyTo(ring);
             old.AsSpan(0, live - first).CopyTo(ring.AsSpan(first));
@@ -407,7 +419,7 @@ internal sealed class Tcb
     {
         int n = Math.Min(data.Length, SndSpace);
         if (n <= 0) return 0;
-        if (SndCount + n > SndBuf.Length) SndBuf = Regrow(SndBuf, ref SndHead, SndCount, SndCount + n);
+        if (SndCount + n > SndBuf.Length) SndBuf = Regrow(SndBuf, ref SndHead, SndCount, SndCount + n, _sndRingHint, SndBufSize);
         int tail = (SndHead + SndCount) % SndBuf.Length;
         int first = Math.Min(n, SndBuf.Length - tail);
         data[..first].CopyTo(SndBuf.AsSpan(tail));
@@ -445,7 +457,7 @@ internal sealed class Tcb
         {
             // Out-of-order bytes may sit anywhere in the old ring: keep all of it, in order from RcvHead.
             int live = OooCount > 0 ? RcvBuf.Length : RcvReadable;
-            RcvBuf = Regrow(RcvBuf, ref RcvHead, live, needed);
+            RcvBuf = Regrow(RcvBuf, ref RcvHead, live, needed, _rcvRingHint, RcvBufSize);
         }
         int pos = (RcvHead + RcvReadable + offset) % RcvBuf.Length;
         int first = Math.Min(data.Length, RcvBuf.Length - pos);

@@ -16,6 +16,10 @@ public sealed class TcpCounters
     public long BytesReceived;
     /// <summary>Payload bytes sent for the first time.</summary>
     public long BytesSent;
+    /// <summary>Bytes copied from a send or receive ring into a bigger one as it grew (not a drop: a cost;
+    /// a connection's first ring after an empty spell is rented at the size it last had, so a steady stream
+    /// regrows only while it ramps up).</summary>
+    public long RingRegrowBytes;
     /// <summary>Segments the output layer refused (no buffer / ARP queue full); treated as lost.</summary>
     public long OutputFailed;
 
