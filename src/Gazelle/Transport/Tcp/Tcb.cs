@@ -1,3 +1,4 @@
+using Gazelle.Buffers;
 using System.Runtime.CompilerServices;
 using Gazelle.Sockets;
 using Gazelle.Time;
@@ -22,10 +23,12 @@ internal sealed class Tcb
     public readonly HyStart HyStart = new();
     public readonly TcpCounters Counters;
     private readonly RingPool _rings;
+    private readonly HeldFrames _held;
 
-    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventJournal? journal = null)
+    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventJournal? journal = null, HeldFrames? held = null)
     {
         Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _journal = journal;
+        _held = held ?? new HeldFrames(0);
     }
 
     // ---- ownership ----
@@ -90,7 +93,13 @@ internal sealed class Tcb
 
     // ---- receive ring (empty array = no ring held) ----
     public byte[] RcvBuf = [];
+    /// <summary>Readable bytes: the held frames' (<see cref="HeldBytes"/>, first in the stream) and then the ring's.</summary>
     public int RcvHead, RcvReadable;
+    /// <summary>In-order payload kept in its received frames (<see cref="HeldFrames"/>), ahead of the ring's bytes.</summary>
+    public int HeldBytes;
+    public int HeldHead = -1, HeldTail = -1;
+    /// <summary>Readable bytes in the ring (after the held ones).</summary>
+    public int RcvRingBytes => RcvReadable - HeldBytes;
     /// <summary>Payload the receive ring may hold (the window's base); may be below the ring's length.</summary>
     public int RcvBufSize;
     public bool RcvShutdown;  // shutdown(RD)
@@ -338,6 +347,8 @@ internal sealed class Tcb
     {
         SndCount = 0;
         ReleaseSendRingIfEmpty();
+        _held.ReleaseAll(ref HeldHead, ref HeldTail);
+        HeldBytes = 0;
         RcvReadable = 0; OooCount = 0;
         ReleaseReceiveRingIfEmpty();
     }
@@ -353,7 +364,7 @@ internal sealed class Tcb
 
     public void ReleaseReceiveRingIfEmpty()
     {
-        if (RcvReadable != 0 || OooCount != 0 || RcvBuf.Length == 0) return;
+        if (RcvRingBytes != 0 || OooCount != 0 || RcvBuf.Length == 0) return;
         _rcvRingHint = RcvBuf.Length;
         _rings.Return(RcvBuf);
         RcvBuf = [];
@@ -452,14 +463,15 @@ internal sealed class Tcb
     public void WriteReceive(int offset, ReadOnlySpan<byte> data)
     {
         if (data.IsEmpty) return;
-        int needed = RcvReadable + offset + data.Length;
+        int ringBytes = RcvRingBytes;
+        int needed = ringBytes + offset + data.Length;
         if (needed > RcvBuf.Length)
         {
             // Out-of-order bytes may sit anywhere in the old ring: keep all of it, in order from RcvHead.
-            int live = OooCount > 0 ? RcvBuf.Length : RcvReadable;
+            int live = OooCount > 0 ? RcvBuf.Length : ringBytes;
             RcvBuf = Regrow(RcvBuf, ref RcvHead, live, needed, _rcvRingHint, RcvBufSize);
         }
-        int pos = (RcvHead + RcvReadable + offset) % RcvBuf.Length;
+        int pos = (RcvHead + ringBytes + offset) % RcvBuf.Length;
         int first = Math.Min(data.Length, RcvBuf.Length - pos);
         data[..first].CopyTo(RcvBuf.AsSpan(pos));
         if (first < data.Length) data[first..].CopyTo(RcvBuf);
@@ -475,20 +487,44 @@ internal sealed class Tcb
         int skip = UrgentByteFirst && RcvReadable > 0 ? 1 : 0;
         int n = Math.Max(0, Math.Min(dest.Length, RcvReadable - skip));
         if (Urg != UrgentState.None && UrgOffset > 0) n = Math.Min(n, UrgOffset);
-        int start = (RcvHead + skip) % RcvBuf.Length;
-        int first = Math.Min(n, RcvBuf.Length - start);
-        RcvBuf.AsSpan(start, first).CopyTo(dest);
-        RcvBuf.AsSpan(0, n - first).CopyTo(dest[first..]);
+        int copied = HeldBytes > skip ? _held.CopyOut(HeldHead, skip, dest[..n]) : 0;
+        if (copied < n)
+        {
+            int start = (RcvHead + skip + copied - HeldBytes) % RcvBuf.Length;
+            int rest = n - copied;
+            int first = Math.Min(rest, RcvBuf.Length - start);
+            RcvBuf.AsSpan(start, first).CopyTo(dest[copied..]);
+            RcvBuf.AsSpan(0, rest - first).CopyTo(dest[(copied + first)..]);
+        }
         if (!peek) ConsumeReceive(skip + n);
         return n;
+    }
+
+    /// <summary>Keeps in-order payload in its frame (<paramref name="length"/> bytes at <paramref name="start"/>
+    /// of its data) instead of copying it into the ring. Only at the end of the stream's readable bytes with
+    /// the ring empty and nothing out of order (the held bytes come before the ring's); false when the stack's
+    /// store is full. The caller accounts the bytes (<see cref="RcvReadable"/>) as for the ring.</summary>
+    public bool TryHold(PacketBuffer frame, int start, int length)
+    {
+        if (RcvRingBytes != 0 || OooCount != 0) return false;
+        if (!_held.TryAdd(ref HeldHead, ref HeldTail, frame, start, length)) return false;
+        HeldBytes += length;
+        return true;
     }
 
     /// <summary>Drops <paramref name="n"/> bytes from the read position.</summary>
     public void ConsumeReceive(int n)
     {
         if (n <= 0) return;
+        int fromHeld = Math.Min(n, HeldBytes);
+        if (fromHeld > 0)
+        {
+            _held.Consume(ref HeldHead, ref HeldTail, fromHeld);
+            HeldBytes -= fromHeld;
+        }
         RcvReadable -= n;
-        RcvHead = RcvReadable == 0 && OooCount == 0 ? 0 : (RcvHead + n) % RcvBuf.Length;
+        if (RcvBuf.Length != 0)
+            RcvHead = RcvRingBytes == 0 && OooCount == 0 ? 0 : (RcvHead + n - fromHeld) % RcvBuf.Length;
         if (Urg != UrgentState.None && (UrgOffset -= n) < 0) Urg = UrgentState.None;
         ReleaseReceiveRingIfEmpty();
     }
