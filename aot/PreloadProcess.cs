@@ -238,6 +238,7 @@ internal sealed class PreloadProcess
         Span<int> states = stackalloc int[StateCount];
         stack.Tcp.CountByState(states);
         for (int s = 1; s < StateCount; s++) Line("tcp.state." + ((TcpState)s).ToString().ToLowerInvariant(), states[s]);
+        Line("tcp.held_frames", stack.Tcp.HeldFramesInUse);
         Line("udp.sockets", stack.Udp.OpenSockets);
         if (_port is not null)
         {
