@@ -100,6 +100,11 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// 8-byte value, and any thread's poll is as recent).</summary>
     private Instant _polledAt;
     private long _polls;
+    private long _kernelReadinessChecks;
+
+    /// <summary>Zero-timeout system calls epoll_wait/poll/select made to ask the kernel about the kernel fds of a
+    /// call (a call with none makes none).</summary>
+    public long KernelReadinessChecks => _kernelReadinessChecks;
 
     /// <summary>
     /// A send needs nothing from the NIC: NetStack transmits what the call produced before returning, and a

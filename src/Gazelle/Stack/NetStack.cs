@@ -55,6 +55,8 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             MaxSockets = config.MaxUdpSockets, ReceiveBufferMax = config.ReceiveBufferMax, SendBufferMax = config.SendBufferMax,
         }, config.Secret, Counters.Udp);
         _tcp = new TcpLayer(config, this);
+        // Held frames come out of the NIC's pool: a quarter of it at most, so receive never runs dry for them.
+        _tcp.HeldFramesLimit = Math.Min(config.TcpHeldFrames, nic.TxPool.Capacity / 4);
     }
 
     public StackConfig Config => _config;
@@ -99,8 +101,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         {
             var frame = _rx[i];
             _rx[i] = null!;
+            _tcp.SetInputFrame(frame);
             Dispatch(frame.Data, now);
-            frame.Release();
+            if (!_tcp.TakeInputFrame()) frame.Release(); // else a connection holds its payload until read
         }
         bool localLeft = DeliverLocal(now);
         _tcp.EndInputBatch();
