@@ -491,6 +491,10 @@ public sealed unsafe partial class PosixLayer
                     if (first) PrepareSend(needsTime: false); // UDP stamps nothing with the time
                     else PollStack();
                     first = false;
+                    // Held only when it follows another send with no poll between (a stream of datagrams): the
+                    // first send after a poll leaves at once, so a request/response exchange never holds a frame
+                    // and never keeps the flush thread looking every period.
+                    if (_batching) _stack.BatchDatagrams = _sendsSincePoll > 1;
                     ResetEdges(f, EPOLLOUT);
                     e = addr != null ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
                     if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered now, as loopback does

@@ -92,20 +92,23 @@ public unsafe class DatagramBatchingTests
         byte* first = stackalloc byte[] { (byte)'a' };
         byte* probe = stackalloc byte[] { (byte)'p', (byte)'r', (byte)'o', (byte)'b', (byte)'e' };
 
-        // The first datagram waits for ARP; the ARP request is the held frame, and no further call comes.
+        // The first datagram waits for ARP; the peer answers; the receive polls: ARP learned, 'a' sent.
         Assert.That(_layer.SendTo(fd, first, 1, 0, &to, 16), Is.EqualTo(1));
-        WaitForFlushThread(1, "the ARP request");
-        RunPeer(); // the peer answers
+        RunPeer();
         var buf = new byte[64];
-        fixed (byte* b = buf) Assert.That(_layer.RecvFrom(fd, b, 64, 0, null, null), Is.EqualTo(-(long)Errno.EAGAIN)); // polls: ARP learned, 'a' sent
+        fixed (byte* b = buf) Assert.That(_layer.RecvFrom(fd, b, 64, 0, null, null), Is.EqualTo(-(long)Errno.EAGAIN));
 
-        // The probe is held in the burst; the program now "sleeps": the test makes no call into the layer.
+        // The first send after a poll leaves at once (a request/response exchange holds nothing); the send right
+        // after it is held in the burst, and the program now "sleeps": the test makes no call into the layer.
+        Assert.That(_layer.SendTo(fd, first, 1, 0, &to, 16), Is.EqualTo(1));
+        Assert.That(_stack.OutputPending, Is.False, "the first send after a poll is not held");
         Assert.That(_layer.SendTo(fd, probe, 5, 0, &to, 16), Is.EqualTo(5));
-        WaitForFlushThread(2, "the held datagram");
+        Assert.That(_stack.OutputPending, Is.True, "a send right after a send is held");
+        WaitForFlushThread(1, "the held datagram");
         RunPeer();
         var got = new List<string>();
         while (_peer.ReceiveFrom(peer, buf, MessageFlags.None, out int n, out _) == Errno.Ok) got.Add(System.Text.Encoding.ASCII.GetString(buf, 0, n));
-        Assert.That(got, Is.EqualTo(new[] { "a", "probe" }));
+        Assert.That(got, Is.EqualTo(new[] { "a", "a", "probe" }));
         _layer.Close(fd);
     }
 }
