@@ -132,7 +132,11 @@ public sealed unsafe partial class PosixLayer
     public long SendFile(int outFd, int inFd, long* offset, nuint count)
     {
         SocketFile? f;
-        lock (_lock) f = FileOf(outFd);
+        lock (_lock)
+        {
+            f = FileOf(outFd);
+            if (f is not null && Materialize(f) is < 0 and var failed) return failed;
+        }
         if (f is null || f.Placement != Placement.Stack) return Libc2.SendFile(outFd, inFd, offset, count);
         const int Chunk = 64 * 1024;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(Chunk);
@@ -211,7 +215,9 @@ public sealed unsafe partial class PosixLayer
             f = FileOf(fd);
             if (f is null || f.Placement == Placement.Pending || (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp))
             {
+                int m = f is null ? 0 : Materialize(f);
                 _lock.Exit();
+                if (m < 0) return m;
                 if (outFlags != null) *outFlags = -1;
                 return isRead ? (count == 1 ? Libc.Read(fd, iov->Base, iov->Length) : KernelRecv(fd, iov, count, 0, null, null, null))
                     : KernelRecv(fd, iov, count, flags, addr, len, kernelMsg);
@@ -360,21 +366,19 @@ public sealed unsafe partial class PosixLayer
             toStack = _territory.IsStackDestination(dest.Address);
             if (f.Placement == Placement.Pending)
             {
-                if (toStack)
+                int r = toStack ? ToStack(f, Placement.Stack) : Release(f);
+                if (r < 0)
                 {
-                    int r = ToStack(f, Placement.Stack);
-                    if (r < 0)
-                    {
-                        _lock.Exit();
-                        return r;
-                    }
+                    _lock.Exit();
+                    return r;
                 }
-                else Release(f);
             }
         }
         if (f is null || (f.Placement != Placement.Stack && !toStack))
         {
+            int m = f is null ? 0 : Materialize(f);
             _lock.Exit();
+            if (m < 0) return m;
             if (isWrite && count == 1) return Libc2.Write(fd, iov->Base, iov->Length);
             long k = KernelSend(fd, iov, count, isWrite ? 0 : flags, isWrite ? null : addr, isWrite ? 0 : addrLen, isWrite ? null : kernelMsg);
             return k;
