@@ -223,9 +223,8 @@ public sealed unsafe partial class PosixLayer : IDisposable
         {
             e.Fds.Remove(fd);
             if (e.Fds.Count > 0) return;
-            foreach (var interest in e.Interests) interest.File.Interests.Remove(interest);
+            foreach (var interest in e.Interests) interest.File.ForgetInterest(interest);
             e.Interests.Clear();
-            e.ByFd.Clear();
         }
     }
 
@@ -241,7 +240,6 @@ public sealed unsafe partial class PosixLayer : IDisposable
     private static void RemoveInterest(EpollInterest interest)
     {
         var ep = interest.Epoll;
-        if (ep.ByFd.TryGetValue(interest.Fd, out var cur) && cur == interest) ep.ByFd.Remove(interest.Fd);
         // Swap-remove (order only decides where a collection starts): redis-benchmark deletes a registration
         // per request, and List.Remove's search and shift showed in its profile.
         var list = ep.Interests;
