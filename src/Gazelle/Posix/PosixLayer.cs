@@ -215,9 +215,15 @@ public sealed unsafe partial class PosixLayer : IDisposable
             // Linux drops epoll registrations when the last fd of the file closes.
             foreach (var interest in f.Interests) RemoveInterest(interest);
             f.Interests.Clear();
-            if (f.Handle.IsValid) _stack.Close(f.Handle);
+            if (f.Handle.IsValid)
+            {
+                // The stack transmits the FIN / RST before Close returns: it only needs the time for the segment's
+                // clocks, not a poll (a receive burst and the timers, once per connection a program closes).
+                _stack.Tick(_clock());
+                _stack.Close(f.Handle);
+                if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered by a poll, as loopback does
+            }
             ForgetHandle(f);
-            PollStack(); // sends the FIN / RST now
         }
         else if (entry is EpollFile e)
         {
@@ -452,8 +458,14 @@ public sealed unsafe partial class PosixLayer : IDisposable
                 _lock.Exit();
                 return -(int)Errno.EOPNOTSUPP;
             }
-            PollStack();
+            // A queued connection is taken without polling first (the program usually accepts because epoll just
+            // said so, and a poll is a receive burst and the timers); only an empty queue polls and looks again.
             var e = _stack.Accept(f.Handle, out var conn, out var remote);
+            if (e == Errno.EAGAIN)
+            {
+                PollStack();
+                e = _stack.Accept(f.Handle, out conn, out remote);
+            }
             ResetEdges(f, EPOLLIN);
             if (e == Errno.Ok)
             {
@@ -579,9 +591,9 @@ public sealed unsafe partial class PosixLayer : IDisposable
             _lock.Exit();
             return rs;
         }
-        PollStack();
         if (f.ConnectPending)
         {
+            PollStack();
             // A second connect() after EINPROGRESS reports the handshake's state (Linux inet_stream_connect).
             var ready = _stack.GetReadiness(f.Handle);
             if ((ready & (Readiness.Writable | Readiness.Error | Readiness.HangUp)) == 0)
@@ -594,8 +606,11 @@ public sealed unsafe partial class PosixLayer : IDisposable
             _lock.Exit();
             return -(int)outcome;
         }
+        // The SYN goes out before Connect returns; the stack only needs the time for its clocks (polls around it
+        // were two receive bursts per connection a client opens).
+        _stack.Tick(_clock());
         var e = _stack.Connect(f.Handle, remote);
-        PollStack();
+        if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered by a poll, as loopback does
         if (e == Errno.EINPROGRESS && f.NonBlocking) f.ConnectPending = true;
         bool nonBlocking = f.NonBlocking;
         long timeout = f.SendTimeoutMicros;
@@ -685,7 +700,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
                     return nfd < 0 ? nfd : AdoptDup(fd, nfd);
                 }
                 case F_GETFL when f is not null && (f.Placement != Placement.Pending || f.Lazy):
-                    if (Libc.Fcntl(fd, F_GETFD, 0) is < 0 and var bad) return bad;
+                    // The layer holds the flag; the number is ours (a stale entry is reclaimed when the kernel reuses it).
                     return O_RDWR | (f.NonBlocking ? O_NONBLOCK : 0);
                 case F_SETFL when f is not null:
                 {

@@ -191,6 +191,36 @@ public unsafe class PosixLayerTests
     }
 
     [Test]
+    public void ConnectAcceptOfAQueuedConnectionAndCloseDoNotPollTheStack()
+    {
+        // A short connection's calls need nothing from the NIC: the stack sends the SYN and the FIN before
+        // Connect and Close return, and a connection epoll reported is already queued. Polls (a receive burst
+        // and the timers each) are for waiting and for calls that look for news.
+        int l = Tcp(SOCK_NONBLOCK);
+        Assert.That(BindTo(l, StackIp, 0), Is.Zero);
+        Assert.That(_layer.Listen(l, 16), Is.Zero);
+        int c = Tcp(SOCK_NONBLOCK);
+        int polls = _stack.PollCount;
+        Assert.That(ConnectTo(c, StackIp, LocalPort(l)), Is.EqualTo(-(int)Errno.EINPROGRESS));
+        Assert.That(_stack.PollCount, Is.EqualTo(polls), "connect polled");
+        // The fake completes handshakes in a poll: epoll's, here.
+        int ep = Libc.EpollCreate1(0);
+        var ev = new EpollEvent { Events = EPOLLIN };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, l, &ev), Is.Zero);
+        var got = new EpollEvent[4];
+        fixed (EpollEvent* g = got) Assert.That(_layer.EpollWait(ep, g, 4, 1000, null), Is.EqualTo(1));
+        polls = _stack.PollCount;
+        int s = _layer.Accept4(l, null, null, 0);
+        Assert.That(s, Is.GreaterThan(0));
+        Assert.That(_stack.PollCount, Is.EqualTo(polls), "accept of a queued connection polled");
+        Assert.That(_layer.Accept4(l, null, null, 0), Is.EqualTo(-(int)Errno.EAGAIN));
+        Assert.That(_stack.PollCount, Is.EqualTo(polls + 1), "an empty queue looks for news once");
+        CloseAll(s);
+        Assert.That(_stack.PollCount, Is.EqualTo(polls + 1), "close polled");
+        CloseAll(c, l, ep);
+    }
+
+    [Test]
     public void OtherSubnetsStayOnTheKernelAndBadArgumentsGetTheKernelsErrno()
     {
         int fd = Tcp();
