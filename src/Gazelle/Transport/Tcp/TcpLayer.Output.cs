@@ -670,7 +670,9 @@ public sealed partial class TcpLayer
     private void AckSoon(Tcb t)
     {
         if (t.AckSoon) return;
-        if (!AckSoonEnabled || _ackSoonCount == _ackSoon.Length)
+        // A connection to our own address is loopback to the program: its ACKs go at once, as Linux's loopback
+        // delivers them (a Nagle-held second write would otherwise wait for the first one's ACK).
+        if (!AckSoonEnabled || _ackSoonCount == _ackSoon.Length || t.RemoteAddress == t.LocalAddress)
         {
             t.AckNow = true;
             return;
