@@ -337,11 +337,14 @@ internal static unsafe class Exports
         catch (Exception ex) { return Failed(ex); }
     }
 
-    /// <summary>Called by the shim in the parent only: the child of a fork never enters .NET (only the
-    /// forking thread survives there; the shim answers its stack sockets itself, see gazelle_shim.c).</summary>
-    [UnmanagedCallersOnly(EntryPoint = "gz_after_fork")]
-    private static void AfterFork(int inChild)
+    /// <summary>Called by the shim in the parent just before fork(): the child of a fork never enters .NET (only
+    /// the forking thread survives there; the shim answers its stack sockets itself, see gazelle_shim.c), so
+    /// what the child inherits must be whole first (<see cref="PosixLayer.BeforeFork"/>).</summary>
+    [UnmanagedCallersOnly(EntryPoint = "gz_before_fork")]
+    private static void BeforeFork()
     {
+        try { Layer?.BeforeFork(); }
+        catch (Exception e) { Failed(e); }
     }
 
     /// <summary>

@@ -147,7 +147,13 @@ internal sealed class PreloadProcess
         var eal = Eal.Start(args, keepCallerAffinity: true);
         try
         {
-            var options = new DpdkPortOptions { RxDescriptors = Math.Min(config.NicRxQueueSize, 4096), TxDescriptors = Math.Min(config.NicTxQueueSize, 4096), Mtu = config.Mtu };
+            // Every program thread that drives the stack does so holding the layer's lock: they act as EAL's main
+            // lcore in turn (its mempool cache), the thread that started EAL included.
+            var options = new DpdkPortOptions
+            {
+                RxDescriptors = Math.Min(config.NicRxQueueSize, 4096), TxDescriptors = Math.Min(config.NicTxQueueSize, 4096), Mtu = config.Mtu,
+                ActAsLcore = eal.MainLcore,
+            };
             // Frames hold their buffers briefly, except TCP payload kept until read (at most
             // StackConfig.TcpHeldFrames = 512 and a quarter of the pool, within the in-flight share, which stays
             // >= 512): at a long MTU the same bytes in flight need fewer, larger mbufs, so the pool keeps about

@@ -202,6 +202,19 @@ GZ_EXPORT unsigned gz_dpdk_lcore_id(void) { return rte_lcore_id(); }
 GZ_EXPORT int gz_dpdk_thread_register(void) { return rte_thread_register(); }
 GZ_EXPORT void gz_dpdk_thread_unregister(void) { rte_thread_unregister(); }
 
+/*
+ * The calling thread acts as lcore `id` (its rte_lcore_id() says so) from now on. For a port driven by
+ * whichever thread holds its stack's lock (the preload's shared-thread model): with the stack's lcore id
+ * every driving thread uses the mempool's per-lcore cache (LIFO, recently freed mbufs still in the CPU
+ * cache), where a thread EAL did not start has none and allocates and frees through the pool's ring (FIFO:
+ * every mbuf cold). The caller guarantees that no two threads act as one lcore at the same time.
+ */
+GZ_EXPORT void gz_dpdk_act_as_lcore(unsigned id)
+{
+	if (unlikely(RTE_PER_LCORE(_lcore_id) != id))
+		RTE_PER_LCORE(_lcore_id) = id;
+}
+
 /* ------------------------------------------------------------------ ethdev control path */
 
 static void gz_err(char *err, size_t errlen, const char *fmt, int port, int code)

@@ -93,7 +93,7 @@ struct gz_stack_api {
     int (*ppoll)(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask);
     int (*select)(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout);
     int (*pselect)(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask);
-    void (*after_fork)(int in_child);
+    void (*before_fork)(void);
     void (*exit_flush)(void);
     long (*debug_collect)(void);
     long (*stats)(char *buf, size_t size);
@@ -197,7 +197,7 @@ static void load_stack(void)
     GZ_BIND(socket)
     GZ_FD_HOOKS(GZ_BIND_HOOK)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
-    GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(after_fork)
+    GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(before_fork)
     GZ_BIND(exit_flush)
     GZ_BIND(debug_collect) GZ_BIND(stats)
     struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION, gz_signal_counts_of_thread };
@@ -253,7 +253,8 @@ static inline int came_from_stack(void)
  * other threads are gone; a lock may be held forever). In the child the shim itself answers for the
  * stack sockets it inherited ("orphans"): close() works (it frees the number), every other socket
  * call fails with ENOTCONN, poll/select report them POLLERR|POLLHUP (so nothing waits forever on
- * them), and new sockets go to the kernel. Pending sockets and epoll sets are real kernel objects:
+ * them), and new sockets go to the kernel. Pending sockets (given their kernel socket before the fork,
+ * see fork below) and epoll sets are real kernel objects:
  * in the child they simply become the kernel's. The parent keeps its sockets and stack untouched.
  * A program the child execs starts fresh: the preload applies anew. */
 static void become_forked_child(void)
@@ -496,14 +497,15 @@ GZ_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int
 
 GZ_EXPORT pid_t fork(void)
 {
-    pid_t pid = real_fork();
-    if (pid == 0) {
-        if (atomic_load(&stack_state) > 0) become_forked_child(); /* never call .NET here */
-    } else if (pid > 0 && atomic_load(&stack_state) > 0 && api.after_fork) {
+    /* Lazy pending sockets (numbers only, no kernel socket yet) get their kernel socket first: the child
+     * treats pending sockets as the kernel's. */
+    if (atomic_load(&stack_state) > 0 && !forked_child && api.before_fork) {
         in_stack++;
-        api.after_fork(0);
+        api.before_fork();
         in_stack--;
     }
+    pid_t pid = real_fork();
+    if (pid == 0 && atomic_load(&stack_state) > 0) become_forked_child(); /* never call .NET here */
     return pid;
 }
 

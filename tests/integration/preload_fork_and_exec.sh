@@ -2,7 +2,9 @@
 # fork/exec of a preloaded program (tests/integration/programs/fork_probe.c; the contract is in
 # ARCHITECTURE.md, "fork"): the child never enters .NET and gets kernel sockets for new ones; an exec'd
 # image loads the stack afresh; the parent keeps working.
-#   1. without a configuration (the stack library loads, serves nothing);
+#   1. without a configuration (the stack library loads, serves nothing); a socket the parent never
+#      placed is a kernel socket in the child (the preload makes the kernel socket of an unplaced one
+#      before fork);
 #   2. over the real stack on DPDK net_null at 10.78.0.2 (no kernel interface has it: the exchanges at
 #      that address are the stack talking to itself): the parent's TCP over the stack works before and
 #      after the fork, and the exec'd image starts its own stack and is served by it;
@@ -19,12 +21,12 @@ run() { # run NAME CHECKS ARGS...: fork_probe ARGS must pass with exactly CHECKS
     echo "--- $name"; echo "$out"
     [ "$(echo "$out" | grep -c '^ok')" -eq "$checks" ] || fail "$name: expected $checks checks"
 }
-GAZELLE_CONF= LSTACK_CONF_PATH= run no-config 9
+GAZELLE_CONF= LSTACK_CONF_PATH= run no-config 10
 prefix=gz-fork-$$
 TEST_DPDK_PREFIXES+=("$prefix")
 vdev_conf "$TEST_TMP/lstack.conf" "$prefix" net_null0 02:00:00:00:78:02 10.78.0.2
 export GAZELLE_CONF=$TEST_TMP/lstack.conf
-run real-stack 14 10.78.0.2
+run real-stack 15 10.78.0.2
 GAZELLE_STATS=$TEST_TMP/orphans.stats run orphans 9 orphans 10.78.0.2
 [ -f "$TEST_TMP/orphans.stats" ] || fail "the parent's exit wrote no GAZELLE_STATS file"
 grep -q "cannot start the device\|sockets run on the kernel" "$TEST_TMP/real-stack.err" "$TEST_TMP/orphans.err" \

@@ -12,6 +12,8 @@ public static class LinuxAbi
     public const int SO_TYPE = 3, SO_ERROR = 4, SO_RCVTIMEO = 20, SO_SNDTIMEO = 21, SO_ACCEPTCONN = 30,
         SO_PROTOCOL = 38, SO_DOMAIN = 39;
     public const int O_NONBLOCK = 0x800, O_RDWR = 2, O_CLOEXEC = 0x80000;
+    /// <summary>F_SETFL flags besides O_NONBLOCK that Linux takes or refuses per file: O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME.</summary>
+    public const int KernelOnlyStatusFlags = 0x400 | 0x2000 | 0x4000 | 0x40000;
     public const int F_DUPFD = 0, F_GETFD = 1, F_SETFD = 2, F_GETFL = 3, F_SETFL = 4, F_DUPFD_CLOEXEC = 1030;
     public const int FD_CLOEXEC = 1;
     public const ulong FIONREAD = 0x541B, FIONBIO = 0x5421, SIOCATMARK = 0x8905;

@@ -132,7 +132,11 @@ public sealed unsafe partial class PosixLayer
     public long SendFile(int outFd, int inFd, long* offset, nuint count)
     {
         SocketFile? f;
-        lock (_lock) f = FileOf(outFd);
+        lock (_lock)
+        {
+            f = FileOf(outFd);
+            if (f is not null && Materialize(f) is < 0 and var failed) return failed;
+        }
         if (f is null || f.Placement != Placement.Stack) return Libc2.SendFile(outFd, inFd, offset, count);
         const int Chunk = 64 * 1024;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(Chunk);
@@ -211,7 +215,9 @@ public sealed unsafe partial class PosixLayer
             f = FileOf(fd);
             if (f is null || f.Placement == Placement.Pending || (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp))
             {
+                int m = f is null ? 0 : Materialize(f);
                 _lock.Exit();
+                if (m < 0) return m;
                 if (outFlags != null) *outFlags = -1;
                 return isRead ? (count == 1 ? Libc.Read(fd, iov->Base, iov->Length) : KernelRecv(fd, iov, count, 0, null, null, null))
                     : KernelRecv(fd, iov, count, flags, addr, len, kernelMsg);
@@ -267,8 +273,15 @@ public sealed unsafe partial class PosixLayer
             lock (_lock)
             {
                 if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
-                PollStack();
+                // What is already buffered is taken without polling first (a program usually reads because epoll
+                // just said so); only an empty socket polls for news and looks again. Not polling also lets an ACK
+                // the stack owes (TcpLayer.AckSoonEnabled) ride on the reply the program is about to send.
                 e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n); // transmits a window update itself
+                if (e == Errno.EAGAIN)
+                {
+                    PollStack();
+                    e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n);
+                }
                 if (n > 0 && _stack.LocalDeliveryPending) PollStack(); // ... except to itself: delivered by a poll
                 nonBlocking = f.NonBlocking || (flags & (MSG_DONTWAIT | MSG_OOB)) != 0; // MSG_OOB never blocks (Linux)
                 timeout = f.ReceiveTimeoutMicros;
@@ -360,21 +373,19 @@ public sealed unsafe partial class PosixLayer
             toStack = _territory.IsStackDestination(dest.Address);
             if (f.Placement == Placement.Pending)
             {
-                if (toStack)
+                int r = toStack ? ToStack(f, Placement.Stack) : Release(f);
+                if (r < 0)
                 {
-                    int r = ToStack(f, Placement.Stack);
-                    if (r < 0)
-                    {
-                        _lock.Exit();
-                        return r;
-                    }
+                    _lock.Exit();
+                    return r;
                 }
-                else Release(f);
             }
         }
         if (f is null || (f.Placement != Placement.Stack && !toStack))
         {
+            int m = f is null ? 0 : Materialize(f);
             _lock.Exit();
+            if (m < 0) return m;
             if (isWrite && count == 1) return Libc2.Write(fd, iov->Base, iov->Length);
             long k = KernelSend(fd, iov, count, isWrite ? 0 : flags, isWrite ? null : addr, isWrite ? 0 : addrLen, isWrite ? null : kernelMsg);
             return k;
@@ -430,9 +441,13 @@ public sealed unsafe partial class PosixLayer
     }
 
     /// <summary>Sends the iovecs from (<paramref name="i"/>, <paramref name="off"/>) on until done or the stack
-    /// refuses (EAGAIN when it took only part). Caller holds the lock.</summary>
+    /// refuses (EAGAIN when it took only part). Every chunk but the last goes with MSG_MORE, so the iovecs of
+    /// one writev leave as one stream of full segments, as Linux sends them (nginx's header and body were two
+    /// segments, the second held by Nagle until the close). Caller holds the lock.</summary>
     private Errno SendChunks(SocketFile f, IoVec* iov, int count, MessageFlags mflags, ref int i, ref nuint off, ref long sent)
     {
+        bool held = false; // the last chunk the stack took went with MSG_MORE that the caller did not ask for
+        Errno e = Errno.Ok;
         while (i < count)
         {
             nuint left = iov[i].Length - off;
@@ -443,13 +458,28 @@ public sealed unsafe partial class PosixLayer
                 continue;
             }
             int chunk = (int)Math.Min(left, (nuint)int.MaxValue);
-            var e = _stack.Send(f.Handle, new ReadOnlySpan<byte>(iov[i].Base + off, chunk), mflags, out int n);
-            if (e != Errno.Ok) return e;
+            bool more = (nuint)chunk == left && MoreFollows(iov, i + 1, count);
+            var flags = more ? mflags | MessageFlags.More : mflags;
+            e = _stack.Send(f.Handle, new ReadOnlySpan<byte>(iov[i].Base + off, chunk), flags, out int n);
+            if (e != Errno.Ok) break;
+            held = more && (mflags & MessageFlags.More) == 0;
             sent += n;
             off += (nuint)n;
-            if (n < chunk) return Errno.EAGAIN;
+            if (n < chunk)
+            {
+                e = Errno.EAGAIN;
+                break;
+            }
         }
-        return Errno.Ok;
+        if (held && e != Errno.Ok) _stack.Send(f.Handle, default, mflags, out _); // stopped early: push what MSG_MORE held
+        return e;
+    }
+
+    private static bool MoreFollows(IoVec* iov, int from, int count)
+    {
+        for (int k = from; k < count; k++)
+            if (iov[k].Length != 0) return true;
+        return false;
     }
 
     private long SendDatagram(int fd, SocketFile f, IoVec* iov, int count, long total, int flags, void* addr, uint addrLen)

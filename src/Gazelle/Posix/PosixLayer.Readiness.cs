@@ -133,6 +133,8 @@ public sealed unsafe partial class PosixLayer
             if (target is null || (ep is null && (FileOf(epfd) is not null || !Libc2.IsEpoll(epfd))))
                 return Libc.EpollCtl(epfd, op, fd, ev); // a kernel fd, or not an epoll: the kernel's answer
             if (epfd == fd) return -(int)Errno.EINVAL;
+            // A pending socket's kernel side is watched by polling it (ReadinessOf): it must exist.
+            if (op is EPOLL_CTL_ADD or EPOLL_CTL_MOD && Materialize(target) is < 0 and var failed) return failed;
             if (ep is null)
             {
                 ep = new EpollFile();
@@ -380,6 +382,7 @@ public sealed unsafe partial class PosixLayer
                     {
                         fds[i].Revents = 0;
                         var f = fds[i].Fd >= 0 ? FileOf(fds[i].Fd) : null;
+                        if (f is { Lazy: true }) Materialize(f); // its kernel side answers below
                         if (f is not null && f.Placement != Placement.Pending)
                             fds[i].Revents = ToPollBits(f.Handle.IsValid ? (uint)_stack.GetReadiness(f.Handle) : 0, fds[i].Events);
                         if (f is null || f.Placement != Placement.Stack)
@@ -494,6 +497,7 @@ public sealed unsafe partial class PosixLayer
                     bool any = ((input[word] | input[Words + word] | input[2 * Words + word]) & bit) != 0;
                     if (!any) continue;
                     var f = FileOf(fd);
+                    if (f is { Lazy: true }) Materialize(f); // its kernel side answers below
                     if (f is null || f.Placement != Placement.Stack)
                         for (int s = 0; s < 3; s++) kernel[s * Words + word] |= input[s * Words + word] & bit;
                     if (f is null || f.Placement == Placement.Pending || !f.Handle.IsValid) continue;

@@ -182,14 +182,20 @@ public sealed unsafe partial class PosixLayer : IDisposable
             foreach (var (level, name, value) in f.Options) _stack.SetOption(h, level, name, value);
         }
         f.Placement = placement;
+        // A lazy socket placed on the stack never needs its kernel socket: the reservation holds its numbers,
+        // as an accepted connection's. (Dual placement comes after a kernel bind/listen: never lazy.)
+        f.Lazy = false;
         Mark(f);
         return 0;
     }
 
-    /// <summary>Gives a socket to the kernel for good: its fds leave the table (the shim then calls libc
-    /// directly) and its epoll registrations move into the kernel epoll instances.</summary>
-    private void Release(SocketFile f)
+    /// <summary>Gives a socket to the kernel for good: a lazy one gets its kernel socket, its fds leave the
+    /// table (the shim then calls libc directly) and its epoll registrations move into the kernel epoll
+    /// instances. 0, or the kernel's socket() error (nothing changed).</summary>
+    private int Release(SocketFile f)
     {
+        int m = Materialize(f);
+        if (m < 0) return m;
         if (f.Handle.IsValid)
         {
             _stack.Close(f.Handle);
@@ -210,6 +216,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
             _table[fd] = FdKind.Kernel;
         }
         f.Fds.Clear();
+        return 0;
     }
 
     /// <summary>
@@ -243,9 +250,15 @@ public sealed unsafe partial class PosixLayer : IDisposable
             // Linux drops epoll registrations when the last fd of the file closes.
             foreach (var interest in f.Interests) RemoveInterest(interest);
             f.Interests.Clear();
-            if (f.Handle.IsValid) _stack.Close(f.Handle);
+            if (f.Handle.IsValid)
+            {
+                // The stack transmits the FIN / RST before Close returns: it only needs the time for the segment's
+                // clocks, not a poll (a receive burst and the timers, once per connection a program closes).
+                _stack.Tick(_clock());
+                _stack.Close(f.Handle);
+                if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered by a poll, as loopback does
+            }
             ForgetHandle(f);
-            PollStack(); // sends the FIN / RST now
         }
         else if (entry is EpollFile e)
         {
@@ -290,27 +303,98 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     // ---- socket, bind, listen, accept, connect ------------------------------------------------
 
-    /// <summary>socket(AF_INET, SOCK_STREAM|SOCK_DGRAM): a kernel socket marked pending.</summary>
+    /// <summary>
+    /// socket(AF_INET, SOCK_STREAM|SOCK_DGRAM): a pending socket. With the protocol its type implies (0,
+    /// IPPROTO_TCP, IPPROTO_UDP) it starts lazy: its number is a duplicate of the reservation eventfd and no
+    /// kernel socket exists until a call needs one (<see cref="Materialize"/>). A kernel socket made and closed
+    /// for every connection a client opens toward the stack was ~25% of wrk's CPU with Connection: close
+    /// (socket() and close() in the kernel, perf). Any other protocol gets the kernel socket (and its errno) now.
+    /// </summary>
     public int Socket(int domain, int type, int protocol)
     {
-        int fd = Libc.Socket(domain, type, protocol);
-        if (fd < 0 || !_table.CanMark(fd)) return fd;
         int baseType = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (domain != AF_INET || baseType is not (SOCK_STREAM or SOCK_DGRAM)) return fd;
-        var f = new SocketFile
+        if (domain == AF_INET && baseType is SOCK_STREAM or SOCK_DGRAM
+            && (protocol == 0 || protocol == (baseType == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP)))
         {
-            Kind = baseType == SOCK_STREAM ? SocketKind.Tcp : SocketKind.Udp,
-            Protocol = baseType == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP,
-            NonBlocking = (type & SOCK_NONBLOCK) != 0,
-        };
+            lock (_lock)
+            {
+                int fd = ReservationDup((type & SOCK_CLOEXEC) != 0);
+                if (fd < 0) return fd;
+                if (_table.CanMark(fd))
+                {
+                    Claim(fd);
+                    var f = NewPending(baseType, type, protocol);
+                    f.Lazy = true;
+                    f.Fds.Add(fd);
+                    _entries[fd] = f;
+                    _table[fd] = FdKind.Pending;
+                    return fd;
+                }
+                Libc.Close(fd); // beyond the table: a plain kernel socket, never ours
+            }
+            return Libc.Socket(domain, type, protocol);
+        }
+        int kfd = Libc.Socket(domain, type, protocol);
+        if (kfd < 0 || !_table.CanMark(kfd)) return kfd;
+        if (domain != AF_INET || baseType is not (SOCK_STREAM or SOCK_DGRAM)) return kfd;
         lock (_lock)
         {
-            Claim(fd);
-            f.Fds.Add(fd);
-            _entries[fd] = f;
-            _table[fd] = FdKind.Pending;
+            Claim(kfd);
+            var f = NewPending(baseType, type, protocol);
+            f.Fds.Add(kfd);
+            _entries[kfd] = f;
+            _table[kfd] = FdKind.Pending;
         }
-        return fd;
+        return kfd;
+    }
+
+    private static SocketFile NewPending(int baseType, int type, int protocol) => new()
+    {
+        Kind = baseType == SOCK_STREAM ? SocketKind.Tcp : SocketKind.Udp,
+        Protocol = baseType == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP,
+        ProtocolArgument = protocol,
+        NonBlocking = (type & SOCK_NONBLOCK) != 0,
+    };
+
+    /// <summary>
+    /// Makes a lazy socket's kernel socket and puts it on each of its numbers (dup3 over the reservation
+    /// duplicates, keeping each number's close-on-exec), with O_NONBLOCK as the layer holds it. Called before any
+    /// call that goes to the kernel on a pending socket, so the kernel answers (and validates) as it always did.
+    /// 0 or the kernel's socket() error (the socket stays lazy). Caller holds the lock.
+    /// </summary>
+    private int Materialize(SocketFile f)
+    {
+        if (!f.Lazy) return 0;
+        int type = (f.Kind == SocketKind.Tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC | (f.NonBlocking ? SOCK_NONBLOCK : 0);
+        int k = Libc.Socket(AF_INET, type, f.ProtocolArgument);
+        if (k < 0) return k;
+        int r = 0;
+        foreach (int fd in f.Fds)
+        {
+            int fdFlags = Libc.Fcntl(fd, F_GETFD, 0);
+            r = Libc.Dup3(k, fd, fdFlags > 0 && (fdFlags & FD_CLOEXEC) != 0 ? O_CLOEXEC : 0);
+            if (r < 0) break; // cannot happen on an open number short of a race with the program's own dup2
+        }
+        Libc.Close(k);
+        if (r < 0) return r;
+        f.Lazy = false;
+        return 0;
+    }
+
+    /// <summary><see cref="Materialize"/> for the socket at <paramref name="fd"/>, if it is a lazy one. Caller holds the lock.</summary>
+    private int MaterializeAt(int fd) => FileOf(fd) is { Lazy: true } f ? Materialize(f) : 0;
+
+    /// <summary>
+    /// Before fork (the shim calls it in the parent): the child never enters .NET and treats pending sockets
+    /// as plain kernel ones, so every lazy socket gets its kernel socket now; the child inherits real sockets.
+    /// </summary>
+    public void BeforeFork()
+    {
+        lock (_lock)
+        {
+            foreach (var e in _entries)
+                if (e is SocketFile { Lazy: true } f) Materialize(f);
+        }
     }
 
     public int Bind(int fd, void* addr, uint len)
@@ -327,12 +411,14 @@ public sealed unsafe partial class PosixLayer : IDisposable
             }
             if (f.Placement == Placement.Dual) return -(int)Errno.EINVAL; // already bound
             // Pending: bad arguments get the kernel's own answer (the socket stays pending).
-            if (ReadEndpoint(addr, len, out var ep) < 0) return Libc.Bind(fd, addr, len);
-            if (_territory.IsStackLocal(ep.Address))
+            bool valid = ReadEndpoint(addr, len, out var ep) == 0;
+            if (valid && _territory.IsStackLocal(ep.Address))
             {
                 int r = ToStack(f, Placement.Stack);
                 return r < 0 ? r : -(int)_stack.Bind(f.Handle, ep);
             }
+            if (Materialize(f) is < 0 and var failed) return failed;
+            if (!valid) return Libc.Bind(fd, addr, len);
             if (ep.Address.IsUnspecified)
             {
                 int r = Libc.Bind(fd, addr, len);
@@ -341,7 +427,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
                 if (f.Kind == SocketKind.Udp) MakeDual(f, fd);
                 return 0;
             }
-            Release(f);
+            Release(f); // materialized above: cannot fail
             return Libc.Bind(fd, addr, len);
         }
     }
@@ -375,6 +461,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
             }
             if (f.Kind == SocketKind.Udp) return -(int)Errno.EOPNOTSUPP;
             // Pending or dual: the kernel listens (binding INADDR_ANY:ephemeral if unbound), the stack on the same port.
+            if (Materialize(f) is < 0 and var failed) return failed;
             int r = Libc.Listen(fd, backlog);
             if (r < 0) return r;
             f.Listening = true;
@@ -397,16 +484,23 @@ public sealed unsafe partial class PosixLayer : IDisposable
             var f = FileOf(fd);
             if (f is null || f.Placement == Placement.Pending)
             {
+                int m = f is null ? 0 : Materialize(f);
                 _lock.Exit();
-                return Libc.Accept4(fd, addr, len, flags);
+                return m < 0 ? m : Libc.Accept4(fd, addr, len, flags);
             }
             if (f.Kind == SocketKind.Udp)
             {
                 _lock.Exit();
                 return -(int)Errno.EOPNOTSUPP;
             }
-            PollStack();
+            // A queued connection is taken without polling first (the program usually accepts because epoll just
+            // said so, and a poll is a receive burst and the timers); only an empty queue polls and looks again.
             var e = _stack.Accept(f.Handle, out var conn, out var remote);
+            if (e == Errno.EAGAIN)
+            {
+                PollStack();
+                e = _stack.Accept(f.Handle, out conn, out remote);
+            }
             ResetEdges(f, EPOLLIN);
             if (e == Errno.Ok)
             {
@@ -515,9 +609,9 @@ public sealed unsafe partial class PosixLayer : IDisposable
             // Pending or dual: bad arguments, AF_UNSPEC and listening sockets get the kernel's answer.
             if (rs < 0 || f.Listening || !_territory.IsStackDestination(remote.Address))
             {
-                if (rs == 0 && !f.Listening) Release(f);
+                int m = rs == 0 && !f.Listening ? Release(f) : Materialize(f);
                 _lock.Exit();
-                return Libc.Connect(fd, addr, len);
+                return m < 0 ? m : Libc.Connect(fd, addr, len);
             }
             int r = ToStack(f, Placement.Stack);
             if (r == 0 && f.KernelAnyPort != 0 && f.Kind == SocketKind.Tcp)
@@ -533,9 +627,9 @@ public sealed unsafe partial class PosixLayer : IDisposable
             _lock.Exit();
             return rs;
         }
-        PollStack();
         if (f.ConnectPending)
         {
+            PollStack();
             // A second connect() after EINPROGRESS reports the handshake's state (Linux inet_stream_connect).
             var ready = _stack.GetReadiness(f.Handle);
             if ((ready & (Readiness.Writable | Readiness.Error | Readiness.HangUp)) == 0)
@@ -548,8 +642,11 @@ public sealed unsafe partial class PosixLayer : IDisposable
             _lock.Exit();
             return -(int)outcome;
         }
+        // The SYN goes out before Connect returns; the stack only needs the time for its clocks (polls around it
+        // were two receive bursts per connection a client opens).
+        _stack.Tick(_clock());
         var e = _stack.Connect(f.Handle, remote);
-        PollStack();
+        if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered by a poll, as loopback does
         if (e == Errno.EINPROGRESS && f.NonBlocking) f.ConnectPending = true;
         bool nonBlocking = f.NonBlocking;
         long timeout = f.SendTimeoutMicros;
@@ -638,12 +735,15 @@ public sealed unsafe partial class PosixLayer : IDisposable
                     int nfd = Libc.Fcntl(fd, cmd, (nint)arg);
                     return nfd < 0 ? nfd : AdoptDup(fd, nfd);
                 }
-                case F_GETFL when f is not null && f.Placement != Placement.Pending:
-                    if (Libc.Fcntl(fd, F_GETFD, 0) is < 0 and var bad) return bad;
+                case F_GETFL when f is not null && (f.Placement != Placement.Pending || f.Lazy):
+                    // The layer holds the flag; the number is ours (a stale entry is reclaimed when the kernel reuses it).
                     return O_RDWR | (f.NonBlocking ? O_NONBLOCK : 0);
                 case F_SETFL when f is not null:
                 {
-                    if (f.Placement == Placement.Pending)
+                    // A lazy socket keeps O_NONBLOCK in the layer (its number is a duplicate of an eventfd whose
+                    // flags every duplicate shares); flags only a real file can take or refuse need the kernel's.
+                    if (f.Lazy && (arg & KernelOnlyStatusFlags) != 0 && Materialize(f) is < 0 and var failed) return failed;
+                    if (f.Placement == Placement.Pending && !f.Lazy)
                     {
                         int r = Libc.Fcntl(fd, cmd, (nint)arg);
                         if (r < 0) return r;
@@ -653,6 +753,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
                 }
                 default:
                     // F_GETFD/F_SETFD (close-on-exec is per number), locks, owners: the kernel fd's.
+                    if (cmd is not (F_GETFD or F_SETFD) && f is { Lazy: true } && Materialize(f) is < 0 and var err) return err;
                     return Libc.Fcntl(fd, cmd, (nint)arg);
             }
         }
@@ -667,7 +768,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
             if (request == FIONBIO)
             {
                 if (arg == null) return -(int)Errno.EFAULT;
-                if (f.Placement == Placement.Pending && Libc.Ioctl(fd, request, arg) is < 0 and var r) return r;
+                if (f.Placement == Placement.Pending && !f.Lazy && Libc.Ioctl(fd, request, arg) is < 0 and var r) return r;
                 f.NonBlocking = *(int*)arg != 0;
                 return 0;
             }
@@ -700,6 +801,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
                     return 0;
                 }
             }
+            if (Materialize(f) is < 0 and var failed) return failed;
             return Libc.Ioctl(fd, request, arg);
         }
     }
@@ -715,7 +817,10 @@ public sealed unsafe partial class PosixLayer : IDisposable
         {
             var f = FileOf(fd);
             if (f is null || f.Placement != Placement.Stack)
+            {
+                if (f is not null && Materialize(f) is < 0 and var failed) return failed;
                 return peer ? Libc.GetPeerName(fd, addr, len) : Libc.GetSockName(fd, addr, len);
+            }
             if (addr == null || len == null) return -(int)Errno.EFAULT;
             if ((int)*len < 0) return -(int)Errno.EINVAL;
             Ipv4Endpoint ep;
@@ -737,6 +842,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
             if (f.Placement != Placement.Stack)
             {
                 // Pending and dual: the kernel socket takes (and validates) it; the stack gets it too.
+                if (Materialize(f) is < 0 and var failed) return failed;
                 int r = Libc.SetSockOpt(fd, level, name, val, len);
                 if (r < 0) return r;
                 RecordTimeout(f, level, name, value);
@@ -798,7 +904,11 @@ public sealed unsafe partial class PosixLayer : IDisposable
         lock (_lock)
         {
             var f = FileOf(fd);
-            if (f is null || f.Placement != Placement.Stack) return Libc.GetSockOpt(fd, level, name, val, len);
+            if (f is null || f.Placement != Placement.Stack)
+            {
+                if (f is not null && Materialize(f) is < 0 and var failed) return failed;
+                return Libc.GetSockOpt(fd, level, name, val, len);
+            }
             if (len == null) return -(int)Errno.EFAULT;
             int room = (int)*len;
             if (room < 0) return -(int)Errno.EINVAL;
@@ -845,7 +955,11 @@ public sealed unsafe partial class PosixLayer : IDisposable
         lock (_lock)
         {
             var f = FileOf(fd);
-            if (f is null || f.Placement == Placement.Pending) return Libc.Shutdown(fd, how);
+            if (f is null || f.Placement == Placement.Pending)
+            {
+                if (f is not null && Materialize(f) is < 0 and var failed) return failed;
+                return Libc.Shutdown(fd, how);
+            }
             if (how is < 0 or > 2) return -(int)Errno.EINVAL;
             if (f.Placement == Placement.Dual)
             {

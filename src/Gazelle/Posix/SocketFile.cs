@@ -5,7 +5,8 @@ namespace Gazelle.Posix;
 /// <summary>Where a socket's traffic goes.</summary>
 internal enum Placement
 {
-    /// <summary>A kernel socket not yet placed: every call is the kernel's until bind/connect/listen/sendto decide.</summary>
+    /// <summary>Not yet placed: every call is the kernel's until bind/connect/listen/sendto decide. The kernel
+    /// socket itself may not exist yet (<see cref="SocketFile.Lazy"/>).</summary>
     Pending,
     /// <summary>Served by the stack; the fd number is held by a kernel fd (the reservation).</summary>
     Stack,
@@ -19,6 +20,13 @@ internal sealed class SocketFile
     public Placement Placement;
     public SocketKind Kind;
     public int Protocol;
+    /// <summary>Pending with no kernel socket yet: its fd numbers are held by duplicates of the layer's
+    /// reservation eventfd, and the kernel socket is made (and put on those numbers) only when a call needs
+    /// the kernel (PosixLayer.Materialize). A socket that goes to the stack never makes one.</summary>
+    public bool Lazy;
+    /// <summary>The protocol argument socket() was called with (0 or the IPPROTO_ of <see cref="Kind"/>), for the
+    /// kernel socket a lazy one makes.</summary>
+    public int ProtocolArgument;
     public SocketHandle Handle = SocketHandle.Invalid;
     /// <summary>O_NONBLOCK (a file status flag, shared by dups as on Linux).</summary>
     public bool NonBlocking;

@@ -33,6 +33,44 @@ public sealed class DpdkPortOptionsTests
     }
 
     [Test]
+    public void ActAsLcore_MakesEveryThreadThatDrivesThePortThatLcore()
+    {
+        var eal = DpdkFixture.Eal;
+        foreach (int actAs in new[] { -1, eal.MainLcore })
+        {
+            using var port = DpdkPort.Open(eal, Device, new DpdkPortOptions
+            {
+                RxDescriptors = 64, TxDescriptors = 64, MbufsPerQueue = 255, MbufCacheSize = 16, ActAsLcore = actAs,
+            });
+            uint before = 0, after = 0;
+            int echoed = 0;
+            // A thread EAL did not start, as a preloaded program's threads are.
+            var t = new Thread(() =>
+            {
+                before = eal.CurrentLcoreId;
+                var b = port.Pool(0).Rent()!;
+                b.Append(60).Fill(0x11);
+                port.Transmit(0, [b]);
+                var rx = new PacketBuffer[4];
+                echoed = port.Receive(0, rx);
+                for (int i = 0; i < echoed; i++) rx[i].Release();
+                after = eal.CurrentLcoreId;
+            });
+            t.Start();
+            t.Join();
+            Assert.Multiple(() =>
+            {
+                Assert.That(before, Is.EqualTo(uint.MaxValue));
+                Assert.That(echoed, Is.EqualTo(1));
+                Assert.That(after, Is.EqualTo(actAs < 0 ? uint.MaxValue : (uint)actAs), $"ActAsLcore {actAs}");
+            });
+            port.Dispose();
+            Assert.That(DpdkFixture.Eal.RemoveDevice(Device), Is.True);
+            DpdkFixture.Eal.ProbeDevice(Device);
+        }
+    }
+
+    [Test]
     public void JumboMtu_CarriesA9000ByteFrameInOneMbuf_AndMtuChangesAreChecked()
     {
         using var port = DpdkPort.Open(DpdkFixture.Eal, Device, new DpdkPortOptions

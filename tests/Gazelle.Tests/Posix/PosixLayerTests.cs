@@ -130,6 +130,96 @@ public unsafe class PosixLayerTests
         Assert.That(Libc.Close(fd), Is.Zero);
     }
 
+    /// <summary>What the kernel file behind an fd number is ("socket:[inode]", "anon_inode:[eventfd]").</summary>
+    private static string KernelFile(int fd) => new FileInfo($"/proc/self/fd/{fd}").LinkTarget ?? "";
+
+    [Test]
+    public void ASocketPlacedOnTheStackNeverMakesAKernelSocket()
+    {
+        int fd = Tcp();
+        Assert.That(_table[fd], Is.EqualTo(FdKind.Pending));
+        Assert.That(KernelFile(fd), Does.Not.StartWith("socket:"), "socket() only reserves the number");
+        var (l, c, s) = StackPair();
+        foreach (int x in new[] { l, c, s })
+            Assert.That(KernelFile(x), Does.Not.StartWith("socket:"), $"fd {x} is the stack's: no kernel socket behind it");
+        int udp = _layer.Socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+        Assert.That(KernelFile(udp), Does.Not.StartWith("socket:"));
+        Assert.That(_layer.Fcntl(udp, F_GETFD, 0), Is.EqualTo(FD_CLOEXEC), "SOCK_CLOEXEC holds for the number");
+        // A protocol the stack's types do not imply is the kernel's to accept or refuse, at once.
+        Assert.That(_layer.Socket(AF_INET, SOCK_STREAM, IPPROTO_UDP), Is.EqualTo(-(int)Errno.EPROTONOSUPPORT));
+        CloseAll(fd, l, c, s, udp);
+    }
+
+    [Test]
+    public void AnUnplacedSocketGetsItsKernelSocketWhenACallNeedsTheKernel()
+    {
+        // Two numbers of one unplaced socket (close-on-exec on one only) and a second unplaced socket.
+        int a = Tcp(SOCK_CLOEXEC);
+        int b = _layer.Dup(a);
+        int other = Tcp();
+        Assert.That(_layer.Fcntl(a, F_SETFL, O_RDWR | O_NONBLOCK), Is.Zero);
+        Assert.That(_layer.Fcntl(a, F_GETFL, 0), Is.EqualTo(O_RDWR | O_NONBLOCK));
+        Assert.That(_layer.Fcntl(b, F_GETFL, 0), Is.EqualTo(O_RDWR | O_NONBLOCK), "a dup shares the status flags");
+        Assert.That(_layer.Fcntl(other, F_GETFL, 0), Is.EqualTo(O_RDWR), "another socket does not");
+        Assert.That(Libc.Fcntl(_layer.ReservationFd, F_GETFL, 0) & O_NONBLOCK, Is.Zero, "the shared reservation file is untouched");
+        // getsockname is the kernel's answer for an unplaced socket: the kernel socket is made now.
+        SockAddrIn sa;
+        uint len = 16;
+        Assert.That(_layer.GetSockName(a, &sa, &len), Is.Zero);
+        Assert.That((Port(sa), sa.AddressNetworkOrder, len), Is.EqualTo((0, 0u, 16u)));
+        Assert.That(KernelFile(a), Does.StartWith("socket:"));
+        Assert.That(KernelFile(b), Is.EqualTo(KernelFile(a)), "both numbers name the one kernel socket");
+        Assert.That(Libc.Fcntl(a, F_GETFD, 0), Is.EqualTo(FD_CLOEXEC));
+        Assert.That(Libc.Fcntl(b, F_GETFD, 0), Is.Zero);
+        Assert.That(Libc.Fcntl(a, F_GETFL, 0) & O_NONBLOCK, Is.EqualTo(O_NONBLOCK), "O_NONBLOCK reached the kernel socket");
+        Assert.That(_table[a], Is.EqualTo(FdKind.Pending), "still unplaced");
+        int type = 0;
+        len = 4;
+        Assert.That(_layer.GetSockOpt(b, SOL_SOCKET, SO_TYPE, &type, &len), Is.Zero);
+        Assert.That(type, Is.EqualTo(SOCK_STREAM));
+        // ...and it still goes where bind/connect decide: here the stack (its kernel socket now only holds the numbers).
+        Assert.That(BindTo(b, StackIp, 0), Is.Zero);
+        Assert.That(_table[a], Is.EqualTo(FdKind.Socket));
+        // A status flag only a real file takes makes the kernel socket too.
+        Assert.That(_layer.Fcntl(other, F_SETFL, O_RDWR | 0x400 /* O_APPEND */), Is.Zero);
+        Assert.That(KernelFile(other), Does.StartWith("socket:"));
+        Assert.That(_layer.Fcntl(other, F_GETFL, 0), Is.EqualTo(O_RDWR | 0x400));
+        int late = Tcp();
+        _layer.BeforeFork(); // a forked child sees pending sockets as plain kernel ones: they must be whole
+        Assert.That(KernelFile(late), Does.StartWith("socket:"));
+        CloseAll(a, b, other, late);
+    }
+
+    [Test]
+    public void ConnectAcceptOfAQueuedConnectionAndCloseDoNotPollTheStack()
+    {
+        // A short connection's calls need nothing from the NIC: the stack sends the SYN and the FIN before
+        // Connect and Close return, and a connection epoll reported is already queued. Polls (a receive burst
+        // and the timers each) are for waiting and for calls that look for news.
+        int l = Tcp(SOCK_NONBLOCK);
+        Assert.That(BindTo(l, StackIp, 0), Is.Zero);
+        Assert.That(_layer.Listen(l, 16), Is.Zero);
+        int c = Tcp(SOCK_NONBLOCK);
+        int polls = _stack.PollCount;
+        Assert.That(ConnectTo(c, StackIp, LocalPort(l)), Is.EqualTo(-(int)Errno.EINPROGRESS));
+        Assert.That(_stack.PollCount, Is.EqualTo(polls), "connect polled");
+        // The fake completes handshakes in a poll: epoll's, here.
+        int ep = Libc.EpollCreate1(0);
+        var ev = new EpollEvent { Events = EPOLLIN };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, l, &ev), Is.Zero);
+        var got = new EpollEvent[4];
+        fixed (EpollEvent* g = got) Assert.That(_layer.EpollWait(ep, g, 4, 1000, null), Is.EqualTo(1));
+        polls = _stack.PollCount;
+        int s = _layer.Accept4(l, null, null, 0);
+        Assert.That(s, Is.GreaterThan(0));
+        Assert.That(_stack.PollCount, Is.EqualTo(polls), "accept of a queued connection polled");
+        Assert.That(_layer.Accept4(l, null, null, 0), Is.EqualTo(-(int)Errno.EAGAIN));
+        Assert.That(_stack.PollCount, Is.EqualTo(polls + 1), "an empty queue looks for news once");
+        CloseAll(s);
+        Assert.That(_stack.PollCount, Is.EqualTo(polls + 1), "close polled");
+        CloseAll(c, l, ep);
+    }
+
     [Test]
     public void OtherSubnetsStayOnTheKernelAndBadArgumentsGetTheKernelsErrno()
     {

@@ -491,7 +491,9 @@ public class FuzzTests
                 else { c.OnB = h; c.PortB = local.Port; c.PortA = ListenA; }
                 conns.Add(c);
             }
-            for (int r = 0; r < 10_000 && conns.Exists(c => !c.OnA.IsValid || !c.OnB.IsValid); r++)
+            // Up to 2 s of virtual time: SYNs that queued behind ARP beyond its queue go again after the 1 s RTO, and
+            // the ACK that completes an open may wait 1 ms for data to carry it (TcpLayer.AckSoonEnabled).
+            for (int r = 0; r < 20_000 && conns.Exists(c => !c.OnA.IsValid || !c.OnB.IsValid); r++)
             {
                 Step();
                 now += new TimeSpanMicros(100);

@@ -53,6 +53,7 @@ public abstract class TcpFixture
         NowUs = 10_000_000;
         Tcp = new TcpLayer(new StackConfig { Address = Local, Netmask = new Ipv4Address(255, 255, 255, 0), MaxTcpConnections = 16 }, Out);
         Tcp.QuickAcks = 0; // the scripted peers here expect delayed ACKs from the first segment
+        Tcp.AckSoonEnabled = false; // ... and the ACK of a FIN or of a SYN-ACK in the same call
         UseTimestamps = false;
         PeerTs = 100;
         Listener = SocketHandle.Invalid;

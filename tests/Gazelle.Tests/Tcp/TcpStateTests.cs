@@ -162,6 +162,54 @@ public class TcpStateTests : TcpFixture
     }
 
     [Test]
+    public void AQuickAckWaitsALittleAndRidesOnAReplySentMeanwhile()
+    {
+        Tcp.QuickAcks = 4;
+        Tcp.AckSoonEnabled = true;
+        var c = Established();
+        SendData(100); // a request
+        ExpectNothing();
+        Tcp.Poll(Now); // the end of the poll that received it
+        ExpectNothing();
+        Assert.That(Tcp.Send(c, Bytes(300), MessageFlags.None, out int sent), Is.EqualTo(Errno.Ok));
+        Assert.That(sent, Is.EqualTo(300));
+        Expect(TcpFlags.Ack, seq: OurNxt, ack: PeerNxt, length: 300); // the reply carries the ACK
+        OurNxt += 300;
+        Advance(1);
+        ExpectNothing(); // nothing left owed
+        SendData(100); // a request nobody answers
+        Tcp.Poll(Now);
+        ExpectNothing();
+        NowUs += TcpLayer.AckSoonMicros - 1;
+        Tcp.Poll(Now);
+        ExpectNothing();
+        NowUs += 1;
+        Tcp.Poll(Now); // its wait is over: the ACK goes alone
+        Expect(TcpFlags.Ack, ack: PeerNxt, length: 0);
+        Assert.That(Tcp.Counters.AcksSentLate, Is.EqualTo(1));
+        Assert.That(Tcp.Receive(c, new byte[400], MessageFlags.None, out int n), Is.EqualTo(Errno.Ok));
+        Assert.That(n, Is.EqualTo(200));
+    }
+
+    [Test]
+    public void TheAckOfAFinIntoCloseWaitRidesOnTheProgramsFin()
+    {
+        Tcp.AckSoonEnabled = true;
+        var c = Established();
+        Send(Seg(TcpFlags.Fin | TcpFlags.Ack, PeerNxt, OurNxt));
+        PeerNxt += 1;
+        Assert.That(Tcp.GetState(c), Is.EqualTo(TcpState.CloseWait));
+        ExpectNothing();
+        Assert.That(Tcp.Close(c), Is.EqualTo(Errno.Ok));
+        Expect(TcpFlags.Fin | TcpFlags.Ack, seq: OurNxt, ack: PeerNxt); // one segment: our FIN and the ACK of theirs
+        ExpectNothing();
+        OurNxt += 1;
+        Send(Seg(TcpFlags.Ack, PeerNxt, OurNxt));
+        Advance(1);
+        ExpectNothing();
+    }
+
+    [Test]
     public void EverySecondFullSegmentIsAckedAtOnce()
     {
         Established();

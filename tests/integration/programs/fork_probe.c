@@ -143,6 +143,11 @@ int main(int argc, char **argv)
     if (pid == 0) {
         CHECK(stack_state() == -1, "child: cut off from .NET (state %d)", stack_state());
         CHECK(loopback_exchange(), "child: new sockets run on the kernel");
+        /* The parent's socket was never placed (socket() alone makes no kernel socket over the stack): the
+         * preload gave it its kernel socket before forking, so the child inherits a real one. */
+        int type = 0;
+        socklen_t tl = sizeof type;
+        CHECK(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM, "child: an inherited unplaced socket is a kernel TCP socket");
         CHECK(close(fd) == 0, "child: closes an inherited socket");
         fflush(stdout);
         execl("/proc/self/exe", argv[0], "exec", addr, (char *)NULL);

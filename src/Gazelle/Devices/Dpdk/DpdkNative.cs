@@ -104,6 +104,7 @@ internal static unsafe partial class DpdkNative
     [LibraryImport(GlueName)] internal static partial uint gz_dpdk_lcore_id();
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_thread_register();
     [LibraryImport(GlueName)] internal static partial void gz_dpdk_thread_unregister();
+    [LibraryImport(GlueName)] internal static partial void gz_dpdk_act_as_lcore(uint id);
 
     // ------------------------------------------------------------------ glue: ethdev control
 

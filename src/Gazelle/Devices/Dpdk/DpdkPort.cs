@@ -25,6 +25,8 @@ public sealed unsafe class DpdkPort : INic, IDisposable
     private readonly Eal _eal;
     private readonly QueueState[] _queues;
     private readonly int _burst;
+    /// <summary><see cref="DpdkPortOptions.ActAsLcore"/>.</summary>
+    private readonly int _actAsLcore;
     private bool _closed;
 
     private sealed class QueueState
@@ -120,6 +122,7 @@ public sealed unsafe class DpdkPort : INic, IDisposable
         if (o.Queues <= 0 || o.Queues > ushort.MaxValue) throw new ArgumentOutOfRangeException(nameof(o), "Queues must be positive");
         if (o.BurstSize <= 0 || o.BurstSize > 1024) throw new ArgumentOutOfRangeException(nameof(o), "BurstSize must be 1..1024");
         _burst = o.BurstSize;
+        _actAsLcore = o.ActAsLcore;
 
         DpdkNative.DevInfo di;
         int rc = DpdkNative.gz_dpdk_dev_info(portId, &di);
@@ -321,6 +324,7 @@ public sealed unsafe class DpdkPort : INic, IDisposable
     public int Receive(int queue, Span<PacketBuffer> frames)
     {
         if (_closed) ThrowClosed();
+        if (_actAsLcore >= 0) DpdkNative.gz_dpdk_act_as_lcore((uint)_actAsLcore);
         var q = _queues[queue];
         var pool = q.Pool;
         int total = 0;
@@ -346,6 +350,7 @@ public sealed unsafe class DpdkPort : INic, IDisposable
     public int Transmit(int queue, ReadOnlySpan<PacketBuffer> frames)
     {
         if (_closed) ThrowClosed();
+        if (_actAsLcore >= 0) DpdkNative.gz_dpdk_act_as_lcore((uint)_actAsLcore);
         var q = _queues[queue];
         int done = 0;
         while (done < frames.Length)

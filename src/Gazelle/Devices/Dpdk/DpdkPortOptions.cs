@@ -26,4 +26,12 @@ public sealed record DpdkPortOptions
     public ushort[]? RssRedirectionTable { get; init; }
     /// <summary>Use RSS even with one queue (for the hash value in each received frame).</summary>
     public bool RssWithSingleQueue { get; init; }
+    /// <summary>
+    /// An lcore id every thread that receives or transmits on the port acts as (-1: none, each thread keeps
+    /// its own). Only for a port whose callers are serialized, as the preload's threads are by the layer's lock:
+    /// then the thread of the moment uses that lcore's mempool cache. A program thread EAL did not start has no
+    /// lcore, so every mbuf it allocated came cold from the pool's ring (wrk's worker: the first touch of each
+    /// mbuf was ~5% of its CPU, and as much again inside memif's receive, perf).
+    /// </summary>
+    public int ActAsLcore { get; init; } = -1;
 }

@@ -180,6 +180,10 @@ internal sealed class Tcb
     /// <summary>In-order data segments still ACKed at once at the start of the connection (Linux's
     /// quick-ACK mode): a sender's first writes are not held by Nagle for our delayed-ACK timer.</summary>
     public int QuickAcksLeft;
+    /// <summary>An ACK owed that may wait a little (TcpLayer.AckSoonEnabled), so that what the program sends
+    /// meanwhile (a reply, a FIN) carries it; <see cref="AckSoonSince"/> is when it became owed.</summary>
+    public bool AckSoon;
+    public Instant AckSoonSince;
 
     // ---- timers (Instant.Never = off) ----
     public Instant RtoDeadline = Instant.Never;
@@ -305,7 +309,7 @@ internal sealed class Tcb
         Retransmits = 0; TotalRetrans = 0;
         Cc = Cubic; Cubic.Reset(); Reno.Reset(); HyStart.Reset(false); TxFirst = TxCount = 0; AckRttMicros = -1;
         Cwnd = 0; Ssthresh = int.MaxValue; DupAcks = 0; InRecovery = false; UndoEligible = false; SackCount = 0; SackedBytes = 0;
-        UnackedSegments = 0; AckNow = false; QuickAcksLeft = 0;
+        UnackedSegments = 0; AckNow = false; QuickAcksLeft = 0; AckSoon = false;
         RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
         TlpOutstanding = false;
         PersistBackoff = 0; PersistUnanswered = 0; KeepaliveProbesSent = 0;

@@ -111,6 +111,8 @@ public sealed class TcpCounters
     public long DsacksSent;
     /// <summary>Delayed ACKs sent when their timer ran out.</summary>
     public long DelayedAcks;
+    /// <summary>ACKs owed for a poll (TcpLayer.AckSoonEnabled) that nothing the program sent carried, sent alone.</summary>
+    public long AcksSentLate;
 
     // ---- loss recovery ----
     /// <summary>Retransmission timeouts (RFC 6298 §5).</summary>

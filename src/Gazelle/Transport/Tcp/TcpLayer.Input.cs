@@ -676,6 +676,7 @@ public sealed partial class TcpLayer
         t.Irs = h.Seq;
         t.RcvNxt = h.Seq + 1;
         t.RcvAdv = t.RcvNxt;
+        t.LastAckSent = t.Irs; // nothing of the peer's acknowledged yet (an owed ACK is judged by it)
         NegotiateSynOptions(t, h);
         t.LastReceived = now;
         if (ackOk)
@@ -696,6 +697,7 @@ public sealed partial class TcpLayer
             t.WakeAll(); // connect() completed
             t.MarkEstablished(now);
             ArmKeepalive(t);
+            // At once, not AckSoon: a server that speaks first (a greeting) waits for it to accept.
             t.AckNow = true;
             if (!payload.IsEmpty) ReceiveData(t, h.Seq + 1, payload, now);
             if ((f & TcpFlags.Fin) != 0 && h.Seq + 1 + payload.Length == t.RcvNxt) ProcessFin(t, now);
@@ -718,13 +720,13 @@ public sealed partial class TcpLayer
         t.FinReceived = true;
         t.WakeAll();
         t.OooFinValid = false;
-        t.AckNow = true;
         switch (t.State)
         {
             case TcpState.SynReceived:
             case TcpState.Established:
                 t.State = TcpState.CloseWait;
-                break;
+                AckSoon(t); // the program's close (its FIN) usually follows and carries it
+                return;
             case TcpState.FinWait1:
                 if (t.FinSent && t.SndUna > t.FinSeq) EnterTimeWait(t, now);
                 else t.State = TcpState.Closing;
@@ -736,6 +738,7 @@ public sealed partial class TcpLayer
                 RestartTimeWait(t, now);
                 break;
         }
+        t.AckNow = true;
     }
 
     private void EnterTimeWait(Tcb t, Instant now)
@@ -944,7 +947,7 @@ public sealed partial class TcpLayer
                 // RFC 1122 §4.2.3.2 lets a receiver ACK sooner than the delay; like Linux, the first data
                 // segments are ACKed at once, so a Nagle-held second write is not stalled 40 ms.
                 t.QuickAcksLeft--;
-                t.AckNow = true;
+                AckSoon(t); // at the end of the next poll at the latest: a reply sent meanwhile carries it
             }
             else if (t.DelAckDeadline == Instant.Never) t.DelAckDeadline = now + new TimeSpanMicros(DelayedAckMicros);
             if (t.OooFinValid && t.OooFinSeq == t.RcvNxt) ProcessFin(t, now);

@@ -519,6 +519,7 @@ public sealed partial class TcpLayer
             r.Window = AdvertiseWindow(t);
             t.LastAckSent = t.RcvNxt;
             t.AckNow = false;
+            t.AckSoon = false;
             t.DelAckDeadline = Instant.Never;
         }
         if (t.TsOk)
@@ -585,6 +586,10 @@ public sealed partial class TcpLayer
         SeqNum right = t.RcvNxt + t.RcvSpace;
         int gain = right - t.RcvAdv;
         int adv = t.RcvAdv - t.RcvNxt;
+        // An ACK owed soon (AckSoonEnabled) carries the new window with it, while the peer still has room for two
+        // segments: the first read of a connection opened the window past the SYN's 64 KiB and sent an update of
+        // its own, one segment more for every short connection.
+        if (t.AckSoon && adv >= 2 * t.AdvMss) return;
         if (gain >= Math.Min(t.RcvBufSize / 2, 2 * t.AdvMss) && (adv < t.RcvBufSize / 2 || gain >= t.RcvBufSize / 2))
         {
             t.AckNow = true;
@@ -634,7 +639,14 @@ public sealed partial class TcpLayer
     public Instant Poll(Instant now)
     {
         _now = now;
-        if (now < _earliest) return _earliest;
+        if (_ackSoonCount > 0) SendAcksOwedBefore(now + new TimeSpanMicros(-AckSoonMicros));
+        var next = now < _earliest ? _earliest : RunDueTimers(now);
+        // An ACK still owed: the poll after its wait sends it.
+        return _ackSoonCount > 0 ? Instant.Min(next, _tcbs[_ackSoon[0]].AckSoonSince + new TimeSpanMicros(AckSoonMicros)) : next;
+    }
+
+    private Instant RunDueTimers(Instant now)
+    {
         Instant next = Instant.Never;
         for (int i = 0; i < _activeCount; i++)
         {
@@ -651,6 +663,45 @@ public sealed partial class TcpLayer
         }
         _earliest = next;
         return next;
+    }
+
+    /// <summary>Owes <paramref name="t"/> an ACK that may wait <see cref="AckSoonMicros"/> (<see cref="AckSoonEnabled"/>);
+    /// any segment sent meanwhile carries it.</summary>
+    private void AckSoon(Tcb t)
+    {
+        if (t.AckSoon) return;
+        // A connection to our own address is loopback to the program: its ACKs go at once, as Linux's loopback
+        // delivers them (a Nagle-held second write would otherwise wait for the first one's ACK).
+        if (!AckSoonEnabled || _ackSoonCount == _ackSoon.Length || t.RemoteAddress == t.LocalAddress)
+        {
+            t.AckNow = true;
+            return;
+        }
+        t.AckSoon = true;
+        t.AckSoonSince = _now;
+        _ackSoon[_ackSoonCount++] = t.Index;
+    }
+
+    /// <summary>Sends the ACKs owed since <paramref name="cutoff"/> or earlier that nothing carried since (the
+    /// list is oldest first: it stops at the first younger one).</summary>
+    private void SendAcksOwedBefore(Instant cutoff)
+    {
+        int i = 0;
+        for (; i < _ackSoonCount; i++)
+        {
+            var t = _tcbs[_ackSoon[i]];
+            if (!t.AckSoon) continue; // carried by a segment, or the connection was freed (and maybe reused)
+            if (t.AckSoonSince > cutoff) break;
+            t.AckSoon = false;
+            if (!t.InUse || t.LastAckSent == t.RcvNxt) continue;
+            Counters.AcksSentLate++;
+            t.AckNow = true;
+            Output(t);
+            Touch(t);
+        }
+        if (i == 0) return;
+        Array.Copy(_ackSoon, i, _ackSoon, 0, _ackSoonCount - i);
+        _ackSoonCount -= i;
     }
 
     private void RunTimers(Tcb t, Instant now)
