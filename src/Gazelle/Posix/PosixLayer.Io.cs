@@ -267,7 +267,7 @@ public sealed unsafe partial class PosixLayer
             lock (_lock)
             {
                 if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
-                PollStack();
+                PollStack(wait.TakeTimeReuse());
                 e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n); // transmits a window update itself
                 if (n > 0 && _stack.LocalDeliveryPending) PollStack(); // ... except to itself: delivered by a poll
                 nonBlocking = f.NonBlocking || (flags & (MSG_DONTWAIT | MSG_OOB)) != 0; // MSG_OOB never blocks (Linux)
@@ -301,7 +301,7 @@ public sealed unsafe partial class PosixLayer
             lock (_lock)
             {
                 if (FileOf(fd) != f) return -(int)Errno.EBADF;
-                PollStack();
+                PollStack(wait.TakeTimeReuse());
                 e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
                 ResetEdges(f, EPOLLIN);
                 nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;

@@ -100,6 +100,11 @@ public interface ISocketApi
     /// (a send that skipped the poll polls then, so traffic to itself arrives as soon as on loopback).</summary>
     bool LocalDeliveryPending => false;
 
+    /// <summary>The last <see cref="Poll"/> received nothing (no frame, no local delivery): a waiter spinning on
+    /// the stack may give the next poll that poll's time again instead of reading the clock (a clock read costs
+    /// as much as the rest of an empty round on a VM), for a few rounds at most.</summary>
+    bool LastPollIdle => false;
+
     /// <summary>Writes the sockets whose <see cref="GetEvents"/> numbers moved since the previous call into
     /// <paramref name="into"/> (repeats possible) and forgets them. False when the stack cannot tell (it keeps
     /// no such record, or more moved than it or <paramref name="into"/> holds): then any socket may have changed.</summary>

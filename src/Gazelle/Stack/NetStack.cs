@@ -108,11 +108,17 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         next = Instant.Min(next, PollTcp(now));
         if (_timedNic is not null) next = Instant.Min(next, _timedNic.NextDeadline);
         _link.Flush();
+        _lastPollIdle = n == 0 && !localLeft;
         return n == _rx.Length || localLeft ? now : next;
     }
 
     /// <inheritdoc/>
     public bool LocalDeliveryPending => _ip.LocalPending > 0;
+
+    private bool _lastPollIdle;
+
+    /// <inheritdoc/>
+    public bool LastPollIdle => _lastPollIdle;
 
     /// <inheritdoc/>
     public void Tick(Instant now)
