@@ -134,6 +134,27 @@ public unsafe class PosixPathBenchmarks : IDisposable
         fixed (EpollEvent* ev = _events) return _layer.EpollWait(_epoll, ev, EpollSockets, 0, null);
     }
 
+    /// <summary>Two epoll_ctl(EPOLL_CTL_MOD) on one of the 50 registrations, EPOLLIN|EPOLLOUT then EPOLLIN:
+    /// hiredis's event loop (redis-benchmark) arms and disarms EPOLLOUT around every request.</summary>
+    [Benchmark]
+    public int EpollCtlModTwice()
+    {
+        var ev = new EpollEvent { Events = EPOLLIN | EPOLLOUT, Data = 7 };
+        int r = _layer.EpollCtl(_epoll, EPOLL_CTL_MOD, _readyFd, &ev);
+        ev.Events = EPOLLIN;
+        return r | _layer.EpollCtl(_epoll, EPOLL_CTL_MOD, _readyFd, &ev);
+    }
+
+    /// <summary>epoll_ctl(EPOLL_CTL_DEL) then EPOLL_CTL_ADD of one of the 50 registrations: hiredis's loop when
+    /// a socket's last event kind is deleted and the next one created (redis-benchmark, per request).</summary>
+    [Benchmark]
+    public int EpollCtlDelAdd()
+    {
+        int r = _layer.EpollCtl(_epoll, EPOLL_CTL_DEL, _readyFd, null);
+        var ev = new EpollEvent { Events = EPOLLIN, Data = (ulong)(EpollSockets - 1) };
+        return r | _layer.EpollCtl(_epoll, EPOLL_CTL_ADD, _readyFd, &ev);
+    }
+
     /// <summary>Makes <see cref="EpollWaitOneReady"/>'s socket readable (a datagram from the peer, left unread).</summary>
     [GlobalSetup(Target = nameof(EpollWaitOneReady))]
     public void MakeOneReady()

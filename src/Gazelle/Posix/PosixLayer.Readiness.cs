@@ -166,15 +166,14 @@ public sealed unsafe partial class PosixLayer
                 _entries[epfd] = ep;
                 _table[epfd] = FdKind.Epoll;
             }
-            ep.ByFd.TryGetValue(fd, out var interest);
+            var interest = target.InterestOf(ep, fd);
             switch (op)
             {
                 case EPOLL_CTL_ADD:
                     if (ev == null) return -(int)Errno.EFAULT;
                     if (interest is not null) return -(int)Errno.EEXIST;
-                    interest = new EpollInterest(ep, fd, target) { Events = ev->Events, Data = ev->Data };
+                    interest = (_spareInterests.TryPop(out var spare) ? spare : new EpollInterest()).Reset(ep, fd, target, ev->Events, ev->Data);
                     if (target.Handle.IsValid) interest.SeenEvents = _stack.GetEvents(target.Handle);
-                    ep.ByFd.Add(fd, interest);
                     interest.Position = ep.Interests.Count;
                     ep.Interests.Add(interest);
                     target.Interests.Add(interest);
@@ -193,13 +192,23 @@ public sealed unsafe partial class PosixLayer
                 case EPOLL_CTL_DEL:
                     if (interest is null) return -(int)Errno.ENOENT;
                     RemoveInterest(interest);
-                    target.Interests.Remove(interest);
+                    target.ForgetInterest(interest);
+                    if (_spareInterests.Count < MaxSpareInterests)
+                    {
+                        interest.Clear();
+                        _spareInterests.Push(interest);
+                    }
                     return 0;
                 default:
                     return -(int)Errno.EINVAL;
             }
         }
     }
+
+    /// <summary>Registrations deleted by EPOLL_CTL_DEL, for the next ADD (no garbage per request for event loops
+    /// that delete and add around every request). Caller holds the lock.</summary>
+    private readonly Stack<EpollInterest> _spareInterests = new();
+    private const int MaxSpareInterests = 1024;
 
     /// <summary>Moves whenever the stack could not say which sockets had events: every registration is looked at.</summary>
     private long _allGeneration;

@@ -70,6 +70,29 @@ public sealed unsafe partial class PosixLayer : IDisposable
         _stack.Poll(now);
     }
 
+    /// <summary>
+    /// Progress while the program is elsewhere: the keeper thread (aot/PreloadProcess) calls this every few
+    /// milliseconds. The stack runs only inside the program's calls; a program that sleeps, computes or waits
+    /// on something that is not ours would leave ACKs untaken, its send queue undrained (a blocking write
+    /// returns once its bytes are queued) and its retransmission and delayed-ACK timers unrun, where the kernel's
+    /// softirqs and timers go on. So when no thread has polled for <paramref name="idle"/>, the keeper polls once.
+    /// A thread inside a call holds the lock and polls by itself: the keeper then leaves it alone. Returns
+    /// whether it polled.
+    /// </summary>
+    public bool KeepUp(TimeSpanMicros idle)
+    {
+        if ((_clock() - _polledAt).Value < idle.Value || !_lock.TryEnter()) return false;
+        try
+        {
+            PollStack();
+        }
+        finally
+        {
+            _lock.Exit();
+        }
+        return true;
+    }
+
     /// <summary>When the stack was last polled and how many polls there were: a waiter that polled this round
     /// takes its time from there instead of reading the clock again (read without the lock: a torn-free
     /// 8-byte value, and any thread's poll is as recent).</summary>
@@ -218,9 +241,8 @@ public sealed unsafe partial class PosixLayer : IDisposable
         {
             e.Fds.Remove(fd);
             if (e.Fds.Count > 0) return;
-            foreach (var interest in e.Interests) interest.File.Interests.Remove(interest);
+            foreach (var interest in e.Interests) interest.File.ForgetInterest(interest);
             e.Interests.Clear();
-            e.ByFd.Clear();
         }
     }
 
@@ -236,7 +258,6 @@ public sealed unsafe partial class PosixLayer : IDisposable
     private static void RemoveInterest(EpollInterest interest)
     {
         var ep = interest.Epoll;
-        if (ep.ByFd.TryGetValue(interest.Fd, out var cur) && cur == interest) ep.ByFd.Remove(interest.Fd);
         // Swap-remove (order only decides where a collection starts): redis-benchmark deletes a registration
         // per request, and List.Remove's search and shift showed in its profile.
         var list = ep.Interests;

@@ -34,8 +34,30 @@ internal sealed class SocketFile
     public readonly List<int> Fds = new(1);
     /// <summary>Options set while pending, replayed on the stack's socket when it is placed there.</summary>
     public readonly List<(int Level, int Name, byte[] Value)> Options = [];
-    /// <summary>Epoll registrations that watch this socket from the layer.</summary>
+    /// <summary>Epoll registrations that watch this socket from the layer (one or two: a short list beats a map).</summary>
     public readonly List<EpollInterest> Interests = [];
+
+    /// <summary>The registration of (<paramref name="epoll"/>, <paramref name="fd"/>), or null.</summary>
+    public EpollInterest? InterestOf(EpollFile epoll, int fd)
+    {
+        foreach (var it in Interests)
+            if (it.Epoll == epoll && it.Fd == fd) return it;
+        return null;
+    }
+
+    /// <summary>Drops <paramref name="interest"/> (by reference: List.Remove's comparer showed in redis-benchmark's
+    /// profile, which deletes and adds a registration several times per request).</summary>
+    public void ForgetInterest(EpollInterest interest)
+    {
+        var list = Interests;
+        for (int i = 0; i < list.Count; i++)
+        {
+            if (list[i] != interest) continue;
+            list[i] = list[^1];
+            list.RemoveAt(list.Count - 1);
+            return;
+        }
+    }
     /// <summary>Moves whenever the stack journaled an event for this socket (PosixLayer.NoteStackEvents).</summary>
     public long EventGeneration;
 }
@@ -44,7 +66,8 @@ internal sealed class SocketFile
 internal sealed class EpollFile
 {
     public readonly List<int> Fds = new(1);
-    public readonly Dictionary<int, EpollInterest> ByFd = [];
+    /// <summary>Its registrations (each also in its socket's <see cref="SocketFile.Interests"/>, where
+    /// epoll_ctl finds it).</summary>
     public readonly List<EpollInterest> Interests = [];
     /// <summary>Where the next collection starts, so a short events array does not starve later sockets.</summary>
     public int NextStart;
@@ -54,12 +77,13 @@ internal sealed class EpollFile
     public bool MustLook = true;
 }
 
-/// <summary>One (epoll, fd) registration kept by the layer.</summary>
-internal sealed class EpollInterest(EpollFile epoll, int fd, SocketFile file)
+/// <summary>One (epoll, fd) registration kept by the layer. Reused after EPOLL_CTL_DEL (<see cref="Reset"/>):
+/// hiredis's event loop deletes and adds registrations around every request.</summary>
+internal sealed class EpollInterest
 {
-    public readonly EpollFile Epoll = epoll;
-    public readonly int Fd = fd;
-    public readonly SocketFile File = file;
+    public EpollFile Epoll = null!;
+    public int Fd;
+    public SocketFile File = null!;
     public uint Events;
     public ulong Data;
     /// <summary>EPOLLONESHOT fired: silent until EPOLL_CTL_MOD re-arms it.</summary>
@@ -78,4 +102,29 @@ internal sealed class EpollInterest(EpollFile epoll, int fd, SocketFile file)
     public bool WasReady;
     /// <summary>Index in <see cref="EpollFile.Interests"/> (-1 when not there).</summary>
     public int Position = -1;
+
+    /// <summary>A fresh registration of <paramref name="fd"/> (naming <paramref name="file"/>) in <paramref name="epoll"/>.</summary>
+    public EpollInterest Reset(EpollFile epoll, int fd, SocketFile file, uint events, ulong data)
+    {
+        Epoll = epoll;
+        Fd = fd;
+        File = file;
+        Events = events;
+        Data = data;
+        Disarmed = false;
+        EdgeArmed = true;
+        SeenEvents = default;
+        KernelSeen = 0;
+        SeenGeneration = SeenAllGeneration = -1;
+        WasReady = false;
+        Position = -1;
+        return this;
+    }
+
+    /// <summary>Lets go of the epoll and socket (a spare must not keep them alive).</summary>
+    public void Clear()
+    {
+        Epoll = null!;
+        File = null!;
+    }
 }

@@ -50,7 +50,7 @@ public sealed class Territory
 /// progress it sleeps in the kernel wait (epoll_wait/poll/ppoll on the kernel fds), first for
 /// <see cref="FirstSleepMicros"/>, doubling up to <see cref="BlockMillis"/> per round, so an idle program
 /// leaves the machine's other cores alone. Set with GAZELLE_SPIN_US (0 = sleep at once, -1 = never
-/// sleep), GAZELLE_SLEEP_US and GAZELLE_BLOCK_MS.
+/// sleep), GAZELLE_SLEEP_US and GAZELLE_BLOCK_MS; the keeper's period with GAZELLE_KEEPER_MS.
 /// </summary>
 public sealed record PollPolicy
 {
@@ -63,6 +63,10 @@ public sealed record PollPolicy
     public long FirstSleepMicros { get; init; } = 20;
     /// <summary>Longest single kernel sleep while backed off; bounds the latency an idle program adds.</summary>
     public int BlockMillis { get; init; } = 1;
+    /// <summary>Period of the keeper thread, which polls the stack when no thread of the program has for that
+    /// long (<see cref="PosixLayer.KeepUp"/>); 0 = no keeper. 10 ms: TCP's timers are coarser (RTO >= 200 ms,
+    /// delayed ACK 40 ms), and 100 wake-ups a second cost an idle program nothing measurable.</summary>
+    public int KeeperMillis { get; init; } = 10;
 
     public static PollPolicy FromEnvironment()
     {
@@ -72,6 +76,8 @@ public sealed record PollPolicy
             p = p with { FirstSleepMicros = sleep };
         if (int.TryParse(Environment.GetEnvironmentVariable("GAZELLE_BLOCK_MS"), out int block) && block >= 0)
             p = p with { BlockMillis = block };
+        if (int.TryParse(Environment.GetEnvironmentVariable("GAZELLE_KEEPER_MS"), out int keeper) && keeper >= 0)
+            p = p with { KeeperMillis = keeper };
         return p;
     }
 }

@@ -25,4 +25,27 @@ public class PosixPathBenchmarkTests
         Assert.That(b.ReadTheReadyOne(), Is.EqualTo(PosixPathBenchmarks.PayloadLength));
         Assert.That(b.EpollWaitIdle(), Is.Zero, "read: idle again");
     }
+
+    [Test]
+    public void EpollCtlDeleteAndAddKeepTheRegistrationWorkingAndAllocateNothing()
+    {
+        using var b = new PosixPathBenchmarks();
+        b.MakeOneReady();
+        for (int i = 0; i < 100; i++)
+        {
+            Assert.That(b.EpollCtlDelAdd(), Is.Zero, $"round {i}");
+            Assert.That(b.EpollCtlModTwice(), Is.Zero, $"round {i}");
+        }
+        Assert.That(b.EpollWaitOneReady(), Is.EqualTo(1), "re-added: its readable socket is reported");
+        long least = AllocationProbe.LeastAllocated(() =>
+        {
+            for (int i = 0; i < 1000; i++)
+            {
+                b.EpollCtlDelAdd();
+                b.EpollCtlModTwice();
+            }
+        }, out _);
+        Assert.That(least, Is.Zero, "a deleted registration is reused by the next add");
+        Assert.That(b.ReadTheReadyOne(), Is.EqualTo(PosixPathBenchmarks.PayloadLength));
+    }
 }
