@@ -121,7 +121,7 @@ internal sealed class PreloadProcess
             };
             var stack = new NetStack(stackConfig, port);
             var policy = PollPolicy.FromEnvironment();
-            var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, Clock(), policy,
+            var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, policy,
                 signalCountsOfThread);
             if (policy.KeeperMillis > 0)
                 new Thread(() => KeepUpPeriodically(layer, policy.KeeperMillis)) { IsBackground = true, Name = "gazelle-keeper" }.Start();
@@ -133,21 +133,6 @@ internal sealed class PreloadProcess
             eal?.Dispose();
             Console.Error.WriteLine($"gazelle: {config.Source}: cannot start the device ({e.Message}): sockets run on the kernel");
             return new PreloadProcess(fds);
-        }
-    }
-
-    /// <summary>The layer's clock: the TSC where the kernel keeps time with it (a third of clock_gettime's cost
-    /// here; the layer reads it on every send and poll), else CLOCK_MONOTONIC.</summary>
-    private static Func<Instant> Clock()
-    {
-        if (!TscClock.KernelUsesTsc()) return MonotonicClock.Now;
-        try
-        {
-            return TscClock.Create().Now;
-        }
-        catch (EntryPointNotFoundException)
-        {
-            return MonotonicClock.Now; // an older glue library without gz_dpdk_rdtsc
         }
     }
 

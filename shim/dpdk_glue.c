@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -130,10 +129,6 @@ struct gz_dpdk_stats {
 };
 
 GZ_EXPORT int gz_dpdk_abi_version(void) { return GZ_DPDK_ABI_VERSION; }
-
-/* The CPU's time-stamp counter, unordered (rte_rdtsc): about a third of a vDSO clock_gettime on these VMs,
- * whose ordered read (lfence/rdtscp) alone costs twice a plain rdtsc. TscClock maps it to microseconds. */
-GZ_EXPORT uint64_t gz_dpdk_rdtsc(void) { return rte_rdtsc(); }
 
 /* sizeof the shared structs, so the managed side checks its mirrors at start-up. */
 GZ_EXPORT int gz_dpdk_abi_size(int which)

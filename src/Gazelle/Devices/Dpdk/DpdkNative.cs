@@ -97,7 +97,6 @@ internal static unsafe partial class DpdkNative
     // ------------------------------------------------------------------ glue: ABI, EAL
 
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_abi_version();
-    [LibraryImport(GlueName)][SuppressGCTransition] internal static partial ulong gz_dpdk_rdtsc();
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_abi_size(int which);
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_eal_init(int argc, byte** argv, byte* log, nuint loglen, int* rteErrno, int keepAffinity);
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_pktmbuf_headroom();
