@@ -101,8 +101,8 @@ public interface ISocketApi
     bool LocalDeliveryPending => false;
 
     /// <summary>The last <see cref="Poll"/> received nothing (no frame, no local delivery): a waiter spinning on
-    /// the stack may give the next poll that poll's time again instead of reading the clock (a clock read costs
-    /// as much as the rest of an empty round on a VM), for a few rounds at most.</summary>
+    /// the stack may give the next poll that poll's time again instead of reading the clock (a sixth of an empty
+    /// round on these VMs), for a few rounds at most.</summary>
     bool LastPollIdle => false;
 
     /// <summary>Writes the sockets whose <see cref="GetEvents"/> numbers moved since the previous call into
