@@ -171,8 +171,10 @@ internal sealed class PreloadProcess
         try
         {
             var options = new DpdkPortOptions { RxDescriptors = Math.Min(config.NicRxQueueSize, 4096), TxDescriptors = Math.Min(config.NicTxQueueSize, 4096), Mtu = config.Mtu };
-            // Frames hold their buffers only briefly (TCP copies payload into its rings): at a long MTU the
-            // same bytes in flight need fewer, larger mbufs, so the pool keeps about the memory of MTU 1500.
+            // Frames hold their buffers briefly, except TCP payload kept until read (at most
+            // StackConfig.TcpHeldFrames = 512 and a quarter of the pool, within the in-flight share, which stays
+            // >= 512): at a long MTU the same bytes in flight need fewer, larger mbufs, so the pool keeps about
+            // the memory of MTU 1500.
             if (config.Mtu > 1500)
                 options = options with { MbufsInFlight = Math.Max(512, (int)((long)options.MbufsInFlight * DpdkPort.FrameBytes(1500) / DpdkPort.FrameBytes(config.Mtu))) };
             var port = vdev is not null ? DpdkPort.Open(eal, vdev[..vdev.IndexOf(',')], options) : DpdkPort.Open(eal, 0, options);
@@ -236,6 +238,7 @@ internal sealed class PreloadProcess
         Span<int> states = stackalloc int[StateCount];
         stack.Tcp.CountByState(states);
         for (int s = 1; s < StateCount; s++) Line("tcp.state." + ((TcpState)s).ToString().ToLowerInvariant(), states[s]);
+        Line("tcp.held_frames", stack.Tcp.HeldFramesInUse);
         Line("udp.sockets", stack.Udp.OpenSockets);
         if (_port is not null)
         {

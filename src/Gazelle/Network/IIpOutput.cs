@@ -16,6 +16,11 @@ public interface IIpOutput
     /// filled in) then <paramref name="payload1"/> then <paramref name="payload2"/>; fragments it when it
     /// exceeds the path MTU (unless DF). Ok also when the packet waits for ARP.</summary>
     Errno Send(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2);
+    /// <summary>As <see cref="Send"/>, the transport checksum still to be written: <paramref name="headerSum"/> is the
+    /// folded sum of the pseudo-header and of <paramref name="header"/> (its checksum field zero); the payload is
+    /// summed while it is copied and the checksum goes at <paramref name="checksumOffset"/> in the header.</summary>
+    Errno SendChecksummed(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
+        int checksumOffset, uint headerSum);
     /// <summary>Path MTU toward <paramref name="destination"/> in IP bytes.</summary>
     int PathMtu(Ipv4Address destination);
 }

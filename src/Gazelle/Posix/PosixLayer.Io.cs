@@ -476,9 +476,9 @@ public sealed unsafe partial class PosixLayer
                 }
                 data = rented.AsSpan(0, (int)total);
             }
-            var wait = new BlockingWait(this);
+            BlockingWait wait = default; // made at the first wait: most sends never wait
             var mflags = (MessageFlags)(flags & StackFlagMask);
-            bool first = true;
+            bool first = true, first2 = true;
             while (true)
             {
                 Errno e;
@@ -494,12 +494,15 @@ public sealed unsafe partial class PosixLayer
                     ResetEdges(f, EPOLLOUT);
                     e = addr != null ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
                     if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered now, as loopback does
+                    if (_batching) NoteHeldOutput();
                     nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                     timeout = f.SendTimeoutMicros;
                 }
                 if (e == Errno.Ok) return n;
                 if (e == Errno.EPIPE) RaiseSigPipe(flags);
                 if (e != Errno.EAGAIN || nonBlocking) return -(int)e;
+                if (first2) wait = new BlockingWait(this);
+                first2 = false;
                 int w = wait.Wait(timeout, -1, 0);
                 if (w < 0) return w;
             }

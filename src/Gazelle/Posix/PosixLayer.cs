@@ -40,7 +40,11 @@ public sealed unsafe partial class PosixLayer : IDisposable
         _clock = clock;
         _policy = policy ?? new PollPolicy();
         _entries = new object?[table.Limit];
+        _batching = _policy.DatagramFlushMicros > 0;
+        if (_batching) _stack.BatchDatagrams = true;
     }
+
+    private readonly bool _batching;
 
     public FdKindTable Table => _table;
 
@@ -98,6 +102,11 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// 8-byte value, and any thread's poll is as recent).</summary>
     private Instant _polledAt;
     private long _polls;
+    private long _kernelReadinessChecks;
+
+    /// <summary>Zero-timeout system calls epoll_wait/poll/select made to ask the kernel about the kernel fds of a
+    /// call (a call with none makes none).</summary>
+    public long KernelReadinessChecks => _kernelReadinessChecks;
 
     /// <summary>
     /// A send needs nothing from the NIC: NetStack transmits what the call produced before returning, and a
@@ -108,13 +117,16 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// program that only ever sends still receives (ARP replies, ICMP errors, ACKs) and runs timers.
     /// </summary>
     private const int SendsPerPoll = 8;
+    /// <summary>With datagram batching the poll also hands the held burst to the device, so polling every 8th send
+    /// cut every burst to 8 frames; a burst is 32 (EthernetLink.BurstSize).</summary>
+    private const int BatchingSendsPerPoll = 32;
     private int _sendsSincePoll;
 
     /// <summary>Before a send: poll the stack every <see cref="SendsPerPoll"/>-th send, else only give it the
     /// time (<paramref name="needsTime"/>: TCP stamps what it sends). Caller holds the lock.</summary>
     private void PrepareSend(bool needsTime)
     {
-        if (++_sendsSincePoll >= SendsPerPoll) PollStack();
+        if (++_sendsSincePoll >= (_batching ? BatchingSendsPerPoll : SendsPerPoll)) PollStack();
         else if (needsTime) _stack.Tick(_clock());
     }
 
@@ -481,6 +493,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// <summary>Closes the layer's own kernel fd (tests; a preloaded process keeps its layer until exit).</summary>
     public void Dispose()
     {
+        StopFlusher();
         lock (_lock)
         {
             if (_reservation >= 0) Libc.Close(_reservation);

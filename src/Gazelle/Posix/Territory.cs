@@ -63,6 +63,10 @@ public sealed record PollPolicy
     public long FirstSleepMicros { get; init; } = 20;
     /// <summary>Longest single kernel sleep while backed off; bounds the latency an idle program adds.</summary>
     public int BlockMillis { get; init; } = 1;
+    /// <summary>With a value above 0, datagram sends are batched and a flush thread hands a batch the program
+    /// left held to the device within about twice this (PosixLayer.Batching.cs); 0 = every datagram leaves
+    /// within its send call.</summary>
+    public long DatagramFlushMicros { get; init; }
     /// <summary>Period of the keeper thread, which polls the stack when no thread of the program has for that
     /// long (<see cref="PosixLayer.KeepUp"/>); 0 = no keeper. 10 ms: TCP's timers are coarser (RTO >= 200 ms,
     /// delayed ACK 40 ms), and 100 wake-ups a second cost an idle program nothing measurable.</summary>
@@ -76,6 +80,8 @@ public sealed record PollPolicy
             p = p with { FirstSleepMicros = sleep };
         if (int.TryParse(Environment.GetEnvironmentVariable("GAZELLE_BLOCK_MS"), out int block) && block >= 0)
             p = p with { BlockMillis = block };
+        // The preloaded program batches datagrams unless GAZELLE_FLUSH_US=0.
+        p = p with { DatagramFlushMicros = long.TryParse(Environment.GetEnvironmentVariable("GAZELLE_FLUSH_US"), out long flush) && flush >= 0 ? flush : 100 };
         if (int.TryParse(Environment.GetEnvironmentVariable("GAZELLE_KEEPER_MS"), out int keeper) && keeper >= 0)
             p = p with { KeeperMillis = keeper };
         return p;

@@ -105,6 +105,17 @@ public interface ISocketApi
     /// round on these VMs), for a few rounds at most.</summary>
     bool LastPollIdle => false;
 
+    /// <summary>When true, a datagram send leaves its frame in the stack's transmit burst instead of handing it
+    /// to the device at once; the caller promises <see cref="FlushOutput"/> within a bounded time (the POSIX
+    /// layer's flush thread). Every poll and every other sending call flushes the burst too.</summary>
+    bool BatchDatagrams { get => false; set { } }
+
+    /// <summary>Frames wait in the transmit burst (<see cref="BatchDatagrams"/>).</summary>
+    bool OutputPending => false;
+
+    /// <summary>Hands the transmit burst to the device now.</summary>
+    void FlushOutput() { }
+
     /// <summary>Writes the sockets whose <see cref="GetEvents"/> numbers moved since the previous call into
     /// <paramref name="into"/> (repeats possible) and forgets them. False when the stack cannot tell (it keeps
     /// no such record, or more moved than it or <paramref name="into"/> holds): then any socket may have changed.</summary>

@@ -55,6 +55,8 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             MaxSockets = config.MaxUdpSockets, ReceiveBufferMax = config.ReceiveBufferMax, SendBufferMax = config.SendBufferMax,
         }, config.Secret, Counters.Udp);
         _tcp = new TcpLayer(config, this);
+        // Held frames come out of the NIC's pool: a quarter of it at most, so receive never runs dry for them.
+        _tcp.HeldFramesLimit = Math.Min(config.TcpHeldFrames, nic.TxPool.Capacity / 4);
     }
 
     public StackConfig Config => _config;
@@ -99,8 +101,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         {
             var frame = _rx[i];
             _rx[i] = null!;
+            _tcp.SetInputFrame(frame);
             Dispatch(frame.Data, now);
-            frame.Release();
+            if (!_tcp.TakeInputFrame()) frame.Release(); // else a connection holds its payload until read
         }
         bool localLeft = DeliverLocal(now);
         _tcp.EndInputBatch();
@@ -350,12 +353,21 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     public Errno Connect(SocketHandle socket, Ipv4Endpoint remote) =>
         SocketHandles.IsUdp(socket) ? _udp.Connect(SocketHandles.UdpIndex(socket), remote) : Flushed(_tcp.Connect(socket, remote));
 
+    /// <inheritdoc/>
+    public bool BatchDatagrams { get; set; }
+
+    /// <inheritdoc/>
+    public bool OutputPending => _link.Pending;
+
+    /// <inheritdoc/>
+    public void FlushOutput() => _link.Flush();
+
     public Errno Send(SocketHandle socket, ReadOnlySpan<byte> data, MessageFlags flags, out int sent)
     {
         sent = 0;
         if (!SocketHandles.IsUdp(socket)) return Flushed(_tcp.Send(socket, data, flags, out sent));
-        var e = _udp.SendTo(SocketHandles.UdpIndex(socket), data, null, out sent);
-        _link.Flush();
+        var e = _udp.SendTo(SocketHandles.UdpIndex(socket), data, false, default, out sent);
+        if (!BatchDatagrams) _link.Flush();
         return e;
     }
 
@@ -364,8 +376,8 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         sent = 0;
         // A stream socket ignores the address, as Linux's tcp_sendmsg does.
         if (!SocketHandles.IsUdp(socket)) return Flushed(_tcp.Send(socket, data, flags, out sent));
-        var e = _udp.SendTo(SocketHandles.UdpIndex(socket), data, remote, out sent);
-        _link.Flush();
+        var e = _udp.SendTo(SocketHandles.UdpIndex(socket), data, true, remote, out sent);
+        if (!BatchDatagrams) _link.Flush();
         return e;
     }
 

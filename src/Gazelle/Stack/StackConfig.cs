@@ -17,6 +17,10 @@ public sealed record StackConfig
     /// <summary>Bytes of empty TCP send/receive rings a stack keeps for reuse; rings beyond it return to the GC.
     /// Rings are held only while bytes are queued, so this bounds idle memory, not the windows.</summary>
     public long TcpRingPoolBytes { get; init; } = 32L * 1024 * 1024;
+    /// <summary>Received frames whose in-order TCP payload a stack may keep until the application reads it
+    /// (recv then copies straight from the frame: one copy per byte fewer). The stack also caps it at a quarter
+    /// of its NIC's buffer pool; beyond it payload is copied into the receive ring. 0 turns it off.</summary>
+    public int TcpHeldFrames { get; init; } = 512;
     /// <summary>IEEE 802.1Q VLAN id, 1..4094: the stack tags every frame it sends with it and accepts only frames
     /// tagged with it. -1 (the default): untagged, and tagged frames are dropped.</summary>
     public int VlanId { get; init; } = -1;

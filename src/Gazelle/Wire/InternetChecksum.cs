@@ -174,6 +174,7 @@ public static class InternetChecksum
         uint folded = Fold(WidenSum(sum) + WidenSum(carry));
         if (BitConverter.IsLittleEndian) folded = BinaryPrimitives.ReverseEndianness((ushort)folded);
         source[i..].CopyTo(destination[i..]);
+        if (i == n) return folded; // a multiple of 32 bytes (64-byte datagrams): no tail
         return Add(folded, Sum(destination[i..n])); // i is a multiple of 32: even
     }
 

@@ -144,9 +144,11 @@ public struct Ipv4Repr
         BinaryPrimitives.WriteUInt16BigEndian(h[Ipv4Packet.FlagsFragmentOffset..], ff);
         h[Ipv4Packet.TtlOffset] = Ttl;
         h[Ipv4Packet.ProtocolOffset] = Protocol;
-        BinaryPrimitives.WriteUInt16BigEndian(h[Ipv4Packet.ChecksumOffset..], 0);
         Source.Write(h[Ipv4Packet.SourceOffset..]);
         Destination.Write(h[Ipv4Packet.DestinationOffset..]);
-        BinaryPrimitives.WriteUInt16BigEndian(h[Ipv4Packet.ChecksumOffset..], InternetChecksum.Compute(h));
+        // RFC 1071 over the ten header words, added from the values just written (no second pass over the bytes).
+        ulong sum = 0x4500u + Tos + (uint)(ushort)(HeaderLength + PayloadLength) + Identification + ff + ((uint)Ttl << 8) + Protocol
+            + (Source.Value >> 16) + (Source.Value & 0xFFFF) + (Destination.Value >> 16) + (Destination.Value & 0xFFFF);
+        BinaryPrimitives.WriteUInt16BigEndian(h[Ipv4Packet.ChecksumOffset..], InternetChecksum.Finish(InternetChecksum.Fold(sum)));
     }
 }

@@ -557,6 +557,23 @@ public unsafe class PosixLayerTests
         tv = new TimeVal { Microseconds = 5000 };
         Assert.That(_layer.Select(nfds, read, null, null, &tv), Is.Zero);
         Assert.That(read[s / 64] | read[efd / 64], Is.Zero, "sets cleared when nothing is ready");
+
+        // A set of stack sockets alone asks the kernel nothing (no pselect per call); with the eventfd it does.
+        SendText(c, "y");
+        long checks = _layer.KernelReadinessChecks;
+        for (int round = 0; round < 3; round++)
+        {
+            for (int i = 0; i < 16; i++) read[i] = 0;
+            read[s / 64] |= 1UL << (s % 64);
+            tv = new TimeVal();
+            Assert.That(_layer.Select(s + 1, read, null, null, &tv), Is.EqualTo(1));
+        }
+        Assert.That(_layer.KernelReadinessChecks, Is.EqualTo(checks), "stack fds only: no kernel check");
+        read[efd / 64] |= 1UL << (efd % 64);
+        tv = new TimeVal();
+        Assert.That(_layer.Select(nfds, read, null, null, &tv), Is.EqualTo(1));
+        Assert.That(_layer.KernelReadinessChecks, Is.GreaterThan(checks), "a kernel fd in the set is asked about");
+        RecvText(s);
         CloseAll(c, s, l);
         Assert.That(Libc.Close(efd), Is.Zero);
     }

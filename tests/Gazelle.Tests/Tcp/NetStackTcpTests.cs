@@ -22,8 +22,8 @@ public class NetStackTcpTests
 
     private const long LineRate = 1_000_000_000;
 
-    private static StackConfig Cfg(Ipv4Address a) =>
-        new() { Address = a, Netmask = Ipv4Address.Parse("255.255.255.0"), MaxTcpConnections = 32, MaxUdpSockets = 8 };
+    private static StackConfig Cfg(Ipv4Address a, int heldFrames) =>
+        new() { Address = a, Netmask = Ipv4Address.Parse("255.255.255.0"), MaxTcpConnections = 32, MaxUdpSockets = 8, TcpHeldFrames = heldFrames };
 
     private sealed class Net : IDisposable
     {
@@ -33,7 +33,7 @@ public class NetStackTcpTests
         public readonly NetStack A, B;
         public Instant Now = Instant.FromMilliseconds(1);
 
-        public Net(ImpairmentProfile? impairment, ulong seed)
+        public Net(ImpairmentProfile? impairment, ulong seed, int heldFrames = 512)
         {
             // Each host's link runs at 1 Gbit/s with 50 µs of propagation delay: virtual time advances as frames
             // cross it, so even a loss-free transfer has a duration to bound.
@@ -43,8 +43,8 @@ public class NetStackTcpTests
             Bridge.AddPort(Vb);
             INic nicA = Va;
             if (impairment is not null) nicA = Impaired = new ImpairedNic(Va, seed, impairment, impairment);
-            A = new NetStack(Cfg(IpA), nicA);
-            B = new NetStack(Cfg(IpB), Vb);
+            A = new NetStack(Cfg(IpA, heldFrames), nicA);
+            B = new NetStack(Cfg(IpB, heldFrames), Vb);
         }
 
         /// <summary>One round: poll both, move frames; then jump the clock to the next deadline (at most 1 ms).</summary>
@@ -182,21 +182,25 @@ public class NetStackTcpTests
         Assert.That(done && received == Total, Is.True, $"received {received}/{Total}");
         Assert.That(seconds, Is.LessThan(maxVirtualSeconds), "virtual time over the bound: line rate not reached, or loss repaired too slowly");
         if (drop > 0) Assert.That(rto * 10, Is.LessThan(fast), "loss must be repaired mostly by fast recovery, not timeouts");
+        Assert.That(n.B.Tcp.Counters.FramesHeld, Is.GreaterThan(Total / 1448 / (drop == 0 ? 2 : 10)), "in-order payload stays in its frame until read");
         Assert.That(n.A.Close(c), Is.EqualTo(Errno.Ok));
         Assert.That(n.B.Close(s), Is.EqualTo(Errno.Ok));
         Assert.That(n.B.Close(l), Is.EqualTo(Errno.Ok));
     }
 
-    [TestCase(0.0, 1UL)]
-    [TestCase(0.02, 2UL)]
-    public void BulkBothWaysThroughTwoStacks(double drop, ulong seed)
+    /// <summary>With a store of 4 held frames (the NIC's pool is never lent out beyond it), the rest of the
+    /// in-order payload is copied into the ring as before: byte-exact both ways, under loss too.</summary>
+    [TestCase(0.0, 1UL, 512)]
+    [TestCase(0.02, 2UL, 512)]
+    [TestCase(0.02, 3UL, 4)]
+    public void BulkBothWaysThroughTwoStacks(double drop, ulong seed, int heldFrames)
     {
         var profile = drop == 0 ? null : new ImpairmentProfile
         {
             DropRate = drop, DuplicateRate = 0.01, ReorderRate = 0.02, CorruptRate = 0.005,
             Latency = new TimeSpanMicros(200), Jitter = new TimeSpanMicros(50),
         };
-        using var n = new Net(profile, seed);
+        using var n = new Net(profile, seed, heldFrames);
         var (c, s, l) = Connect(n);
         const int Total = 4_000_000;
         var data = new byte[Total];
@@ -225,12 +229,50 @@ public class NetStackTcpTests
         n.RunUntil(() => n.A.Tcp.LiveConnections == 0 && n.B.Tcp.LiveConnections == 0, 200_000_000);
         Assert.That(n.A.Tcp.LiveConnections + n.B.Tcp.LiveConnections, Is.Zero, "TCBs leaked");
         Assert.That(n.A.Tcp.FlowTableCount + n.B.Tcp.FlowTableCount, Is.Zero);
+        Assert.That(n.A.Tcp.HeldFramesInUse + n.B.Tcp.HeldFramesInUse, Is.Zero, "held frames released");
+        Assert.That(n.Va.RxPool.InUse + n.Vb.RxPool.InUse, Is.Zero, "receive pools back to baseline");
+        Assert.That(n.A.Tcp.Counters.FramesHeld + n.B.Tcp.Counters.FramesHeld, Is.GreaterThan(0));
+        if (heldFrames < 16) Assert.That(n.B.Tcp.Counters.HoldRefused, Is.GreaterThan(0), "a full store copies instead");
         if (drop > 0)
         {
             Assert.That(n.A.Tcp.Counters.FastRetransmits + n.B.Tcp.Counters.FastRetransmits, Is.GreaterThan(0));
             Assert.That(n.B.Counters.Tcp.BadChecksum + n.A.Counters.Tcp.BadChecksum + n.A.Counters.Ip.BadChecksum + n.B.Counters.Ip.BadChecksum,
                 Is.GreaterThan(0), "corrupted frames were caught by checksums, not delivered");
         }
+    }
+
+    /// <summary>Payload held in its frames reads as the ring does: in pieces that straddle frames, with
+    /// MSG_PEEK, followed by bytes that had to go to the ring; the frames go back to the pool as they are read.</summary>
+    [Test]
+    public void HeldPayloadReadsLikeTheRing()
+    {
+        using var n = new Net(null, 7, heldFrames: 3);
+        var (c, s, _) = Connect(n);
+        var data = new byte[10 * 1448 + 77];
+        new Random(3).NextBytes(data);
+        Assert.That(n.A.Send(c, data, MessageFlags.None, out int sent), Is.EqualTo(Errno.Ok));
+        Assert.That(sent, Is.EqualTo(data.Length));
+        Assert.That(n.RunUntil(() => n.B.Available(s, out int a) == Errno.Ok && a == data.Length, 10_000_000), Is.True, "all arrived");
+        Assert.That(n.B.Tcp.HeldFramesInUse, Is.EqualTo(3), "three frames held, the rest copied");
+        Assert.That(n.B.Tcp.Counters.HoldRefused, Is.GreaterThan(0));
+        Assert.That(n.Vb.RxPool.InUse, Is.EqualTo(3));
+
+        var got = new byte[data.Length];
+        var peek = new byte[2000];
+        int at = 0;
+        foreach (int piece in new[] { 1000, 1000, 3000, 1, 5000 })
+        {
+            Assert.That(n.B.Receive(s, peek, MessageFlags.Peek, out int p), Is.EqualTo(Errno.Ok));
+            Assert.That(peek.AsSpan(0, p).SequenceEqual(data.AsSpan(at, p)), Is.True, $"peek at {at}");
+            Assert.That(n.B.Receive(s, got.AsSpan(at, piece), MessageFlags.None, out int k), Is.EqualTo(Errno.Ok));
+            Assert.That(k, Is.EqualTo(piece));
+            at += k;
+        }
+        Assert.That(n.B.Tcp.HeldFramesInUse, Is.Zero, "read frames went back");
+        Assert.That(n.Vb.RxPool.InUse, Is.Zero);
+        Assert.That(n.B.Receive(s, got.AsSpan(at), MessageFlags.None, out int rest), Is.EqualTo(Errno.Ok));
+        Assert.That(at + rest, Is.EqualTo(data.Length));
+        Assert.That(got.AsSpan().SequenceEqual(data), Is.True, "byte-exact");
     }
 
     [Test]

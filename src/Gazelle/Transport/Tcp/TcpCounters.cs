@@ -16,6 +16,16 @@ public sealed class TcpCounters
     public long BytesReceived;
     /// <summary>Payload bytes sent for the first time.</summary>
     public long BytesSent;
+    /// <summary>Received segments whose in-order payload stayed in its frame until read (HeldFrames): not a
+    /// drop, a copy saved.</summary>
+    public long FramesHeld;
+    /// <summary>In-order payloads copied into the receive ring because the stack's store of held frames was
+    /// full (or the ring already had bytes to follow): not a drop, the slower path.</summary>
+    public long HoldRefused;
+    /// <summary>Bytes copied from a send or receive ring into a bigger one as it grew (not a drop: a cost;
+    /// a connection's first ring after an empty spell is rented at the size it last had, so a steady stream
+    /// regrows only while it ramps up).</summary>
+    public long RingRegrowBytes;
     /// <summary>Segments the output layer refused (no buffer / ARP queue full); treated as lost.</summary>
     public long OutputFailed;
 

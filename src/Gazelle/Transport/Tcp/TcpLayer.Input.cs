@@ -1,3 +1,4 @@
+using Gazelle.Buffers;
 using Gazelle.Sockets;
 using Gazelle.Time;
 using Gazelle.Wire;
@@ -866,6 +867,28 @@ public sealed partial class TcpLayer
         return advanced;
     }
 
+    /// <summary>Keeps in-order payload in the frame it came in (recv copies it from there: one copy instead of
+    /// two, <see cref="HeldFrames"/>) when the payload fills at least half its buffer (a small one is cheaper
+    /// to copy than to hold a whole buffer for) and lies inside the frame being input.</summary>
+    private unsafe bool TryHoldPayload(Tcb t, ReadOnlySpan<byte> payload)
+    {
+        var frame = _inputFrame;
+        if (frame is null || _inputFrameHeld || 2 * payload.Length < frame.Capacity) return false;
+        fixed (byte* p = payload)
+        {
+            long start = p - frame.DataPointer;
+            if (start < 0 || start + payload.Length > frame.Length) return false;
+            if (!t.TryHold(frame, (int)start, payload.Length))
+            {
+                Counters.HoldRefused++;
+                return false;
+            }
+        }
+        _inputFrameHeld = true;
+        Counters.FramesHeld++;
+        return true;
+    }
+
     private void ReceiveData(Tcb t, SeqNum seq, ReadOnlySpan<byte> payload, Instant now)
     {
         t.DataSegsIn++;
@@ -893,7 +916,7 @@ public sealed partial class TcpLayer
 
         if (offset == 0)
         {
-            t.WriteReceive(0, payload);
+            if (!TryHoldPayload(t, payload)) t.WriteReceive(0, payload);
             int advance = payload.Length;
             SeqNum newNxt = t.RcvNxt + advance;
             bool hadOoo = t.OooCount > 0;

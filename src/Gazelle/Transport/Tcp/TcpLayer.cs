@@ -1,3 +1,4 @@
+using Gazelle.Buffers;
 using System.Buffers.Binary;
 using Gazelle.Sockets;
 using Gazelle.Stack;
@@ -66,6 +67,9 @@ public sealed partial class TcpLayer
     private readonly ITcpOutput _output;
     private readonly Tcb[] _tcbs;
     private readonly RingPool _rings;
+    private readonly HeldFrames _held;
+    private PacketBuffer? _inputFrame;
+    private bool _inputFrameHeld;
     private readonly int[] _free;
     private int _freeCount;
     private readonly int[] _active;
@@ -109,9 +113,10 @@ public sealed partial class TcpLayer
         _active = new int[n];
         _deferred = new int[n];
         _rings = new RingPool(config.TcpRingPoolBytes);
+        _held = new HeldFrames(config.TcpHeldFrames);
         for (int i = 0; i < n; i++)
         {
-            _tcbs[i] = new Tcb(i, _rings, Counters, Events);
+            _tcbs[i] = new Tcb(i, _rings, Counters, Events, _held);
             _free[i] = n - 1 - i; // hand out low indices first
         }
         _freeCount = n;
@@ -125,6 +130,31 @@ public sealed partial class TcpLayer
         _reusePortHash = new TcpHash(config.Secret, 6);
         _portCounter = (uint)new TcpHash(config.Secret, 5).Hash(0, 0);
     }
+
+    /// <summary>The received frame whose segment the next <see cref="Input"/> carries (its payload may be kept in
+    /// the frame until read: <see cref="HeldFrames"/>), or null (a reassembled or locally delivered datagram).
+    /// The caller releases the frame after the input unless <see cref="TakeInputFrame"/> says it is held.</summary>
+    public void SetInputFrame(PacketBuffer? frame)
+    {
+        _inputFrame = frame;
+        _inputFrameHeld = false;
+    }
+
+    /// <summary>True when the frame given to <see cref="SetInputFrame"/> is now held by a connection (the
+    /// caller must not release it); forgets the frame either way.</summary>
+    public bool TakeInputFrame()
+    {
+        bool held = _inputFrameHeld;
+        _inputFrame = null;
+        _inputFrameHeld = false;
+        return held;
+    }
+
+    /// <summary>Most received frames held at once (<see cref="StackConfig.TcpHeldFrames"/> capped by the stack
+    /// to a share of its NIC's pool).</summary>
+    public int HeldFramesLimit { get => _held.Limit; set => _held.Limit = Math.Clamp(value, 0, _held.Capacity); }
+    /// <summary>Received frames held by connections now.</summary>
+    public int HeldFramesInUse => _held.Count;
 
     /// <summary>Connection objects in use (sockets, connections in the SYN/accept queues, TIME_WAIT).</summary>
     public int LiveConnections => _tcbs.Length - _freeCount;
