@@ -65,28 +65,6 @@ internal sealed class PreloadProcess
 
     public PosixLayer? Layer { get; }
 
-    /// <summary>The keeper thread (started with the signals of the program blocked, as every thread the stack
-    /// starts: see the shim's load_stack): polls the stack whenever the program has not for a period, so TCP
-    /// makes progress while the program is outside our calls (<see cref="PosixLayer.KeepUp"/>).</summary>
-    private static void KeepUpPeriodically(PosixLayer layer, int periodMs)
-    {
-        var idle = TimeSpanMicros.FromMilliseconds(periodMs);
-        while (true)
-        {
-            Thread.Sleep(periodMs);
-            try
-            {
-                layer.KeepUp(idle);
-            }
-            catch (Exception e)
-            {
-                // A fault here must not end the program (an exception leaving a thread would); the calls go on.
-                Console.Error.WriteLine($"gazelle: the keeper thread stopped: {e.Message}");
-                return;
-            }
-        }
-    }
-
     public static PreloadProcess Start(FdKindTable fds, nint signalCountsOfThread)
     {
         string? gazelleConf = Environment.GetEnvironmentVariable(ConfigLoader.GazelleConfVariable);
@@ -123,8 +101,7 @@ internal sealed class PreloadProcess
             var policy = PollPolicy.FromEnvironment();
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, policy,
                 signalCountsOfThread);
-            if (policy.KeeperMillis > 0)
-                new Thread(() => KeepUpPeriodically(layer, policy.KeeperMillis)) { IsBackground = true, Name = "gazelle-keeper" }.Start();
+            if (policy.KeeperMillis > 0) layer.StartKeeper();
             return new PreloadProcess(fds, layer, eal, port, stack);
         }
         catch (Exception e) when (e is DpdkException or InvalidOperationException or ArgumentException or DllNotFoundException or EntryPointNotFoundException)

@@ -1,4 +1,5 @@
 using Gazelle.Sockets;
+using Gazelle.Time;
 using static Gazelle.Posix.LinuxAbi;
 
 namespace Gazelle.Posix;
@@ -14,7 +15,8 @@ namespace Gazelle.Posix;
 /// any stack call that sends (TCP, ICMP); or, whatever the program does meanwhile, the layer's flush thread,
 /// which looks every <see cref="PollPolicy.DatagramFlushMicros"/> and flushes a batch it saw held the look
 /// before (so nothing is held longer than about twice that, plus the scheduler's delay). The thread starts at
-/// the first held frame and parks (no wake-ups) after <see cref="ParkAfterIdleRounds"/> looks without one.
+/// the first held frame (or at once as the keeper, <see cref="StartKeeper"/>) and parks after
+/// <see cref="ParkAfterIdleRounds"/> looks without one (waking only once a keeper period).
 /// Not done: flushing in the shim before each call it sends to libc (so a write to a pipe could never overtake a
 /// held datagram). Tried: the stack's own threads (this one, the keeper) reach the shim's hooks through DPDK's
 /// af_packet driver (its sendto kick), and the shim calling back into the stack from a managed thread aborted
@@ -23,7 +25,7 @@ namespace Gazelle.Posix;
 public sealed unsafe partial class PosixLayer
 {
     /// <summary>Looks without a held frame after which the flush thread parks until the next held frame
-    /// (about 100 ms at the default 100 µs period): an idle program pays no periodic wake-ups.</summary>
+    /// (about 100 ms at the default 100 µs period): an idle program pays only the keeper's wake-ups.</summary>
     private const int ParkAfterIdleRounds = 1000;
 
     /// <summary>Number of the batch held in the stack's transmit burst, 0 when none is (set under the lock).</summary>
@@ -66,27 +68,72 @@ public sealed unsafe partial class PosixLayer
 
     private void StartFlusher()
     {
-        _flusher = new Thread(FlushLoop) { IsBackground = true, Name = "gazelle-flush" };
+        _flusher = new Thread(BackgroundLoop) { IsBackground = true, Name = "gazelle-keeper" };
         _flusher.Start();
     }
 
-    private void FlushLoop()
+    /// <summary>Starts the layer's background thread now (the preload, with a keeper period): a program that
+    /// never sends a datagram needs it as the keeper. Idempotent.</summary>
+    public void StartKeeper()
+    {
+        lock (_lock)
+        {
+            if (_flusher is null) StartFlusher();
+        }
+    }
+
+    /// <summary>
+    /// The layer's one background thread, with two duties. Flusher: while datagrams are batched it looks every
+    /// <see cref="PollPolicy.DatagramFlushMicros"/> and flushes a batch it saw held the look before. Keeper
+    /// (<see cref="PollPolicy.KeeperMillis"/> above 0): whenever no program thread has polled the stack for that
+    /// long, it polls (<see cref="KeepUp"/>). With nothing held for <see cref="ParkAfterIdleRounds"/> looks it
+    /// parks: until the next held batch, waking once a keeper period meanwhile.
+    /// </summary>
+    private void BackgroundLoop()
     {
         BlockProgramSignals();
-        var period = TimeSpec.FromMicros(_policy.DatagramFlushMicros);
+        try
+        {
+            RunBackground();
+        }
+        catch (Exception e)
+        {
+            // An exception leaving a thread would end the program. Without the thread nothing may be held: the
+            // program's own calls send each datagram again, and the stack runs in them as before.
+            Console.Error.WriteLine($"gazelle: the keeper thread stopped: {e.Message}");
+            lock (_lock)
+            {
+                _stack.BatchDatagrams = false;
+                _stack.FlushOutput();
+                _heldBatch = 0;
+            }
+        }
+    }
+
+    private void RunBackground()
+    {
+        var period = TimeSpec.FromMicros(Math.Max(1, _policy.DatagramFlushMicros));
+        var keeperIdle = TimeSpanMicros.FromMilliseconds(_policy.KeeperMillis);
+        bool keeping = _policy.KeeperMillis > 0;
         int seen = 0, idle = 0;
         while (!_flusherStop)
         {
+            if (!_batching)
+            {
+                Park(keeperIdle);
+                continue;
+            }
             var ts = period;
             Libc.PPoll(null, 0, &ts, null);
             int held = Volatile.Read(ref _heldBatch);
             if (held == 0)
             {
                 seen = 0;
+                if (keeping) KeepUp(keeperIdle); // one clock read while the program polls
                 if (++idle >= ParkAfterIdleRounds)
                 {
                     idle = 0;
-                    Park();
+                    Park(keeperIdle);
                 }
                 continue;
             }
@@ -109,14 +156,27 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
-    private void Park()
+    /// <summary>Waits for a held batch (or the stop); with a keeper period, keeps the stack going once a period
+    /// meanwhile (outside the park lock: <see cref="NoteHeldOutput"/> takes it under the layer's lock).</summary>
+    private void Park(TimeSpanMicros keeperIdle)
     {
-        lock (_park)
+        int keeperMs = _policy.KeeperMillis;
+        while (true)
         {
-            Volatile.Write(ref _flusherParked, true);
-            Interlocked.MemoryBarrier();
-            while (Volatile.Read(ref _heldBatch) == 0 && !_flusherStop) Monitor.Wait(_park);
-            Volatile.Write(ref _flusherParked, false);
+            bool timedOut = false;
+            lock (_park)
+            {
+                Volatile.Write(ref _flusherParked, true);
+                Interlocked.MemoryBarrier();
+                while (Volatile.Read(ref _heldBatch) == 0 && !_flusherStop && !timedOut)
+                {
+                    if (keeperMs > 0) timedOut = !Monitor.Wait(_park, keeperMs);
+                    else Monitor.Wait(_park);
+                }
+                Volatile.Write(ref _flusherParked, false);
+            }
+            if (!timedOut) return;
+            KeepUp(keeperIdle);
         }
     }
 

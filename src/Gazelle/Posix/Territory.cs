@@ -67,10 +67,12 @@ public sealed record PollPolicy
     /// left held to the device within about twice this (PosixLayer.Batching.cs); 0 = every datagram leaves
     /// within its send call.</summary>
     public long DatagramFlushMicros { get; init; }
-    /// <summary>Period of the keeper thread, which polls the stack when no thread of the program has for that
-    /// long (<see cref="PosixLayer.KeepUp"/>); 0 = no keeper. 10 ms: TCP's timers are coarser (RTO >= 200 ms,
-    /// delayed ACK 40 ms), and 100 wake-ups a second cost an idle program nothing measurable.</summary>
-    public int KeeperMillis { get; init; } = 10;
+    /// <summary>Keeper period: the layer's background thread polls the stack when no thread of the program has
+    /// for that long (<see cref="PosixLayer.KeepUp"/>, <see cref="PosixLayer.StartKeeper"/>); 0 = no keeper (the
+    /// default: in-process users drive their stack themselves). The preload uses 10 ms: TCP's timers are
+    /// coarser (RTO >= 200 ms, delayed ACK 40 ms), and 100 wake-ups a second cost an idle program nothing
+    /// measurable.</summary>
+    public int KeeperMillis { get; init; }
 
     public static PollPolicy FromEnvironment()
     {
@@ -82,8 +84,7 @@ public sealed record PollPolicy
             p = p with { BlockMillis = block };
         // The preloaded program batches datagrams unless GAZELLE_FLUSH_US=0.
         p = p with { DatagramFlushMicros = long.TryParse(Environment.GetEnvironmentVariable("GAZELLE_FLUSH_US"), out long flush) && flush >= 0 ? flush : 100 };
-        if (int.TryParse(Environment.GetEnvironmentVariable("GAZELLE_KEEPER_MS"), out int keeper) && keeper >= 0)
-            p = p with { KeeperMillis = keeper };
+        p = p with { KeeperMillis = int.TryParse(Environment.GetEnvironmentVariable("GAZELLE_KEEPER_MS"), out int keeper) && keeper >= 0 ? keeper : 10 };
         return p;
     }
 }

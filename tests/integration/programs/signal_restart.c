@@ -73,11 +73,12 @@ static struct sockaddr_in endpoint(const char *address, int port)
 enum call { RECV_UDP, RECVFROM_UDP, READ_UDP, ACCEPT_TCP };
 
 /* One case: a fresh socket blocked in `call`, the signals `first` then `second` (0: none) sent to it. */
-static void run_case(const char *name, const char *address, int port, enum call call, int first, int second, int timeout_s)
+static void run_case(const char *name, const char *address, enum call call, int first, int second, int timeout_s)
 {
     int udp = call != ACCEPT_TCP;
     int fd = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
-    struct sockaddr_in a = endpoint(address, port);
+    /* Port 0: nothing connects, and a fixed port collided with another run of this test on the machine. */
+    struct sockaddr_in a = endpoint(address, 0);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) { perror("bind"); exit(2); }
@@ -141,13 +142,13 @@ int main(int argc, char **argv)
     install(SIGUSR2, on_restarting, SA_RESTART);
     install(SIGUSR1, on_ending, 0);
     signal(SIGWINCH, SIG_DFL); /* its default is to ignore it */
-    run_case("recv UDP: plain handler", addr, 47001, RECV_UDP, SIGUSR1, 0, 0);
-    run_case("recv UDP: SA_RESTART handler, then plain handler", addr, 47002, RECV_UDP, SIGUSR2, SIGUSR1, 0);
-    run_case("recvfrom UDP: ignored SIGWINCH, then plain handler", addr, 47003, RECVFROM_UDP, SIGWINCH, SIGUSR1, 0);
-    run_case("read UDP: SA_RESTART handler, then plain handler", addr, 47004, READ_UDP, SIGUSR2, SIGUSR1, 0);
-    run_case("recv UDP with SO_RCVTIMEO 5 s: SA_RESTART handler", addr, 47005, RECV_UDP, SIGUSR2, 0, 5);
-    run_case("accept TCP: SA_RESTART handler, then plain handler", addr, 47006, ACCEPT_TCP, SIGUSR2, SIGUSR1, 0);
-    run_case("accept TCP with SO_RCVTIMEO 5 s: SA_RESTART handler", addr, 47007, ACCEPT_TCP, SIGUSR2, 0, 5);
+    run_case("recv UDP: plain handler", addr, RECV_UDP, SIGUSR1, 0, 0);
+    run_case("recv UDP: SA_RESTART handler, then plain handler", addr, RECV_UDP, SIGUSR2, SIGUSR1, 0);
+    run_case("recvfrom UDP: ignored SIGWINCH, then plain handler", addr, RECVFROM_UDP, SIGWINCH, SIGUSR1, 0);
+    run_case("read UDP: SA_RESTART handler, then plain handler", addr, READ_UDP, SIGUSR2, SIGUSR1, 0);
+    run_case("recv UDP with SO_RCVTIMEO 5 s: SA_RESTART handler", addr, RECV_UDP, SIGUSR2, 0, 5);
+    run_case("accept TCP: SA_RESTART handler, then plain handler", addr, ACCEPT_TCP, SIGUSR2, SIGUSR1, 0);
+    run_case("accept TCP with SO_RCVTIMEO 5 s: SA_RESTART handler", addr, ACCEPT_TCP, SIGUSR2, 0, 5);
     report_dispositions();
     return 0;
 }
