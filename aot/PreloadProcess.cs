@@ -232,6 +232,7 @@ internal sealed class PreloadProcess
         }
         Line("posix.fds", layer.HeldFds);
         Line("posix.stack_fds", layer.StackSocketFds);
+        Line("posix.polls", layer.Polls);
         int marked = 0;
         for (int fd = 0; fd < _fds.Limit; fd++) if (_fds[fd] != FdKind.Kernel) marked++;
         Line("shim.marked_fds", marked);

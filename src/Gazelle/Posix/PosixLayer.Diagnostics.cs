@@ -19,6 +19,10 @@ public sealed unsafe partial class PosixLayer
         finally { _lock.Exit(); }
     }
 
+    /// <summary>Polls of the stack so far (each call's and each waiting round's; bench/e2e/empty-round.sh divides
+    /// a spinning wait by it).</summary>
+    public long Polls => _polls;
+
     /// <summary>Fd numbers that name a socket with a live stack side (stack or dual placement; a dup counts
     /// once per number). Caller holds the lock (inside <see cref="Inspect"/>).</summary>
     public int StackSocketFds

@@ -279,7 +279,7 @@ public sealed unsafe partial class PosixLayer
                 e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n); // transmits a window update itself
                 if (e == Errno.EAGAIN)
                 {
-                    PollStack();
+                    PollStack(wait.TakeTimeReuse());
                     e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n);
                 }
                 if (n > 0 && _stack.LocalDeliveryPending) PollStack(); // ... except to itself: delivered by a poll
@@ -314,7 +314,7 @@ public sealed unsafe partial class PosixLayer
             lock (_lock)
             {
                 if (FileOf(fd) != f) return -(int)Errno.EBADF;
-                PollStack();
+                PollStack(wait.TakeTimeReuse());
                 e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
                 ResetEdges(f, EPOLLIN);
                 nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;

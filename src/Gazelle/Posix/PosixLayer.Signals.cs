@@ -37,6 +37,9 @@ public sealed unsafe partial class PosixLayer
         private SignalCounts* _counts;
         private SignalCounts _seen;
 
+        /// <summary>Whether the call's next poll may reuse the previous poll's time (<see cref="Waiter.TakeTimeReuse"/>).</summary>
+        public bool TakeTimeReuse() => _rounds.TakeTimeReuse();
+
         /// <summary>Waits one round; a dual socket's kernel side is watched through
         /// <paramref name="kernelFd"/>. Returns 0, -EAGAIN (timed out) or -EINTR.</summary>
         public int Wait(long timeoutMicros, int kernelFd, uint events)

@@ -62,10 +62,12 @@ public sealed unsafe partial class PosixLayer : IDisposable
         (uint)fd < (uint)_entries.Length && Volatile.Read(ref _entries[fd]) is SocketFile { Placement: Placement.Stack } f ? f : null;
     private EpollFile? EpollOf(int fd) => (uint)fd < (uint)_entries.Length ? _entries[fd] as EpollFile : null;
 
-    /// <summary>Runs the stack once (receive, timers, transmit). Caller holds the lock.</summary>
-    private void PollStack()
+    /// <summary>Runs the stack once (receive, timers, transmit). Caller holds the lock. <paramref name="reuseTime"/>
+    /// (a waiting loop's spin round, <see cref="Waiter.TakeTimeReuse"/>): when the previous poll was idle, this
+    /// one takes its time instead of reading the clock.</summary>
+    private void PollStack(bool reuseTime = false)
     {
-        var now = _clock();
+        var now = reuseTime && _stack.LastPollIdle ? _polledAt : _clock();
         _polledAt = now;
         _polls++;
         _sendsSincePoll = 0;
@@ -73,7 +75,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     }
 
     /// <summary>
-    /// Progress while the program is elsewhere: the keeper thread (aot/PreloadProcess) calls this every few
+    /// Progress while the program is elsewhere: the layer's background thread (PosixLayer.Batching.cs) calls this every few
     /// milliseconds. The stack runs only inside the program's calls; a program that sleeps, computes or waits
     /// on something that is not ours would leave ACKs untaken, its send queue undrained (a blocking write
     /// returns once its bytes are queued) and its retransmission and delayed-ACK timers unrun, where the kernel's

@@ -100,6 +100,11 @@ public interface ISocketApi
     /// (a send that skipped the poll polls then, so traffic to itself arrives as soon as on loopback).</summary>
     bool LocalDeliveryPending => false;
 
+    /// <summary>The last <see cref="Poll"/> received nothing (no frame, no local delivery): a waiter spinning on
+    /// the stack may give the next poll that poll's time again instead of reading the clock (a sixth of an empty
+    /// round on these VMs), for a few rounds at most.</summary>
+    bool LastPollIdle => false;
+
     /// <summary>When true, a datagram send leaves its frame in the stack's transmit burst instead of handing it
     /// to the device at once; the caller promises <see cref="FlushOutput"/> within a bounded time (the POSIX
     /// layer's flush thread). Every poll and every other sending call flushes the burst too.</summary>

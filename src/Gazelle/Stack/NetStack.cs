@@ -111,11 +111,17 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         next = Instant.Min(next, PollTcp(now));
         if (_timedNic is not null) next = Instant.Min(next, _timedNic.NextDeadline);
         _link.Flush();
+        _lastPollIdle = n == 0 && !localLeft;
         return n == _rx.Length || localLeft ? now : next;
     }
 
     /// <inheritdoc/>
     public bool LocalDeliveryPending => _ip.LocalPending > 0;
+
+    private bool _lastPollIdle;
+
+    /// <inheritdoc/>
+    public bool LastPollIdle => _lastPollIdle;
 
     /// <inheritdoc/>
     public void Tick(Instant now)
@@ -375,8 +381,11 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         return e;
     }
 
-    public Errno Receive(SocketHandle socket, Span<byte> buffer, MessageFlags flags, out int received) =>
-        ReceiveFrom(socket, buffer, flags, out received, out _);
+    public Errno Receive(SocketHandle socket, Span<byte> buffer, MessageFlags flags, out int received)
+    {
+        if (SocketHandles.IsUdp(socket)) return ReceiveFrom(socket, buffer, flags, out received, out _);
+        return Flushed(_tcp.Receive(socket, buffer, flags, out received)); // reading may open the window: the update goes out now
+    }
 
     public Errno ReceiveFrom(SocketHandle socket, Span<byte> buffer, MessageFlags flags, out int received, out Ipv4Endpoint remote)
     {
@@ -384,9 +393,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         remote = default;
         if (!SocketHandles.IsUdp(socket))
         {
-            var e = Flushed(_tcp.Receive(socket, buffer, flags, out received)); // a window update may go out
+            var e = Flushed(_tcp.Receive(socket, buffer, flags, out received)); // reading may open the window: the update goes out now
             if (e == Errno.Ok) _tcp.GetRemoteEndpoint(socket, out remote);
-            return Flushed(e); // reading may open the window: the update goes out now
+            return e;
         }
         return _udp.ReceiveFrom(SocketHandles.UdpIndex(socket), buffer, (flags & MessageFlags.Peek) != 0, out received, out remote);
     }

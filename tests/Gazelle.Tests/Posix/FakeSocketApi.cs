@@ -39,6 +39,12 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
 
     public int OpenSockets => _socks.Count(s => !s.Closed);
     public int PollCount { get; private set; }
+    /// <summary>What <see cref="ISocketApi.LastPollIdle"/> answers (the stand-in never says it received nothing unless told).</summary>
+    public bool Idle { get; set; }
+    public bool LastPollIdle => Idle;
+    /// <summary>The time of the last poll, and whether a poll was ever given an earlier time than the one before.</summary>
+    public Instant LastPollTime { get; private set; }
+    public bool TimeWentBack { get; private set; }
 
     private Sock? Get(SocketHandle h) => h.Value >= 0 && h.Value < _socks.Count && !_socks[h.Value].Closed ? _socks[h.Value] : null;
 
@@ -293,6 +299,8 @@ internal sealed class FakeSocketApi(Ipv4Address address) : ISocketApi
     public Instant Poll(Instant now)
     {
         PollCount++;
+        if (now < LastPollTime) TimeWentBack = true;
+        LastPollTime = now;
         for (int i = 0; i < _socks.Count; i++)
         {
             var s = _socks[i];

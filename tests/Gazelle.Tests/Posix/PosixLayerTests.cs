@@ -321,6 +321,39 @@ public unsafe class PosixLayerTests
         CloseAll(c, s, l);
     }
 
+    [TestCase(true)]
+    [TestCase(false)]
+    public void ASpinningWaitReadsTheClockOnlyEveryFewRoundsWhileTheStackIsIdle(bool idle)
+    {
+        long reads = 0;
+        _layer.Dispose();
+        _layer = new PosixLayer(_stack, new Territory(StackIp, Ipv4Address.Parse("255.255.255.0"), Ipv4Address.Any), _table,
+            () => { reads++; return MonotonicClock.Now(); }, new PollPolicy { SpinMicros = -1 });
+        var (l, c, s) = StackPair();
+        try
+        {
+            var tv = new TimeVal { Microseconds = 100_000 };
+            Assert.That(_layer.SetSockOpt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, (uint)sizeof(TimeVal)), Is.Zero);
+            _stack.Idle = idle;
+            int polls0 = _stack.PollCount;
+            reads = 0;
+            var b = new byte[8];
+            fixed (byte* p = b) Assert.That(_layer.Recv(s, p, 8, 0), Is.EqualTo(-(int)Errno.EAGAIN));
+            int polls = _stack.PollCount - polls0;
+            Assert.That(polls, Is.GreaterThan(20), "the wait spun");
+            if (idle) // one read in TimeReuses + 1 rounds, and after each yield
+                Assert.That(reads, Is.LessThan(polls / 2), $"{reads} clock reads for {polls} idle polls");
+            else // a poll that received something: the next one reads the clock
+                Assert.That(reads, Is.GreaterThanOrEqualTo(polls), $"{reads} clock reads for {polls} busy polls");
+            Assert.That(_stack.TimeWentBack, Is.False);
+        }
+        finally
+        {
+            _stack.Idle = false;
+            CloseAll(c, s, l);
+        }
+    }
+
     [Test]
     public void ABlockedReceiverIsWokenByASendFromAnotherThread()
     {
