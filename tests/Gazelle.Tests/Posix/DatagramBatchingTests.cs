@@ -1,8 +1,5 @@
-using System.Runtime.InteropServices;
-using Gazelle.Devices.InMemory;
 using Gazelle.Posix;
 using Gazelle.Sockets;
-using Gazelle.Stack;
 using Gazelle.Time;
 using Gazelle.Wire;
 using static Gazelle.Posix.LinuxAbi;
@@ -16,46 +13,9 @@ namespace Gazelle.Tests.Posix;
 /// thread-safe) only once the flush thread has flushed, and makes no call into the layer meanwhile.
 /// </summary>
 [NonParallelizable]
-public unsafe class DatagramBatchingTests
+public unsafe class DatagramBatchingTests : LayerOverStackFixture
 {
-    private static readonly Ipv4Address IpA = Ipv4Address.Parse("10.62.0.1");
-    private static readonly Ipv4Address IpB = Ipv4Address.Parse("10.62.0.2");
-    private static readonly Ipv4Address Mask = Ipv4Address.Parse("255.255.255.0");
-
-    private byte* _tableMemory;
-    private InMemoryNetwork _network = null!;
-    private NetStack _stack = null!, _peer = null!;
-    private PosixLayer _layer = null!;
-
-    [SetUp]
-    public void SetUp()
-    {
-        _tableMemory = (byte*)NativeMemory.AllocZeroed(65536);
-        _network = new InMemoryNetwork();
-        _stack = new NetStack(new StackConfig { Address = IpA, Netmask = Mask, MaxUdpSockets = 16 },
-            _network.AddHost(new UserVethOptions { MacAddress = MacAddress.Parse("02:00:00:00:62:01"), Name = "layer" }));
-        _peer = new NetStack(new StackConfig { Address = IpB, Netmask = Mask, MaxUdpSockets = 16 },
-            _network.AddHost(new UserVethOptions { MacAddress = MacAddress.Parse("02:00:00:00:62:02"), Name = "peer" }));
-        _layer = new PosixLayer(_stack, new Territory(IpA, Mask, Ipv4Address.Any), new FdKindTable(_tableMemory, 65536),
-            MonotonicClock.Now, new PollPolicy { SpinMicros = 50, BlockMillis = 1, DatagramFlushMicros = 200 });
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        _layer.Dispose();
-        _stack.Shutdown();
-        _peer.Shutdown();
-        _network.Dispose();
-        NativeMemory.Free(_tableMemory);
-    }
-
-    private static SockAddrIn Addr(Ipv4Address a, int port) => new()
-    {
-        Family = AF_INET,
-        PortNetworkOrder = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((ushort)port),
-        AddressNetworkOrder = a.NetworkOrder,
-    };
+    protected override PollPolicy Policy => new() { SpinMicros = 50, BlockMillis = 1, DatagramFlushMicros = 200 };
 
     private void RunPeer()
     {

@@ -1,8 +1,5 @@
-using System.Runtime.InteropServices;
-using Gazelle.Devices.InMemory;
 using Gazelle.Posix;
 using Gazelle.Sockets;
-using Gazelle.Stack;
 using Gazelle.Time;
 using Gazelle.Wire;
 using static Gazelle.Posix.LinuxAbi;
@@ -15,42 +12,18 @@ namespace Gazelle.Tests.Posix;
 /// kernel. A virtual clock drives the layer; a peer stack on the in-memory network reads everything.
 /// </summary>
 [NonParallelizable]
-public unsafe class KeeperTests
+public unsafe class KeeperTests : LayerOverStackFixture
 {
-    private static readonly Ipv4Address IpA = Ipv4Address.Parse("10.63.0.1");
-    private static readonly Ipv4Address IpB = Ipv4Address.Parse("10.63.0.2");
-    private static readonly Ipv4Address Mask = Ipv4Address.Parse("255.255.255.0");
+    protected override PollPolicy Policy => new() { SpinMicros = 0, BlockMillis = 1 };
+    protected override bool VirtualClock => true;
     private static readonly TimeSpanMicros KeeperPeriod = TimeSpanMicros.FromMilliseconds(10);
 
-    private byte* _tableMemory;
-    private InMemoryNetwork _network = null!;
-    private NetStack _stack = null!, _peer = null!;
-    private PosixLayer _layer = null!;
-    private Instant _now = new(1_000_000);
     private int _fd = -1;
 
-    [SetUp]
-    public void SetUp()
-    {
-        _tableMemory = (byte*)NativeMemory.AllocZeroed(65536);
-        _network = new InMemoryNetwork();
-        _stack = new NetStack(new StackConfig { Address = IpA, Netmask = Mask },
-            _network.AddHost(new UserVethOptions { MacAddress = MacAddress.Parse("02:00:00:00:63:01"), Name = "layer" }));
-        _peer = new NetStack(new StackConfig { Address = IpB, Netmask = Mask },
-            _network.AddHost(new UserVethOptions { MacAddress = MacAddress.Parse("02:00:00:00:63:02"), Name = "peer" }));
-        _layer = new PosixLayer(_stack, new Territory(IpA, Mask, Ipv4Address.Any), new FdKindTable(_tableMemory, 65536),
-            () => _now, new PollPolicy { SpinMicros = 0, BlockMillis = 1 });
-    }
-
     [TearDown]
-    public void TearDown()
+    public void CloseSockets()
     {
         if (_fd >= 0) _layer.Close(_fd);
-        _layer.Dispose();
-        _stack.Shutdown();
-        _peer.Shutdown();
-        _network.Dispose();
-        NativeMemory.Free(_tableMemory);
     }
 
     /// <summary>Frames cross, the peer runs and reads all it has into <paramref name="received"/>; the virtual

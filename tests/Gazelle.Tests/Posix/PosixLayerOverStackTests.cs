@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-using Gazelle.Devices.InMemory;
 using Gazelle.Posix;
 using Gazelle.Sockets;
 using Gazelle.Stack;
@@ -15,48 +13,18 @@ namespace Gazelle.Tests.Posix;
 /// that polls only every few sends. A peer stack on the same in-memory network plays the other end.
 /// </summary>
 [NonParallelizable]
-public unsafe class PosixLayerOverStackTests
+public unsafe class PosixLayerOverStackTests : LayerOverStackFixture
 {
-    private static readonly Ipv4Address IpA = Ipv4Address.Parse("10.61.0.1");
-    private static readonly Ipv4Address IpB = Ipv4Address.Parse("10.61.0.2");
-    private static readonly Ipv4Address Mask = Ipv4Address.Parse("255.255.255.0");
+    protected override PollPolicy Policy => new() { SpinMicros = 50, BlockMillis = 1 };
+    protected override int LayerUdpSockets => 512;
 
-    private byte* _tableMemory;
-    private InMemoryNetwork _network = null!;
-    private NetStack _stack = null!, _peer = null!;
-    private PosixLayer _layer = null!;
     private readonly List<int> _fds = [];
 
-    [SetUp]
-    public void SetUp()
-    {
-        _tableMemory = (byte*)NativeMemory.AllocZeroed(65536);
-        _network = new InMemoryNetwork();
-        _stack = new NetStack(new StackConfig { Address = IpA, Netmask = Mask, MaxUdpSockets = 512 },
-            _network.AddHost(new UserVethOptions { MacAddress = MacAddress.Parse("02:00:00:00:61:01"), Name = "layer" }));
-        _peer = new NetStack(new StackConfig { Address = IpB, Netmask = Mask, MaxUdpSockets = 16 },
-            _network.AddHost(new UserVethOptions { MacAddress = MacAddress.Parse("02:00:00:00:61:02"), Name = "peer" }));
-        _layer = new PosixLayer(_stack, new Territory(IpA, Mask, Ipv4Address.Any), new FdKindTable(_tableMemory, 65536),
-            MonotonicClock.Now, new PollPolicy { SpinMicros = 50, BlockMillis = 1 });
-    }
-
     [TearDown]
-    public void TearDown()
+    public void CloseSockets()
     {
         foreach (int fd in _fds) _layer.Close(fd);
-        _layer.Dispose();
-        _stack.Shutdown();
-        _peer.Shutdown();
-        _network.Dispose();
-        NativeMemory.Free(_tableMemory);
     }
-
-    private static SockAddrIn Addr(Ipv4Address a, int port) => new()
-    {
-        Family = AF_INET,
-        PortNetworkOrder = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((ushort)port),
-        AddressNetworkOrder = a.NetworkOrder,
-    };
 
     private int Fd(int fd)
     {

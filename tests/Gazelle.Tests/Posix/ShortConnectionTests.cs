@@ -1,8 +1,5 @@
-using System.Runtime.InteropServices;
-using Gazelle.Devices.InMemory;
 using Gazelle.Posix;
 using Gazelle.Sockets;
-using Gazelle.Stack;
 using Gazelle.Time;
 using Gazelle.Wire;
 using static Gazelle.Posix.LinuxAbi;
@@ -16,48 +13,17 @@ namespace Gazelle.Tests.Posix;
 /// second they are most of the work.
 /// </summary>
 [NonParallelizable]
-public unsafe class ShortConnectionTests
+public unsafe class ShortConnectionTests : LayerOverStackFixture
 {
-    private static readonly Ipv4Address IpA = Ipv4Address.Parse("10.62.0.1");
-    private static readonly Ipv4Address IpB = Ipv4Address.Parse("10.62.0.2");
-    private static readonly Ipv4Address Mask = Ipv4Address.Parse("255.255.255.0");
-
-    private byte* _tableMemory;
-    private InMemoryNetwork _network = null!;
-    private NetStack _server = null!, _client = null!;
-    private PosixLayer _layer = null!;
-    private Instant _now = new(1_000_000);
-
-    [SetUp]
-    public void SetUp()
-    {
-        _tableMemory = (byte*)NativeMemory.AllocZeroed(65536);
-        _network = new InMemoryNetwork();
-        _server = new NetStack(new StackConfig { Address = IpA, Netmask = Mask },
-            _network.AddHost(new UserVethOptions { MacAddress = MacAddress.Parse("02:00:00:00:62:01"), Name = "server" }));
-        _client = new NetStack(new StackConfig { Address = IpB, Netmask = Mask },
-            _network.AddHost(new UserVethOptions { MacAddress = MacAddress.Parse("02:00:00:00:62:02"), Name = "client" }));
-        // The layer reads the virtual clock: what a side sends never depends on how fast this machine runs.
-        _layer = new PosixLayer(_server, new Territory(IpA, Mask, Ipv4Address.Any), new FdKindTable(_tableMemory, 65536),
-            () => _now, new PollPolicy { SpinMicros = 50, BlockMillis = 1 });
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        _layer.Dispose();
-        _server.Shutdown();
-        _client.Shutdown();
-        _network.Dispose();
-        NativeMemory.Free(_tableMemory);
-    }
+    protected override PollPolicy Policy => new() { SpinMicros = 50, BlockMillis = 1 };
+    protected override bool VirtualClock => true;
 
     /// <summary>A few microseconds pass: frames cross, the client stack runs (the server's runs inside the layer's calls).</summary>
     private void Step()
     {
         _now += new TimeSpanMicros(5);
         _network.Poll(_now);
-        _client.Poll(_now);
+        _peer.Poll(_now);
         _network.Poll(_now);
     }
 
@@ -73,25 +39,25 @@ public unsafe class ShortConnectionTests
         Assert.That(_layer.Bind(l, &sa, 16), Is.Zero);
         Assert.That(_layer.Listen(l, 16), Is.Zero);
         // Warm ARP up both ways (a first connection would also carry the ARP exchange).
-        Assert.That(_client.Open(SocketKind.Tcp, out var warm), Is.EqualTo(Errno.Ok));
-        Assert.That(_client.Connect(warm, new Ipv4Endpoint(IpA, 9)), Is.EqualTo(Errno.EINPROGRESS));
+        Assert.That(_peer.Open(SocketKind.Tcp, out var warm), Is.EqualTo(Errno.Ok));
+        Assert.That(_peer.Connect(warm, new Ipv4Endpoint(IpA, 9)), Is.EqualTo(Errno.EINPROGRESS));
         for (int i = 0; i < 20; i++) { Step(); _layer.Accept4(l, null, null, 0); }
-        _client.Close(warm);
+        _peer.Close(warm);
         for (int i = 0; i < 20; i++) Step();
 
-        long serverOut0 = _server.Tcp.Counters.SegmentsOut, clientOut0 = _client.Tcp.Counters.SegmentsOut;
+        long serverOut0 = _stack.Tcp.Counters.SegmentsOut, clientOut0 = _peer.Tcp.Counters.SegmentsOut;
         // The client connects and, once connected, sends its request (wrk does so on EPOLLOUT).
-        Assert.That(_client.Open(SocketKind.Tcp, out var c), Is.EqualTo(Errno.Ok));
-        Assert.That(_client.Connect(c, new Ipv4Endpoint(IpA, 8080)), Is.EqualTo(Errno.EINPROGRESS));
+        Assert.That(_peer.Open(SocketKind.Tcp, out var c), Is.EqualTo(Errno.Ok));
+        Assert.That(_peer.Connect(c, new Ipv4Endpoint(IpA, 8080)), Is.EqualTo(Errno.EINPROGRESS));
         var request = "GET /small.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"u8.ToArray();
         bool requested = false;
         int s = -1;
         for (int i = 0; i < 50 && s < 0; i++)
         {
             Step();
-            if (!requested && (_client.GetReadiness(c) & Readiness.Writable) != 0)
+            if (!requested && (_peer.GetReadiness(c) & Readiness.Writable) != 0)
             {
-                Assert.That(_client.Send(c, request, MessageFlags.None, out int sent), Is.EqualTo(Errno.Ok));
+                Assert.That(_peer.Send(c, request, MessageFlags.None, out int sent), Is.EqualTo(Errno.Ok));
                 Assert.That(sent, Is.EqualTo(request.Length));
                 requested = true;
             }
@@ -124,12 +90,12 @@ public unsafe class ShortConnectionTests
         for (int i = 0; i < 50; i++)
         {
             Step();
-            var e = _client.Receive(c, buf, MessageFlags.None, out int n);
+            var e = _peer.Receive(c, buf, MessageFlags.None, out int n);
             if (e == Errno.Ok && n == 0) break;
             if (e == Errno.Ok) received += n;
         }
         Assert.That(received, Is.EqualTo(header.Length + body.Length));
-        Assert.That(_client.Close(c), Is.EqualTo(Errno.Ok));
+        Assert.That(_peer.Close(c), Is.EqualTo(Errno.Ok));
         // The server's stack takes in the client's FIN in the layer's next call (an epoll_wait, here an accept).
         for (int i = 0; i < 20; i++)
         {
@@ -145,9 +111,9 @@ public unsafe class ShortConnectionTests
         Assert.Multiple(() =>
         {
             // SYN; the ACK of the SYN-ACK; the request; FIN, carrying the ACK of the response and of the server's FIN.
-            Assert.That(_client.Tcp.Counters.SegmentsOut - clientOut0, Is.EqualTo(4), "client segments");
+            Assert.That(_peer.Tcp.Counters.SegmentsOut - clientOut0, Is.EqualTo(4), "client segments");
             // SYN-ACK; the response (one segment for both iovecs), carrying the ACK of the request; FIN; the ACK of the client's FIN.
-            Assert.That(_server.Tcp.Counters.SegmentsOut - serverOut0, Is.EqualTo(4), "server segments");
+            Assert.That(_stack.Tcp.Counters.SegmentsOut - serverOut0, Is.EqualTo(4), "server segments");
         });
         Assert.That(_layer.Close(l), Is.Zero);
     }
