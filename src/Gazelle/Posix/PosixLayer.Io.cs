@@ -508,7 +508,7 @@ public sealed unsafe partial class PosixLayer
             }
             BlockingWait wait = default; // made at the first wait: most sends never wait
             var mflags = (MessageFlags)(flags & StackFlagMask);
-            bool first = true, first2 = true;
+            bool first = true, waited = false;
             while (true)
             {
                 Errno e;
@@ -535,8 +535,8 @@ public sealed unsafe partial class PosixLayer
                 if (e == Errno.Ok) return n;
                 if (e == Errno.EPIPE) RaiseSigPipe(flags);
                 if (e != Errno.EAGAIN || nonBlocking) return -(int)e;
-                if (first2) wait = new BlockingWait(this);
-                first2 = false;
+                if (!waited) wait = new BlockingWait(this);
+                waited = true;
                 int w = wait.Wait(timeout, -1, 0);
                 if (w < 0) return w;
             }

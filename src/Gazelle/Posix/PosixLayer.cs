@@ -324,12 +324,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
                 if (fd < 0) return fd;
                 if (_table.CanMark(fd))
                 {
-                    Claim(fd);
-                    var f = NewPending(baseType, type, protocol);
-                    f.Lazy = true;
-                    f.Fds.Add(fd);
-                    _entries[fd] = f;
-                    _table[fd] = FdKind.Pending;
+                    AddPending(fd, baseType, type, protocol).Lazy = true;
                     return fd;
                 }
                 Libc.Close(fd); // beyond the table: a plain kernel socket, never ours
@@ -339,24 +334,26 @@ public sealed unsafe partial class PosixLayer : IDisposable
         int kfd = Libc.Socket(domain, type, protocol);
         if (kfd < 0 || !_table.CanMark(kfd)) return kfd;
         if (domain != AF_INET || baseType is not (SOCK_STREAM or SOCK_DGRAM)) return kfd;
-        lock (_lock)
-        {
-            Claim(kfd);
-            var f = NewPending(baseType, type, protocol);
-            f.Fds.Add(kfd);
-            _entries[kfd] = f;
-            _table[kfd] = FdKind.Pending;
-        }
+        lock (_lock) AddPending(kfd, baseType, type, protocol);
         return kfd;
     }
 
-    private static SocketFile NewPending(int baseType, int type, int protocol) => new()
+    /// <summary>Enters a new pending socket at <paramref name="fd"/> (socket()'s arguments). Caller holds the lock.</summary>
+    private SocketFile AddPending(int fd, int baseType, int type, int protocol)
     {
-        Kind = baseType == SOCK_STREAM ? SocketKind.Tcp : SocketKind.Udp,
-        Protocol = baseType == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP,
-        ProtocolArgument = protocol,
-        NonBlocking = (type & SOCK_NONBLOCK) != 0,
-    };
+        Claim(fd);
+        var f = new SocketFile
+        {
+            Kind = baseType == SOCK_STREAM ? SocketKind.Tcp : SocketKind.Udp,
+            Protocol = baseType == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP,
+            ProtocolArgument = protocol,
+            NonBlocking = (type & SOCK_NONBLOCK) != 0,
+        };
+        f.Fds.Add(fd);
+        _entries[fd] = f;
+        _table[fd] = FdKind.Pending;
+        return f;
+    }
 
     /// <summary>
     /// Makes a lazy socket's kernel socket and puts it on each of its numbers (dup3 over the reservation
