@@ -173,7 +173,7 @@ echo "| nginx + wrk 1 KiB, keep-alive (req/s) | $(cell kernel.ka 1) | $(cell gaz
 echo "| nginx + wrk 1 KiB, Connection: close (conn/s) | $(cell kernel.cl 1) | $(cell gazelle.cl 1) | $(ratio cl 1 higher) | >= 3x |"
 echo
 echo "Exact commands: see the functions in bench/e2e/compare.sh (sockperf server/ping-pong/throughput -m 64,"
-echo "iperf3 -c, redis-benchmark -c 50 -t get,set, nginx master_process off + wrk -t1 -c32)."
+echo "iperf3 -c, redis-benchmark -c 50 -t get,set, nginx master_process off with open_file_cache + wrk -t1 -c32)."
 } >"$OUT"
 python3 "$ROOT/bench/e2e/chart.py" "$OUT" "${OUT%.md}.svg"
 cat "$OUT"
