@@ -8,8 +8,8 @@ namespace Gazelle.Tests.Posix;
 
 /// <summary>
 /// The layer reuses a closed socket's file object (and its epoll registrations) for the next socket: a server
-/// that accepts, registers, reads, answers and closes (nginx with Connection: close) leaves no garbage per
-/// connection, a reused object carries nothing of the socket it served before, and a call that waited on the old
+/// that accepts, registers, reads, answers and closes (nginx with Connection: close) and a client that opens,
+/// connects, registers, writes, reads and closes (wrk) leave no garbage per connection, a reused object carries nothing of the socket it served before, and a call that waited on the old
 /// socket never acts on the new one that took its fd number and its object.
 /// </summary>
 [NonParallelizable]
@@ -117,6 +117,75 @@ public unsafe class SocketRecyclingTests : LayerOverStackFixture
             _layer.Close(ep);
             Libc.Close(ep);
             _layer.Close(l);
+        }
+    }
+
+    /// <summary>One wrk-shaped connection from the layer to the peer: socket, connect, EPOLL_CTL_ADD, write the
+    /// request, read the answer to its end, close (the peer answers and closes). 0 or a negative step number.</summary>
+    private int ConnectOne(SocketHandle peerListener, int ep)
+    {
+        int c = _layer.Socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (c < 0) return -1;
+        var sa = Addr(IpB, Port);
+        if (_layer.Connect(c, &sa, 16) != -(int)Errno.EINPROGRESS) return -2;
+        EpollEvent ev = new() { Events = EPOLLIN | EPOLLOUT | EPOLLET, Data = (ulong)c };
+        if (_layer.EpollCtl(ep, EPOLL_CTL_ADD, c, &ev) != 0) return -3;
+        SocketHandle served = SocketHandle.Invalid;
+        long wrote = -1;
+        for (int i = 0; i < 100 && wrote < 0; i++)
+        {
+            Step();
+            fixed (byte* p = Request) wrote = _layer.Write(c, p, (nuint)Request.Length);
+            if (wrote == -(int)Errno.EAGAIN || wrote == -(int)Errno.ENOTCONN) wrote = -1;
+        }
+        if (wrote != Request.Length) return -4;
+        int got = 0;
+        for (int i = 0; i < 100 && got < Request.Length; i++)
+        {
+            Step();
+            if (!served.IsValid && _peer.Accept(peerListener, out served, out _) != Errno.Ok) continue;
+            if (_peer.Receive(served, _buffer, MessageFlags.None, out int n) == Errno.Ok) got += n;
+        }
+        if (got != Request.Length) return -5;
+        if (_peer.Send(served, _buffer.AsSpan(0, 512), MessageFlags.None, out _) != Errno.Ok) return -6;
+        _peer.Close(served);
+        long total = 0, r = -1;
+        for (int i = 0; i < 100 && r != 0; i++)
+        {
+            Step();
+            fixed (byte* p = _buffer) r = _layer.Recv(c, p, (nuint)_buffer.Length, 0);
+            if (r > 0) total += r;
+        }
+        if (r != 0 || total != 512) return -7;
+        if (_layer.Close(c) != 0) return -8;
+        for (int i = 0; i < 10; i++) Step();
+        return 0;
+    }
+
+    [Test]
+    public void SocketConnectWriteReadCloseAllocatesNothingPerConnection()
+    {
+        Assert.That(_peer.Open(SocketKind.Tcp, out var pl), Is.EqualTo(Errno.Ok));
+        Assert.That(_peer.Bind(pl, new Ipv4Endpoint(IpB, Port)), Is.EqualTo(Errno.Ok));
+        Assert.That(_peer.Listen(pl, 64), Is.EqualTo(Errno.Ok));
+        int ep = Libc.EpollCreate1(0);
+        Assert.That(ep, Is.GreaterThanOrEqualTo(0));
+        try
+        {
+            for (int i = 0; i < 40; i++) Assert.That(ConnectOne(pl, ep), Is.Zero, $"warm-up connection {i}");
+            int failed = 0;
+            long least = AllocationProbe.LeastAllocated(() =>
+            {
+                for (int i = 0; i < 40; i++) if (ConnectOne(pl, ep) != 0) failed++;
+            }, out _);
+            Assert.That(failed, Is.Zero, "every connection completed");
+            Assert.That(least, Is.Zero, "bytes allocated by 40 client connections (socket files and registrations are reused)");
+        }
+        finally
+        {
+            _layer.Close(ep);
+            Libc.Close(ep);
+            _peer.Close(pl);
         }
     }
 
