@@ -72,6 +72,20 @@ public sealed class EthernetLink
         if (_txCount == _tx.Length) Flush();
     }
 
+    /// <summary>Bytes of the Ethernet header this link writes (with the 802.1Q tag on a VLAN).</summary>
+    public int HeaderLength => _header;
+
+    /// <summary>Writes the header <see cref="Send"/> would prepend into <paramref name="into"/> (<see cref="HeaderLength"/> bytes).</summary>
+    public void EmitHeader(Span<byte> into, MacAddress destination, ushort etherType) =>
+        new EthernetRepr(destination, Mac, etherType, (ushort)Math.Max(VlanId, 0), VlanId >= 0).Emit(into[.._header]);
+
+    /// <summary>Queues a frame that already carries its Ethernet header (<see cref="EmitHeader"/>); takes ownership.</summary>
+    public void SendFrame(PacketBuffer frame)
+    {
+        _tx[_txCount++] = frame;
+        if (_txCount == _tx.Length) Flush();
+    }
+
     /// <summary>Frames are queued for <see cref="Flush"/>.</summary>
     public bool Pending => _txCount > 0;
 
