@@ -302,9 +302,13 @@ public sealed class Ipv4Layer : IIpOutput
         var t = ip[Ipv4Repr.HeaderLength..];
         header.CopyTo(t);
         uint s1 = InternetChecksum.CopyAndSum(payload1, t.Slice(header.Length, payload1.Length));
-        uint s2 = InternetChecksum.CopyAndSum(payload2, t.Slice(header.Length + payload1.Length, payload2.Length));
-        if (((header.Length + payload1.Length) & 1) != 0) s2 = BinaryPrimitives.ReverseEndianness((ushort)s2); // RFC 1071 §2(B)
-        uint sum = InternetChecksum.Add(InternetChecksum.Add(headerSum, header.Length % 2 == 0 ? s1 : BinaryPrimitives.ReverseEndianness((ushort)s1)), s2);
+        uint sum = InternetChecksum.Add(headerSum, header.Length % 2 == 0 ? s1 : BinaryPrimitives.ReverseEndianness((ushort)s1));
+        if (!payload2.IsEmpty) // a UDP datagram has none: no call
+        {
+            uint s2 = InternetChecksum.CopyAndSum(payload2, t.Slice(header.Length + payload1.Length, payload2.Length));
+            if (((header.Length + payload1.Length) & 1) != 0) s2 = BinaryPrimitives.ReverseEndianness((ushort)s2); // RFC 1071 §2(B)
+            sum = InternetChecksum.Add(sum, s2);
+        }
         ushort c = InternetChecksum.Finish(sum);
         if (c == 0 && _route.Protocol == IpProtocol.Udp) c = 0xFFFF; // RFC 768: a computed zero is sent as all ones
         BinaryPrimitives.WriteUInt16BigEndian(t[checksumOffset..], c);
