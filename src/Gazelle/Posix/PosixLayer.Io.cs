@@ -71,7 +71,9 @@ public sealed unsafe partial class PosixLayer
             if ((flags & MSG_WAITFORONE) != 0) each |= MSG_DONTWAIT;
             if (timeout != null)
             {
-                left = end - _clock().Microseconds;
+                // The clock reads whole microseconds: up to one more than the difference of two readings has passed
+                // (a queued datagram is taken in well under one, and the kernel's nanosecond clock always sees time pass).
+                left = end - _clock().Microseconds - 1;
                 if (left <= 0)
                 {
                     left = 0;
