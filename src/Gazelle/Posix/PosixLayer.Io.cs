@@ -264,11 +264,10 @@ public sealed unsafe partial class PosixLayer
         var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB) & ~MSG_WAITALL);
         bool waitAll = (flags & MSG_WAITALL) != 0 && (flags & (MSG_PEEK | MSG_OOB)) == 0;
         long got = 0;
-        bool waited = false;
         while (true)
         {
             Errno e;
-            int n = 0;
+            int n;
             bool nonBlocking;
             long timeout;
             lock (_lock)
@@ -276,10 +275,8 @@ public sealed unsafe partial class PosixLayer
                 if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
                 // What is already buffered is taken without polling first (a program usually reads because epoll
                 // just said so); only an empty socket polls for news and looks again. Not polling also lets an ACK
-                // the stack owes (TcpLayer.AckSoonEnabled) ride on the reply the program is about to send. After a
-                // wait round the socket was empty when last looked at, so a round only polls and looks once: a
-                // shorter spin round sees an arrival sooner.
-                e = waited ? Errno.EAGAIN : _stack.Receive(f.Handle, target[(int)got..], mflags, out n); // transmits a window update itself
+                // the stack owes (TcpLayer.AckSoonEnabled) ride on the reply the program is about to send.
+                e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n); // transmits a window update itself
                 if (e == Errno.EAGAIN)
                 {
                     PollStack(wait.TakeTimeReuse());
@@ -300,7 +297,6 @@ public sealed unsafe partial class PosixLayer
             if (nonBlocking) return got > 0 ? got : -(int)Errno.EAGAIN;
             int w = wait.Wait(timeout, -1, 0);
             if (w < 0) return got > 0 ? got : w;
-            waited = true;
         }
     }
 

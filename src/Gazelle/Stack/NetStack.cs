@@ -1,6 +1,4 @@
 using System.Buffers.Binary;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using Gazelle.Buffers;
 using Gazelle.Devices;
 using Gazelle.Link;
@@ -300,11 +298,7 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
 
     public bool Send(Ipv4Address local, Ipv4Address remote, in TcpRepr header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2, byte tos)
     {
-        // The header in a local struct rather than stackalloc: a stackalloc gives the method a stack cookie, and with
-        // it the JIT copies the span parameters into shadow slots (a store-forwarding stall per segment; the UDP
-        // path dropped its stackalloc for the same reason).
-        TcpHeaderBytes bytes = default;
-        Span<byte> h = MemoryMarshal.CreateSpan(ref Unsafe.As<TcpHeaderBytes, byte>(ref bytes), TcpHeader.MaxHeaderLength);
+        Span<byte> h = stackalloc byte[TcpHeader.MaxHeaderLength];
         int hlen = TcpHeader.Emit(header, h);
         h = h[..hlen];
         int length = hlen + payload1.Length + payload2.Length;
@@ -482,13 +476,4 @@ public sealed record NetStackOptions
     public int IcmpErrorsPerSecond { get; init; } = 1000;
     /// <summary>ICMP errors sent back to back at most.</summary>
     public int IcmpErrorBurst { get; init; } = 50;
-}
-
-/// <summary>Room for the longest TCP header (<see cref="TcpHeader.MaxHeaderLength"/>, 60 bytes) as plain fields, not a
-/// fixed buffer: the JIT guards buffers with a stack cookie (<see cref="NetStack.Send(Ipv4Address, Ipv4Address, in TcpRepr, ReadOnlySpan{byte}, ReadOnlySpan{byte}, byte)"/>).</summary>
-internal struct TcpHeaderBytes
-{
-#pragma warning disable CS0169, IDE0051 // only ever read through a span
-    private ulong _0, _1, _2, _3, _4, _5, _6, _7;
-#pragma warning restore CS0169, IDE0051
 }
