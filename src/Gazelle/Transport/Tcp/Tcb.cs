@@ -174,6 +174,8 @@ internal sealed class Tcb
     /// <summary>RACK.xmit_ts (µs, -1 = none yet), RACK.end_seq, RACK.rtt (µs) of the most recently sent segment delivered.</summary>
     public long RackXmitUs = -1, RackRttUs;
     public SeqNum RackEndSeq;
+    /// <summary>Transmissions so far (each record takes the next number) and that of the RACK segment.</summary>
+    public ulong TxOrder, RackOrder;
     /// <summary>RACK.fack: the highest end sequence delivered (reordering detection, §6.2 step 3).</summary>
     public SeqNum RackFack;
     public bool RackReorderingSeen;
@@ -333,7 +335,7 @@ internal sealed class Tcb
         UnackedSegments = 0; AckNow = false; QuickAcksLeft = 0; AckSoon = false;
         RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
         TlpOutstanding = false;
-        SegHead = SegCount = 0; RecSackedBytes = RecLostBytes = 0; RackXmitUs = -1; RackRttUs = 0; RackEndSeq = RackFack = default;
+        SegHead = SegCount = 0; RecSackedBytes = RecLostBytes = 0; RackXmitUs = -1; RackRttUs = 0; RackEndSeq = RackFack = default; TxOrder = RackOrder = 0;
         RackReorderingSeen = false; RackReoWndMult = 1; RackReoWndPersist = 0; RackDsackRoundValid = false; RackDeadline = Instant.Never;
         UndoRetrans = 0; UndoValid = RecoveryUndone = false;
         PersistBackoff = 0; PersistUnanswered = 0; KeepaliveProbesSent = 0;
@@ -575,8 +577,9 @@ internal enum UrgentState : byte
 internal struct SentSegment
 {
     public SeqNum Start, End;
-    /// <summary>When it was last (re)transmitted, µs.</summary>
+    /// <summary>When it was last (re)transmitted, µs, and that transmission's place in the send order.</summary>
     public long XmitUs;
+    public ulong Order;
     public SegFlags Flags;
 }
 

@@ -18,8 +18,9 @@ public sealed partial class TcpLayer
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static int SegIndex(Tcb t, int i) => (t.SegHead + i) & (t.Segs.Length - 1);
 
-    /// <summary>RFC 8985 §6.2 RACK_sent_after: (t1, seq1) was sent after (t2, seq2).</summary>
-    private static bool SentAfter(long t1, SeqNum seq1, long t2, SeqNum seq2) => t1 > t2 || (t1 == t2 && seq1 > seq2);
+    /// <summary>RFC 8985 §6.2 RACK_sent_after, by transmission order: the RFC compares send times and breaks
+    /// ties by sequence number, which misorders a retransmission and new data sent in the same microsecond.</summary>
+    private static bool SentAfter(ulong order1, ulong order2) => order1 > order2;
 
     /// <summary>Records a transmission of [seq, end): new bytes get a record, resent ones their new send time.</summary>
     private void RackRecordSent(Tcb t, SeqNum seq, SeqNum end, bool retransmit)
@@ -39,6 +40,7 @@ public sealed partial class TcpLayer
                     if (s.End > upTo) SplitRecord(t, i, upTo);
                     s = ref t.Segs[SegIndex(t, i)];
                     s.XmitUs = now;
+                    s.Order = ++t.TxOrder;
                     if (retransmit) s.Flags |= SegFlags.Retransmitted;
                     if ((s.Flags & SegFlags.Lost) != 0)
                     {
@@ -59,12 +61,14 @@ public sealed partial class TcpLayer
             tail.Flags = retransmit ? SegFlags.Retransmitted : SegFlags.None;
             tail.End = end;
             tail.XmitUs = now;
+            tail.Order = ++t.TxOrder;
             return;
         }
         ref var r = ref t.Segs[SegIndex(t, t.SegCount)];
         r.Start = start;
         r.End = end;
         r.XmitUs = now;
+        r.Order = ++t.TxOrder;
         r.Flags = retransmit ? SegFlags.Retransmitted : SegFlags.None;
         t.SegCount++;
     }
@@ -184,11 +188,12 @@ public sealed partial class TcpLayer
         long rtt = now.Microseconds - s.XmitUs;
         // Step 2: a retransmitted segment acknowledged sooner than the path allows was the original's ACK.
         if (retransmitted && rtt < t.MinRttMicros) return;
-        if (t.RackXmitUs < 0 || SentAfter(s.XmitUs, s.End, t.RackXmitUs, t.RackEndSeq))
+        if (t.RackXmitUs < 0 || SentAfter(s.Order, t.RackOrder))
         {
             t.RackRttUs = rtt;
             t.RackXmitUs = s.XmitUs;
             t.RackEndSeq = s.End;
+            t.RackOrder = s.Order;
         }
     }
 
@@ -238,7 +243,7 @@ public sealed partial class TcpLayer
         {
             ref var s = ref t.Segs[SegIndex(t, i)];
             if ((s.Flags & (SegFlags.Sacked | SegFlags.Lost)) != 0) continue;
-            if (!SentAfter(t.RackXmitUs, t.RackEndSeq, s.XmitUs, s.End)) continue;
+            if (!SentAfter(t.RackOrder, s.Order)) continue;
             long remaining = s.XmitUs + t.RackRttUs + reo - nowUs;
             if (remaining <= 0)
             {
