@@ -3,6 +3,9 @@
 #   bench/e2e/compare.sh [seconds-per-run]      (default 5)
 #   ONLY="tcp udp udptp gbps redis ka cl" bench/e2e/compare.sh 5   runs only the named workloads
 #   (for profiling one of them; the table shows the others as not run, in a temporary file).
+#   ROUNDS=3 bench/e2e/compare.sh 5   runs every workload 3 times, kernel and Gazelle# in turn each round; the
+#   table gives each figure's median over the rounds (and the ratio of the medians), each round's ratios below it:
+#   the kernel's own figures move by +-20% from one run to the next on this VM.
 # Each workload runs twice with the same commands: over the kernel's loopback (127.0.0.1), then over
 # Gazelle#: server and client each preloaded with build/libgazelle.so, their stacks joined by DPDK
 # net_memif (shared memory, no kernel networking; addresses 10.66.0.1/.2 that no kernel interface
@@ -111,21 +114,39 @@ nginx_wrk() { # $1 = keepalive|close ; requests/s
 
 # --- run -----------------------------------------------------------------------------------
 wanted() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+ROUNDS=${ROUNDS:-1}
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive number" >&2; exit 1; }
+WORKLOADS="tcp udp udptp gbps redis ka cl"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A R
-for mode in kernel gazelle; do
-    echo "$mode runs, ${SECS}s each..."
-    for w in tcp udp udptp gbps redis ka cl; do R[$mode.$w]=""; done
-    if wanted tcp; then use_$mode; read -r tcp50 tcp99 < <(sockperf_pingpong --tcp) || true
-        R[$mode.tcp]="${tcp50:-} ${tcp99:-}"; tcp50="" tcp99=""; fi
-    if wanted udp; then use_$mode; read -r udp50 udp99 < <(sockperf_pingpong "") || true
-        R[$mode.udp]="${udp50:-} ${udp99:-}"; udp50="" udp99=""; fi
-    if wanted udptp; then use_$mode; R[$mode.udptp]=$(sockperf_udp_throughput); fi
-    if wanted gbps; then use_$mode; R[$mode.gbps]=$(iperf3_bulk); fi
-    if wanted redis; then use_$mode; R[$mode.redis]=$(redis_getset); fi
-    if wanted ka; then use_$mode; R[$mode.ka]=$(nginx_wrk keepalive); fi
-    if wanted cl; then use_$mode; R[$mode.cl]=$(nginx_wrk close); fi
+for round in $(seq "$ROUNDS"); do
+    for mode in kernel gazelle; do
+        echo "round $round of $ROUNDS: $mode runs, ${SECS}s each..."
+        for w in $WORKLOADS; do R[$mode.$w.$round]=""; done
+        if wanted tcp; then use_$mode; read -r tcp50 tcp99 < <(sockperf_pingpong --tcp) || true
+            R[$mode.tcp.$round]="${tcp50:-} ${tcp99:-}"; tcp50="" tcp99=""; fi
+        if wanted udp; then use_$mode; read -r udp50 udp99 < <(sockperf_pingpong "") || true
+            R[$mode.udp.$round]="${udp50:-} ${udp99:-}"; udp50="" udp99=""; fi
+        if wanted udptp; then use_$mode; R[$mode.udptp.$round]=$(sockperf_udp_throughput); fi
+        if wanted gbps; then use_$mode; R[$mode.gbps.$round]=$(iperf3_bulk); fi
+        if wanted redis; then use_$mode; R[$mode.redis.$round]=$(redis_getset); fi
+        if wanted ka; then use_$mode; R[$mode.ka.$round]=$(nginx_wrk keepalive); fi
+        if wanted cl; then use_$mode; R[$mode.cl.$round]=$(nginx_wrk close); fi
+    done
 done
+# Each figure of the table: the median, field by field, of the rounds that gave a result (a failed round is
+# left out; the mean of the two middle values for an even count).
+median_of_rounds() { # KEY (mode.workload)
+    local r
+    for r in $(seq "$ROUNDS"); do if [ -n "${R[$1.$r]// /}" ]; then echo "${R[$1.$r]}"; fi; done | python3 -c '
+import statistics, sys
+rows = [l.split() for l in sys.stdin if l.split()]
+fmt = lambda v: str(int(v)) if v == int(v) else str(round(v, 3))
+if rows:
+    n = min(len(r) for r in rows)
+    print(" ".join(fmt(statistics.median(float(r[i]) for r in rows)) for i in range(n)))'
+}
+for mode in kernel gazelle; do for w in $WORKLOADS; do R[$mode.$w]=$(median_of_rounds "$mode.$w"); done; done
 
 # cell KEY FIELD...: "a / b" of the given fields of a result, or a clear failure note.
 cell() {
@@ -149,12 +170,12 @@ ratio() {
 
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 {
-echo "# Kernel vs Gazelle#, one run"
+if [ "$ROUNDS" = 1 ]; then echo "# Kernel vs Gazelle#, one run"; else echo "# Kernel vs Gazelle#, median of $ROUNDS rounds"; fi
 echo
 echo "Date $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), ${SECS}s per run."
 echo "Load average (1/5/15 min) at the start: $load_start, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the benchmark's own"
 echo "processes count too: each run has two; above ~2 other work shared the cores, and the numbers are indicative)."
-echo "Command: \`bench/e2e/compare.sh $SECS\`"
+if [ "$ROUNDS" = 1 ]; then echo "Command: \`bench/e2e/compare.sh $SECS\`"; else echo "Command: \`ROUNDS=$ROUNDS bench/e2e/compare.sh $SECS\`"; fi
 echo
 echo "Kernel: both ends on 127.0.0.1 (loopback). Gazelle#: both ends preloaded with build/libgazelle.so,"
 echo "each with its own stack, joined by DPDK net_memif (shared memory), addresses 10.66.0.1/.2, MTU 9000 (loopback: 65536)."
@@ -171,6 +192,22 @@ echo "| redis-benchmark 50 clients SET / GET (req/s) | $(cell kernel.redis 1 2) 
 echo "| redis-benchmark GET latency p50 / p99 (ms) | $(cell kernel.redis 3 4) | $(cell gazelle.redis 3 4) | $(ratio redis 3 lower) / $(ratio redis 4 lower) | |"
 echo "| nginx + wrk 1 KiB, keep-alive (req/s) | $(cell kernel.ka 1) | $(cell gazelle.ka 1) | $(ratio ka 1 higher) | |"
 echo "| nginx + wrk 1 KiB, Connection: close (conn/s) | $(cell kernel.cl 1) | $(cell gazelle.cl 1) | $(ratio cl 1 higher) | >= 3x |"
+if [ "$ROUNDS" != 1 ]; then
+    echo
+    echo "Each round's ratios (the table gives the ratio of the medians):"
+    echo
+    for round in $(seq "$ROUNDS"); do
+        line=""
+        for spec in "tcp 1 lower TCP p50" "udp 1 lower UDP p50" "udptp 1 higher UDP msg/s" "gbps 1 higher iperf3" \
+            "redis 1 higher redis SET" "redis 2 higher redis GET" "ka 1 higher keep-alive" "cl 1 higher close"; do
+            read -r w f d name <<<"$spec"
+            wanted "$w" || continue
+            R[kernel.round]=${R[kernel.$w.$round]}; R[gazelle.round]=${R[gazelle.$w.$round]}
+            line="${line:+$line, }$name $(ratio round "$f" "$d")"
+        done
+        echo "- round $round: $line"
+    done
+fi
 echo
 echo "Exact commands: see the functions in bench/e2e/compare.sh (sockperf server/ping-pong/throughput -m 64,"
 echo "iperf3 -c, redis-benchmark -c 50 -t get,set, nginx master_process off + wrk -t1 -c32)."

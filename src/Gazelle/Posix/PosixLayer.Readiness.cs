@@ -55,6 +55,7 @@ public sealed unsafe partial class PosixLayer
             {
                 _start = now;
                 _started = true;
+                layer.SendAcksBeforeWaiting();
             }
             long elapsed = (now - _start).Value;
             bool bounded = timeoutMicros > 0 && timeoutMicros != Forever;
@@ -93,6 +94,14 @@ public sealed unsafe partial class PosixLayer
             return r;
         }
 
+    }
+
+    /// <summary>The program is about to wait for input (its call found nothing): no reply of its will carry the
+    /// ACKs the stack holds for one (TcpLayer.AckSoonEnabled) before something arrives, so they go now.</summary>
+    private void SendAcksBeforeWaiting()
+    {
+        if (!_stack.AcksOwed) return;
+        lock (_lock) _stack.SendOwedAcks();
     }
 
     /// <summary>Readiness of a socket as EPOLL*/POLL* bits, <paramref name="kernel"/> the part its kernel

@@ -116,6 +116,13 @@ public interface ISocketApi
     /// <summary>Hands the transmit burst to the device now.</summary>
     void FlushOutput() { }
 
+    /// <summary>Some connection owes its peer an ACK that waits for a reply to carry it.</summary>
+    bool AcksOwed => false;
+
+    /// <summary>Sends the ACKs that wait for a reply to carry them now (the program is about to wait for input,
+    /// so no reply is coming first).</summary>
+    void SendOwedAcks() { }
+
     /// <summary>Writes the sockets whose <see cref="GetEvents"/> numbers moved since the previous call into
     /// <paramref name="into"/> (repeats possible) and forgets them. False when the stack cannot tell (it keeps
     /// no such record, or more moved than it or <paramref name="into"/> holds): then any socket may have changed.</summary>

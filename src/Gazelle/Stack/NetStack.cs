@@ -362,6 +362,16 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     /// <inheritdoc/>
     public void FlushOutput() => _link.Flush();
 
+    /// <inheritdoc/>
+    public bool AcksOwed => _tcp.AcksOwed;
+
+    /// <inheritdoc/>
+    public void SendOwedAcks()
+    {
+        _tcp.SendOwedAcks();
+        _link.Flush();
+    }
+
     public Errno Send(SocketHandle socket, ReadOnlySpan<byte> data, MessageFlags flags, out int sent)
     {
         sent = 0;

@@ -30,6 +30,8 @@ public abstract unsafe class LayerOverStackFixture
     protected abstract PollPolicy Policy { get; }
     /// <summary>Whether the layer reads <see cref="_now"/> instead of the machine's clock.</summary>
     protected virtual bool VirtualClock => false;
+    /// <summary>The layer's clock when <see cref="VirtualClock"/>: <see cref="_now"/>, as the test moves it.</summary>
+    protected virtual Instant ReadVirtualClock() => _now;
     /// <summary>UDP sockets the layer's stack has room for.</summary>
     protected virtual int LayerUdpSockets => 16;
 
@@ -43,7 +45,7 @@ public abstract unsafe class LayerOverStackFixture
         _peer = new NetStack(new StackConfig { Address = IpB, Netmask = Mask, MaxUdpSockets = 16 },
             _network.AddHost(new UserVethOptions { MacAddress = MacAddress.Parse("02:00:00:00:62:02"), Name = "peer" }));
         _layer = new PosixLayer(_stack, new Territory(IpA, Mask, Ipv4Address.Any), new FdKindTable(_tableMemory, 65536),
-            VirtualClock ? () => _now : MonotonicClock.Now, Policy);
+            VirtualClock ? ReadVirtualClock : MonotonicClock.Now, Policy);
     }
 
     [TearDown]

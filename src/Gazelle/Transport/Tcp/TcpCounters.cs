@@ -113,6 +113,9 @@ public sealed class TcpCounters
     public long DelayedAcks;
     /// <summary>ACKs owed for a poll (TcpLayer.AckSoonEnabled) that nothing the program sent carried, sent alone.</summary>
     public long AcksSentLate;
+    /// <summary>ACKs owed for a reply (TcpLayer.AckSoonEnabled) sent alone because the program began to wait for
+    /// input first (TcpLayer.SendOwedAcks).</summary>
+    public long AcksSentBeforeWait;
 
     // ---- loss recovery ----
     /// <summary>Retransmission timeouts (RFC 6298 §5).</summary>

@@ -527,14 +527,14 @@ public sealed partial class TcpLayer
 
     // ------------------------------------------------------------------ timers
 
-    /// <summary>Runs due timers; returns the next deadline (<see cref="Instant.Never"/> if none).</summary>
     /// <summary>The time without running timers: segments sent next are stamped with it (ISocketApi.Tick).</summary>
     public void Tick(Instant now) => _now = now;
 
+    /// <summary>Runs due timers; returns the next deadline (<see cref="Instant.Never"/> if none).</summary>
     public Instant Poll(Instant now)
     {
         _now = now;
-        if (_ackSoonCount > 0) SendAcksOwedBefore(now + new TimeSpanMicros(-AckSoonMicros));
+        if (_ackSoonCount > 0) SendAcksOwedBefore(now + new TimeSpanMicros(-AckSoonMicros), ref Counters.AcksSentLate);
         var next = now < _earliest ? _earliest : RunDueTimers(now);
         // An ACK still owed: the poll after its wait sends it.
         return _ackSoonCount > 0 ? Instant.Min(next, _tcbs[_ackSoon[0]].AckSoonSince + new TimeSpanMicros(AckSoonMicros)) : next;
@@ -577,9 +577,23 @@ public sealed partial class TcpLayer
         _ackSoon[_ackSoonCount++] = t.Index;
     }
 
+    /// <summary>Some connection may owe an ACK that waits for a segment to carry it (<see cref="AckSoonEnabled"/>).</summary>
+    public bool AcksOwed => _ackSoonCount > 0;
+
+    /// <summary>
+    /// Sends every ACK that waits for a segment to carry it, now. For when the program is about to wait for
+    /// input: a reply it has not sent yet will not come before something arrives, and a peer may be waiting for
+    /// the ACK itself — a Nagle sender holds its second small write until the first is acknowledged (RFC 9293
+    /// §3.7.4), which Linux's quick ACKs release at once.
+    /// </summary>
+    public void SendOwedAcks()
+    {
+        if (_ackSoonCount > 0) SendAcksOwedBefore(Instant.Never, ref Counters.AcksSentBeforeWait);
+    }
+
     /// <summary>Sends the ACKs owed since <paramref name="cutoff"/> or earlier that nothing carried since (the
-    /// list is oldest first: it stops at the first younger one).</summary>
-    private void SendAcksOwedBefore(Instant cutoff)
+    /// list is oldest first: it stops at the first younger one), counting them in <paramref name="sent"/>.</summary>
+    private void SendAcksOwedBefore(Instant cutoff, ref long sent)
     {
         int i = 0;
         for (; i < _ackSoonCount; i++)
@@ -589,7 +603,7 @@ public sealed partial class TcpLayer
             if (t.AckSoonSince > cutoff) break;
             t.AckSoon = false;
             if (!t.InUse || t.LastAckSent == t.RcvNxt) continue;
-            Counters.AcksSentLate++;
+            sent++;
             t.AckNow = true;
             Output(t);
             Touch(t);

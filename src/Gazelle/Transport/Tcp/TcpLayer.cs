@@ -111,7 +111,9 @@ public sealed partial class TcpLayer
     /// Connection: close then takes four segments each way instead of five or six (the request's ACK rides on the
     /// response, the ACK of the response and of the FIN on the client's FIN). (The ACK that completes an active
     /// open still goes at once: a server that speaks first waits for it.) RFC 9293 §3.8.6.3 lets an ACK wait up to 0.5 s
-    /// (Linux's delayed ACK: 40 ms); a Nagle sender waiting for it loses at most this. Off: sent in the same poll.
+    /// (Linux's delayed ACK: 40 ms). When the program starts waiting for input instead of replying, the POSIX layer
+    /// sends them at once (<see cref="SendOwedAcks"/>): a Nagle sender whose second write waits for this ACK loses
+    /// nothing. Off: sent in the same poll.
     /// </summary>
     public bool AckSoonEnabled { get; set; } = true;
 
