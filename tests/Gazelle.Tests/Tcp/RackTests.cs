@@ -165,6 +165,43 @@ public class RackTests : TcpFixture
         Assert.That(t.Cwnd, Is.GreaterThanOrEqualTo(cwndBefore), "the reduction is undone");
         Assert.That(t.Ssthresh, Is.EqualTo(int.MaxValue));
     }
+
+    [Test]
+    public void RecoveryEndedByAnOriginalIsUndone()
+    {
+        UseTimestamps = true;
+        var c = EstablishedWithRtt(10);
+        const int TsMss = 1448; // 1460 less the timestamp option
+        Assert.That(Tcp.Send(c, Bytes(6 * TsMss), MessageFlags.None, out _), Is.EqualTo(Errno.Ok));
+        var originals = new uint[6];
+        for (int i = 0; i < 6; i++) originals[i] = Expect(TcpFlags.Ack, seq: OurNxt + i * TsMss, length: TsMss).Header.Options.TsVal;
+        var t = Tcp.Peek(c)!;
+        int cwndBefore = t.Cwnd;
+        NowUs += 10_000;
+        PeerTs += 10;
+        var sack = Seg(TcpFlags.Ack, PeerNxt, OurNxt);
+        sack.Options.TsEcr = originals[5];
+        sack.Options.SackCount = 1;
+        sack.Options.Sack[0] = new SackBlock(OurNxt + 2 * TsMss, OurNxt + 6 * TsMss);
+        Send(sack); // four SACKed above two holes: both lost, both resent
+        Expect(TcpFlags.Ack, seq: OurNxt, length: TsMss);
+        Expect(TcpFlags.Ack, seq: OurNxt + TsMss, length: TsMss);
+        Assert.That(t.InRecovery, Is.True);
+        // The originals were only late: each ACK echoes the original's timestamp (RFC 7323 §4.3).
+        NowUs += 1_000;
+        PeerTs += 1;
+        var partial = Seg(TcpFlags.Ack, PeerNxt, OurNxt + TsMss);
+        partial.Options.TsEcr = originals[0];
+        Send(partial);
+        Assert.That(Tcp.Counters.SpuriousRecoveriesUndone, Is.Zero, "two retransmissions: the first ACK alone proves nothing");
+        PeerTs += 1;
+        var full = Seg(TcpFlags.Ack, PeerNxt, OurNxt + 6 * TsMss);
+        full.Options.TsEcr = originals[1];
+        Send(full);
+        Assert.That(t.InRecovery, Is.False);
+        Assert.That(Tcp.Counters.SpuriousRecoveriesUndone, Is.EqualTo(1));
+        Assert.That(t.Cwnd, Is.GreaterThanOrEqualTo(cwndBefore));
+    }
 }
 
 /// <summary>RACK over the simulated link: reordering is not loss; loss among reordering is still repaired fast.</summary>

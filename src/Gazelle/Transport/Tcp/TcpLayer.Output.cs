@@ -76,6 +76,19 @@ public sealed partial class TcpLayer
                 if (t.SndUna >= t.RecoveryPoint)
                 {
                     t.InRecovery = false; // RFC 6675 §5: recovery ends when RecoveryPoint is acknowledged
+                    if (!t.RecoveryUndone && t.TsOk && h.Options.HasTimestamp && h.Options.TsEcr != 0
+                        && unchecked((int)(h.Options.TsEcr - t.RecoveryTsVal)) < 0)
+                    {
+                        // The ACK that ends the recovery echoes a segment sent before it began (RFC 3522 at the
+                        // recovery's end, as Linux's tcp_try_undo_recovery): the last hole was filled by an
+                        // original, so the episode was reordering: undo its reduction.
+                        Counters.SpuriousRecoveriesUndone++;
+                        t.ReordSeen++;
+                        t.RecoveryUndone = true;
+                        t.UndoValid = false;
+                        t.Cwnd = Math.Max(t.Cwnd, t.PriorCwnd);
+                        if (t.PriorSsthresh > t.Ssthresh) t.Ssthresh = t.PriorSsthresh;
+                    }
                     if (!t.RecoveryUndone) t.Cwnd = Math.Max(t.Ssthresh, 2 * mss);
                     t.DupAcks = 0;
                     RackRecoveryEnded(t);
