@@ -210,7 +210,7 @@ if [ "$ROUNDS" != 1 ]; then
 fi
 echo
 echo "Exact commands: see the functions in bench/e2e/compare.sh (sockperf server/ping-pong/throughput -m 64,"
-echo "iperf3 -c, redis-benchmark -c 50 -t get,set, nginx master_process off + wrk -t1 -c32)."
+echo "iperf3 -c, redis-benchmark -c 50 -t get,set, nginx master_process off with open_file_cache + wrk -t1 -c32)."
 } >"$OUT"
 python3 "$ROOT/bench/e2e/chart.py" "$OUT" "${OUT%.md}.svg"
 cat "$OUT"

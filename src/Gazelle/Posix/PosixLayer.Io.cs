@@ -209,10 +209,12 @@ public sealed unsafe partial class PosixLayer
         if (count < 0 || count > MaxIov) return -(int)Errno.EINVAL;
         if (count > 0 && iov == null) return -(int)Errno.EFAULT;
         var f = StackFileOf(fd);
+        long generation = f is null ? 0 : Volatile.Read(ref f.Generation);
         if (f is null)
         {
             _lock.Enter();
             f = FileOf(fd);
+            if (f is not null) generation = f.Generation;
             if (f is null || f.Placement == Placement.Pending || (f.Placement == Placement.Dual && f.Kind == SocketKind.Tcp))
             {
                 int m = f is null ? 0 : Materialize(f);
@@ -236,7 +238,8 @@ public sealed unsafe partial class PosixLayer
                 rented = ArrayPool<byte>.Shared.Rent((int)total);
                 target = rented.AsSpan(0, (int)total);
             }
-            long r = f.Kind == SocketKind.Tcp ? ReceiveStream(fd, f, target, flags) : ReceiveDatagram(fd, f, target, flags, addr, len, outFlags);
+            long r = f.Kind == SocketKind.Tcp ? ReceiveStream(fd, f, generation, target, flags)
+                : ReceiveDatagram(fd, f, generation, target, flags, addr, len, outFlags);
             if (f.Kind == SocketKind.Tcp && addr != null && len != null) *len = 0;
             if (r > 0 && rented is not null) Scatter(rented.AsSpan(0, (int)r), iov, count);
             return r;
@@ -257,7 +260,7 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
-    private long ReceiveStream(int fd, SocketFile f, Span<byte> target, int flags)
+    private long ReceiveStream(int fd, SocketFile f, long generation, Span<byte> target, int flags)
     {
         if (target.IsEmpty) return 0;
         var wait = new BlockingWait(this);
@@ -272,7 +275,7 @@ public sealed unsafe partial class PosixLayer
             long timeout;
             lock (_lock)
             {
-                if (FileOf(fd) != f) return got > 0 ? got : -(int)Errno.EBADF;
+                if (!Names(fd, f, generation)) return got > 0 ? got : -(int)Errno.EBADF;
                 // What is already buffered is taken without polling first (a program usually reads because epoll
                 // just said so); only an empty socket polls for news and looks again. Not polling also lets an ACK
                 // the stack owes (TcpLayer.AckSoonEnabled) ride on the reply the program is about to send.
@@ -300,7 +303,7 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
-    private long ReceiveDatagram(int fd, SocketFile f, Span<byte> target, int flags, void* addr, uint* len, int* outFlags)
+    private long ReceiveDatagram(int fd, SocketFile f, long generation, Span<byte> target, int flags, void* addr, uint* len, int* outFlags)
     {
         var wait = new BlockingWait(this);
         var mflags = (MessageFlags)(flags & StackFlagMask & ~MSG_WAITALL);
@@ -313,7 +316,7 @@ public sealed unsafe partial class PosixLayer
             long timeout;
             lock (_lock)
             {
-                if (FileOf(fd) != f) return -(int)Errno.EBADF;
+                if (!Names(fd, f, generation)) return -(int)Errno.EBADF;
                 PollStack(wait.TakeTimeReuse());
                 e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
                 ResetEdges(f, EPOLLIN);
@@ -359,12 +362,14 @@ public sealed unsafe partial class PosixLayer
         if (count > 0 && iov == null) return -(int)Errno.EFAULT;
         if (StackFileOf(fd) is { } s)
         {
+            long g = Volatile.Read(ref s.Generation);
             long n = TotalLength(iov, count);
             if (n < 0) return n;
-            return s.Kind == SocketKind.Tcp ? SendStream(fd, s, iov, count, flags) : SendDatagram(fd, s, iov, count, n, flags, addr, addrLen);
+            return s.Kind == SocketKind.Tcp ? SendStream(fd, s, g, iov, count, flags) : SendDatagram(fd, s, g, iov, count, n, flags, addr, addrLen);
         }
         _lock.Enter();
         var f = FileOf(fd);
+        long generation = f?.Generation ?? 0;
         bool toStack = false;
         if (f is not null && f.Placement != Placement.Stack && f.Kind == SocketKind.Udp && addr != null
             && ReadEndpoint(addr, addrLen, out var dest) == 0)
@@ -393,10 +398,11 @@ public sealed unsafe partial class PosixLayer
         _lock.Exit();
         long total = TotalLength(iov, count);
         if (total < 0) return total;
-        return f.Kind == SocketKind.Tcp ? SendStream(fd, f, iov, count, flags) : SendDatagram(fd, f, iov, count, total, flags, addr, addrLen);
+        return f.Kind == SocketKind.Tcp ? SendStream(fd, f, generation, iov, count, flags)
+            : SendDatagram(fd, f, generation, iov, count, total, flags, addr, addrLen);
     }
 
-    private long SendStream(int fd, SocketFile f, IoVec* iov, int count, int flags)
+    private long SendStream(int fd, SocketFile f, long generation, IoVec* iov, int count, int flags)
     {
         var wait = new BlockingWait(this);
         var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB));
@@ -411,7 +417,7 @@ public sealed unsafe partial class PosixLayer
             long timeout;
             lock (_lock)
             {
-                if (FileOf(fd) != f) return sent > 0 ? sent : -(int)Errno.EBADF;
+                if (!Names(fd, f, generation)) return sent > 0 ? sent : -(int)Errno.EBADF;
                 if (first) PrepareSend(needsTime: true);
                 else PollStack();
                 e = SendChunks(f, iov, count, mflags, ref i, ref off, ref sent);
@@ -482,7 +488,7 @@ public sealed unsafe partial class PosixLayer
         return false;
     }
 
-    private long SendDatagram(int fd, SocketFile f, IoVec* iov, int count, long total, int flags, void* addr, uint addrLen)
+    private long SendDatagram(int fd, SocketFile f, long generation, IoVec* iov, int count, long total, int flags, void* addr, uint addrLen)
     {
         Ipv4Endpoint dest = default;
         if (addr != null)
@@ -517,7 +523,7 @@ public sealed unsafe partial class PosixLayer
                 long timeout;
                 lock (_lock)
                 {
-                    if (FileOf(fd) != f) return -(int)Errno.EBADF;
+                    if (!Names(fd, f, generation)) return -(int)Errno.EBADF;
                     if (first) PrepareSend(needsTime: false); // UDP stamps nothing with the time
                     else PollStack();
                     first = false;

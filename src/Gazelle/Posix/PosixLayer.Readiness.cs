@@ -204,11 +204,7 @@ public sealed unsafe partial class PosixLayer
                     if (interest is null) return -(int)Errno.ENOENT;
                     RemoveInterest(interest);
                     target.ForgetInterest(interest);
-                    if (_spareInterests.Count < MaxSpareInterests)
-                    {
-                        interest.Clear();
-                        _spareInterests.Push(interest);
-                    }
+                    SpareInterest(interest);
                     return 0;
                 default:
                     return -(int)Errno.EINVAL;
@@ -216,10 +212,18 @@ public sealed unsafe partial class PosixLayer
         }
     }
 
-    /// <summary>Registrations deleted by EPOLL_CTL_DEL, for the next ADD (no garbage per request for event loops
+    /// <summary>Registrations deleted by EPOLL_CTL_DEL or dropped by their socket's close, for the next ADD (no garbage per request for event loops
     /// that delete and add around every request). Caller holds the lock.</summary>
     private readonly Stack<EpollInterest> _spareInterests = new();
     private const int MaxSpareInterests = 1024;
+
+    /// <summary>Keeps a registration that left its epoll and its socket for the next ADD. Caller holds the lock.</summary>
+    private void SpareInterest(EpollInterest interest)
+    {
+        if (_spareInterests.Count >= MaxSpareInterests) return;
+        interest.Clear();
+        _spareInterests.Push(interest);
+    }
 
     /// <summary>Moves whenever the stack could not say which sockets had events: every registration is looked at.</summary>
     private long _allGeneration;

@@ -60,6 +60,18 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// </summary>
     private SocketFile? StackFileOf(int fd) =>
         (uint)fd < (uint)_entries.Length && Volatile.Read(ref _entries[fd]) is SocketFile { Placement: Placement.Stack } f ? f : null;
+    /// <summary>Whether <paramref name="fd"/> still names <paramref name="f"/> as it was when the call found it
+    /// (generation <paramref name="generation"/>): false once the fd was closed, even if the number and the
+    /// recycled object now serve another socket. Caller holds the lock.</summary>
+    private bool Names(int fd, SocketFile f, long generation) => FileOf(fd) == f && f.Generation == generation;
+
+    /// <summary>Spare socket files (their last fd closed), reused by the next socket()/accept(): an accepted
+    /// connection's file and its three lists were ~6 objects of garbage per connection. Caller holds the lock.</summary>
+    private readonly Stack<SocketFile> _spareFiles = new();
+    private const int MaxSpareFiles = 1024;
+
+    private SocketFile NewFile() => _spareFiles.TryPop(out var f) ? f.Renew() : new SocketFile();
+
     private EpollFile? EpollOf(int fd) => (uint)fd < (uint)_entries.Length ? _entries[fd] as EpollFile : null;
 
     /// <summary>Runs the stack once (receive, timers, transmit). Caller holds the lock. <paramref name="reuseTime"/>
@@ -250,7 +262,11 @@ public sealed unsafe partial class PosixLayer : IDisposable
             f.Fds.Remove(fd);
             if (f.Fds.Count > 0) return;
             // Linux drops epoll registrations when the last fd of the file closes.
-            foreach (var interest in f.Interests) RemoveInterest(interest);
+            foreach (var interest in f.Interests)
+            {
+                RemoveInterest(interest);
+                SpareInterest(interest);
+            }
             f.Interests.Clear();
             if (f.Handle.IsValid)
             {
@@ -261,6 +277,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
                 if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered by a poll, as loopback does
             }
             ForgetHandle(f);
+            if (_spareFiles.Count < MaxSpareFiles) _spareFiles.Push(f);
         }
         else if (entry is EpollFile e)
         {
@@ -342,15 +359,13 @@ public sealed unsafe partial class PosixLayer : IDisposable
     private SocketFile AddPending(int fd, int baseType, int type, int protocol)
     {
         Claim(fd);
-        var f = new SocketFile
-        {
-            Kind = baseType == SOCK_STREAM ? SocketKind.Tcp : SocketKind.Udp,
-            Protocol = baseType == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP,
-            ProtocolArgument = protocol,
-            NonBlocking = (type & SOCK_NONBLOCK) != 0,
-        };
+        var f = NewFile();
+        f.Kind = baseType == SOCK_STREAM ? SocketKind.Tcp : SocketKind.Udp;
+        f.Protocol = baseType == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
+        f.ProtocolArgument = protocol;
+        f.NonBlocking = (type & SOCK_NONBLOCK) != 0;
         f.Fds.Add(fd);
-        _entries[fd] = f;
+        Volatile.Write(ref _entries[fd], f);
         _table[fd] = FdKind.Pending;
         return f;
     }
@@ -540,16 +555,14 @@ public sealed unsafe partial class PosixLayer : IDisposable
             return fd;
         }
         Claim(fd);
-        var f = new SocketFile
-        {
-            Placement = Placement.Stack,
-            Kind = SocketKind.Tcp,
-            Protocol = IPPROTO_TCP,
-            Handle = conn,
-            NonBlocking = (flags & SOCK_NONBLOCK) != 0,
-        };
+        var f = NewFile();
+        f.Placement = Placement.Stack;
+        f.Kind = SocketKind.Tcp;
+        f.Protocol = IPPROTO_TCP;
+        f.Handle = conn;
+        f.NonBlocking = (flags & SOCK_NONBLOCK) != 0;
         f.Fds.Add(fd);
-        _entries[fd] = f;
+        Volatile.Write(ref _entries[fd], f);
         _table[fd] = FdKind.Socket;
         _byHandle[conn.Value] = f;
         return fd;
@@ -650,6 +663,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
         bool nonBlocking = f.NonBlocking;
         long timeout = f.SendTimeoutMicros;
         var handle = f.Handle;
+        long generation = f.Generation;
         _lock.Exit();
         if (e != Errno.EINPROGRESS || nonBlocking) return -(int)e;
         // Blocking connect: wait for the handshake's outcome, then report it as SO_ERROR would.
@@ -660,7 +674,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
             if (w < 0) return w;
             lock (_lock)
             {
-                if (FileOf(fd) is not { } g || g.Handle != handle) return -(int)Errno.EBADF;
+                if (!Names(fd, f, generation) || f.Handle != handle) return -(int)Errno.EBADF;
                 PollStack();
                 var ready = _stack.GetReadiness(handle);
                 if ((ready & (Readiness.Writable | Readiness.Error | Readiness.HangUp)) != 0)

@@ -14,9 +14,16 @@ internal enum Placement
     Dual,
 }
 
-/// <summary>One open socket, shared by every fd that dup() made of it (the kernel's "struct file").</summary>
+/// <summary>One open socket, shared by every fd that dup() made of it (the kernel's "struct file"). The layer
+/// reuses the object for a later socket once its last fd closed (<see cref="Renew"/>: no garbage per
+/// connection); <see cref="Generation"/> tells the incarnations apart.</summary>
 internal sealed class SocketFile
 {
+    /// <summary>Moves each time the object is reused for another socket. A call that found this file and then let
+    /// go of the layer's lock (to wait) checks that its fd still names this file in the same generation
+    /// (PosixLayer.Names): the fd number may have been closed and handed to a new socket meanwhile, and that
+    /// socket may be this very object again.</summary>
+    public long Generation;
     public Placement Placement;
     public SocketKind Kind;
     public int Protocol;
@@ -68,6 +75,30 @@ internal sealed class SocketFile
     }
     /// <summary>Moves whenever the stack journaled an event for this socket (PosixLayer.NoteStackEvents).</summary>
     public long EventGeneration;
+
+    /// <summary>Makes a spare file (its last fd closed, its stack socket closed) a fresh one: every field as a
+    /// new object has it, the lists emptied (their arrays kept), and a new <see cref="Generation"/>, written last
+    /// with release semantics so a lock-free reader that sees the new generation sees the new fields.
+    /// <see cref="EventGeneration"/> keeps counting (registrations compare it for equality only).</summary>
+    public SocketFile Renew()
+    {
+        Placement = Placement.Pending;
+        Kind = default;
+        Protocol = 0;
+        Lazy = false;
+        ProtocolArgument = 0;
+        Handle = SocketHandle.Invalid;
+        NonBlocking = false;
+        ReceiveTimeoutMicros = SendTimeoutMicros = 0;
+        Listening = false;
+        ConnectPending = false;
+        KernelAnyPort = 0;
+        Fds.Clear();
+        Options.Clear();
+        Interests.Clear();
+        Volatile.Write(ref Generation, Generation + 1);
+        return this;
+    }
 }
 
 /// <summary>An epoll instance that has (or had) stack sockets in its interest list.</summary>
