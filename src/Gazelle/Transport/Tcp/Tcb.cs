@@ -25,10 +25,14 @@ internal sealed class Tcb
     private readonly RingPool _rings;
     private readonly HeldFrames _held;
 
-    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventJournal? journal = null, HeldFrames? held = null)
+    private readonly SegmentRecordPool _segPool;
+
+    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventJournal? journal = null, HeldFrames? held = null,
+        SegmentRecordPool? segments = null)
     {
         Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _journal = journal;
         _held = held ?? new HeldFrames(0);
+        _segPool = segments ?? new SegmentRecordPool(1);
     }
 
     // ---- ownership ----
@@ -335,7 +339,7 @@ internal sealed class Tcb
         UnackedSegments = 0; AckNow = false; QuickAcksLeft = 0; AckSoon = false;
         RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
         TlpOutstanding = false;
-        SegHead = SegCount = 0; RecSackedBytes = RecLostBytes = 0; RackXmitUs = -1; RackRttUs = 0; RackEndSeq = RackFack = default; TxOrder = RackOrder = 0;
+        ReleaseRecords(); RackXmitUs = -1; RackRttUs = 0; RackEndSeq = RackFack = default; TxOrder = RackOrder = 0;
         RackReorderingSeen = false; RackReoWndMult = 1; RackReoWndPersist = 0; RackDsackRoundValid = false; RackDeadline = Instant.Never;
         UndoRetrans = 0; UndoValid = RecoveryUndone = false;
         PersistBackoff = 0; PersistUnanswered = 0; KeepaliveProbesSent = 0;
@@ -347,6 +351,29 @@ internal sealed class Tcb
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
         LastDataSent = LastDataRecv = LastAckRecv = EstablishedAt = default;
         DsackDups = ReordSeen = TotalRto = TotalRtoRecoveries = 0; TotalRtoMicros = 0;
+    }
+
+    /// <summary>Gives the RACK record ring back (nothing in flight, or the connection is freed).</summary>
+    public void ReleaseRecords()
+    {
+        SegHead = SegCount = 0;
+        RecSackedBytes = RecLostBytes = 0;
+        if (Segs.Length == 0) return;
+        _segPool.Return(Segs);
+        Segs = [];
+    }
+
+    /// <summary>Doubles the RACK record ring (64 first, at most <see cref="MaxSegRecords"/>), from the stack's pool.</summary>
+    public bool GrowRecords()
+    {
+        int cap = Segs.Length == 0 ? 64 : Segs.Length * 2;
+        if (cap > MaxSegRecords) return false;
+        var segs = _segPool.Rent(cap);
+        for (int i = 0; i < SegCount; i++) segs[i] = Segs[(SegHead + i) & (Segs.Length - 1)];
+        _segPool.Return(Segs);
+        Segs = segs;
+        SegHead = 0;
+        return true;
     }
 
     /// <summary>Remembers when a first transmission ending at <paramref name="end"/> left.</summary>

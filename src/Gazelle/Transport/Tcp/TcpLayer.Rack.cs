@@ -52,7 +52,7 @@ public sealed partial class TcpLayer
         }
         if (end <= t.SndMax) return;
         SeqNum start = SeqNum.Max(seq, t.SndMax);
-        if (t.SegCount == t.Segs.Length && !GrowRecords(t))
+        if (t.SegCount == t.Segs.Length && !t.GrowRecords())
         {
             // At the cap: the newest record takes the new bytes (and their later send time).
             ref var tail = ref t.Segs[SegIndex(t, t.SegCount - 1)];
@@ -71,19 +71,6 @@ public sealed partial class TcpLayer
         r.Order = ++t.TxOrder;
         r.Flags = retransmit ? SegFlags.Retransmitted : SegFlags.None;
         t.SegCount++;
-    }
-
-    /// <summary>Doubles the record ring (64 first, at most <see cref="Tcb.MaxSegRecords"/>). Allocates only while a
-    /// connection's flight grows past every earlier one of the same pooled TCB.</summary>
-    private static bool GrowRecords(Tcb t)
-    {
-        int cap = t.Segs.Length == 0 ? 64 : t.Segs.Length * 2;
-        if (cap > Tcb.MaxSegRecords) return false;
-        var segs = new SentSegment[cap];
-        for (int i = 0; i < t.SegCount; i++) segs[i] = t.Segs[SegIndex(t, i)];
-        t.Segs = segs;
-        t.SegHead = 0;
-        return true;
     }
 
     /// <summary>The record holding <paramref name="seq"/> (binary search, records are in sequence order), or -1.</summary>
@@ -117,7 +104,7 @@ public sealed partial class TcpLayer
     /// <summary>Splits record <paramref name="i"/> at <paramref name="at"/> (inside it): both halves keep its state.</summary>
     private static void SplitRecord(Tcb t, int i, SeqNum at)
     {
-        if (t.SegCount == t.Segs.Length && !GrowRecords(t)) return; // at the cap: stays whole (coarser)
+        if (t.SegCount == t.Segs.Length && !t.GrowRecords()) return; // at the cap: stays whole (coarser)
         for (int k = t.SegCount; k > i + 1; k--) t.Segs[SegIndex(t, k)] = t.Segs[SegIndex(t, k - 1)];
         ref var a = ref t.Segs[SegIndex(t, i)];
         ref var b = ref t.Segs[SegIndex(t, i + 1)];
@@ -152,7 +139,7 @@ public sealed partial class TcpLayer
             }
             break;
         }
-        if (t.SegCount == 0) t.SegHead = 0;
+        if (t.SegCount == 0) t.ReleaseRecords(); // all acknowledged: the ring goes back to the stack's pool
     }
 
     /// <summary>A SACK block [l, r): the records inside it are delivered. True if any was newly SACKed.</summary>

@@ -69,6 +69,7 @@ public sealed partial class TcpLayer
     private readonly Tcb[] _tcbs;
     private readonly RingPool _rings;
     private readonly HeldFrames _held;
+    private readonly SegmentRecordPool _segPool;
     private PacketBuffer? _inputFrame;
     private bool _inputFrameHeld;
     private readonly int[] _free;
@@ -138,9 +139,10 @@ public sealed partial class TcpLayer
         _ackSoon = new int[n];
         _rings = new RingPool(config.TcpRingPoolBytes);
         _held = new HeldFrames(config.TcpHeldFrames);
+        _segPool = new SegmentRecordPool(n);
         for (int i = 0; i < n; i++)
         {
-            _tcbs[i] = new Tcb(i, _rings, Counters, Events, _held);
+            _tcbs[i] = new Tcb(i, _rings, Counters, Events, _held, _segPool);
             _free[i] = n - 1 - i; // hand out low indices first
         }
         _freeCount = n;
