@@ -99,6 +99,11 @@ public interface IPacketPool
     /// <summary>Rents an empty buffer with <see cref="Headroom"/> in front, or null when the pool is exhausted.</summary>
     PacketBuffer? Rent();
     void Return(PacketBuffer buffer);
+    /// <summary>Returns several buffers of this pool (a device pool frees their memory in one native call).</summary>
+    void ReturnBulk(ReadOnlySpan<PacketBuffer> buffers)
+    {
+        foreach (var b in buffers) Return(b);
+    }
     /// <summary>Buffers currently rented (for leak checks: back to baseline after every test).</summary>
     int InUse { get; }
     int Capacity { get; }

@@ -105,6 +105,31 @@ public sealed class ArpCache
         return true;
     }
 
+    /// <summary>Moves whenever an entry is learned, starts resolving or is freed: a resolution taken with
+    /// <see cref="TryGetSettled"/> stays current while this is unchanged (and until its deadline).</summary>
+    public int Version { get; private set; }
+
+    /// <summary>The MAC of a reachable <paramref name="ip"/> that needs no refresh before <paramref name="until"/>
+    /// (the start of its refresh window), for a sender that caches it (the IP layer's route cache): while
+    /// <see cref="Version"/> is unchanged and before <paramref name="until"/>, sending to <paramref name="mac"/>
+    /// is what <see cref="Send"/> would do. <see cref="Touch"/> keeps the entry's use current.</summary>
+    public bool TryGetSettled(Ipv4Address ip, Instant now, out MacAddress mac, out Instant until, out int slot)
+    {
+        mac = default;
+        until = default;
+        if (!Find(ip, out slot)) return false;
+        ref var e = ref _entries[slot];
+        if (e.State != State.Reachable) return false;
+        until = new Instant(e.Expires.Microseconds - _options.RefreshWindow.Value);
+        if (now >= until) return false;
+        mac = e.Mac;
+        return true;
+    }
+
+    /// <summary>Marks the entry of a slot from <see cref="TryGetSettled"/> as used now (least recently used
+    /// entries are evicted first).</summary>
+    public void Touch(int slot, Instant now) => _entries[slot].LastUsed = now;
+
     /// <summary>Gratuitous ARP (a request for our own address, RFC 5227 §3 announcement).</summary>
     public void Announce() => SendArp(ArpOperation.Request, MacAddress.Broadcast, MacAddress.Zero, _address);
 
@@ -156,6 +181,7 @@ public sealed class ArpCache
 
     private void StartResolving(ref Entry e, Instant now)
     {
+        Version++;
         e.State = State.Incomplete;
         e.Requests = 1;
         e.NextRequest = now + _options.RetryInterval;
@@ -236,6 +262,7 @@ public sealed class ArpCache
     private void Learn(int slot, MacAddress mac, Instant now)
     {
         ref var e = ref _entries[slot];
+        Version++;
         if (e.State == State.Incomplete) _incomplete--;
         e.State = State.Reachable;
         e.Mac = mac;
@@ -329,6 +356,7 @@ public sealed class ArpCache
     private void Free(int slot)
     {
         ref var e = ref _entries[slot];
+        Version++;
         _index.Remove(e.Ip.Value);
         e = default;
         _free[_freeCount++] = slot;

@@ -30,6 +30,32 @@ public sealed class Ipv4Layer : IIpOutput
     /// <summary>Capacity of the local delivery queue (datagrams a stack sends to itself between polls).</summary>
     public const int LocalQueueSize = 256;
 
+    /// <summary>
+    /// The route of the last destination sent to twice in a row (one entry: a sender mostly talks to one peer), with
+    /// its frame's Ethernet and IPv4 headers prebuilt, so a send there copies them and patches the total length, the
+    /// identification and the header checksum instead of routing, emitting both headers and resolving the next hop
+    /// (a sixth of a 64-byte UDP send, perf on sockperf's throughput client). Current while the ARP cache and the
+    /// path MTU table are unchanged (their versions) and before the next hop's refresh window opens; sends with
+    /// other parameters (source, protocol, TTL, TOS, DF) or longer than the MTU take the full path.
+    /// </summary>
+    private struct CachedRoute
+    {
+        public bool Valid;
+        public Ipv4Address Destination, Source;
+        public byte Protocol, Ttl, Tos;
+        public bool DontFragment;
+        public int Mtu, ArpSlot, ArpVersion, PathMtuVersion;
+        public Instant Until;
+        /// <summary>RFC 1071 sum of the IPv4 header's words but the total length, identification and checksum.</summary>
+        public uint HeaderSum;
+    }
+
+    private CachedRoute _route;
+    /// <summary>Ethernet header (link bytes) then IPv4 header of <see cref="_route"/> (length, id, checksum zero).</summary>
+    private readonly byte[] _routeHeaders;
+    /// <summary>Destination of the last send that took the full path (a second one in a row builds the route).</summary>
+    private Ipv4Address _lastSlowDestination;
+
     public Ipv4Layer(Ipv4Address address, Ipv4Address netmask, Ipv4Address gateway, ulong secret,
                      EthernetLink link, ArpCache arp, Ipv4Counters counters)
     {
@@ -43,6 +69,7 @@ public sealed class Ipv4Layer : IIpOutput
         Counters = counters;
         Reassembler = new Ipv4Reassembler(counters);
         PathMtus = new PathMtuTable(link.Mtu);
+        _routeHeaders = new byte[link.HeaderLength + Ipv4Repr.HeaderLength];
     }
 
     public Ipv4Counters Counters { get; }
@@ -148,6 +175,16 @@ public sealed class Ipv4Layer : IIpOutput
         int checksumOffset, uint headerSum)
     {
         var dst = p.Destination;
+        if (checksumOffset >= 0 && _route.Valid && dst == _route.Destination)
+        {
+            int length = Ipv4Repr.HeaderLength + header.Length + payload1.Length + payload2.Length;
+            if (p.Source == _route.Source && p.Protocol == _route.Protocol && p.Ttl == _route.Ttl && p.Tos == _route.Tos
+                && p.DontFragment == _route.DontFragment && length <= _route.Mtu && Now < _route.Until
+                && _arp.Version == _route.ArpVersion && PathMtus.Version == _route.PathMtuVersion)
+            {
+                return SendRouted(header, payload1, payload2, checksumOffset, headerSum, length);
+            }
+        }
         MacAddress mac = default;
         Ipv4Address nextHop = dst;
         bool bcast = IsBroadcast(dst);
@@ -211,6 +248,11 @@ public sealed class Ipv4Layer : IIpOutput
             }
             repr.PayloadLength = l4;
             Transmit(b, repr, bcast, mac, nextHop);
+            if (checksumOffset >= 0 && !bcast)
+            {
+                if (dst == _lastSlowDestination) CacheRoute(p, nextHop);
+                _lastSlowDestination = dst;
+            }
             return Errno.Ok;
         }
         if (p.DontFragment)
@@ -239,6 +281,85 @@ public sealed class Ipv4Layer : IIpOutput
             Transmit(b, repr, bcast, mac, nextHop);
         }
         return Errno.Ok;
+    }
+
+    /// <summary>Sends through <see cref="_route"/> (checked by the caller): the prebuilt headers, then the transport
+    /// header and payload with the transport checksum summed while copying, as the full path does.</summary>
+    private Errno SendRouted(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
+        int checksumOffset, uint headerSum, int length)
+    {
+        var b = _link.RentTx();
+        if (b is null)
+        {
+            Counters.TxNoBuffer++;
+            return Errno.ENOBUFS;
+        }
+        var headers = _routeHeaders;
+        int linkLength = headers.Length - Ipv4Repr.HeaderLength;
+        var ip = b.Append(length);
+        b.Prepend(linkLength);
+        headers.CopyTo(b.Data); // the buffer was empty: its data is now the whole frame
+        var t = ip[Ipv4Repr.HeaderLength..];
+        header.CopyTo(t);
+        uint s1 = InternetChecksum.CopyAndSum(payload1, t.Slice(header.Length, payload1.Length));
+        uint sum = InternetChecksum.Add(headerSum, header.Length % 2 == 0 ? s1 : BinaryPrimitives.ReverseEndianness((ushort)s1));
+        if (!payload2.IsEmpty) // a UDP datagram has none: no call
+        {
+            uint s2 = InternetChecksum.CopyAndSum(payload2, t.Slice(header.Length + payload1.Length, payload2.Length));
+            if (((header.Length + payload1.Length) & 1) != 0) s2 = BinaryPrimitives.ReverseEndianness((ushort)s2); // RFC 1071 §2(B)
+            sum = InternetChecksum.Add(sum, s2);
+        }
+        ushort c = InternetChecksum.Finish(sum);
+        if (c == 0 && _route.Protocol == IpProtocol.Udp) c = 0xFFFF; // RFC 768: a computed zero is sent as all ones
+        BinaryPrimitives.WriteUInt16BigEndian(t[checksumOffset..], c);
+        ushort id = _nextId++;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.TotalLengthOffset..], (ushort)length);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.IdentificationOffset..], id);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.ChecksumOffset..],
+            InternetChecksum.Finish(InternetChecksum.Fold((ulong)_route.HeaderSum + (uint)length + id)));
+        Counters.DatagramsSent++;
+        _arp.Touch(_route.ArpSlot, Now);
+        _link.SendFrame(b);
+        return Errno.Ok;
+    }
+
+    /// <summary>Builds <see cref="_route"/> for a destination just sent to on the full path, when its next hop is
+    /// resolved and settled and no path MTU estimate is held for it (else the full path keeps it).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void CacheRoute(in Ipv4SendParams p, Ipv4Address nextHop)
+    {
+        _route.Valid = false;
+        var dst = p.Destination;
+        if (nextHop == _address || PathMtus.Contains(dst) || !_arp.TryGetSettled(nextHop, Now, out var mac, out var until, out int slot)) return;
+        var headers = _routeHeaders.AsSpan();
+        int linkLength = headers.Length - Ipv4Repr.HeaderLength;
+        _link.EmitHeader(headers, mac, EtherType.Ipv4);
+        Ipv4Repr repr = default;
+        repr.Source = p.Source;
+        repr.Destination = dst;
+        repr.Protocol = p.Protocol;
+        repr.Ttl = p.Ttl;
+        repr.Tos = p.Tos;
+        repr.DontFragment = p.DontFragment;
+        repr.Emit(headers[linkLength..]);
+        var ip = headers[linkLength..];
+        // The emitted checksum covers the header with length 20 and id 0: keep the sum without the length, and
+        // zero the three patched fields.
+        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.TotalLengthOffset..], 0);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.ChecksumOffset..], 0);
+        _route.HeaderSum = InternetChecksum.Fold(InternetChecksum.Sum(ip));
+        _route.Destination = dst;
+        _route.Source = p.Source;
+        _route.Protocol = p.Protocol;
+        _route.Ttl = p.Ttl;
+        _route.Tos = p.Tos;
+        _route.DontFragment = p.DontFragment;
+        _route.Mtu = Math.Min(PathMtus.Get(dst, Now), _link.Mtu);
+        _route.ArpSlot = slot;
+        _route.ArpVersion = _arp.Version;
+        _route.PathMtuVersion = PathMtus.Version;
+        _route.Until = until;
+        _route.Valid = true;
     }
 
     /// <summary>Fragments carry the transport header once: its checksum is computed over the whole datagram first.

@@ -36,6 +36,11 @@ public sealed class PathMtuTable
     }
 
     public int Count => _count;
+    /// <summary>Moves whenever an entry is added, changed or removed (the IP layer's route cache checks it).</summary>
+    public int Version { get; private set; }
+
+    /// <summary>Whether a (possibly expired) estimate is held for <paramref name="destination"/>.</summary>
+    public bool Contains(Ipv4Address destination) => _count != 0 && _index.ContainsKey(destination.Value);
 
     public int Get(Ipv4Address destination, Instant now)
     {
@@ -83,11 +88,13 @@ public sealed class PathMtuTable
             _index[destination.Value] = i;
         }
         _entries[i] = new Entry { Destination = destination, Mtu = mtu, Expires = now + _lifetime };
+        Version++;
         return true;
     }
 
     private void Remove(int i)
     {
+        Version++;
         _index.Remove(_entries[i].Destination.Value);
         int last = --_count;
         if (i != last)

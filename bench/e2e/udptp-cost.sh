@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# What one 64-byte datagram costs each end of sockperf's UDP throughput test (issue 6): both ends preloaded,
+# joined by net_memif, each under `perf stat` (CPU time, context switches), the client's CPU time divided by
+# the messages it sent, the server's by the datagrams its stack delivered; with both stacks' counters
+# (GAZELLE_STATS) for where datagrams were dropped (Link.TxDeviceFull: the memif ring was full, the server
+# took in less than the client sent). Optional `perf record -g` of one end (PROFILE=client|server,
+# PROFILE_OUT=file). PIN=1 puts the server on CPU 0 and the client on CPU 1.
+#   bench/e2e/udptp-cost.sh [seconds]      (default 5)
+# A timing, not a test: it never fails on a figure.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SECS=${1:-5}
+PRELOAD=${PRELOAD:-$ROOT/build/libgazelle.so} # PRELOAD=other/build/libgazelle.so compares another build
+EVENTS=task-clock,context-switches
+command -v perf >/dev/null || { echo "perf missing" >&2; exit 1; }
+command -v sockperf >/dev/null || { echo "sockperf missing: run make deps" >&2; exit 1; }
+[ -f "$PRELOAD" ] || { echo "$PRELOAD missing: run make" >&2; exit 1; }
+tmp=$(mktemp -d /tmp/gz-udptpcost.XXXXXX)
+srv=""
+cleanup() {
+    [ -n "$srv" ] && { pkill -INT -P "$srv" 2>/dev/null || true; kill -INT "$srv" 2>/dev/null || true; sleep 1; kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; }
+    rm -rf "$tmp" /var/run/dpdk/gz-udptpcost-"$$"-*
+}
+trap cleanup EXIT
+source "$ROOT/scripts/lstack-conf.sh"
+memif_pair_conf "$tmp" "udptpcost-$$" "$tmp/memif.sock" 10.66.0 9000
+port=$((30000 + RANDOM % 20000))
+pin0=() pin1=()
+[ -n "${PIN:-}" ] && pin0=(taskset -c 0) pin1=(taskset -c 1)
+srec=(perf stat -x, -e $EVENTS -o "$tmp/server.stat")
+crec=(perf stat -x, -e $EVENTS -o "$tmp/client.stat")
+out=${PROFILE_OUT:-/tmp/gz-udptpcost.perf.data}
+[ "${PROFILE:-}" = server ] && srec=(perf record -g -o "$out" "${srec[@]}")
+[ "${PROFILE:-}" = client ] && crec=(perf record -g -o "$out" "${crec[@]}")
+"${pin0[@]}" env GAZELLE_CONF="$tmp/memif-server.conf" GAZELLE_STATS="$tmp/server.stats" LD_PRELOAD="$PRELOAD" \
+    "${srec[@]}" sockperf server -i 10.66.0.1 -p "$port" >"$tmp/server.log" 2>&1 &
+srv=$!
+sleep 2
+"${pin1[@]}" env GAZELLE_CONF="$tmp/memif-client.conf" GAZELLE_STATS="$tmp/client.stats" LD_PRELOAD="$PRELOAD" \
+    timeout $((SECS * 4 + 60)) "${crec[@]}" sockperf throughput -i 10.66.0.1 -p "$port" -m 64 -t "$SECS" >"$tmp/client.log" 2>&1 || true
+pkill -INT -P "$srv" 2>/dev/null || true
+for _ in $(seq 100); do kill -0 "$srv" 2>/dev/null || break; sleep 0.1; done
+wait "$srv" 2>/dev/null || true
+srv=""
+rate=$(grep -o 'Message Rate is [0-9]*' "$tmp/client.log" | awk '{print $NF}' || true)
+sent=$(grep -o 'Total of [0-9]* messages sent' "$tmp/client.log" | awk '{print $3}' || true)
+[ -n "$rate" ] && [ -n "$sent" ] || { echo "no result"; cat "$tmp/client.log" "$tmp/server.log"; exit 1; }
+stat() { awk -v k="$2" '$1 == "counter." k { print $2; f = 1 } END { if (!f) print 0 }' "$1"; }
+delivered=$(stat "$tmp/server.stats" Udp.Delivered)
+per() { awk -F, -v ev="$2" -v n="$3" -v s="$4" '$3 == ev { if ($1 ~ /^[0-9.]+$/ && n > 0) printf "%.1f", $1 * s / n; else printf "-" }' "$1"; }
+echo "UDP throughput 64 B over memif, ${SECS}s${PIN:+, pinned}, load $(cut -d' ' -f1-3 /proc/loadavg): $rate msg/s sent ($sent), $delivered delivered"
+echo "  client: $(per "$tmp/client.stat" task-clock "$sent" 1000000) ns CPU per message sent, $(per "$tmp/client.stat" context-switches "$sent" 1000000) context switches per million"
+echo "  server: $(per "$tmp/server.stat" task-clock "$delivered" 1000000) ns CPU per datagram delivered"
+echo "  client drops: $(grep -E 'TxDeviceFull|TxNoBuffer|NoBuffer' "$tmp/client.stats" | tr '\n' ' ')"
+echo "  server: $(grep -E 'ReceiveQueueFull|FramesReceived|Drop|Full' "$tmp/server.stats" | tr '\n' ' ')"
+[ -n "${KEEP:-}" ] && cp "$tmp"/*.stats "$tmp"/*.log "$KEEP"/ 2>/dev/null || true
