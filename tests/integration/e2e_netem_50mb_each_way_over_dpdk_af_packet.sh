@@ -57,6 +57,9 @@ echo "1. preloaded -> kernel: $SIZE_MB MB byte-exact in $ms1 ms ($((SIZE_MB * 80
      "RtoTimeouts=$(counter "$c" TcpLayer.RtoTimeouts) TailLossProbes=$(counter "$c" TcpLayer.TailLossProbes)" \
      "SpuriousRecoveriesUndone=$(counter "$c" TcpLayer.SpuriousRecoveriesUndone) PawsRejected=$(counter "$c" TcpLayer.PawsRejected)" \
      "Tcp.BadChecksum=$(counter "$c" Tcp.BadChecksum)"
+echo "   RACK: RackLost=$(counter "$c" TcpLayer.RackLost) LostRetransmits=$(counter "$c" TcpLayer.LostRetransmits)" \
+     "RackReorderTimeouts=$(counter "$c" TcpLayer.RackReorderTimeouts) RackReoWndGrowths=$(counter "$c" TcpLayer.RackReoWndGrowths)" \
+     "SpuriousRetransmits=$(counter "$c" TcpLayer.SpuriousRetransmits) DsackUndos=$(counter "$c" TcpLayer.DsackUndos)"
 
 # 2. kernel sender -> preloaded receiver (the sender retries until the preloaded socat listens)
 GAZELLE_STATS=$TEST_TMP/recv2.counters GAZELLE_COUNTERS=$TEST_TMP/recv2.live GAZELLE_CONF=$TEST_TMP/stack.conf LD_PRELOAD=$PRELOAD timeout -k 5 200 \

@@ -35,6 +35,8 @@ internal sealed class SimLink
     public long Now;
     public double Loss, Reorder, Duplicate;
     public long DelayMicros = 1000;
+    /// <summary>A reordered frame is held back 1 µs up to this much longer (0: half the delay).</summary>
+    public long ReorderMaxMicros;
     /// <summary>Bytes per microsecond (125 = 1 Gbit/s).</summary>
     public double BytesPerMicro = 125;
     public long QueueLimitBytes = 1 << 20;
@@ -110,7 +112,7 @@ internal sealed class SimLink
             _lengths[s] = wire;
             _dir[s] = dir;
             long at = done + DelayMicros + c * 3;
-            if (_rng.NextDouble() < Reorder) { at += _rng.Next(1, (int)Math.Max(2, DelayMicros / 2)); Reordered++; }
+            if (_rng.NextDouble() < Reorder) { at += _rng.Next(1, (int)Math.Max(2, ReorderMaxMicros > 0 ? ReorderMaxMicros : DelayMicros / 2)); Reordered++; }
             _queue.Enqueue(s, (at << 16) | (_order++ & 0xFFFF));
         }
         return true;

@@ -75,7 +75,7 @@ internal sealed class Transfer
             {
                 _nextTrace = Link.Now + TraceEvery;
                 var tc = a.Peek(Client)!;
-                TestContext.Out.WriteLine($"t={Link.Now / 1000}ms cwnd={tc.Cwnd / 1448} ssth={tc.Ssthresh / 1448} flight={tc.FlightSize / 1448} rec={tc.InRecovery} sacked={tc.SackedBytes / 1448} wnd={tc.SndWnd / 1448} rcvd={Received / 1000000}MB una={tc.SndUna.Value % 100000000} hr={tc.HighRxt.Value % 100000000} max={tc.SndMax.Value % 100000000} sc={tc.SackCount} rtos={a.Counters.RtoTimeouts} lr={a.Counters.LostRetransmits} rx={a.Counters.RetransmittedSegments}");
+                TestContext.Out.WriteLine($"t={Link.Now / 1000}ms cwnd={tc.Cwnd / 1448} ssth={tc.Ssthresh / 1448} flight={tc.FlightSize / 1448} rec={tc.InRecovery} sacked={tc.SackedBytes / 1448} wnd={tc.SndWnd / 1448} rcvd={Received / 1000000}MB una={tc.SndUna.Value % 100000000} hr={tc.HighRxt.Value % 100000000} max={tc.SndMax.Value % 100000000} sc={tc.SackCount} rtos={a.Counters.RtoTimeouts} lr={a.Counters.LostRetransmits} rl={a.Counters.RackLost} rx={a.Counters.RetransmittedSegments}");
             }
             if (!Link.Step()) return false;
             EachStep?.Invoke();

@@ -25,10 +25,14 @@ internal sealed class Tcb
     private readonly RingPool _rings;
     private readonly HeldFrames _held;
 
-    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventJournal? journal = null, HeldFrames? held = null)
+    private readonly SegmentRecordPool _segPool;
+
+    public Tcb(int index, RingPool rings, TcpCounters? counters = null, EventJournal? journal = null, HeldFrames? held = null,
+        SegmentRecordPool? segments = null)
     {
         Index = index; _rings = rings; Cc = Cubic; Counters = counters ?? new TcpCounters(); _journal = journal;
         _held = held ?? new HeldFrames(0);
+        _segPool = segments ?? new SegmentRecordPool(1);
     }
 
     // ---- ownership ----
@@ -155,12 +159,6 @@ internal sealed class Tcb
     public bool InRecovery;
     public SeqNum RecoveryPoint;
     public SeqNum HighRxt;
-    /// <summary>SND.MAX when the latest retransmission went out (lost-retransmission detection).</summary>
-    public SeqNum RxtMarker;
-    /// <summary>When SND.UNA last advanced or its segment was last retransmitted (head-loss detection).</summary>
-    public Instant HeadTime;
-    /// <summary>When the latest retransmission went out.</summary>
-    public Instant LastRxtTime;
     /// <summary>When the current recovery started.</summary>
     public Instant RecoveryStart;
     // Eifel detection (RFC 3522) state for undoing a spurious fast retransmit (RFC 4015).
@@ -168,6 +166,35 @@ internal sealed class Tcb
     public uint RecoveryTsVal;
     public long RecoveryStartRetrans;
     public bool UndoEligible;
+    // ---- RACK-TLP loss detection (RFC 8985 §6) ----
+    /// <summary>Segments in flight, in sequence order from SND.UNA (a ring from <see cref="SegHead"/>), with their
+    /// latest transmit time; kept only with SACK. Grown by doubling up to <see cref="MaxSegRecords"/> (then the
+    /// newest record absorbs what follows: coarser, never wrong on the side of early loss marking).</summary>
+    public SentSegment[] Segs = [];
+    public int SegHead, SegCount;
+    public const int MaxSegRecords = 8192;
+    /// <summary>Bytes of the records marked SACKed / marked lost and not retransmitted since.</summary>
+    public int RecSackedBytes, RecLostBytes;
+    /// <summary>RACK.xmit_ts (µs, -1 = none yet), RACK.end_seq, RACK.rtt (µs) of the most recently sent segment delivered.</summary>
+    public long RackXmitUs = -1, RackRttUs;
+    public SeqNum RackEndSeq;
+    /// <summary>Transmissions so far (each record takes the next number) and that of the RACK segment.</summary>
+    public ulong TxOrder, RackOrder;
+    /// <summary>RACK.fack: the highest end sequence delivered (reordering detection, §6.2 step 3).</summary>
+    public SeqNum RackFack;
+    public bool RackReorderingSeen;
+    /// <summary>RACK.reo_wnd_mult and reo_wnd_persist (§6.2 step 4).</summary>
+    public int RackReoWndMult = 1, RackReoWndPersist;
+    /// <summary>RACK.dsack_round: SND.MAX when reo_wnd last grew; one growth per round trip.</summary>
+    public bool RackDsackRoundValid;
+    public SeqNum RackDsackRound;
+    /// <summary>The RACK reordering timer (§6.3), Instant.Never = off.</summary>
+    public Instant RackDeadline = Instant.Never;
+    // DSACK-based undo (RFC 3708 idea, as Linux's undo_retrans): retransmissions of the latest recovery episode
+    // not yet reported duplicate; zero with the episode's range still valid = every retransmission was spurious.
+    public int UndoRetrans;
+    public bool UndoValid, RecoveryUndone;
+    public SeqNum UndoLow, UndoHigh;
     public readonly SeqNum[] SackLeft = new SeqNum[MaxSackScoreboard];
     public readonly SeqNum[] SackRight = new SeqNum[MaxSackScoreboard];
     public int SackCount;
@@ -312,6 +339,9 @@ internal sealed class Tcb
         UnackedSegments = 0; AckNow = false; QuickAcksLeft = 0; AckSoon = false;
         RtoDeadline = DelAckDeadline = PersistDeadline = KeepaliveDeadline = StateDeadline = PtoDeadline = Instant.Never;
         TlpOutstanding = false;
+        ReleaseRecords(); RackXmitUs = -1; RackRttUs = 0; RackEndSeq = RackFack = default; TxOrder = RackOrder = 0;
+        RackReorderingSeen = false; RackReoWndMult = 1; RackReoWndPersist = 0; RackDsackRoundValid = false; RackDeadline = Instant.Never;
+        UndoRetrans = 0; UndoValid = RecoveryUndone = false;
         PersistBackoff = 0; PersistUnanswered = 0; KeepaliveProbesSent = 0;
         NoDelay = KeepAlive = ReuseAddr = ReusePort = LingerOn = Cork = MoreHint = false; LingerSeconds = 0;
         KeepIdleSec = 7200; KeepIntvlSec = 75; KeepCnt = 9; UserMss = 0; Tos = 0;
@@ -321,6 +351,29 @@ internal sealed class Tcb
         BytesAcked = BytesReceived = BytesSent = BytesRetrans = 0; SegsIn = SegsOut = DataSegsIn = DataSegsOut = OooPackets = 0;
         LastDataSent = LastDataRecv = LastAckRecv = EstablishedAt = default;
         DsackDups = ReordSeen = TotalRto = TotalRtoRecoveries = 0; TotalRtoMicros = 0;
+    }
+
+    /// <summary>Gives the RACK record ring back (nothing in flight, or the connection is freed).</summary>
+    public void ReleaseRecords()
+    {
+        SegHead = SegCount = 0;
+        RecSackedBytes = RecLostBytes = 0;
+        if (Segs.Length == 0) return;
+        _segPool.Return(Segs);
+        Segs = [];
+    }
+
+    /// <summary>Doubles the RACK record ring (64 first, at most <see cref="MaxSegRecords"/>), from the stack's pool.</summary>
+    public bool GrowRecords()
+    {
+        int cap = Segs.Length == 0 ? 64 : Segs.Length * 2;
+        if (cap > MaxSegRecords) return false;
+        var segs = _segPool.Rent(cap);
+        for (int i = 0; i < SegCount; i++) segs[i] = Segs[(SegHead + i) & (Segs.Length - 1)];
+        _segPool.Return(Segs);
+        Segs = segs;
+        SegHead = 0;
+        return true;
     }
 
     /// <summary>Remembers when a first transmission ending at <paramref name="end"/> left.</summary>
@@ -419,6 +472,7 @@ internal sealed class Tcb
         d = Instant.Min(d, PersistDeadline);
         d = Instant.Min(d, KeepaliveDeadline);
         d = Instant.Min(d, PtoDeadline);
+        d = Instant.Min(d, RackDeadline);
         return Instant.Min(d, StateDeadline);
     }
 
@@ -544,4 +598,24 @@ internal enum UrgentState : byte
     Valid,
     /// <summary>recv(MSG_OOB) took it; the mark stays until the reader passes it.</summary>
     Read,
+}
+
+/// <summary>One segment in flight for RACK (RFC 8985 §6.1): its range and its latest transmission.</summary>
+internal struct SentSegment
+{
+    public SeqNum Start, End;
+    /// <summary>When it was last (re)transmitted, µs, and that transmission's place in the send order.</summary>
+    public long XmitUs;
+    public ulong Order;
+    public SegFlags Flags;
+}
+
+[Flags]
+internal enum SegFlags : byte
+{
+    None = 0,
+    Sacked = 1,
+    /// <summary>Marked lost and not retransmitted since.</summary>
+    Lost = 2,
+    Retransmitted = 4,
 }

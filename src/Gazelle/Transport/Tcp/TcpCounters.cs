@@ -122,14 +122,23 @@ public sealed class TcpCounters
     public long RtoTimeouts;
     /// <summary>Fast retransmits (entering loss recovery on duplicate ACKs / SACK, RFC 6675 / RFC 6582).</summary>
     public long FastRetransmits;
-    /// <summary>Retransmissions found lost during SACK recovery (data sent after them was SACKed), resent without an RTO.</summary>
+    /// <summary>Retransmissions RACK found lost (a segment sent after them was delivered first), resent without an RTO.</summary>
     public long LostRetransmits;
-    /// <summary>Recoveries started with a lowered duplicate-ACK threshold (RFC 5827 early retransmit).</summary>
-    public long EarlyRetransmits;
     /// <summary>Tail loss probes sent (RFC 8985 §7).</summary>
     public long TailLossProbes;
-    /// <summary>Recoveries started because the head segment stayed unacknowledged 5/4 RTT while later data was SACKed (RFC 8985-style time check).</summary>
-    public long TimeBasedLossDetections;
+    /// <summary>Segments RACK marked lost (RFC 8985 §6.2: a later-sent segment was delivered and they are older
+    /// than RACK.rtt + reo_wnd).</summary>
+    public long RackLost;
+    /// <summary>RACK reordering timers that expired (RFC 8985 §6.3).</summary>
+    public long RackReorderTimeouts;
+    /// <summary>Connections that saw a segment delivered below one sent after it (RACK.reordering_seen).</summary>
+    public long RackReorderingSeen;
+    /// <summary>Steps the RACK reordering window grew by on D-SACK evidence (RFC 8985 §6.2 step 4).</summary>
+    public long RackReoWndGrowths;
+    /// <summary>D-SACKs reporting a retransmission of the latest recovery as received twice (spurious retransmissions).</summary>
+    public long SpuriousRetransmits;
+    /// <summary>Recoveries undone because D-SACKs reported every one of their retransmissions (RFC 3708).</summary>
+    public long DsackUndos;
     /// <summary>Fast recoveries found spurious by their timestamps (RFC 3522 Eifel) and undone (RFC 4015).</summary>
     public long SpuriousRecoveriesUndone;
     /// <summary>Segments retransmitted (by any mechanism).</summary>

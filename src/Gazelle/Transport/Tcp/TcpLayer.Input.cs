@@ -619,7 +619,6 @@ public sealed partial class TcpLayer
         t.WakeAll(); // a simultaneous open's connect() completed
         t.MarkEstablished(now);
         t.SndUna = t.Iss + 1;
-        t.HeadTime = now;
         t.Retransmits = 0;
         t.Backoff = 0;
         t.SndWnd = (uint)h.Window << t.SndWscale;
@@ -781,8 +780,9 @@ public sealed partial class TcpLayer
             dupAck = true; // RFC 5681 §2 "duplicate acknowledgment"
             Counters.DuplicateAcks++;
         }
-        bool sackAdvanced = false;
-        if (t.SackOk && h.Options.SackCount > 0) sackAdvanced = UpdateScoreboard(t, h);
+        bool sackAdvanced = false, dsack = false;
+        if (t.SackOk && h.Options.SackCount > 0) sackAdvanced = UpdateScoreboard(t, h, now, out dsack);
+        if (t.SackOk) RackAfterAck(t, dsack, now);
         if (t.State is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck))
         {
             if (t.State == TcpState.FinWait2 || t.State == TcpState.TimeWait) return;
@@ -830,8 +830,8 @@ public sealed partial class TcpLayer
             t.WriteEvents++; // Linux tcp_check_space → sk_stream_write_space
         }
         t.BytesAcked += dataAcked;
+        if (t.SegCount > 0) RackOnCumulativeAck(t, ack, now);
         t.SndUna = ack;
-        t.HeadTime = now;
         if (t.SndNxt < ack) t.SndNxt = ack;
         if (t.HighRxt < ack) t.HighRxt = ack;
         // RTT (RFC 6298 §3, Karn): only from a segment timed and not retransmitted.
@@ -849,15 +849,28 @@ public sealed partial class TcpLayer
         t.TlpOutstanding = false;
         ArmTlp(t);
         if (t.SackCount > 0) t.SackedBytes -= IntervalList.TrimBelow(t.SackLeft, t.SackRight, ref t.SackCount, ack);
+        if (t.SackCount == 0 && !t.InRecovery && t.RecLostBytes == 0) t.RackDeadline = Instant.Never; // nothing left to wait for
     }
 
-    private bool UpdateScoreboard(Tcb t, in TcpRepr h)
+    private bool UpdateScoreboard(Tcb t, in TcpRepr h, Instant now, out bool dsack)
     {
         bool advanced = false;
-        for (int i = 0; i < h.Options.SackCount && i < SackBlockArray.MaxBlocks; i++)
+        dsack = false;
+        int n = Math.Min((int)h.Options.SackCount, SackBlockArray.MaxBlocks);
+        for (int i = 0; i < n; i++)
         {
             var b = h.Options.Sack[i];
-            if (i == 0 && b.Left < b.Right && b.Right <= t.SndUna) t.DsackDups++; // RFC 2883 §4: below the ACK
+            // RFC 2883 §4: a first block below this segment's ACK, or inside its second block, reports a
+            // duplicate (below SND.UNA only is not enough: a reordered older ACK carries stale blocks).
+            if (i == 0 && b.Left < b.Right && (b.Right <= h.Ack
+                || (n > 1 && h.Options.Sack[1].Left <= b.Left && b.Right <= h.Options.Sack[1].Right)))
+            {
+                t.DsackDups++;
+                dsack = true;
+                DsackUndo(t, b.Left, b.Right);
+                if (b.Right <= t.SndUna) continue;
+            }
+            else if (b.Right <= t.SndUna) continue; // a stale block of a reordered ACK
             if (!(b.Left < b.Right) || b.Right > t.SndMax || b.Right <= t.SndUna)
             {
                 if (!(b.Right <= t.SndUna)) Counters.SackBlocksInvalid++; // below SND.UNA is a D-SACK: harmless
@@ -868,6 +881,7 @@ public sealed partial class TcpLayer
             IntervalList.Add(t.SackLeft, t.SackRight, ref t.SackCount, l, b.Right);
             t.SackedBytes = IntervalList.TotalBytes(t.SackLeft, t.SackRight, t.SackCount);
             if (t.SackedBytes != before) advanced = true;
+            if (t.SegCount > 0 && RackOnSack(t, l, b.Right, now)) advanced = true;
         }
         return advanced;
     }

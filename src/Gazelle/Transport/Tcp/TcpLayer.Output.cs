@@ -55,7 +55,7 @@ public sealed partial class TcpLayer
             // original arrived; with a single retransmission nothing was lost: restore the window (RFC 4015).
             t.UndoEligible = false;
             if (h.Options.HasTimestamp && unchecked((int)(h.Options.TsEcr - t.RecoveryTsVal)) < 0
-                && t.TotalRetrans - t.RecoveryStartRetrans == 1)
+                && t.TotalRetrans - t.RecoveryStartRetrans == 1 && t.RecLostBytes == 0)
             {
                 Counters.SpuriousRecoveriesUndone++;
                 t.ReordSeen++;
@@ -64,6 +64,8 @@ public sealed partial class TcpLayer
                 t.InRecovery = false;
                 t.DupAcks = 0;
                 t.RecoveryPoint = t.SndUna;
+                t.UndoValid = false;
+                RackRecoveryEnded(t);
                 return;
             }
         }
@@ -74,58 +76,30 @@ public sealed partial class TcpLayer
                 if (t.SndUna >= t.RecoveryPoint)
                 {
                     t.InRecovery = false; // RFC 6675 §5: recovery ends when RecoveryPoint is acknowledged
-                    t.Cwnd = Math.Max(t.Ssthresh, 2 * mss);
-                    t.DupAcks = 0;
-                }
-                else
-                {
-                    DetectLostRetransmissions(t);
-                    // Every retransmission so far went out before LastRxtTime; when ACKs keep coming 5/4 RTT
-                    // after it and holes below HighRxt are still open, those retransmissions were lost
-                    // (a time-based check in the spirit of RACK, RFC 8985 §6.2): send them again.
-                    if (t.HighRxt > t.SndUna && t.SrttMicros > 0
-                        && (now - t.LastRxtTime).Value > t.SrttMicros + t.SrttMicros / 4 + 1000)
+                    if (!t.RecoveryUndone && t.TsOk && h.Options.HasTimestamp && h.Options.TsEcr != 0
+                        && unchecked((int)(h.Options.TsEcr - t.RecoveryTsVal)) < 0)
                     {
-                        Counters.LostRetransmits++;
-                        t.HighRxt = t.SndUna;
-                        t.LastRxtTime = now;
+                        // The ACK that ends the recovery echoes a segment sent before it began (RFC 3522 at the
+                        // recovery's end, as Linux's tcp_try_undo_recovery): the last hole was filled by an
+                        // original, so the episode was reordering: undo its reduction.
+                        Counters.SpuriousRecoveriesUndone++;
+                        t.ReordSeen++;
+                        t.RecoveryUndone = true;
+                        t.UndoValid = false;
+                        t.Cwnd = Math.Max(t.Cwnd, t.PriorCwnd);
+                        if (t.PriorSsthresh > t.Ssthresh) t.Ssthresh = t.PriorSsthresh;
                     }
+                    if (!t.RecoveryUndone) t.Cwnd = Math.Max(t.Ssthresh, 2 * mss);
+                    t.DupAcks = 0;
+                    RackRecoveryEnded(t);
                 }
                 return;
             }
             if (acked > 0) { t.DupAcks = 0; GrowWindow(t, acked, now); }
             if (dupAck) t.DupAcks++;
-            // RFC 6675 §5 (4): DupThresh duplicate ACKs, or IsLost(SND.UNA); RFC 5827 lowers the threshold
-            // when fewer than 4 segments are outstanding and no new data can go out.
-            int threshold = 3;
-            int outstanding = (t.FlightSize + mss - 1) / mss;
-            bool nothingNew = t.SndCount <= t.SndNxt - t.SndUna || t.SndWnd <= (uint)(t.SndNxt - t.SndUna);
-            if (outstanding < 4 && nothingNew) threshold = Math.Max(1, outstanding - 1);
-            bool headLate = t.SackedBytes > 0 && t.SrttMicros > 0
-                && (now - t.HeadTime).Value > t.SrttMicros + t.SrttMicros / 4 + 1000;
-            if (t.SndUna != t.SndMax && (t.DupAcks >= threshold || t.SackedBytes > 2 * mss || headLate) && t.SndUna >= t.RecoveryPoint)
-            {
-                if (t.DupAcks < 3 && t.SackedBytes <= 2 * mss)
-                {
-                    if (t.DupAcks >= threshold) Counters.EarlyRetransmits++;
-                    else Counters.TimeBasedLossDetections++;
-                }
-                BeginUndoWindow(t);
-                t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
-                t.HyStart.Stop();
-                t.Cwnd = t.Ssthresh;
-                t.RecoveryPoint = t.SndMax;
-                t.HighRxt = t.SndUna;
-                t.InRecovery = true;
-                t.RecoveryStart = now;
-                t.PtoDeadline = Instant.Never;
-                Counters.FastRetransmits++;
-                t.RttTiming = false;
-                // The first hole is retransmitted at once, whatever pipe says (RFC 6675 §5 (4.3)).
-                int len = Math.Min(mss, (t.SackCount > 0 ? t.SackLeft[0] : t.SndMax) - t.SndUna);
-                if (len > 0) { len = SendData(t, t.SndUna, len, retransmit: true); t.HighRxt = t.SndUna + len; }
-                else if (t.FinSent) SendData(t, t.SndUna, 0, retransmit: true);
-            }
+            // RFC 8985 §6.2: RACK (run on this ACK before, RackAfterAck) marked a segment lost; its reordering
+            // window replaces the DupThresh rule (RFC 6675 §5 (4)) and early retransmit (RFC 5827).
+            if (t.RecLostBytes > 0 && CanStartRecovery(t)) EnterSackRecovery(t, now);
             return;
         }
 
@@ -171,102 +145,35 @@ public sealed partial class TcpLayer
         }
     }
 
-    /// <summary>
-    /// True once the recovery is older than 5/4 RTT plus a reordering allowance: everything sent before it
-    /// began and still neither ACKed nor SACKed is then lost (the time rule of RACK, RFC 8985 §6.2). This
-    /// keeps recovery going when the scoreboard cannot hold every SACK block or the ACKs carry too few.
-    /// </summary>
-    private bool RecoveryAged(Tcb t) =>
-        t.SrttMicros > 0 && (_now - t.RecoveryStart).Value > t.SrttMicros + t.SrttMicros / 4 + 1000;
+    /// <summary>One window reduction per episode (RFC 6675 §5): not before RecoveryPoint is acknowledged, and
+    /// not while the go-back-N after an RTO is still resending (it resends what RACK marks anyway).</summary>
+    private static bool CanStartRecovery(Tcb t) => t.SndUna != t.SndMax && t.SndUna >= t.RecoveryPoint && t.SndNxt == t.SndMax;
 
-    /// <summary>RFC 6675 §4 SetPipe(), by holes: a hole is lost when more than 2 MSS are SACKed above it
-    /// (IsLost), or when it lies below RecoveryPoint and the recovery has aged (see <see cref="RecoveryAged"/>).</summary>
-    private int Pipe(Tcb t)
+    /// <summary>Enters SACK loss recovery (RFC 6675 §5 (4)): reduce the window once, then retransmit the first
+    /// segment RACK marked lost at once, whatever pipe says (§5 (4.3)).</summary>
+    private void EnterSackRecovery(Tcb t, Instant now)
     {
-        int mss = t.EffectiveMss;
-        bool aged = RecoveryAged(t);
-        int pipe = 0;
-        SeqNum cur = t.SndUna;
-        int sackedAbove = t.SackedBytes;
-        for (int i = 0; i <= t.SackCount; i++)
-        {
-            SeqNum hs = cur;
-            SeqNum he = i < t.SackCount ? t.SackLeft[i] : t.SndNxt;
-            if (i == t.SackCount && aged && t.RecoveryPoint < he)
-            {
-                // The tail beyond the last SACK block: below RecoveryPoint it is lost once aged.
-                if (t.RecoveryPoint > hs) { pipe += PipeOfLostHole(t, hs, t.RecoveryPoint); hs = t.RecoveryPoint; }
-                if (he > hs) pipe += he - hs;
-                break;
-            }
-            if (hs < he)
-            {
-                bool lost = sackedAbove > 2 * mss || (aged && he <= t.RecoveryPoint);
-                pipe += lost ? PipeOfLostHole(t, hs, he) : he - hs;
-            }
-            if (i == t.SackCount) break;
-            sackedAbove -= t.SackRight[i] - t.SackLeft[i];
-            cur = t.SackRight[i];
-        }
-        return pipe;
-    }
-
-    private static int PipeOfLostHole(Tcb t, SeqNum hs, SeqNum he)
-    {
-        SeqNum rx = SeqNum.Min(he, t.HighRxt);
-        return rx > hs ? rx - hs : 0; // only its retransmitted part is in flight
-    }
-
-    /// <summary>
-    /// A retransmission is presumed lost when more than DupThresh segments first sent after it have been
-    /// SACKed while its hole is still open (the idea of Linux's lost-retransmit detection / RACK, RFC 8985):
-    /// the holes below HighRxt are then eligible for retransmission again instead of waiting for an RTO.
-    /// </summary>
-    private void DetectLostRetransmissions(Tcb t)
-    {
-        if (t.SackCount == 0 || t.HighRxt <= t.SndUna) return;
-        int mss = t.EffectiveMss;
-        int above = 0;
-        for (int i = t.SackCount - 1; i >= 0; i--)
-        {
-            if (t.SackRight[i] <= t.RxtMarker) break;
-            above += t.SackRight[i] - SeqNum.Max(t.SackLeft[i], t.RxtMarker);
-        }
-        if (above <= 2 * mss) return;
-        // Is any hole left below HighRxt?
-        SeqNum holeStart = t.SndUna;
-        if (t.SackLeft[0] <= holeStart) holeStart = t.SackRight[0];
-        if (holeStart >= t.HighRxt) return;
-        Counters.LostRetransmits++;
+        BeginUndoWindow(t);
+        t.Ssthresh = t.Cc.OnCongestionEvent(t, now);
+        t.HyStart.Stop();
+        t.Cwnd = t.Ssthresh;
+        t.RecoveryPoint = t.SndMax;
         t.HighRxt = t.SndUna;
-        t.RxtMarker = t.SndMax;
-    }
-
-    /// <summary>RFC 6675 §4 NextSeg() rule 1: the first lost byte range above HighRxt.</summary>
-    private bool NextLostSegment(Tcb t, out SeqNum start, out int length)
-    {
-        int mss = t.EffectiveMss;
-        bool aged = RecoveryAged(t);
-        SeqNum cur = t.SndUna;
-        int sackedAbove = t.SackedBytes;
-        for (int i = 0; i <= t.SackCount; i++)
+        t.InRecovery = true;
+        t.RecoveryStart = now;
+        t.PtoDeadline = Instant.Never;
+        Counters.FastRetransmits++;
+        t.RttTiming = false;
+        t.UndoValid = true;
+        t.RecoveryUndone = false;
+        t.UndoRetrans = 0;
+        t.UndoLow = t.SndMax;
+        t.UndoHigh = t.SndUna;
+        if (NextLostRecord(t, out var seq, out int len))
         {
-            SeqNum hs = SeqNum.Max(cur, t.HighRxt);
-            SeqNum he = i < t.SackCount ? t.SackLeft[i] : SeqNum.Min(t.SndNxt, t.RecoveryPoint);
-            bool lost = i < t.SackCount ? sackedAbove > 2 * mss || (aged && he <= t.RecoveryPoint) : aged;
-            if (hs < he && lost)
-            {
-                start = hs;
-                length = Math.Min(mss, he - hs);
-                return true;
-            }
-            if (i == t.SackCount) break;
-            sackedAbove -= t.SackRight[i] - t.SackLeft[i];
-            cur = t.SackRight[i];
+            int sent = SendData(t, seq, len, retransmit: true);
+            if (seq + sent > t.HighRxt) t.HighRxt = seq + Math.Max(sent, 1);
         }
-        start = default;
-        length = 0;
-        return false;
     }
 
     // ------------------------------------------------------------------ output
@@ -295,10 +202,12 @@ public sealed partial class TcpLayer
         {
             while (t.Cwnd - Pipe(t) >= mss)
             {
-                if (NextLostSegment(t, out var s, out int len))
+                if (NextLostRecord(t, out var s, out int len))
                 {
+                    int lostBefore = t.RecLostBytes;
                     len = SendData(t, s, len, retransmit: true);
-                    t.HighRxt = s + Math.Max(len, 1);
+                    if (s + Math.Max(len, 1) > t.HighRxt) t.HighRxt = s + Math.Max(len, 1);
+                    if (t.RecLostBytes == lostBefore) break; // nothing went: never spin
                     continue;
                 }
                 if (!SendNewSegment(t, t.Cwnd - Pipe(t), ignoreNagle: true)) break;
@@ -394,12 +303,11 @@ public sealed partial class TcpLayer
         Transmit(t, ref r, a, b);
         SeqNum end = seq + len + (fin ? 1 : 0);
         if (fin) t.FinSent = true;
+        if (t.SackOk) RackRecordSent(t, seq, end, retransmit);
         if (retransmit)
         {
+            NoteRetransmission(t, seq, end);
             t.TxCount = 0; // Karn: no RTT sample from anything sent before a retransmission
-            t.RxtMarker = t.SndMax;
-            if (seq == t.SndUna) t.HeadTime = _now;
-            t.LastRxtTime = _now;
             Counters.RetransmittedSegments++;
             t.TotalRetrans++;
             t.BytesRetrans += len;
@@ -740,6 +648,7 @@ public sealed partial class TcpLayer
         }
         if (t.RtoDeadline <= now) { t.RtoDeadline = Instant.Never; RetransmitTimeout(t, now); if (!t.InUse) return; }
         if (t.PtoDeadline <= now) { t.PtoDeadline = Instant.Never; TailLossProbe(t, now); }
+        if (t.RackDeadline <= now) { t.RackDeadline = Instant.Never; RackTimeout(t, now); }
         if (t.PersistDeadline <= now) { t.PersistDeadline = Instant.Never; PersistTimeout(t, now); }
         if (t.KeepaliveDeadline <= now) { t.KeepaliveDeadline = Instant.Never; KeepaliveTimeout(t, now); if (!t.InUse) return; }
         if (t.DelAckDeadline <= now)
@@ -797,6 +706,8 @@ public sealed partial class TcpLayer
         t.Cwnd = t.EffectiveMss;
         t.InRecovery = false;
         t.UndoEligible = false;
+        t.UndoValid = false; // an RTO is not undone by D-SACKs
+        if (t.SackOk) RackOnRto(t);
         t.DupAcks = 0;
         // RFC 6582 §3.2 step 1 sets "recover" after a timeout (no SACK). With SACK the scoreboard tells new
         // losses apart, so a loss during the go-back-N may start fast recovery instead of another RTO.

@@ -22,8 +22,9 @@ namespace Gazelle.Transport.Tcp;
 /// offset with a bounded interval list, SACK and D-SACK generation (RFC 2018, RFC 2883).</item>
 /// <item>Output and timers (TcpLayer.Output.cs): Nagle/cork, sender and receiver SWS avoidance, RTO
 /// (RFC 6298, Karn, 200 ms floor, backoff), delayed ACK (40 ms / every second segment), persist, keepalive,
-/// linger; loss recovery by SACK scoreboard (RFC 6675) with early retransmit (RFC 5827), limited transmit
-/// (RFC 3042), tail loss probes and a RACK-style time rule (RFC 8985), Eifel undo (RFC 3522/4015), or
+/// linger; with SACK, loss detection by RACK-TLP (RFC 8985, TcpLayer.Rack.cs: per-segment send times, an
+/// adaptive reordering window, the reordering timer, tail loss probes) feeding RFC 6675 recovery, limited
+/// transmit (RFC 3042), undo of spurious recoveries by timestamps (RFC 3522/4015) or D-SACKs (RFC 3708); or
 /// NewReno (RFC 6582) without SACK; congestion control CUBIC (RFC 9438) or Reno per socket, the initial
 /// slow start with HyStart++ (RFC 9406).</item>
 /// </list>
@@ -68,6 +69,7 @@ public sealed partial class TcpLayer
     private readonly Tcb[] _tcbs;
     private readonly RingPool _rings;
     private readonly HeldFrames _held;
+    private readonly SegmentRecordPool _segPool;
     private PacketBuffer? _inputFrame;
     private bool _inputFrameHeld;
     private readonly int[] _free;
@@ -150,9 +152,10 @@ public sealed partial class TcpLayer
         _ackSoon = new int[n];
         _rings = new RingPool(config.TcpRingPoolBytes);
         _held = new HeldFrames(config.TcpHeldFrames);
+        _segPool = new SegmentRecordPool(n);
         for (int i = 0; i < n; i++)
         {
-            _tcbs[i] = new Tcb(i, _rings, Counters, Events, _held);
+            _tcbs[i] = new Tcb(i, _rings, Counters, Events, _held, _segPool);
             _free[i] = n - 1 - i; // hand out low indices first
         }
         _freeCount = n;
