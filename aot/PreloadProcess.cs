@@ -98,6 +98,8 @@ internal sealed class PreloadProcess
                 SendBufferMax = KernelSysctl("/proc/sys/net/core/wmem_max", 212992),
             };
             var stack = new NetStack(stackConfig, port);
+            // The layer sends every owed ACK before a call waits, so a client's handshake ACK may wait for its request.
+            stack.Tcp.DeferHandshakeAck = true;
             var policy = PollPolicy.FromEnvironment();
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, policy,
                 signalCountsOfThread);

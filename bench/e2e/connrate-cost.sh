@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # What one short connection (or one keep-alive request) costs each end (issue 6): nginx (master_process off,
 # the benchmark's configuration) and wrk -t1 -c32 on a 1 KiB file over Gazelle# (both ends preloaded, joined
-# by net_memif), each process under `perf stat` (CPU time, context switches), divided by the requests wrk
+# by net_memif), each process under `perf stat` (CPU time, context switches, system calls), divided by the requests wrk
 # counted. GAZELLE_SPIN_US defaults to 0 here (SPIN=... overrides): a waiting end then sleeps instead of
 # spinning, so CPU time is the work done, not the time spent waiting for the other end.
 # PROFILE=server|client records that end with `perf record -g` (PROFILE_OUT=file). KERNEL=1 runs the same
-# over the kernel's loopback instead. NICE=-20 as in pingpong-cost.sh.
+# over the kernel's loopback instead. EXTRA_CONF="key = value" lines go into both stacks' lstack.conf. NICE=-20 as in pingpong-cost.sh.
 #   bench/e2e/connrate-cost.sh [close|keepalive] [seconds]      (default close 5)
 # A timing, not a test: it never fails on a figure.
 set -euo pipefail
@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MODE=${1:-close}
 SECS=${2:-5}
 PRELOAD=${PRELOAD:-$ROOT/build/libgazelle.so}
-EVENTS=task-clock,context-switches
+EVENTS=task-clock,context-switches,raw_syscalls:sys_enter
 for t in perf nginx wrk; do command -v $t >/dev/null || { echo "$t missing: run make deps" >&2; exit 1; }; done
 [ -f "$PRELOAD" ] || { echo "$PRELOAD missing: run make" >&2; exit 1; }
 tmp=$(mktemp -d /tmp/gz-crcost.XXXXXX)
@@ -30,6 +30,8 @@ if [ -n "${KERNEL:-}" ]; then
     addr=127.0.0.1 srvenv=(env) clienv=(env)
 else
     memif_pair_conf "$tmp" "crcost-$$" "$tmp/memif.sock" 10.66.0 9000
+    # EXTRA_CONF: lines appended to both stacks' lstack.conf (e.g. "tcp_conn_count = 256").
+    [ -n "${EXTRA_CONF:-}" ] && printf '%s\n' "$EXTRA_CONF" | tee -a "$tmp/memif-server.conf" >>"$tmp/memif-client.conf"
     addr=10.66.0.1
     srvenv=(env GAZELLE_SPIN_US=${SPIN:-0} GAZELLE_CONF="$tmp/memif-server.conf" GAZELLE_STATS=${SERVER_STATS:-/dev/null} LD_PRELOAD="$PRELOAD")
     clienv=(env GAZELLE_SPIN_US=${SPIN:-0} GAZELLE_CONF="$tmp/memif-client.conf" LD_PRELOAD="$PRELOAD")
@@ -59,7 +61,7 @@ rate=$(grep 'Requests/sec' "$tmp/client.log" | awk '{print int($2)}')
 [ -n "$reqs" ] && [ "$reqs" -gt 0 ] || { echo "no result"; cat "$tmp/client.log"; exit 1; }
 grep -q 'Socket errors' "$tmp/client.log" && grep 'Socket errors' "$tmp/client.log"
 per() { awk -F, -v ev="$2" -v n="$reqs" -v s="$3" '$3 == ev { if ($1 ~ /^[0-9.]+$/) printf "%.2f", $1 * s / n; else printf "-" }' "$1"; }
-line() { echo "$(per "$1" task-clock 1000) us CPU, $(per "$1" context-switches 1) context switches per request"; }
+line() { echo "$(per "$1" task-clock 1000) us CPU, $(per "$1" context-switches 1) context switches, $(per "$1" raw_syscalls:sys_enter 1) system calls per request"; }
 echo "nginx+wrk $MODE ${KERNEL:+(kernel) }${SECS}s spin ${SPIN:-0}${NICE:+, nice $NICE}, load $(cut -d' ' -f1-3 /proc/loadavg): $reqs requests, $rate/s"
 echo "  wrk:   $(line "$tmp/client.stat")"
 echo "  nginx: $(line "$tmp/server.stat")"

@@ -32,6 +32,52 @@ public unsafe class HeldAckTests : LayerOverStackFixture
         _network.Poll(_now);
     }
 
+    /// <summary>The handshake's last ACK waits for the client's first segment (TcpLayer.DeferHandshakeAck); a server
+    /// that speaks first (SMTP, FTP) accepts only once it arrives, so a client that waits for the greeting instead
+    /// of sending must let it go as it starts waiting, not after the 1 ms an owed ACK may wait.</summary>
+    [Test]
+    public void AClientWaitingForAServerThatSpeaksFirstSendsTheHandshakeAckAsItStartsWaiting()
+    {
+        _stack.Tcp.DeferHandshakeAck = true; // as a preloaded process's stack (PreloadProcess)
+        Assert.That(_peer.Open(SocketKind.Tcp, out var l), Is.EqualTo(Errno.Ok));
+        Assert.That(_peer.Bind(l, new Ipv4Endpoint(IpB, 25)), Is.EqualTo(Errno.Ok));
+        Assert.That(_peer.Listen(l, 16), Is.EqualTo(Errno.Ok));
+        int c = _layer.Socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        var sa = Addr(IpB, 25);
+        Assert.That(_layer.Connect(c, &sa, 16), Is.EqualTo(-(int)Errno.EINPROGRESS));
+        // ARP, the SYN, the SYN-ACK: the program's non-blocking reads (EAGAIN) run the layer's stack meanwhile.
+        var buf = new byte[64];
+        for (int i = 0; i < 50 && _stack.Tcp.Counters.Established == 0; i++)
+        {
+            Step();
+            fixed (byte* p = buf) _layer.Recv(c, p, (nuint)buf.Length, 0);
+        }
+        Assert.That(_stack.Tcp.Counters.Established, Is.EqualTo(1), "connected");
+        Assert.That(_stack.Tcp.Counters.AcksSentBeforeWait + _stack.Tcp.Counters.AcksSentLate, Is.Zero, "the ACK waits");
+        // The program waits for the greeting: as it starts to wait, the layer sends the ACK.
+        var pfd = new PollFd { Fd = c, Events = 1 /* POLLIN */ };
+        var ts = new TimeSpec { Seconds = 0, Nanoseconds = 200_000 };
+        Assert.That(_layer.PPoll(&pfd, 1, &ts, null), Is.Zero, "no greeting yet: the peer has not accepted");
+        Assert.That(_stack.Tcp.Counters.AcksSentBeforeWait, Is.EqualTo(1), "sent as the program began to wait");
+        Assert.That(_stack.Tcp.Counters.AcksSentLate, Is.Zero, "not left for its 1 ms");
+        SocketHandle s = default;
+        var e = Errno.EAGAIN;
+        for (int i = 0; i < 10 && e == Errno.EAGAIN; i++)
+        {
+            Step();
+            e = _peer.Accept(l, out s, out _);
+        }
+        Assert.That(e, Is.EqualTo(Errno.Ok), "the server accepted: the handshake completed");
+        Assert.That(_peer.Send(s, "220 ready\r\n"u8, MessageFlags.None, out _), Is.EqualTo(Errno.Ok));
+        for (int i = 0; i < 5; i++) Step();
+        long got;
+        fixed (byte* p = buf) got = _layer.Recv(c, p, (nuint)buf.Length, 0);
+        Assert.That(got, Is.EqualTo(11), "the greeting");
+        Assert.That(_layer.Close(c), Is.Zero);
+        _peer.Close(s);
+        _peer.Close(l);
+    }
+
     [Test]
     public void AServerWaitingForTheRestOfARequestAcksAtOnceSoTheNagleHeldSecondWriteComes()
     {

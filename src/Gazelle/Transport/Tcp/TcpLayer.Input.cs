@@ -696,8 +696,10 @@ public sealed partial class TcpLayer
             t.WakeAll(); // connect() completed
             t.MarkEstablished(now);
             ArmKeepalive(t);
-            // At once, not AckSoon: a server that speaks first (a greeting) waits for it to accept.
-            t.AckNow = true;
+            // With DeferHandshakeAck the handshake's last ACK waits for the program's first segment (AckSoon);
+            // otherwise, and when data or a FIN came with the SYN-ACK, it goes at once.
+            if (DeferHandshakeAck && payload.IsEmpty && (f & TcpFlags.Fin) == 0) AckSoon(t);
+            else t.AckNow = true;
             if (!payload.IsEmpty) ReceiveData(t, h.Seq + 1, payload, now);
             if ((f & TcpFlags.Fin) != 0 && h.Seq + 1 + payload.Length == t.RcvNxt) ProcessFin(t, now);
         }

@@ -107,16 +107,29 @@ public sealed partial class TcpLayer
 
     /// <summary>
     /// ACKs that need no haste — quick ACKs of the first data segments, the ACK of a FIN that leaves the
-    /// connection in CLOSE-WAIT — wait up to <see cref="AckSoonMicros"/> instead of going out in the poll that
-    /// received the segment: a reply or a FIN the program sends meanwhile carries them. A short HTTP exchange with
-    /// Connection: close then takes four segments each way instead of five or six (the request's ACK rides on the
-    /// response, the ACK of the response and of the FIN on the client's FIN). (The ACK that completes an active
-    /// open still goes at once: a server that speaks first waits for it.) RFC 9293 §3.8.6.3 lets an ACK wait up to 0.5 s
+    /// connection in CLOSE-WAIT, with <see cref="DeferHandshakeAck"/> the ACK that completes an active open — wait up to <see cref="AckSoonMicros"/>
+    /// instead of going out in the poll that received the segment: a segment the program sends meanwhile carries
+    /// them. A short HTTP exchange with Connection: close then takes three segments from a preloaded client (SYN,
+    /// request, FIN) and four from the server instead of five or six each way (the handshake's ACK rides on the
+    /// request, the request's ACK on the response, the ACK of the response and of the FIN on the client's FIN).
+    /// RFC 9293 §3.8.6.3 lets an ACK wait up to 0.5 s
     /// (Linux's delayed ACK: 40 ms). When the program starts waiting for input instead of replying, the POSIX layer
     /// sends them at once (<see cref="SendOwedAcks"/>): a Nagle sender whose second write waits for this ACK loses
     /// nothing. Off: sent in the same poll.
     /// </summary>
     public bool AckSoonEnabled { get; set; } = true;
+
+    /// <summary>
+    /// The ACK that completes an active open waits, as an <see cref="AckSoonEnabled"/> ACK, for the program's first
+    /// segment to carry it, as Linux's tcp_rcv_synsent_state_process delays it while a write is pending: a client
+    /// that sends at once (HTTP, redis) saves a segment, and its server takes one segment fewer in and finds the
+    /// request queued with the connection. RFC 9293 §3.10.7.3 lets queued data ride on that ACK; §3.8.6.3 bounds
+    /// its delay. A server that speaks first (SMTP, FTP) accepts only once the ACK arrives, so this is only for a
+    /// stack whose every waiting call sends the ACKs owed first (the POSIX layer's, PosixLayer.SendAcksBeforeWaiting:
+    /// a client waiting for the greeting sends it as it starts to wait); else the poll after
+    /// <see cref="AckSoonMicros"/> sends it. Off (the default): the ACK goes in the poll that took the SYN-ACK in.
+    /// </summary>
+    public bool DeferHandshakeAck { get; set; }
 
     /// <summary>How long an ACK owed under <see cref="AckSoonEnabled"/> waits for a segment to carry it: longer
     /// than a busy server's turn from a request to its reply (nginx answers the requests of one epoll_wait one
