@@ -319,50 +319,33 @@ public sealed unsafe partial class PosixLayer
     private CallSignals OwnSignals(ulong* own) =>
         _signalCountsOfThread != null ? CallSignals.Counted(_signalCountsOfThread) : CallSignals.Own(own);
 
-    /// <summary>
-    /// How stale the kernel side of an epoll set may be when a call's first round finds stack events: a kernel
-    /// fd's event reaches a program busy with stack sockets at most this late (a call that waits asks the kernel
-    /// within a few spin rounds, as before). Kernel-bypass stacks do the same: libvma polls the OS fds once every
-    /// ten polls of its queues (VMA_SELECT_POLL_OS_RATIO).
-    /// </summary>
-    private const long EpollKernelCheckMicros = 20;
-
     private int EpollWaitCore(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask, ref CallSignals signals)
     {
         if (max <= 0) return -(int)Errno.EINVAL;
         if (events == null) return -(int)Errno.EFAULT;
         long timeout = timeoutMs < 0 ? Forever : timeoutMs * 1000L;
         var wait = new Waiter(this);
-        bool firstRound = true;
         while (true)
         {
             int n;
-            EpollFile? ep;
-            Instant polledAt = default;
             lock (_lock)
             {
-                ep = EpollOf(epfd);
+                var ep = EpollOf(epfd);
                 if (ep is null) n = -1;
                 else
                 {
                     PollStack(wait.TakeTimeReuse());
-                    polledAt = _polledAt;
                     n = CollectEpoll(ep, events, max);
                 }
             }
             if (n < 0) return Libc.EpollPWait(epfd, events, max, timeoutMs, sigmask);
-            // The kernel's side of the set (the program's kernel fds) costs a system call to ask. A call's first
-            // round asks only if the set's last question is EpollKernelCheckMicros old: an event loop calling
-            // epoll_wait for every few stack events (nginx: ~1.8 calls per request) asked at every call.
-            if (n < max && wait.ChecksKernel && (!firstRound || (polledAt - ep!.KernelCheckedAt).Value >= EpollKernelCheckMicros))
+            if (n < max && wait.ChecksKernel)
             {
-                ep!.KernelCheckedAt = polledAt;
                 _kernelReadinessChecks++;
                 int k = Libc.EpollPWait(epfd, events + n, max - n, 0, null);
                 if (k < 0 && n == 0) return k;
                 if (k > 0) n += k;
             }
-            firstRound = false;
             if (n > 0 || timeoutMs == 0) return n; // Linux's epoll_pwait(0) does not look at signals
             signals.HoldForWait();
             if (wait.ChecksKernel && signals.Interrupted() is < 0 and var intr) return intr; // a syscall: as often as kernel fds

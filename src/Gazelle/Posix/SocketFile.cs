@@ -1,5 +1,4 @@
 using Gazelle.Sockets;
-using Gazelle.Time;
 
 namespace Gazelle.Posix;
 
@@ -115,8 +114,6 @@ internal sealed class EpollFile
     /// that must be looked at anyway (ready level-triggered ones, kernel sides, unvisited ones).</summary>
     public long SeenTick = -1;
     public bool MustLook = true;
-    /// <summary>When epoll_wait last asked the kernel about the set's kernel fds (PosixLayer.EpollKernelCheckMicros).</summary>
-    public Instant KernelCheckedAt;
 }
 
 /// <summary>One (epoll, fd) registration kept by the layer. Reused after EPOLL_CTL_DEL (<see cref="Reset"/>):
