@@ -41,9 +41,8 @@ public sealed class Ipv4Layer : IIpOutput
     private struct CachedRoute
     {
         public bool Valid;
-        public Ipv4Address Destination, Source;
-        public byte Protocol, Ttl, Tos;
-        public bool DontFragment;
+        /// <summary>The parameters of the sends it serves.</summary>
+        public Ipv4SendParams Params;
         public int Mtu, ArpSlot, ArpVersion, PathMtuVersion;
         public Instant Until;
         /// <summary>RFC 1071 sum of the IPv4 header's words but the total length, identification and checksum.</summary>
@@ -175,11 +174,12 @@ public sealed class Ipv4Layer : IIpOutput
         int checksumOffset, uint headerSum)
     {
         var dst = p.Destination;
-        if (checksumOffset >= 0 && _route.Valid && dst == _route.Destination)
+        if (checksumOffset >= 0 && _route.Valid && dst == _route.Params.Destination)
         {
             int length = Ipv4Repr.HeaderLength + header.Length + payload1.Length + payload2.Length;
-            if (p.Source == _route.Source && p.Protocol == _route.Protocol && p.Ttl == _route.Ttl && p.Tos == _route.Tos
-                && p.DontFragment == _route.DontFragment && length <= _route.Mtu && Now < _route.Until
+            ref readonly var r = ref _route.Params;
+            if (p.Source == r.Source && p.Protocol == r.Protocol && p.Ttl == r.Ttl && p.Tos == r.Tos
+                && p.DontFragment == r.DontFragment && length <= _route.Mtu && Now < _route.Until
                 && _arp.Version == _route.ArpVersion && PathMtus.Version == _route.PathMtuVersion)
             {
                 return SendRouted(header, payload1, payload2, checksumOffset, headerSum, length);
@@ -210,16 +210,9 @@ public sealed class Ipv4Layer : IIpOutput
         int l4 = header.Length + payload1.Length + payload2.Length;
         if (l4 + Ipv4Repr.HeaderLength > 65535) return Errno.EMSGSIZE;
         int mtu = Math.Min(PathMtus.Get(dst, Now), _link.Mtu);
-        // Fields set one by one on the local: an object initializer built a temporary and copied it over, a 16-byte
-        // load of bytes just stored narrower (a store-forwarding stall, perf annotate).
         Ipv4Repr repr = default;
-        repr.Source = p.Source;
-        repr.Destination = dst;
-        repr.Protocol = p.Protocol;
-        repr.Ttl = p.Ttl;
-        repr.Tos = p.Tos;
+        SetHeaderFields(ref repr, p);
         repr.Identification = _nextId++;
-        repr.DontFragment = p.DontFragment;
 
         if (Ipv4Repr.HeaderLength + l4 <= mtu)
         {
@@ -229,20 +222,10 @@ public sealed class Ipv4Layer : IIpOutput
                 Counters.TxNoBuffer++;
                 return Errno.ENOBUFS;
             }
-            var h = b.Append(header.Length);
-            header.CopyTo(h);
-            if (checksumOffset >= 0)
-            {
-                uint s1 = InternetChecksum.CopyAndSum(payload1, b.Append(payload1.Length));
-                uint s2 = InternetChecksum.CopyAndSum(payload2, b.Append(payload2.Length));
-                if (((header.Length + payload1.Length) & 1) != 0) s2 = BinaryPrimitives.ReverseEndianness((ushort)s2); // RFC 1071 §2(B)
-                uint sum = InternetChecksum.Add(InternetChecksum.Add(headerSum, header.Length % 2 == 0 ? s1 : BinaryPrimitives.ReverseEndianness((ushort)s1)), s2);
-                ushort c = InternetChecksum.Finish(sum);
-                if (c == 0 && p.Protocol == IpProtocol.Udp) c = 0xFFFF; // RFC 768: a computed zero is sent as all ones
-                BinaryPrimitives.WriteUInt16BigEndian(h[checksumOffset..], c);
-            }
+            if (checksumOffset >= 0) CopySummed(b.Append(l4), header, payload1, payload2, checksumOffset, headerSum, p.Protocol);
             else
             {
+                header.CopyTo(b.Append(header.Length));
                 payload1.CopyTo(b.Append(payload1.Length));
                 payload2.CopyTo(b.Append(payload2.Length));
             }
@@ -284,7 +267,7 @@ public sealed class Ipv4Layer : IIpOutput
     }
 
     /// <summary>Sends through <see cref="_route"/> (checked by the caller): the prebuilt headers, then the transport
-    /// header and payload with the transport checksum summed while copying, as the full path does.</summary>
+    /// header and payload as the full path writes them (<see cref="CopySummed"/>).</summary>
     private Errno SendRouted(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
         int checksumOffset, uint headerSum, int length)
     {
@@ -299,19 +282,7 @@ public sealed class Ipv4Layer : IIpOutput
         var ip = b.Append(length);
         b.Prepend(linkLength);
         headers.CopyTo(b.Data); // the buffer was empty: its data is now the whole frame
-        var t = ip[Ipv4Repr.HeaderLength..];
-        header.CopyTo(t);
-        uint s1 = InternetChecksum.CopyAndSum(payload1, t.Slice(header.Length, payload1.Length));
-        uint sum = InternetChecksum.Add(headerSum, header.Length % 2 == 0 ? s1 : BinaryPrimitives.ReverseEndianness((ushort)s1));
-        if (!payload2.IsEmpty) // a UDP datagram has none: no call
-        {
-            uint s2 = InternetChecksum.CopyAndSum(payload2, t.Slice(header.Length + payload1.Length, payload2.Length));
-            if (((header.Length + payload1.Length) & 1) != 0) s2 = BinaryPrimitives.ReverseEndianness((ushort)s2); // RFC 1071 §2(B)
-            sum = InternetChecksum.Add(sum, s2);
-        }
-        ushort c = InternetChecksum.Finish(sum);
-        if (c == 0 && _route.Protocol == IpProtocol.Udp) c = 0xFFFF; // RFC 768: a computed zero is sent as all ones
-        BinaryPrimitives.WriteUInt16BigEndian(t[checksumOffset..], c);
+        CopySummed(ip[Ipv4Repr.HeaderLength..], header, payload1, payload2, checksumOffset, headerSum, _route.Params.Protocol);
         ushort id = _nextId++;
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.TotalLengthOffset..], (ushort)length);
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.IdentificationOffset..], id);
@@ -335,12 +306,7 @@ public sealed class Ipv4Layer : IIpOutput
         int linkLength = headers.Length - Ipv4Repr.HeaderLength;
         _link.EmitHeader(headers, mac, EtherType.Ipv4);
         Ipv4Repr repr = default;
-        repr.Source = p.Source;
-        repr.Destination = dst;
-        repr.Protocol = p.Protocol;
-        repr.Ttl = p.Ttl;
-        repr.Tos = p.Tos;
-        repr.DontFragment = p.DontFragment;
+        SetHeaderFields(ref repr, p);
         repr.Emit(headers[linkLength..]);
         var ip = headers[linkLength..];
         // The emitted checksum covers the header with length 20 and id 0: keep the sum without the length, and
@@ -348,12 +314,7 @@ public sealed class Ipv4Layer : IIpOutput
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.TotalLengthOffset..], 0);
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.ChecksumOffset..], 0);
         _route.HeaderSum = InternetChecksum.Fold(InternetChecksum.Sum(ip));
-        _route.Destination = dst;
-        _route.Source = p.Source;
-        _route.Protocol = p.Protocol;
-        _route.Ttl = p.Ttl;
-        _route.Tos = p.Tos;
-        _route.DontFragment = p.DontFragment;
+        _route.Params = p;
         _route.Mtu = Math.Min(PathMtus.Get(dst, Now), _link.Mtu);
         _route.ArpSlot = slot;
         _route.ArpVersion = _arp.Version;
@@ -373,10 +334,49 @@ public sealed class Ipv4Layer : IIpOutput
         header.CopyTo(summed);
         uint sum = InternetChecksum.Add(headerSum, InternetChecksum.SumAt(payload1, header.Length));
         sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload2, header.Length + payload1.Length));
-        ushort c = InternetChecksum.Finish(sum);
-        if (c == 0 && p.Protocol == IpProtocol.Udp) c = 0xFFFF; // RFC 768
-        BinaryPrimitives.WriteUInt16BigEndian(summed[checksumOffset..], c);
+        BinaryPrimitives.WriteUInt16BigEndian(summed[checksumOffset..], TransportChecksum(sum, p.Protocol));
         return Send(p, summed, payload1, payload2, -1, 0);
+    }
+
+    /// <summary>The header fields a send's parameters give. Set one by one on the caller's local: an object
+    /// initializer built a temporary and copied it over, a 16-byte load of bytes just stored narrower (a
+    /// store-forwarding stall, perf annotate).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SetHeaderFields(ref Ipv4Repr repr, in Ipv4SendParams p)
+    {
+        repr.Source = p.Source;
+        repr.Destination = p.Destination;
+        repr.Protocol = p.Protocol;
+        repr.Ttl = p.Ttl;
+        repr.Tos = p.Tos;
+        repr.DontFragment = p.DontFragment;
+    }
+
+    /// <summary>Writes the transport header then both payloads into <paramref name="into"/>, summing the payloads
+    /// while copying them, and the transport checksum at <paramref name="checksumOffset"/> (<paramref name="headerSum"/>:
+    /// the pseudo-header and the header with its checksum field zero).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopySummed(Span<byte> into, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
+        int checksumOffset, uint headerSum, byte protocol)
+    {
+        header.CopyTo(into);
+        uint s1 = InternetChecksum.CopyAndSum(payload1, into.Slice(header.Length, payload1.Length));
+        uint sum = InternetChecksum.Add(headerSum, header.Length % 2 == 0 ? s1 : BinaryPrimitives.ReverseEndianness((ushort)s1));
+        if (!payload2.IsEmpty) // a UDP datagram has none: no call
+        {
+            uint s2 = InternetChecksum.CopyAndSum(payload2, into.Slice(header.Length + payload1.Length, payload2.Length));
+            if (((header.Length + payload1.Length) & 1) != 0) s2 = BinaryPrimitives.ReverseEndianness((ushort)s2); // RFC 1071 §2(B)
+            sum = InternetChecksum.Add(sum, s2);
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(into[checksumOffset..], TransportChecksum(sum, protocol));
+    }
+
+    /// <summary>The transport checksum of a finished sum: UDP sends a computed zero as all ones (RFC 768; zero
+    /// means "no checksum").</summary>
+    private static ushort TransportChecksum(uint sum, byte protocol)
+    {
+        ushort c = InternetChecksum.Finish(sum);
+        return c == 0 && protocol == IpProtocol.Udp ? (ushort)0xFFFF : c;
     }
 
     private void Transmit(PacketBuffer b, in Ipv4Repr repr, bool broadcast, MacAddress mac, Ipv4Address nextHop)
