@@ -4,7 +4,8 @@
 # end's CPU ms per GB received (a waiting end's spinning counts too: the end at ~1 s/s of CPU is the bottleneck),
 # with the stacks' TCP counters (GAZELLE_STATS). Optional `perf record -g` of one end (PROFILE=client|server,
 # PROFILE_OUT=file). PIN=1 puts the server on CPU 0 and the client on CPU 1. PRELOAD=other/build/libgazelle.so
-# measures another build.
+# measures another build. EXTRA_CONF='tcp_send_buffer = 1048576' adds lines to both ends' lstack.conf;
+# MEMIF_ARGS=rsize=8 adds net_memif arguments.
 #   bench/e2e/bulk-cost.sh [seconds]      (default 5)
 # A timing, not a test: it never fails on a figure.
 set -euo pipefail
@@ -24,6 +25,8 @@ cleanup() {
 trap cleanup EXIT
 source "$ROOT/scripts/lstack-conf.sh"
 memif_pair_conf "$tmp" "bulkcost-$$" "$tmp/memif.sock" 10.66.0 9000
+[ -n "${MEMIF_ARGS:-}" ] && sed -i "s|\(net_memif0,[^\"]*\)\"|\1,$MEMIF_ARGS\"|" "$tmp"/memif-*.conf
+[ -n "${EXTRA_CONF:-}" ] && for c in "$tmp"/memif-*.conf; do printf '%s\n' "$EXTRA_CONF" >>"$c"; done
 port=$((30000 + RANDOM % 20000))
 pin0=() pin1=()
 [ -n "${PIN:-}" ] && pin0=(taskset -c 0) pin1=(taskset -c 1)
