@@ -347,6 +347,14 @@ internal static unsafe class Exports
         catch (Exception e) { Failed(e); }
     }
 
+    /// <summary>close_range/closefrom, before the shim lets the kernel close the range (<see cref="PosixLayer.CloseRange"/>).</summary>
+    [UnmanagedCallersOnly(EntryPoint = "gz_close_range")]
+    private static int CloseRange(uint first, uint last, int flags)
+    {
+        try { return Layer is { } l ? l.CloseRange(first, last, flags) : 0; }
+        catch (Exception e) { return Failed(e); }
+    }
+
     /// <summary>
     /// The process's stats ("name value" lines, docs/stats.md) into <paramref name="buf"/> (NUL-terminated,
     /// cut at <paramref name="size"/> - 1 bytes). Returns the full length, as snprintf does, or -ENOTCONN when

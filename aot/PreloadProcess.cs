@@ -235,8 +235,10 @@ internal sealed class PreloadProcess
         Line("posix.fds", layer.HeldFds);
         Line("posix.stack_fds", layer.StackSocketFds);
         Line("posix.polls", layer.Polls);
+        Line("posix.pooled_numbers", layer.PooledNumbers);
+        Line("posix.numbers_from_pool", layer.NumbersFromPool);
         int marked = 0;
-        for (int fd = 0; fd < _fds.Limit; fd++) if (_fds[fd] != FdKind.Kernel) marked++;
+        for (int fd = 0; fd < _fds.Limit; fd++) if (_fds[fd] is not (FdKind.Kernel or FdKind.Pooled)) marked++;
         Line("shim.marked_fds", marked);
         foreach (var (name, value, _) in stack.Counters.Snapshot()) if (value != 0) Line("counter." + name, value);
         foreach (var f in typeof(TcpCounters).GetFields(BindingFlags.Public | BindingFlags.Instance))

@@ -10,6 +10,9 @@ enum gz_fd_kind {
     GZ_FD_SOCKET = 1,   /* a socket served by the stack */
     GZ_FD_PENDING = 2,  /* an IPv4 socket not yet placed: bind/connect decide stack or kernel */
     GZ_FD_EPOLL = 3,    /* an epoll instance that watches stack sockets */
+    GZ_FD_POOLED = 4,   /* closed by the program; the layer keeps the number reserved for its next socket:
+                         * every call on it fails as on a closed fd (EBADF), dup2/dup3 onto it go to the
+                         * stack (it forgets the number), a forked child closes it */
 };
 
 /* Size of the fd table: fds at or above it are never the stack's. */
@@ -32,6 +35,6 @@ struct gz_shim_info {
     int abi_version;
     struct gz_signal_counts *(*signal_counts)(void);  /* the calling thread's counts */
 };
-#define GZ_ABI_VERSION 2
+#define GZ_ABI_VERSION 3
 
 #endif

@@ -22,6 +22,7 @@
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@ static int (*real_ppoll)(struct pollfd *, nfds_t, const struct timespec *, const
 static int (*real_select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
 static int (*real_pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
 static pid_t (*real_fork)(void);
+static void (*real_closefrom)(int);
 
 static void *resolve_next(const char *name)
 {
@@ -75,6 +77,7 @@ __attribute__((constructor)) static void gz_resolve_libc(void)
     real_select = resolve_next("select");
     real_pselect = resolve_next("pselect");
     real_fork = resolve_next("fork");
+    real_closefrom = dlsym(RTLD_NEXT, "closefrom"); /* glibc >= 2.34 only */
 }
 
 /* ---- the stack's entry points (exports of libgazelle-stack.so, named gz_<call>) ----------- */
@@ -94,6 +97,7 @@ struct gz_stack_api {
     int (*select)(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout);
     int (*pselect)(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask);
     void (*before_fork)(void);
+    int (*close_range)(unsigned first, unsigned last, int flags);
     void (*exit_flush)(void);
     long (*debug_collect)(void);
     long (*stats)(char *buf, size_t size);
@@ -114,6 +118,18 @@ static inline int fd_is_stack(int fd)
 {
     return (unsigned)fd < GZ_FD_LIMIT && fd_table[fd] != GZ_FD_KERNEL;
 }
+
+/* A number the program closed that the layer keeps reserved for its next socket (gazelle_abi.h): for the
+ * program it is a closed fd. Only asked once fd_is_stack(fd) holds. */
+static inline int fd_is_pooled(int fd) { return fd_table[fd] == GZ_FD_POOLED; }
+
+#define GZ_EBADF_IF_POOLED(fd)          \
+    do {                                \
+        if (fd_is_pooled(fd)) {         \
+            errno = EBADF;              \
+            return -1;                  \
+        }                               \
+    } while (0)
 
 static const char *stack_library_path(char *buf, size_t size)
 {
@@ -197,7 +213,7 @@ static void load_stack(void)
     GZ_BIND(socket)
     GZ_FD_HOOKS(GZ_BIND_HOOK)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
-    GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(before_fork)
+    GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(before_fork) GZ_BIND(close_range)
     GZ_BIND(exit_flush)
     GZ_BIND(debug_collect) GZ_BIND(stats)
     struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION, gz_signal_counts_of_thread };
@@ -261,8 +277,10 @@ static void become_forked_child(void)
 {
     forked_child = 1;
     atomic_store(&stack_state, -1); /* new sockets: the kernel's */
-    for (int fd = 0; fd < GZ_FD_LIMIT; fd++)
-        if (fd_table[fd] == GZ_FD_PENDING || fd_table[fd] == GZ_FD_EPOLL) fd_table[fd] = GZ_FD_KERNEL;
+    for (int fd = 0; fd < GZ_FD_LIMIT; fd++) {
+        if (fd_table[fd] == GZ_FD_POOLED) real_close(fd); /* the parent's reserve: closed numbers for the child too */
+        if (fd_table[fd] == GZ_FD_PENDING || fd_table[fd] == GZ_FD_EPOLL || fd_table[fd] == GZ_FD_POOLED) fd_table[fd] = GZ_FD_KERNEL;
+    }
 }
 
 /* An inherited stack socket in a forked child: 1 = refused (errno set), 0 = let libc do it. */
@@ -280,6 +298,7 @@ static int orphan_refuses(int fd, const char *call)
     GZ_EXPORT ret name params                                                        \
     {                                                                                \
         if (!came_from_stack() && fd_is_stack(fd)) {                                 \
+            GZ_EBADF_IF_POOLED(fd);                                                  \
             if (__builtin_expect(forked_child, 0)) {                                 \
                 if (orphan_refuses(fd, #name)) return -1;                            \
             } else if (api.name) {                                                   \
@@ -314,7 +333,10 @@ GZ_EXPORT int socket(int domain, int type, int protocol)
 
 static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 {
-    if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.fcntl) GZ_RESULT(api.fcntl(fd, cmd, (long)arg));
+    if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.fcntl) {
+        GZ_EBADF_IF_POOLED(fd);
+        GZ_RESULT(api.fcntl(fd, cmd, (long)arg));
+    }
     return real(fd, cmd, arg);
 }
 
@@ -342,7 +364,10 @@ GZ_EXPORT int ioctl(int fd, unsigned long request, ...)
     va_start(ap, request);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.ioctl) GZ_RESULT(api.ioctl(fd, request, arg));
+    if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.ioctl) {
+        GZ_EBADF_IF_POOLED(fd);
+        GZ_RESULT(api.ioctl(fd, request, arg));
+    }
     return real_ioctl(fd, request, arg);
 }
 
@@ -363,8 +388,12 @@ GZ_EXPORT int dup2(int oldfd, int newfd)
         if (orphan_dup_refused(oldfd, newfd)) return -1;
         return real_dup2(oldfd, newfd);
     }
-    /* Either side may be the stack's: dup2 onto a stack socket closes that socket first. */
-    if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup2) GZ_RESULT(api.dup2(oldfd, newfd));
+    /* Either side may be the stack's: dup2 onto a stack socket closes that socket first; onto a pooled number
+     * the program gets that number (the layer forgets it). */
+    if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup2) {
+        if (fd_is_stack(oldfd)) GZ_EBADF_IF_POOLED(oldfd);
+        GZ_RESULT(api.dup2(oldfd, newfd));
+    }
     return real_dup2(oldfd, newfd);
 }
 
@@ -374,7 +403,10 @@ GZ_EXPORT int dup3(int oldfd, int newfd, int flags)
         if (orphan_dup_refused(oldfd, newfd)) return -1;
         return real_dup3(oldfd, newfd, flags);
     }
-    if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup3) GZ_RESULT(api.dup3(oldfd, newfd, flags));
+    if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup3) {
+        if (fd_is_stack(oldfd)) GZ_EBADF_IF_POOLED(oldfd);
+        GZ_RESULT(api.dup3(oldfd, newfd, flags));
+    }
     return real_dup3(oldfd, newfd, flags);
 }
 
@@ -384,7 +416,11 @@ GZ_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
         errno = ENOTCONN;
         return -1;
     }
-    if (!came_from_stack() && (fd_is_stack(epfd) || fd_is_stack(fd)) && api.epoll_ctl) GZ_RESULT(api.epoll_ctl(epfd, op, fd, event));
+    if (!came_from_stack() && (fd_is_stack(epfd) || fd_is_stack(fd)) && api.epoll_ctl) {
+        if (fd_is_stack(epfd)) GZ_EBADF_IF_POOLED(epfd);
+        if (fd_is_stack(fd)) GZ_EBADF_IF_POOLED(fd);
+        GZ_RESULT(api.epoll_ctl(epfd, op, fd, event));
+    }
     return real_epoll_ctl(epfd, op, fd, event);
 }
 
@@ -462,6 +498,43 @@ GZ_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct ti
     if (forked_child && fdsets_hold_stack(nfds, r, w, e)) return orphan_select(nfds, r, w, e);
     if (!came_from_stack() && fdsets_hold_stack(nfds, r, w, e) && api.pselect) GZ_RESULT(api.pselect(nfds, r, w, e, timeout, mask));
     return real_pselect(nfds, r, w, e, timeout, mask);
+}
+
+/* close_range/closefrom close numbers the layer holds: its stack sockets (closed as close() would) and the
+ * numbers it keeps reserved, which the kernel would then hand out again while the layer still counted them
+ * as its own. The layer lets go of them first, then the kernel closes the range. (A raw close_range syscall
+ * that bypasses these is not seen: the layer's reserve would be stale.) */
+static int range_holds_ours(unsigned first, unsigned last)
+{
+    if (atomic_load(&stack_state) <= 0 || forked_child) return 0;
+    for (unsigned fd = first; fd <= last && fd < GZ_FD_LIMIT; fd++)
+        if (fd_table[fd] != GZ_FD_KERNEL) return 1;
+    return 0;
+}
+
+GZ_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    if (!came_from_stack() && range_holds_ours(first, last) && api.close_range) {
+        in_stack++;
+        int r = api.close_range(first, last, flags);
+        in_stack--;
+        if (r < 0) {
+            errno = -r;
+            return -1;
+        }
+    }
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+GZ_EXPORT void closefrom(int lowfd)
+{
+    if (!came_from_stack() && lowfd >= 0 && range_holds_ours((unsigned)lowfd, ~0U) && api.close_range) {
+        in_stack++;
+        api.close_range((unsigned)lowfd, ~0U, 0);
+        in_stack--;
+    }
+    if (real_closefrom) real_closefrom(lowfd);
+    else syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0);
 }
 
 /* _FORTIFY_SOURCE variants: check the buffer bound as glibc does, then take the ordinary path. */

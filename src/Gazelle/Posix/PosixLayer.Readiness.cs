@@ -163,6 +163,7 @@ public sealed unsafe partial class PosixLayer
         lock (_lock)
         {
             _eventTick++; // a registration added or modified must be looked at (CollectEpoll)
+            if (_table[fd] == FdKind.Pooled || _table[epfd] == FdKind.Pooled) return -(int)Errno.EBADF; // closed, for the program
             var target = FileOf(fd);
             var ep = EpollOf(epfd);
             if (target is null || (ep is null && (FileOf(epfd) is not null || !Libc2.IsEpoll(epfd))))
@@ -420,6 +421,11 @@ public sealed unsafe partial class PosixLayer
                     for (int i = 0; i < count; i++)
                     {
                         fds[i].Revents = 0;
+                        if (fds[i].Fd >= 0 && _table[fds[i].Fd] == FdKind.Pooled)
+                        {
+                            fds[i].Revents = POLLNVAL; // a closed fd, for the program
+                            continue;
+                        }
                         var f = fds[i].Fd >= 0 ? FileOf(fds[i].Fd) : null;
                         if (f is { Lazy: true }) Materialize(f); // its kernel side answers below
                         if (f is not null && f.Placement != Placement.Pending)
@@ -535,6 +541,7 @@ public sealed unsafe partial class PosixLayer
                     ulong bit = 1UL << (fd % 64);
                     bool any = ((input[word] | input[Words + word] | input[2 * Words + word]) & bit) != 0;
                     if (!any) continue;
+                    if (_table[fd] == FdKind.Pooled) return -(int)Errno.EBADF; // a closed fd, for the program
                     var f = FileOf(fd);
                     if (f is { Lazy: true }) Materialize(f); // its kernel side answers below
                     if (f is null || f.Placement != Placement.Stack)
