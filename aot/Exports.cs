@@ -39,7 +39,7 @@ internal static unsafe class Exports
                 Console.Error.WriteLine($"gazelle: shim/stack ABI mismatch (stack {ShimAbi.AbiVersion}): sockets run on the kernel");
                 return -(int)Sockets.Errno.EINVAL;
             }
-            s_process = PreloadProcess.Start(new FdKindTable(info->FdTable, info->FdLimit), info->SignalCounts);
+            s_process = PreloadProcess.Start(new FdKindTable(info->FdTable, info->FdLimit), info->SignalCounts, (nint)info->EpollKernelFds);
             return 0;
         }
         catch (Exception e)

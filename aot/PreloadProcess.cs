@@ -65,7 +65,7 @@ internal sealed class PreloadProcess
 
     public PosixLayer? Layer { get; }
 
-    public static PreloadProcess Start(FdKindTable fds, nint signalCountsOfThread)
+    public static PreloadProcess Start(FdKindTable fds, nint signalCountsOfThread, nint epollKernelFds)
     {
         string? gazelleConf = Environment.GetEnvironmentVariable(ConfigLoader.GazelleConfVariable);
         string? lstackConf = Environment.GetEnvironmentVariable(ConfigLoader.LstackConfPathVariable);
@@ -102,7 +102,7 @@ internal sealed class PreloadProcess
             stack.Tcp.DeferHandshakeAck = true;
             var policy = PollPolicy.FromEnvironment();
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, policy,
-                signalCountsOfThread);
+                signalCountsOfThread, epollKernelFds);
             if (policy.KeeperMillis > 0) layer.StartKeeper();
             return new PreloadProcess(fds, layer, eal, port, stack);
         }

@@ -24,4 +24,7 @@ internal unsafe struct ShimInfo
     public int AbiVersion;
     /// <summary>struct gz_signal_counts *(*)(void): the calling thread's signal-handler counts.</summary>
     public nint SignalCounts;
+    /// <summary>int[FdLimit]: per fd number, the kernel fds registered in the epoll there as the shim counts them
+    /// (shim/gazelle_abi.h, epoll_kernel_fds).</summary>
+    public int* EpollKernelFds;
 }

@@ -28,12 +28,20 @@ struct gz_signal_counts {
     unsigned long long packed;
 };
 
+/* Per fd number, what the shim knows of the kernel epoll instance there (GZ_FD_LIMIT ints): 0 = nothing
+ * (not an epoll the shim saw created, or one it cannot account for); n >= 1 = an epoll created through the
+ * shim with at most n - 1 kernel fds registered in it (ADD counts, a successful DEL uncounts; a registered fd
+ * that is closed leaves the count high). Negative = given up (dup'd, inherited by a fork child): like 0.
+ * Exactly 1 lets epoll_wait skip asking the kernel when the stack has nothing (no kernel fd can be ready). */
+#define GZ_EPOLL_UNKNOWN (-(1 << 30))
+
 /* What the shim hands the stack at start. */
 struct gz_shim_info {
     unsigned char *fd_table;  /* GZ_FD_LIMIT bytes */
     int fd_limit;
     int abi_version;
     struct gz_signal_counts *(*signal_counts)(void);  /* the calling thread's counts */
+    int *epoll_kernel_fds;    /* GZ_FD_LIMIT ints, as above */
 };
 #define GZ_ABI_VERSION 3
 

@@ -8,7 +8,9 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <linux/close_range.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -43,6 +45,10 @@ static int (*real_ioctl)(int, unsigned long, ...);
 static int (*real_dup2)(int, int);
 static int (*real_dup3)(int, int, int);
 static int (*real_epoll_ctl)(int, int, int, struct epoll_event *);
+static int (*real_epoll_create)(int);
+static int (*real_epoll_create1)(int);
+static int (*real_close)(int);
+static int (*real_dup)(int);
 static int (*real_poll)(struct pollfd *, nfds_t, int);
 static int (*real_ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
 static int (*real_select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
@@ -72,6 +78,10 @@ __attribute__((constructor)) static void gz_resolve_libc(void)
     real_dup2 = resolve_next("dup2");
     real_dup3 = resolve_next("dup3");
     real_epoll_ctl = resolve_next("epoll_ctl");
+    real_epoll_create = resolve_next("epoll_create");
+    real_epoll_create1 = resolve_next("epoll_create1");
+    real_close = resolve_next("close");
+    real_dup = resolve_next("dup");
     real_poll = resolve_next("poll");
     real_ppoll = resolve_next("ppoll");
     real_select = resolve_next("select");
@@ -85,6 +95,8 @@ __attribute__((constructor)) static void gz_resolve_libc(void)
 struct gz_stack_api {
     int (*init)(const struct gz_shim_info *info);
     int (*socket)(int domain, int type, int protocol);
+    int (*close)(int fd);
+    int (*dup)(int fd);
 #define GZ_API_MEMBER(ret, name, params, args) ret (*name) params;
     GZ_FD_HOOKS(GZ_API_MEMBER)
     int (*fcntl)(int fd, int cmd, long arg);
@@ -105,6 +117,7 @@ struct gz_stack_api {
 
 static struct gz_stack_api api;
 static unsigned char fd_table[GZ_FD_LIMIT];
+static int epoll_kernel_fds[GZ_FD_LIMIT]; /* gazelle_abi.h */
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static atomic_int stack_state; /* 0 not loaded, 1 running, -1 unavailable (kernel only) */
 
@@ -130,6 +143,47 @@ static inline int fd_is_pooled(int fd) { return fd_table[fd] == GZ_FD_POOLED; }
             return -1;                  \
         }                               \
     } while (0)
+
+/* ---- kernel fds in epoll sets (gazelle_abi.h, epoll_kernel_fds) -----------------------------
+ * epoll_wait over a set that holds stack sockets asks the kernel about its kernel fds with a zero-timeout
+ * epoll_pwait (a system call per call, ~1 per request of nginx and wrk); a set that holds none need not ask.
+ * The shim counts, per epoll it saw created, the kernel fds registered in it: every registration of a kernel
+ * fd passes through epoll_ctl here or the stack's own calls (which count the same way). An epoll the count
+ * cannot follow is given up: dup'd (registrations through the other number), shared with a fork child (the
+ * child's registrations), created or closed behind the shim's back (a raw system call: not seen). */
+static inline void epoll_count_add(int epfd, int d)
+{
+    if ((unsigned)epfd >= GZ_FD_LIMIT) return;
+    int v = __atomic_load_n(&epoll_kernel_fds[epfd], __ATOMIC_RELAXED);
+    while (v > 0 && !__atomic_compare_exchange_n(&epoll_kernel_fds[epfd], &v, v + d, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {}
+}
+
+static inline void epoll_count_set(int fd, int v)
+{
+    if ((unsigned)fd < GZ_FD_LIMIT && __atomic_load_n(&epoll_kernel_fds[fd], __ATOMIC_RELAXED) != v)
+        __atomic_store_n(&epoll_kernel_fds[fd], v, __ATOMIC_SEQ_CST);
+}
+
+/* fd's number now names another file (closed, or dup2'd over) or fd was duplicated (give its epoll up). */
+static inline void epoll_number_gone(int fd) { epoll_count_set(fd, 0); }
+static inline void epoll_number_duplicated(int fd)
+{
+    if ((unsigned)fd < GZ_FD_LIMIT && __atomic_load_n(&epoll_kernel_fds[fd], __ATOMIC_RELAXED) > 0) epoll_count_set(fd, GZ_EPOLL_UNKNOWN);
+}
+
+GZ_EXPORT int epoll_create(int size)
+{
+    int r = real_epoll_create(size);
+    if (r >= 0) epoll_count_set(r, 1);
+    return r;
+}
+
+GZ_EXPORT int epoll_create1(int flags)
+{
+    int r = real_epoll_create1(flags);
+    if (r >= 0) epoll_count_set(r, 1);
+    return r;
+}
 
 static const char *stack_library_path(char *buf, size_t size)
 {
@@ -211,12 +265,13 @@ static void load_stack(void)
 #define GZ_BIND_HOOK(ret, name, params, args) GZ_BIND(name)
     GZ_BIND(init)
     GZ_BIND(socket)
+    GZ_BIND(close) GZ_BIND(dup)
     GZ_FD_HOOKS(GZ_BIND_HOOK)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
     GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(before_fork) GZ_BIND(close_range)
     GZ_BIND(exit_flush)
     GZ_BIND(debug_collect) GZ_BIND(stats)
-    struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION, gz_signal_counts_of_thread };
+    struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION, gz_signal_counts_of_thread, epoll_kernel_fds };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
     restore_program_signals(saved_signals);
@@ -286,10 +341,8 @@ static void become_forked_child(void)
 /* An inherited stack socket in a forked child: 1 = refused (errno set), 0 = let libc do it. */
 static int orphan_refuses(int fd, const char *call)
 {
-    if (strcmp(call, "close") == 0) {
-        fd_table[fd] = GZ_FD_KERNEL;
-        return 0;
-    }
+    (void)fd;
+    (void)call; /* close and dup are written out below */
     errno = ENOTCONN;
     return 1;
 }
@@ -310,6 +363,40 @@ static int orphan_refuses(int fd, const char *call)
 GZ_FD_HOOKS(GZ_DEFINE_FD_HOOK)
 
 /* ---- calls that need more than one fd test ------------------------------------------------ */
+
+GZ_EXPORT int close(int fd)
+{
+    if (came_from_stack()) return real_close(fd);
+    if (fd_is_stack(fd)) {
+        GZ_EBADF_IF_POOLED(fd);
+        epoll_number_gone(fd);
+        if (__builtin_expect(forked_child, 0)) {
+            fd_table[fd] = GZ_FD_KERNEL;
+        } else if (api.close) {
+            GZ_RESULT(api.close(fd));
+        }
+        return real_close(fd);
+    }
+    epoll_number_gone(fd);
+    return real_close(fd);
+}
+
+GZ_EXPORT int dup(int fd)
+{
+    if (came_from_stack()) return real_dup(fd);
+    if (fd_is_stack(fd)) {
+        GZ_EBADF_IF_POOLED(fd);
+        epoll_number_duplicated(fd);
+        if (__builtin_expect(forked_child, 0)) {
+            errno = ENOTCONN;
+            return -1;
+        }
+        if (api.dup) GZ_RESULT(api.dup(fd));
+        return real_dup(fd);
+    }
+    epoll_number_duplicated(fd);
+    return real_dup(fd);
+}
 
 GZ_EXPORT int socket(int domain, int type, int protocol)
 {
@@ -333,6 +420,7 @@ GZ_EXPORT int socket(int domain, int type, int protocol)
 
 static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 {
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) epoll_number_duplicated(fd);
     if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.fcntl) {
         GZ_EBADF_IF_POOLED(fd);
         GZ_RESULT(api.fcntl(fd, cmd, (long)arg));
@@ -384,6 +472,10 @@ static int orphan_dup_refused(int oldfd, int newfd)
 
 GZ_EXPORT int dup2(int oldfd, int newfd)
 {
+    if (oldfd != newfd && !came_from_stack()) {
+        epoll_number_duplicated(oldfd);
+        epoll_number_gone(newfd);
+    }
     if (forked_child && !came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd))) {
         if (orphan_dup_refused(oldfd, newfd)) return -1;
         return real_dup2(oldfd, newfd);
@@ -399,6 +491,10 @@ GZ_EXPORT int dup2(int oldfd, int newfd)
 
 GZ_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
+    if (oldfd != newfd && !came_from_stack()) {
+        epoll_number_duplicated(oldfd);
+        epoll_number_gone(newfd);
+    }
     if (forked_child && !came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd))) {
         if (orphan_dup_refused(oldfd, newfd)) return -1;
         return real_dup3(oldfd, newfd, flags);
@@ -421,7 +517,12 @@ GZ_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
         if (fd_is_stack(fd)) GZ_EBADF_IF_POOLED(fd);
         GZ_RESULT(api.epoll_ctl(epfd, op, fd, event));
     }
-    return real_epoll_ctl(epfd, op, fd, event);
+    if (came_from_stack()) return real_epoll_ctl(epfd, op, fd, event);
+    /* A kernel fd into a kernel epoll: counted before it can be ready there, uncounted once surely gone. */
+    if (op == EPOLL_CTL_ADD) epoll_count_add(epfd, 1);
+    int r = real_epoll_ctl(epfd, op, fd, event);
+    if ((op == EPOLL_CTL_ADD && r < 0) || (op == EPOLL_CTL_DEL && r == 0)) epoll_count_add(epfd, -1);
+    return r;
 }
 
 static int pollfds_hold_stack(const struct pollfd *fds, nfds_t n)
@@ -512,8 +613,14 @@ static int range_holds_ours(unsigned first, unsigned last)
     return 0;
 }
 
+static void epoll_numbers_gone(unsigned first, unsigned last)
+{
+    for (unsigned fd = first; fd <= last && fd < GZ_FD_LIMIT; fd++) epoll_number_gone((int)fd);
+}
+
 GZ_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
+    if (!came_from_stack() && first <= last && !(flags & CLOSE_RANGE_CLOEXEC)) epoll_numbers_gone(first, last);
     if (!came_from_stack() && range_holds_ours(first, last) && api.close_range) {
         in_stack++;
         int r = api.close_range(first, last, flags);
@@ -528,6 +635,7 @@ GZ_EXPORT int close_range(unsigned first, unsigned last, int flags)
 
 GZ_EXPORT void closefrom(int lowfd)
 {
+    if (!came_from_stack() && lowfd >= 0) epoll_numbers_gone((unsigned)lowfd, ~0U);
     if (!came_from_stack() && lowfd >= 0 && range_holds_ours((unsigned)lowfd, ~0U) && api.close_range) {
         in_stack++;
         api.close_range((unsigned)lowfd, ~0U, 0);
@@ -579,6 +687,9 @@ GZ_EXPORT pid_t fork(void)
     }
     pid_t pid = real_fork();
     if (pid == 0 && atomic_load(&stack_state) > 0) become_forked_child(); /* never call .NET here */
+    /* Parent and child share every epoll instance now: a registration either makes is not counted by the other. */
+    for (int fd = 0; fd < GZ_FD_LIMIT; fd++)
+        if (epoll_kernel_fds[fd] > 0) epoll_kernel_fds[fd] = GZ_EPOLL_UNKNOWN;
     return pid;
 }
 

@@ -30,9 +30,13 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// thread's counts of program signal handlers run (<see cref="SignalCounts"/>), with which blocking calls
     /// honour SA_RESTART; 0 where no shim counts them (then a blocking call ends with EINTR only when a
     /// kernel sleep is interrupted).</param>
+    /// <param name="epollKernelFds">The preload shim's <c>int epoll_kernel_fds[]</c> (table.Limit entries; shim/gazelle_abi.h):
+    /// per fd number, 1 + the kernel fds registered in the epoll there, as far as the shim can count them, else
+    /// &lt;= 0. 0 where no shim counts them (then every epoll set is asked about its kernel fds).</param>
     public PosixLayer(ISocketApi stack, Territory territory, FdKindTable table, Func<Instant> clock, PollPolicy? policy = null,
-        nint signalCountsOfThread = 0)
+        nint signalCountsOfThread = 0, nint epollKernelFds = 0)
     {
+        _epollKernelFds = (int*)epollKernelFds;
         _signalCountsOfThread = (delegate* unmanaged<SignalCounts*>)signalCountsOfThread;
         _stack = stack;
         _territory = territory;
@@ -222,7 +226,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
             if (interest.Epoll.Fds.Count == 0) continue;
             EpollEvent ev = new() { Events = interest.Events, Data = interest.Data };
             if (interest.Disarmed) ev.Events &= ~(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP);
-            Libc.EpollCtl(interest.Epoll.Fds[0], EPOLL_CTL_ADD, interest.Fd, &ev);
+            KernelEpollCtl(interest.Epoll.Fds[0], EPOLL_CTL_ADD, interest.Fd, &ev);
         }
         f.Interests.Clear();
         foreach (int fd in f.Fds)

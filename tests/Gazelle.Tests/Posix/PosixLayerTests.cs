@@ -454,6 +454,53 @@ public unsafe class PosixLayerTests
         CloseAll(c, s, l);
     }
 
+    /// <summary>With the shim's count of kernel fds per epoll (shim/gazelle_abi.h), epoll_wait skips asking the kernel
+    /// only for a set that holds none; the layer's own kernel registrations are counted too, and a set the shim gave
+    /// up on (a dup, a fork) is always asked.</summary>
+    [Test]
+    public void EpollWaitAsksTheKernelOnlyWhenTheSetMayHoldKernelFds()
+    {
+        int* counts = (int*)NativeMemory.AllocZeroed(65536, sizeof(int));
+        try
+        {
+            _layer.Dispose();
+            var territory = new Territory(StackIp, Ipv4Address.Parse("255.255.255.0"), Ipv4Address.Any);
+            _layer = new PosixLayer(_stack, territory, _table, MonotonicClock.Now, new PollPolicy { SpinMicros = 50, BlockMillis = 1 },
+                epollKernelFds: (nint)counts);
+            var (l, c, s) = StackPair();
+            int ep = Libc.EpollCreate1(0);
+            counts[ep] = 1; // as the shim's epoll_create1 marks it: no kernel fd yet
+            int efd = Libc.EventFd(0, 0);
+            var ev = new EpollEvent { Events = EPOLLIN, Data = 1 };
+            Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, efd, &ev), Is.Zero);
+            Assert.That(counts[ep], Is.EqualTo(2), "the layer counts the kernel fd it registers");
+            ev.Data = 2;
+            Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, s, &ev), Is.Zero);
+            ulong one = 1;
+            Libc2.Write(efd, &one, 8);
+            SendText(c, "x");
+            var events = stackalloc EpollEvent[4];
+            for (int i = 0; i < 3; i++) Assert.That(_layer.EpollWait(ep, events, 4, 1000, null), Is.EqualTo(2), "both, at every call");
+            Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_DEL, efd, &ev), Is.Zero);
+            Assert.That(counts[ep], Is.EqualTo(1));
+            long checks = _layer.KernelReadinessChecks;
+            for (int i = 0; i < 3; i++) Assert.That(_layer.EpollWait(ep, events, 4, 1000, null), Is.EqualTo(1));
+            Assert.That(_layer.KernelReadinessChecks, Is.EqualTo(checks), "no kernel fd in the set: the kernel is not asked");
+            // Given up (the shim saw the epoll dup'd or shared with a fork child): registrations it cannot count.
+            counts[ep] = -(1 << 30);
+            Assert.That(Libc.EpollCtl(ep, EPOLL_CTL_ADD, efd, &ev), Is.Zero, "behind the layer's back, as through a dup");
+            Assert.That(_layer.EpollWait(ep, events, 4, 1000, null), Is.EqualTo(2));
+            Assert.That(_layer.KernelReadinessChecks, Is.GreaterThan(checks));
+            RecvText(s);
+            CloseAll(c, s, l, ep);
+            Assert.That(Libc.Close(efd), Is.Zero);
+        }
+        finally
+        {
+            NativeMemory.Free(counts);
+        }
+    }
+
     [Test]
     public void EpollReportsStackSocketsAndKernelFdsTogether()
     {

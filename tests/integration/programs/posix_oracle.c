@@ -909,6 +909,63 @@ static void test_signals_and_fork(void)
     close(l);
 }
 
+/* epoll_wait over a set with stack sockets asks the kernel about its kernel fds only when the set may hold
+ * some: kernel fds added before any socket, through a dup of the epoll fd, or by a fork child that shares the
+ * epoll must still be reported together with a ready socket, at every call. */
+static int both_reported(int ep, int rounds, int a, int b)
+{
+    /* Both readable first (a generous bound: the stack's own delivery on a loaded machine). */
+    struct pollfd p[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+    for (int i = 0; i < 100 && poll(p, 2, 100) != 2; i++) {}
+    struct epoll_event out[4];
+    int calls = 0;
+    for (int i = 0; i < rounds; i++) calls += epoll_wait(ep, out, 4, 0) == 2;
+    return calls;
+}
+
+static void test_epoll_kernel_fds(void)
+{
+    section("epoll sets with kernel fds");
+    int p1[2], p2[2];
+    if (pipe(p1) < 0 || pipe(p2) < 0) { perror("pipe"); exit(2); }
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN };
+    show("ADD a pipe", epoll_ctl(ep, EPOLL_CTL_ADD, p1[0], &ev));
+    int l = listener(0), c, s;
+    pair(l, &c, &s);
+    show("ADD a socket", epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+    send(c, "a", 1, 0);
+    wait_readable(s, 1000);
+    show("pipe written", write(p1[1], "p", 1));
+    show("calls reporting both of 5", both_reported(ep, 5, s, p1[0]));
+    show("DEL the pipe", epoll_ctl(ep, EPOLL_CTL_DEL, p1[0], &ev));
+    show("calls reporting both of 3", both_reported(ep, 3, s, s));
+    int ep2 = dup(ep);
+    show("ADD another pipe through a dup", epoll_ctl(ep2, EPOLL_CTL_ADD, p2[0], &ev));
+    show("pipe written", write(p2[1], "q", 1));
+    show("calls reporting both of 5", both_reported(ep, 5, s, p2[0]));
+    int ep3 = epoll_create1(0);
+    show("ADD the socket to a new set", epoll_ctl(ep3, EPOLL_CTL_ADD, s, &ev));
+    show("calls reporting both of 3", both_reported(ep3, 3, s, s));
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) _exit(epoll_ctl(ep3, EPOLL_CTL_ADD, p1[0], &ev) == 0 ? 0 : 1);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    printf("%-44s exited %d code %d\n", "fork child added the pipe to the set", WIFEXITED(status), WEXITSTATUS(status));
+    show("calls reporting both of 5", both_reported(ep3, 5, s, p1[0]));
+    close(ep3);
+    close(ep2);
+    close(ep);
+    close(p1[0]);
+    close(p1[1]);
+    close(p2[0]);
+    close(p2[1]);
+    close(c);
+    close(s);
+    close(l);
+}
+
 /* Whether the kernel has fd open, asked without the preload (a raw system call). */
 static int kernel_has(int fd) { return syscall(SYS_fcntl, fd, F_GETFD) >= 0; }
 
@@ -1060,6 +1117,7 @@ int main(int argc, char **argv)
     test_signal_masks();
     test_signals_and_fork();
     test_closed_numbers();
+    test_epoll_kernel_fds();
     printf("== done\n");
     return 0;
 }
