@@ -163,8 +163,9 @@ public sealed unsafe partial class PosixLayer
 
     /// <summary>
     /// Whether the epoll at <paramref name="epfd"/> may hold kernel fds. epoll_wait over a set of stack sockets asked
-    /// the kernel with a zero-timeout epoll_pwait at every call (~1.1 system calls per request of nginx serving
-    /// Connection: close, ~0.55 of wrk) in case a kernel fd was ready too (Linux reports both in one call:
+    /// the kernel with a zero-timeout epoll_pwait at every call (~0.55 system calls per request of wrk -c32 with
+    /// Connection: close; nginx's set holds its notification eventfd, so it keeps asking) in case a kernel fd was
+    /// ready too (Linux reports both in one call:
     /// EpollReportsStackSocketsAndKernelFdsTogether). Only an epoll whose every kernel registration the shim and
     /// the layer counted (<see cref="KernelEpollCtl"/>) and found none may skip it: a time-based skip missed that.
     /// </summary>
