@@ -104,6 +104,9 @@ public interface IPacketPool
     {
         foreach (var b in buffers) Return(b);
     }
+    /// <summary>Takes back buffers rented for transmit that no device took (its ring full), their native state as
+    /// rented: a device pool may keep them allocated for the next rents instead of freeing them.</summary>
+    void ReturnUnsent(ReadOnlySpan<PacketBuffer> buffers) => ReturnBulk(buffers);
     /// <summary>Buffers currently rented (for leak checks: back to baseline after every test).</summary>
     int InUse { get; }
     int Capacity { get; }

@@ -90,8 +90,8 @@ public sealed class EthernetLink
     public bool Pending => _txCount > 0;
 
     /// <summary>Releases the frames from <paramref name="from"/> on, which the device refused (its ring full: a sender
-    /// faster than the peer drains, half the frames of sockperf's UDP throughput client), in one call to the pool
-    /// when they are all its own.</summary>
+    /// faster than the peer drains, most frames of sockperf's UDP throughput client), in one call to the pool
+    /// when they are all its own (which may keep them for the next rents: <see cref="IPacketPool.ReturnUnsent"/>).</summary>
     private void ReleaseRefused(int from)
     {
         Counters.TxDeviceFull += _txCount - from;
@@ -102,7 +102,7 @@ public sealed class EthernetLink
             for (int k = from; k < _txCount; k++) _tx[k].Release();
             return;
         }
-        pool.ReturnBulk(_tx.AsSpan(from, _txCount - from));
+        pool.ReturnUnsent(_tx.AsSpan(from, _txCount - from));
     }
 
     /// <summary>Hands the batched frames to the device; frames it refuses are released and counted.</summary>
