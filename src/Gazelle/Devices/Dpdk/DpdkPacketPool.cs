@@ -103,8 +103,7 @@ public sealed unsafe class DpdkPacketPool : IPacketPool, IDisposable
     {
         if (_readyCount > 0 || (_ready.Length > 0 && Refill()))
         {
-            var r = _ready[--_readyCount];
-            _ready[_readyCount] = null!;
+            var r = _ready[--_readyCount]; // the slot keeps its reference: wrappers live as long as the pool
             r.Reset(Headroom); // as rte_pktmbuf_reset leaves it: the data at the default headroom, empty
             r.InUse = true;
             return r;
