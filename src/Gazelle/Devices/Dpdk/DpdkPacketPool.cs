@@ -101,13 +101,23 @@ public sealed unsafe class DpdkPacketPool : IPacketPool, IDisposable
 
     public PacketBuffer? Rent()
     {
-        if (_readyCount > 0 || (_ready.Length > 0 && Refill()))
+        int k = _readyCount;
+        if (k > 0)
         {
-            var r = _ready[--_readyCount]; // the slot keeps its reference: wrappers live as long as the pool
+            var r = _ready[k - 1]; // the slot keeps its reference: wrappers live as long as the pool
+            _readyCount = k - 1;
             r.Reset(Headroom); // as rte_pktmbuf_reset leaves it: the data at the default headroom, empty
             r.InUse = true;
             return r;
         }
+        return RentNew();
+    }
+
+    /// <summary>A rent with no buffer ready: a refill of the ready stack, else one mbuf.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private PacketBuffer? RentNew()
+    {
+        if (_ready.Length > 0 && Refill()) return Rent();
         if (_freeCount == 0)
         {
             Exhausted++;
