@@ -399,6 +399,7 @@ public sealed class Ipv4Layer : IIpOutput
 
     /// <summary>The transport checksum of a finished sum: UDP sends a computed zero as all ones (RFC 768; zero
     /// means "no checksum").</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ushort TransportChecksum(uint sum, byte protocol)
     {
         ushort c = InternetChecksum.Finish(sum);

@@ -111,6 +111,7 @@ public sealed class UdpLayer
     public EventJournal Events { get; } = new();
     public int OpenSockets => _options.MaxSockets - _freeCount;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private Socket? Get(int index) => (uint)index < (uint)_sockets.Length && _sockets[index] is { Open: true } s ? s : null;
 
     public Errno Open(out int index)
