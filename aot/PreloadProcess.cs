@@ -31,6 +31,8 @@ internal sealed class PreloadProcess
         _eal = eal;
         _port = port;
         _stack = stack;
+        // Read now, not at exit: programs such as nginx replace their environment after opening their sockets.
+        _exitStatsFile = Environment.GetEnvironmentVariable(StatsFileVariable);
         if (layer is not null && stack is not null && Environment.GetEnvironmentVariable(CountersVariable) is { Length: > 0 } file)
         {
             _countersFile = file;
@@ -180,8 +182,10 @@ internal sealed class PreloadProcess
     /// <summary>Names the file the exit handler writes the stats to (docs/stats.md).</summary>
     public const string StatsFileVariable = "GAZELLE_STATS";
 
-    /// <summary>Whether GAZELLE_STATS asks for the stats at exit.</summary>
-    public bool WantsExitStats => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(StatsFileVariable));
+    private readonly string? _exitStatsFile;
+
+    /// <summary>Whether GAZELLE_STATS (as it was when the stack started) asks for the stats at exit.</summary>
+    public bool WantsExitStats => !string.IsNullOrEmpty(_exitStatsFile);
 
     /// <summary>Sockets with a live stack side the program holds (before the exit flush closes them).</summary>
     public int OpenStackSockets()
@@ -195,7 +199,7 @@ internal sealed class PreloadProcess
     /// what the exit did (docs/stats.md).</summary>
     public void WriteExitStats(int leftOpen, bool delivered)
     {
-        string? path = Environment.GetEnvironmentVariable(StatsFileVariable);
+        string? path = _exitStatsFile;
         if (string.IsNullOrEmpty(path) || Layer is not { } layer || _stack is not { } stack) return;
         var sb = new StringBuilder();
         sb.Append("exit.left_open ").Append(leftOpen).Append('\n');

@@ -11,14 +11,16 @@ need curl
 need wget
 need wrk
 memif_pair_confs
-server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD" GAZELLE_COUNTERS="$TEST_TMP/server.counters")
+server_env=(GAZELLE_CONF="$TEST_TMP/memif-server.conf" LD_PRELOAD="$PRELOAD" GAZELLE_COUNTERS="$TEST_TMP/server.counters"
+    GAZELLE_STATS="$TEST_TMP/server.stats")
 client_env=(GAZELLE_CONF="$TEST_TMP/memif-client.conf" LD_PRELOAD="$PRELOAD")
 dir=$TEST_TMP/nginx
 nginx_conf "$dir" 10.66.0.1:8080
 head -c 300000 /dev/urandom >"$dir/www/file.bin"   # several windows' worth, not a multiple of the MSS
 head -c 1024 /dev/urandom >"$dir/www/small.bin"
 env "${server_env[@]}" nginx -c "$dir/nginx.conf" -p "$dir" >"$TEST_TMP/nginx.out" 2>&1 &
-TEST_PIDS+=($!)
+nginx_pid=$!
+TEST_PIDS+=($nginx_pid)
 wait_listening "$TEST_TMP/server.counters" nginx
 url=http://10.66.0.1:8080
 env "${client_env[@]}" timeout 30 curl -sS --retry 5 --retry-connrefused --retry-delay 1 -o "$TEST_TMP/curl.bin" \
@@ -41,5 +43,9 @@ requests=$(awk '/requests in/ {print $1}' "$TEST_TMP/wrk.log")
 ! grep -q 'Non-2xx' "$TEST_TMP/wrk.log" || fail "wrk saw failed responses: $(grep 'Non-2xx' "$TEST_TMP/wrk.log")"
 served=$(grep -c '^10\.66\.0\.2 ' "$dir/logs/access.log" || true)
 [ "$served" -ge $((requests + 3)) ] || fail "nginx logged $served requests from 10.66.0.2, want >= $((requests + 3))"
+# nginx replaces its environment after opening its sockets; its exit stats must still be written (docs/stats.md).
+interrupt_pid "$nginx_pid"
+grep -q '^exit.left_open ' "$TEST_TMP/server.stats" 2>/dev/null \
+    || fail "nginx wrote no GAZELLE_STATS file at its graceful exit: $(ls "$TEST_TMP")"
 echo "nginx over memif: curl and wget byte-exact (300000 B); wrk 2 s, 16 connections, 1 KiB:"
 grep -E 'requests in|Requests/sec' "$TEST_TMP/wrk.log"
