@@ -6,6 +6,7 @@
 #   ROUNDS=3 bench/e2e/compare.sh 5   runs every workload 3 times, kernel and Gazelle# in turn each round; the
 #   table gives each figure's median over the rounds (and the ratio of the medians), each round's ratios below it:
 #   the kernel's own figures move by +-20% from one run to the next on this VM.
+#   PRELOAD=/other/build/libgazelle.so ONLY=... bench/e2e/compare.sh 5   runs another build as Gazelle# (an A/B).
 # Each workload runs twice with the same commands: over the kernel's loopback (127.0.0.1), then over
 # Gazelle#: server and client each preloaded with build/libgazelle.so, their stacks joined by DPDK
 # net_memif (shared memory, no kernel networking; addresses 10.66.0.1/.2 that no kernel interface
@@ -16,7 +17,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SECS=${1:-5}
 OUT=$ROOT/bench/results.md
-PRELOAD=$ROOT/build/libgazelle.so
+PRELOAD=${PRELOAD:-$ROOT/build/libgazelle.so} # PRELOAD=other/build/libgazelle.so runs another build as Gazelle#
 tmp=$(mktemp -d /tmp/gz-bench.XXXXXX)
 [ -n "${ONLY:-}" ] && OUT=$tmp/results.md   # a partial run prints its table and never overwrites the published one
 pids=()
