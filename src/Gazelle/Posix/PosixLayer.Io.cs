@@ -311,7 +311,8 @@ public sealed unsafe partial class PosixLayer
 
     private long ReceiveDatagram(int fd, SocketFile f, long generation, Span<byte> target, int flags, void* addr, uint* len, int* outFlags)
     {
-        var wait = new BlockingWait(this);
+        BlockingWait wait = default; // made when the queue is found empty: most receives of a busy socket never wait
+        bool waiting = false;
         var mflags = (MessageFlags)(flags & StackFlagMask & ~MSG_WAITALL);
         while (true)
         {
@@ -331,6 +332,11 @@ public sealed unsafe partial class PosixLayer
                 e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
                 if (e == Errno.EAGAIN)
                 {
+                    if (!waiting)
+                    {
+                        wait = new BlockingWait(this);
+                        waiting = true;
+                    }
                     PollStack(wait.TakeTimeReuse());
                     e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
                 }
