@@ -141,8 +141,8 @@ public static class InternetChecksum
         var carry = carry0 + carry1 - Vector128.LessThan(sum, sum1);
         uint folded = Fold(WidenSum(sum) + WidenSum(carry));
         if (BitConverter.IsLittleEndian) folded = BinaryPrimitives.ReverseEndianness((ushort)folded);
+        if (i == n) return folded; // a multiple of 32 bytes (64-byte datagrams): no tail, no copy call
         source[i..].CopyTo(destination[i..]);
-        if (i == n) return folded; // a multiple of 32 bytes (64-byte datagrams): no tail
         return Add(folded, Sum(destination[i..n])); // i is a multiple of 32: even
     }
 
@@ -168,6 +168,7 @@ public static class InternetChecksum
 
     /// <summary>IPv4 pseudo-header sum (RFC 9293 §3.1, RFC 768): source, destination, zero, protocol,
     /// upper-layer length.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint PseudoHeaderSum(Ipv4Address source, Ipv4Address destination, byte protocol, int length)
     {
         ulong s = (source.Value >> 16) + (source.Value & 0xFFFF)
