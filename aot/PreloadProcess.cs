@@ -157,6 +157,8 @@ internal sealed class PreloadProcess
             {
                 RxDescriptors = Math.Min(config.NicRxQueueSize, 4096), TxDescriptors = Math.Min(config.NicTxQueueSize, 4096), Mtu = config.Mtu,
                 ActAsLcore = eal.MainLcore,
+                // Two bursts: refused frames of a full burst kept, a refill of one burst (DpdkPacketPool.ReadyCapacity).
+                TxReadyBuffers = 2 * 32,
             };
             // Frames hold their buffers briefly, except TCP payload kept until read (at most
             // StackConfig.TcpHeldFrames = 512 and a quarter of the pool, within the in-flight share, which stays
@@ -235,6 +237,7 @@ internal sealed class PreloadProcess
             Line("pool.capacity", pool.Capacity);
             Line("pool.in_use", pool.InUse);
             Line("pool.mbufs_in_use", pool.MempoolInUse);
+            Line("pool.ready", pool.ReadyBuffers);
         }
         Line("posix.fds", layer.HeldFds);
         Line("posix.stack_fds", layer.StackSocketFds);

@@ -17,8 +17,15 @@ command -v sockperf >/dev/null || { echo "sockperf missing: run make deps" >&2; 
 [ -f "$PRELOAD" ] || { echo "$PRELOAD missing: run make" >&2; exit 1; }
 tmp=$(mktemp -d /tmp/gz-udptpcost.XXXXXX)
 srv=""
+# SIGINT to the server's sockperf (it prints its total and exits), however deep under perf it runs.
+stop_server() {
+    local p=$1 c
+    for c in $(pgrep -P "$p" 2>/dev/null); do stop_server "$c"; done
+    [ "$(cat /proc/"$p"/comm 2>/dev/null)" = sockperf ] && kill -INT "$p" 2>/dev/null
+    return 0
+}
 cleanup() {
-    [ -n "$srv" ] && { pkill -INT -P "$srv" 2>/dev/null || true; kill -INT "$srv" 2>/dev/null || true; sleep 1; kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; }
+    [ -n "$srv" ] && { stop_server "$srv"; sleep 1; kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; }
     rm -rf "$tmp" /var/run/dpdk/gz-udptpcost-"$$"-*
 }
 trap cleanup EXIT
@@ -38,7 +45,7 @@ srv=$!
 sleep 2
 "${pin1[@]}" env GAZELLE_CONF="$tmp/memif-client.conf" GAZELLE_STATS="$tmp/client.stats" LD_PRELOAD="$PRELOAD" \
     timeout $((SECS * 4 + 60)) "${crec[@]}" sockperf throughput -i 10.66.0.1 -p "$port" -m 64 -t "$SECS" >"$tmp/client.log" 2>&1 || true
-pkill -INT -P "$srv" 2>/dev/null || true
+stop_server "$srv"
 for _ in $(seq 100); do kill -0 "$srv" 2>/dev/null || break; sleep 0.1; done
 wait "$srv" 2>/dev/null || true
 srv=""
@@ -47,8 +54,9 @@ sent=$(grep -o 'Total of [0-9]* messages sent' "$tmp/client.log" | awk '{print $
 [ -n "$rate" ] && [ -n "$sent" ] || { echo "no result"; cat "$tmp/client.log" "$tmp/server.log"; exit 1; }
 stat() { awk -v k="$2" '$1 == "counter." k { print $2; f = 1 } END { if (!f) print 0 }' "$1"; }
 delivered=$(stat "$tmp/server.stats" Udp.Delivered)
+received=$(grep -o 'Total [0-9]* messages received' "$tmp/server.log" | awk '{print $2}' || true)
 per() { awk -F, -v ev="$2" -v n="$3" -v s="$4" '$3 == ev { if ($1 ~ /^[0-9.]+$/ && n > 0) printf "%.1f", $1 * s / n; else printf "-" }' "$1"; }
-echo "UDP throughput 64 B over memif, ${SECS}s${PIN:+, pinned}, load $(cut -d' ' -f1-3 /proc/loadavg): $rate msg/s sent ($sent), $delivered delivered"
+echo "UDP throughput 64 B over memif, ${SECS}s${PIN:+, pinned}, load $(cut -d' ' -f1-3 /proc/loadavg): $rate msg/s sent ($sent), $delivered delivered (${received:-?} received by sockperf)"
 echo "  client: $(per "$tmp/client.stat" task-clock "$sent" 1000000) ns CPU per message sent, $(per "$tmp/client.stat" context-switches "$sent" 1000000) context switches per million"
 echo "  server: $(per "$tmp/server.stat" task-clock "$delivered" 1000000) ns CPU per datagram delivered"
 echo "  client drops: $(grep -E 'TxDeviceFull|TxNoBuffer|NoBuffer' "$tmp/client.stats" | tr '\n' ' ')"

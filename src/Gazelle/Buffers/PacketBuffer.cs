@@ -67,6 +67,7 @@ public sealed unsafe class PacketBuffer
     }
 
     /// <summary>Empties the buffer, keeping <paramref name="headroom"/> bytes in front for headers.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public void Reset(int headroom)
     {
         if ((uint)headroom > (uint)_capacity) ThrowHelpers.ArgumentOutOfRange(nameof(headroom));
@@ -76,6 +77,7 @@ public sealed unsafe class PacketBuffer
     }
 
     /// <summary>Grows the data at the front (a lower layer writing its header); returns the new bytes.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public Span<byte> Prepend(int count)
     {
         if ((uint)count > (uint)_offset) ThrowHelpers.ArgumentOutOfRange(nameof(count));
@@ -85,6 +87,7 @@ public sealed unsafe class PacketBuffer
     }
 
     /// <summary>Grows the data at the end; returns the new bytes.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public Span<byte> Append(int count)
     {
         if ((uint)count > (uint)Tailroom) ThrowHelpers.ArgumentOutOfRange(nameof(count));
@@ -125,6 +128,9 @@ public interface IPacketPool
     {
         foreach (var b in buffers) Return(b);
     }
+    /// <summary>Takes back buffers rented for transmit that no device took (its ring full), their native state as
+    /// rented: a device pool may keep them allocated for the next rents instead of freeing them.</summary>
+    void ReturnUnsent(ReadOnlySpan<PacketBuffer> buffers) => ReturnBulk(buffers);
     /// <summary>Buffers currently rented (for leak checks: back to baseline after every test).</summary>
     int InUse { get; }
     int Capacity { get; }

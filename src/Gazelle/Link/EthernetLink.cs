@@ -13,6 +13,8 @@ public sealed class EthernetLink
     public const int BurstSize = 32;
 
     private readonly INic _nic;
+    /// <summary>The device's transmit pool, looked up once (two interface calls per rent otherwise).</summary>
+    private readonly IPacketPool _txPool;
     private readonly int _queue;
     private readonly PacketBuffer[] _tx = new PacketBuffer[BurstSize];
     private int _txCount;
@@ -26,11 +28,12 @@ public sealed class EthernetLink
         VlanId = vlanId;
         _header = vlanId < 0 ? EthernetFrame.HeaderLength : EthernetFrame.TaggedHeaderLength;
         _nic = nic;
+        _txPool = nic.TxPool;
         _queue = queue;
         Counters = counters;
         Mac = nic.MacAddress;
         // The largest L3 packet a single transmit buffer holds after the Ethernet header.
-        int room = nic.TxPool.Rent() is { } probe ? ReleaseReturning(probe, probe.Tailroom) : nic.Mtu;
+        int room = _txPool.Rent() is { } probe ? ReleaseReturning(probe, probe.Tailroom) : nic.Mtu;
         Mtu = Math.Min(nic.Mtu, room);
         TxPayloadByReference = (nic.Offloads & NicOffloads.TxPayloadByReference) != 0;
     }
@@ -51,7 +54,7 @@ public sealed class EthernetLink
     public MacAddress Mac { get; }
     /// <summary>Largest IP packet (L3 bytes) sent in one frame.</summary>
     public int Mtu { get; }
-    public IPacketPool TxPool => _nic.TxPool;
+    public IPacketPool TxPool => _txPool;
 
     public int Receive(Span<PacketBuffer> frames)
     {
@@ -63,7 +66,7 @@ public sealed class EthernetLink
     /// <summary>Rents an empty transmit buffer (null, counted, when the pool is exhausted).</summary>
     public PacketBuffer? RentTx()
     {
-        var b = _nic.TxPool.Rent();
+        var b = _txPool.Rent();
         if (b is null) Counters.TxNoBuffer++;
         return b;
     }
@@ -105,19 +108,19 @@ public sealed class EthernetLink
     public bool Pending => _txCount > 0;
 
     /// <summary>Releases the frames from <paramref name="from"/> on, which the device refused (its ring full: a sender
-    /// faster than the peer drains, half the frames of sockperf's UDP throughput client), in one call to the pool
-    /// when they are all its own.</summary>
+    /// faster than the peer drains, most frames of sockperf's UDP throughput client), in one call to the pool
+    /// when they are all its own (which may keep them for the next rents: <see cref="IPacketPool.ReturnUnsent"/>).</summary>
     private void ReleaseRefused(int from)
     {
         Counters.TxDeviceFull += _txCount - from;
-        var pool = _nic.TxPool;
+        var pool = _txPool;
         for (int i = from; i < _txCount; i++)
         {
             if (_tx[i].Owner == pool) continue;
             for (int k = from; k < _txCount; k++) _tx[k].Release();
             return;
         }
-        pool.ReturnBulk(_tx.AsSpan(from, _txCount - from));
+        pool.ReturnUnsent(_tx.AsSpan(from, _txCount - from));
     }
 
     /// <summary>Hands the batched frames to the device; frames it refuses are released and counted.</summary>

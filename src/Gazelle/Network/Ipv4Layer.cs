@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Gazelle.Buffers;
 using Gazelle.Link;
 using Gazelle.Sockets;
@@ -51,8 +52,14 @@ public sealed unsafe class Ipv4Layer : IIpOutput
     }
 
     private CachedRoute _route;
-    /// <summary>Ethernet header (link bytes) then IPv4 header of <see cref="_route"/> (length, id, checksum zero).</summary>
+    /// <summary>Ethernet header (link bytes) then IPv4 header of <see cref="_route"/> (length, id, checksum zero), in an
+    /// array of at least <see cref="RouteCopyBytes"/> (the bytes after the headers are zero and never sent).</summary>
     private readonly byte[] _routeHeaders;
+    /// <summary>Bytes of <see cref="_routeHeaders"/> that are headers: the link header, then 20.</summary>
+    private readonly int _routeHeadersLength;
+    /// <summary>Bytes a routed send copies from <see cref="_routeHeaders"/> in three 16-byte moves instead of a call
+    /// to copy the 34 or 38 header bytes (the copy call was 3% of a 64-byte UDP send, perf).</summary>
+    private const int RouteCopyBytes = 48;
     /// <summary>Destination of the last send that took the full path (a second one in a row builds the route).</summary>
     private Ipv4Address _lastSlowDestination;
 
@@ -69,7 +76,8 @@ public sealed unsafe class Ipv4Layer : IIpOutput
         Counters = counters;
         Reassembler = new Ipv4Reassembler(counters);
         PathMtus = new PathMtuTable(link.Mtu);
-        _routeHeaders = new byte[link.HeaderLength + Ipv4Repr.HeaderLength];
+        _routeHeadersLength = link.HeaderLength + Ipv4Repr.HeaderLength;
+        _routeHeaders = new byte[Math.Max(RouteCopyBytes, _routeHeadersLength)];
     }
 
     public Ipv4Counters Counters { get; }
@@ -302,10 +310,24 @@ public sealed unsafe class Ipv4Layer : IIpOutput
             return Errno.ENOBUFS;
         }
         var headers = _routeHeaders;
-        int linkLength = headers.Length - Ipv4Repr.HeaderLength;
+        int linkLength = _routeHeadersLength - Ipv4Repr.HeaderLength;
         var ip = b.Append(length);
-        b.Prepend(linkLength);
-        headers.CopyTo(b.Data); // the buffer was empty: its data is now the whole frame
+        var frame = b.Prepend(linkLength);
+        // The buffer was empty: its data is now the whole frame. The three 16-byte moves may write past the
+        // headers (the transport header and payload are written over those bytes next) and past a frame shorter
+        // than 48 bytes, inside the buffer (checked).
+        if (_routeHeadersLength <= RouteCopyBytes && b.Capacity - b.Headroom >= RouteCopyBytes)
+        {
+            ref byte from = ref MemoryMarshal.GetArrayDataReference(headers);
+            ref byte to = ref MemoryMarshal.GetReference(frame);
+            Vector128.LoadUnsafe(ref from).StoreUnsafe(ref to);
+            Vector128.LoadUnsafe(ref from, 16).StoreUnsafe(ref to, 16);
+            Vector128.LoadUnsafe(ref from, 32).StoreUnsafe(ref to, 32);
+        }
+        else
+        {
+            headers.AsSpan(0, _routeHeadersLength).CopyTo(b.Data);
+        }
         CopySummed(ip[Ipv4Repr.HeaderLength..], header, payload1, payload2, checksumOffset, headerSum, _route.Params.Protocol, payloadSummed);
         ushort id = _nextId++;
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.TotalLengthOffset..], (ushort)length);
@@ -330,8 +352,8 @@ public sealed unsafe class Ipv4Layer : IIpOutput
             Counters.TxNoBuffer++;
             return Errno.ENOBUFS;
         }
-        var headers = _routeHeaders;
-        int linkLength = headers.Length - Ipv4Repr.HeaderLength;
+        var headers = _routeHeaders.AsSpan(0, _routeHeadersLength);
+        int linkLength = _routeHeadersLength - Ipv4Repr.HeaderLength;
         var ip = b.Append(Ipv4Repr.HeaderLength + header.Length);
         b.Prepend(linkLength);
         headers.CopyTo(b.Data);
@@ -372,7 +394,7 @@ public sealed unsafe class Ipv4Layer : IIpOutput
         _route.Valid = false;
         var dst = p.Destination;
         if (nextHop == _address || PathMtus.Contains(dst) || !_arp.TryGetSettled(nextHop, Now, out var mac, out var until, out int slot)) return;
-        var headers = _routeHeaders.AsSpan();
+        var headers = _routeHeaders.AsSpan(0, _routeHeadersLength);
         int linkLength = headers.Length - Ipv4Repr.HeaderLength;
         _link.EmitHeader(headers, mac, EtherType.Ipv4);
         Ipv4Repr repr = default;
@@ -433,7 +455,10 @@ public sealed unsafe class Ipv4Layer : IIpOutput
     private static void CopySummed(Span<byte> into, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
         int checksumOffset, uint headerSum, byte protocol, bool payloadSummed = false)
     {
-        header.CopyTo(into);
+        if (header.Length == 8 && into.Length >= 8) // UDP: one 8-byte move instead of a copy call
+            Unsafe.WriteUnaligned(ref MemoryMarshal.GetReference(into), Unsafe.ReadUnaligned<ulong>(ref MemoryMarshal.GetReference(header)));
+        else
+            header.CopyTo(into);
         if (payloadSummed)
         {
             // The sum came with the payload (the send ring's): a plain copy.
@@ -455,6 +480,7 @@ public sealed unsafe class Ipv4Layer : IIpOutput
 
     /// <summary>The transport checksum of a finished sum: UDP sends a computed zero as all ones (RFC 768; zero
     /// means "no checksum").</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ushort TransportChecksum(uint sum, byte protocol)
     {
         ushort c = InternetChecksum.Finish(sum);

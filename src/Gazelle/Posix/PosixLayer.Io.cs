@@ -102,6 +102,10 @@ public sealed unsafe partial class PosixLayer
 
     public long SendTo(int fd, void* buf, nuint n, int flags, void* addr, uint len)
     {
+        // A datagram on a socket the stack alone serves (sockperf's throughput client: every call) goes straight to
+        // the one-datagram path: no iovec, no routing of the call (SendCore), a small frame.
+        if (n <= int.MaxValue && StackFileOf(fd) is { Kind: SocketKind.Udp } s)
+            return SendDatagram(fd, s, Volatile.Read(ref s.Generation), new ReadOnlySpan<byte>(buf, (int)n), flags, addr, len);
         IoVec v = new() { Base = (byte*)buf, Length = n };
         return SendCore(fd, &v, 1, flags, addr, len, isWrite: false);
     }
@@ -307,7 +311,8 @@ public sealed unsafe partial class PosixLayer
 
     private long ReceiveDatagram(int fd, SocketFile f, long generation, Span<byte> target, int flags, void* addr, uint* len, int* outFlags)
     {
-        var wait = new BlockingWait(this);
+        BlockingWait wait = default; // made when the queue is found empty: most receives of a busy socket never wait
+        bool waiting = false;
         var mflags = (MessageFlags)(flags & StackFlagMask & ~MSG_WAITALL);
         while (true)
         {
@@ -327,6 +332,11 @@ public sealed unsafe partial class PosixLayer
                 e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
                 if (e == Errno.EAGAIN)
                 {
+                    if (!waiting)
+                    {
+                        wait = new BlockingWait(this);
+                        waiting = true;
+                    }
                     PollStack(wait.TakeTimeReuse());
                     e = _stack.ReceiveFrom(f.Handle, target, mflags, out n, out remote);
                 }
@@ -506,66 +516,85 @@ public sealed unsafe partial class PosixLayer
 
     private long SendDatagram(int fd, SocketFile f, long generation, IoVec* iov, int count, long total, int flags, void* addr, uint addrLen)
     {
+        if (count == 1) return SendDatagram(fd, f, generation, new ReadOnlySpan<byte>(iov->Base, (int)total), flags, addr, addrLen);
+        byte[] rented = ArrayPool<byte>.Shared.Rent((int)total);
+        try
+        {
+            int at = 0;
+            for (int i = 0; i < count; i++)
+            {
+                new ReadOnlySpan<byte>(iov[i].Base, (int)iov[i].Length).CopyTo(rented.AsSpan(at));
+                at += (int)iov[i].Length;
+            }
+            return SendDatagram(fd, f, generation, rented.AsSpan(0, (int)total), flags, addr, addrLen);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>One datagram: a first attempt in a small frame (most sends end there), the waiting loop apart
+    /// (<see cref="SendDatagramWaiting"/>).</summary>
+    private long SendDatagram(int fd, SocketFile f, long generation, ReadOnlySpan<byte> data, int flags, void* addr, uint addrLen)
+    {
         Ipv4Endpoint dest = default;
         if (addr != null)
         {
             int r = ReadEndpoint(addr, addrLen, out dest);
             if (r < 0) return r;
         }
-        byte[]? rented = null;
-        try
+        var mflags = (MessageFlags)(flags & StackFlagMask);
+        Errno e;
+        int n;
+        lock (_lock) e = TrySendDatagram(fd, f, generation, data, addr != null, dest, mflags, first: true, out n);
+        if (e == Errno.Ok) return n;
+        return SendDatagramFailed(fd, f, generation, data, flags, addr != null, dest, e);
+    }
+
+    /// <summary>One try at sending a datagram. Caller holds the lock.</summary>
+    private Errno TrySendDatagram(int fd, SocketFile f, long generation, ReadOnlySpan<byte> data, bool hasDest, Ipv4Endpoint dest,
+        MessageFlags mflags, bool first, out int n)
+    {
+        n = 0;
+        if (!Names(fd, f, generation)) return Errno.EBADF;
+        if (first) PrepareSend(needsTime: false); // UDP stamps nothing with the time
+        else PollStack();
+        // Held only when it follows another send with no poll between (a stream of datagrams): the
+        // first send after a poll leaves at once, so a request/response exchange never holds a frame
+        // and never keeps the flush thread looking every period.
+        if (_batching) _stack.BatchDatagrams = _sendsSincePoll > 1;
+        ResetEdges(f, EPOLLOUT);
+        var e = hasDest ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
+        if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered now, as loopback does
+        if (_batching) NoteHeldOutput();
+        return e;
+    }
+
+    /// <summary>A datagram send that did not succeed at once: SIGPIPE, errors, and the wait for room (retried after
+    /// each round with a poll).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private long SendDatagramFailed(int fd, SocketFile f, long generation, ReadOnlySpan<byte> data, int flags, bool hasDest, Ipv4Endpoint dest, Errno e)
+    {
+        var mflags = (MessageFlags)(flags & StackFlagMask);
+        var wait = new BlockingWait(this);
+        while (true)
         {
-            ReadOnlySpan<byte> data;
-            if (count == 1) data = new ReadOnlySpan<byte>(iov->Base, (int)total);
-            else
+            if (e == Errno.EPIPE) RaiseSigPipe(flags);
+            if (e != Errno.EAGAIN) return -(int)e;
+            bool nonBlocking;
+            long timeout;
+            lock (_lock)
             {
-                rented = ArrayPool<byte>.Shared.Rent((int)total);
-                int at = 0;
-                for (int i = 0; i < count; i++)
-                {
-                    new ReadOnlySpan<byte>(iov[i].Base, (int)iov[i].Length).CopyTo(rented.AsSpan(at));
-                    at += (int)iov[i].Length;
-                }
-                data = rented.AsSpan(0, (int)total);
+                nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+                timeout = f.SendTimeoutMicros;
             }
-            BlockingWait wait = default; // made at the first wait: most sends never wait
-            var mflags = (MessageFlags)(flags & StackFlagMask);
-            bool first = true, waited = false;
-            while (true)
-            {
-                Errno e;
-                int n;
-                bool nonBlocking;
-                long timeout;
-                lock (_lock)
-                {
-                    if (!Names(fd, f, generation)) return -(int)Errno.EBADF;
-                    if (first) PrepareSend(needsTime: false); // UDP stamps nothing with the time
-                    else PollStack();
-                    first = false;
-                    // Held only when it follows another send with no poll between (a stream of datagrams): the
-                    // first send after a poll leaves at once, so a request/response exchange never holds a frame
-                    // and never keeps the flush thread looking every period.
-                    if (_batching) _stack.BatchDatagrams = _sendsSincePoll > 1;
-                    ResetEdges(f, EPOLLOUT);
-                    e = addr != null ? _stack.SendTo(f.Handle, data, dest, mflags, out n) : _stack.Send(f.Handle, data, mflags, out n);
-                    if (_stack.LocalDeliveryPending) PollStack(); // to itself: delivered now, as loopback does
-                    if (_batching) NoteHeldOutput();
-                    nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
-                    timeout = f.SendTimeoutMicros;
-                }
-                if (e == Errno.Ok) return n;
-                if (e == Errno.EPIPE) RaiseSigPipe(flags);
-                if (e != Errno.EAGAIN || nonBlocking) return -(int)e;
-                if (!waited) wait = new BlockingWait(this);
-                waited = true;
-                int w = wait.Wait(timeout, -1, 0);
-                if (w < 0) return w;
-            }
-        }
-        finally
-        {
-            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+            if (nonBlocking) return -(int)e;
+            int w = wait.Wait(timeout, -1, 0);
+            if (w < 0) return w;
+            int n;
+            lock (_lock) e = TrySendDatagram(fd, f, generation, data, hasDest, dest, mflags, first: false, out n);
+            if (e == Errno.Ok) return n;
         }
     }
 }

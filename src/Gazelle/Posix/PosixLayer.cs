@@ -55,6 +55,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     // ---- helpers -----------------------------------------------------------------------------
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private SocketFile? FileOf(int fd) => (uint)fd < (uint)_entries.Length ? _entries[fd] as SocketFile : null;
     /// <summary>
     /// The socket at <paramref name="fd"/> if the stack alone serves it, read without the lock: a data call's
@@ -63,6 +64,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// atomic; anything else (pending, dual, not ours) takes the locked path. One lock round trip less per
     /// send and receive.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private SocketFile? StackFileOf(int fd) =>
         (uint)fd < (uint)_entries.Length && Volatile.Read(ref _entries[fd]) is SocketFile { Placement: Placement.Stack } f ? f : null;
     /// <summary>Whether <paramref name="fd"/> still names <paramref name="f"/> as it was when the call found it

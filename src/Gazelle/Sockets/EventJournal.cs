@@ -19,6 +19,7 @@ public sealed class EventJournal
 
     public ReadOnlySpan<int> Entries => _entries.AsSpan(0, _count);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public void Record(int index)
     {
         if (_count > 0 && _entries[_count - 1] == index) return;

@@ -100,14 +100,16 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         }
         int n = _link.Receive(_rx);
         _tcp.BeginInputBatch(); // one ACK per connection for the burst's in-order segments
+        int done = 0;
         for (int i = 0; i < n; i++)
         {
             var frame = _rx[i];
             _rx[i] = null!;
             _tcp.SetInputFrame(frame);
             Dispatch(frame.Data, now);
-            if (!_tcp.TakeInputFrame()) frame.Release(); // else a connection holds its payload until read
+            if (!_tcp.TakeInputFrame()) _rx[done++] = frame; // else a connection holds its payload until read
         }
+        if (done > 0) ReleaseInput(done);
         bool localLeft = DeliverLocal(now);
         _tcp.EndInputBatch();
         var next = Instant.Min(_arp.Poll(now), _ip.Poll(now));
@@ -116,6 +118,20 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
         _link.Flush();
         _lastPollIdle = n == 0 && !localLeft;
         return n == _rx.Length || localLeft ? now : next;
+    }
+
+    /// <summary>Releases the burst's first <paramref name="count"/> frames (processed, not held): in one call to their
+    /// pool when it is the same for all (a DPDK pool frees their mbufs in one native call; one call per frame was a
+    /// twentieth of sockperf's UDP throughput server, perf).</summary>
+    private void ReleaseInput(int count)
+    {
+        var frames = _rx.AsSpan(0, count);
+        var pool = frames[0].Owner;
+        bool one = true;
+        for (int i = 1; i < frames.Length; i++) one &= frames[i].Owner == pool;
+        if (one) pool.ReturnBulk(frames);
+        else foreach (var f in frames) f.Release();
+        frames.Clear();
     }
 
     /// <inheritdoc/>
@@ -225,7 +241,8 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
                 _icmp.Input(ip, payload, broadcast, this);
                 return;
             case IpProtocol.Udp:
-                if (_udp.Input(ip, payload, broadcast) == UdpInputResult.NoPort)
+                // As TCP: no checksum pass over a datagram that only crossed memory (a sixth of sockperf's UDP server, perf).
+                if (_udp.Input(ip, payload, broadcast, _rxChecksumUnnecessary && !loopback) == UdpInputResult.NoPort)
                     _icmp.SendUnreachable(Icmpv4UnreachableCode.Port, ip, header, payload, broadcast, now);
                 return;
             case IpProtocol.Tcp:

@@ -46,7 +46,11 @@ public readonly ref struct EthernetFrame
 
     public MacAddress Destination => MacAddress.Read(_bytes[DestinationOffset..]);
     public MacAddress Source => MacAddress.Read(_bytes[SourceOffset..]);
-    public bool HasVlanTag => BinaryPrimitives.ReadUInt16BigEndian(_bytes[EtherTypeOffset..]) == Wire.EtherType.Vlan;
+    public bool HasVlanTag
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[EtherTypeOffset..]) == Wire.EtherType.Vlan;
+    }
     /// <summary>The 12-bit VLAN identifier, or 0 when untagged.</summary>
     public ushort VlanId => HasVlanTag ? (ushort)(BinaryPrimitives.ReadUInt16BigEndian(_bytes[TciOffset..]) & 0x0FFF) : (ushort)0;
     /// <summary>The 3-bit priority code point, or 0 when untagged.</summary>

@@ -150,8 +150,8 @@ public static class InternetChecksum
         }
         uint folded = Fold(total);
         if (BitConverter.IsLittleEndian) folded = BinaryPrimitives.ReverseEndianness((ushort)folded);
+        if (i == n) return folded; // a multiple of 32 bytes (64-byte datagrams): no tail, no copy call
         source[i..].CopyTo(destination[i..]);
-        if (i == n) return folded; // a multiple of 32 bytes (64-byte datagrams): no tail
         return Add(folded, Sum(destination[i..n])); // i is a multiple of 32: even
     }
 
@@ -177,6 +177,7 @@ public static class InternetChecksum
 
     /// <summary>IPv4 pseudo-header sum (RFC 9293 §3.1, RFC 768): source, destination, zero, protocol,
     /// upper-layer length.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint PseudoHeaderSum(Ipv4Address source, Ipv4Address destination, byte protocol, int length)
     {
         ulong s = (source.Value >> 16) + (source.Value & 0xFFFF)

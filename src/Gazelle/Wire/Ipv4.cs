@@ -71,7 +71,11 @@ public readonly ref struct Ipv4Packet
         return true;
     }
 
-    public int HeaderLength => (_bytes[VersionIhlOffset] & 0xF) * 4;
+    public int HeaderLength
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => (_bytes[VersionIhlOffset] & 0xF) * 4;
+    }
     public byte Tos => _bytes[TosOffset];
     public ushort TotalLength => BinaryPrimitives.ReadUInt16BigEndian(_bytes[TotalLengthOffset..]);
     public ushort Identification => BinaryPrimitives.ReadUInt16BigEndian(_bytes[IdentificationOffset..]);

@@ -10,6 +10,7 @@ public readonly record struct MacAddress(ulong Value)
     public static readonly MacAddress Broadcast = new(0xFFFF_FFFF_FFFF);
     public static readonly MacAddress Zero = new(0);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static MacAddress Read(ReadOnlySpan<byte> sixBytes) =>
         new(((ulong)BinaryPrimitives.ReadUInt16BigEndian(sixBytes) << 32) | BinaryPrimitives.ReadUInt32BigEndian(sixBytes[2..]));
 

@@ -241,6 +241,50 @@ public sealed unsafe class DpdkRingLoopTests
     }
 
     [Test]
+    public void ReadyBuffers_AreAllocatedInBulk_AndUnsentOnesAreKeptAsRented()
+    {
+        using var pool = DpdkPacketPool.Create(DpdkFixture.Eal, $"gz_ready_{Environment.ProcessId}", 256, 2048 + 128, cacheSize: 0,
+            readyCapacity: 64);
+        Assert.That(pool.ReadyCapacity, Is.EqualTo(64));
+        var a = pool.Rent()!;
+        Assert.That(pool.MempoolInUse, Is.EqualTo(32), "one native call allocated half the ready capacity");
+        Assert.That((pool.InUse, pool.ReadyBuffers), Is.EqualTo((1, 31)), "only the rented one counts as in use");
+
+        // A frame the device refused: kept allocated (same mbuf, no free), handed out again empty at the headroom.
+        a.Append(100).Fill(0xAB);
+        a.Prepend(14);
+        nint mbuf = a.NativeHandle;
+        pool.ReturnUnsent([a]);
+        Assert.That((pool.InUse, pool.ReadyBuffers, pool.MempoolInUse), Is.EqualTo((0, 32, 32)));
+        var again = pool.Rent()!;
+        Assert.That(again.NativeHandle, Is.EqualTo(mbuf), "the kept buffer is the next one rented");
+        Assert.That((again.Length, again.Headroom), Is.EqualTo((0, DpdkFixture.Eal.MbufHeadroom)));
+        Assert.Throws<InvalidOperationException>(() => pool.ReturnUnsent([again, again]), "a buffer returned twice");
+        Assert.That(pool.InUse, Is.Zero, "the first of the pair was taken back");
+
+        // Beyond the capacity, unsent buffers are freed; renting drains the ready ones before allocating again.
+        var held = new PacketBuffer[96];
+        for (int i = 0; i < held.Length; i++) held[i] = pool.Rent()!;
+        Assert.That(pool.ReadyBuffers, Is.Zero);
+        Assert.That(pool.MempoolInUse, Is.EqualTo(96));
+        pool.ReturnUnsent(held);
+        Assert.That((pool.InUse, pool.ReadyBuffers, pool.MempoolInUse), Is.EqualTo((0, 64, 64)));
+        pool.TrimReady();
+        Assert.That((pool.ReadyBuffers, pool.MempoolInUse, pool.FreeWrappers), Is.EqualTo((0, 0, 256)));
+
+        // A pool that cannot give half the capacity at once still rents one by one to the last mbuf.
+        using var small = DpdkPacketPool.Create(DpdkFixture.Eal, $"gz_ready_s_{Environment.ProcessId}", 40, 2048 + 128, cacheSize: 0,
+            readyCapacity: 64);
+        Assert.That(small.ReadyCapacity, Is.EqualTo(10), "at most a quarter of the pool is kept ready");
+        var all = new List<PacketBuffer>();
+        while (small.Rent() is { } b) all.Add(b);
+        Assert.That(all, Has.Count.EqualTo(40));
+        small.ReturnUnsent(all.ToArray());
+        Assert.That(small.ReadyBuffers, Is.EqualTo(10));
+        Assert.That(small.TryFree(), Is.True, "freeing the mempool frees the ready buffers first");
+    }
+
+    [Test]
     public void ReceiveStopsWhenThePoolHasNoWrapperLeft_WithoutLosingFrames()
     {
         var pool = _port.Pool(0);

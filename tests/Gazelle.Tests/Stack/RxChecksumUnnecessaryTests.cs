@@ -10,7 +10,7 @@ namespace Gazelle.Tests.Stack;
 
 /// <summary>
 /// <see cref="NicOffloads.RxChecksumUnnecessary"/>: on a device whose frames cannot be corrupted on the way
-/// (net_memif), the stack takes TCP segments without verifying their checksum; everywhere else a bad
+/// (net_memif), the stack takes TCP segments and UDP datagrams without verifying their checksum; everywhere else a bad
 /// checksum is a counted drop. An impairing decorator never passes the capability on.
 /// </summary>
 public class RxChecksumUnnecessaryTests
@@ -44,6 +44,30 @@ public class RxChecksumUnnecessaryTests
         Assert.That(s.Tcp.Counters.SegmentsIn, Is.EqualTo(unnecessary ? 1 : 0));
         Assert.That(nic.TakeSent(), unnecessary ? Is.Not.Null : Is.Null, "a SYN-ACK answers only the segment taken");
         s.Close(listener);
+        s.Shutdown();
+        nic.DrainAll();
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void ADatagramWithABadChecksumIsVerifiedUnlessTheDeviceSaysItCannotBeCorrupt(bool unnecessary)
+    {
+        using var nic = new TestNic(MacA) { Offloads = unnecessary ? NicOffloads.RxChecksumUnnecessary : NicOffloads.None };
+        var s = new NetStack(ConfigFor(IpA), nic);
+        var now = Instant.FromMilliseconds(1);
+        s.Poll(now);
+        nic.DrainAll();
+        Assert.That(s.Open(SocketKind.Udp, out var socket), Is.EqualTo(Errno.Ok));
+        Assert.That(s.Bind(socket, new Ipv4Endpoint(Ipv4Address.Any, 5353)), Is.EqualTo(Errno.Ok));
+        byte[] datagram = [0x9c, 0x40, 0x14, 0xe9, 0x00, 0x0c, 0xde, 0xad, 1, 2, 3, 4]; // 40000 -> 5353, a wrong checksum
+        nic.Inject(Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Udp, datagram));
+        s.Poll(now);
+
+        Assert.That(s.Counters.Udp.BadChecksum, Is.EqualTo(unnecessary ? 0 : 1));
+        var buffer = new byte[16];
+        Assert.That(s.ReceiveFrom(socket, buffer, MessageFlags.None, out int n, out var from), Is.EqualTo(unnecessary ? Errno.Ok : Errno.EAGAIN));
+        if (unnecessary) Assert.That((n, from), Is.EqualTo((4, new Ipv4Endpoint(IpHost, 40000))));
+        s.Close(socket);
         s.Shutdown();
         nic.DrainAll();
     }

@@ -187,7 +187,7 @@ public sealed unsafe class DpdkPort : INic, IDisposable
         {
             for (int q = 0; q < o.Queues; q++)
             {
-                var pool = DpdkPacketPool.Create(eal, UniquePoolName(portId, q), mbufs, dataRoom, o.MbufCacheSize, di.SocketId);
+                var pool = DpdkPacketPool.Create(eal, UniquePoolName(portId, q), mbufs, dataRoom, o.MbufCacheSize, di.SocketId, o.TxReadyBuffers);
                 pools[q] = pool.Mempool;
                 _queues[q] = NewQueue(pool);
             }

@@ -35,4 +35,7 @@ public sealed record DpdkPortOptions
     /// mbuf was ~5% of its CPU, and as much again inside memif's receive, perf).
     /// </summary>
     public int ActAsLcore { get; init; } = -1;
+    /// <summary>Buffers each queue's pool keeps allocated for the next transmit rents (<see cref="DpdkPacketPool.ReadyCapacity"/>;
+    /// 0: none). Only for a port whose pools are used by one thread at a time (as <see cref="ActAsLcore"/>).</summary>
+    public int TxReadyBuffers { get; init; }
 }

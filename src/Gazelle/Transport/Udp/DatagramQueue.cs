@@ -76,7 +76,8 @@ public sealed class DatagramQueue
             _tail += len;
         }
         data.CopyTo(_ring.AsSpan(pos, len));
-        int slot = (_first + _count) % _entries.Length;
+        int slot = _first + _count; // the ring's index without a division (two per datagram were 3% of a UDP server)
+        if (slot >= _entries.Length) slot -= _entries.Length;
         _entries[slot] = new Entry { Offset = pos, Length = len, Remote = remote, Wrapped = wrappedStart };
         _count++;
         Bytes += len;
@@ -103,7 +104,7 @@ public sealed class DatagramQueue
     {
         Bytes -= _entries[_first].Length;
         _entries[_first] = default;
-        _first = (_first + 1) % _entries.Length;
+        if (++_first == _entries.Length) _first = 0;
         _count--;
         if (_count == 0)
         {
