@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rte_devargs.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -33,7 +34,7 @@
 #define GZ_EXPORT __attribute__((visibility("default")))
 
 /* Bumped whenever a gz_dpdk_* struct or signature changes. */
-#define GZ_DPDK_ABI_VERSION 1
+#define GZ_DPDK_ABI_VERSION 2
 
 /* ------------------------------------------------------------------ structs shared with C# */
 
@@ -94,12 +95,17 @@ struct gz_dpdk_mbuf_view {
 	uint16_t reserved;
 };
 
-/* A frame to transmit: the managed buffer's current data window over its mbuf. */
+/* A frame to transmit: the managed buffer's current data window over its mbuf, then up to two spans of payload by
+ * reference (ext1/ext2, 0 bytes when none: memory the stack keeps unchanged until the burst call returns; only for a
+ * device that copies frames out during tx_burst, NicOffloads.TxPayloadByReference). */
 struct gz_dpdk_tx_view {
 	struct rte_mbuf *mbuf;
 	uint16_t data_off;
 	uint16_t data_len;
-	uint32_t reserved;
+	uint16_t ext1_len;
+	uint16_t ext2_len;
+	uint8_t *ext1;
+	uint8_t *ext2;
 };
 
 /* Per-queue receive counters for multi-segment frames (the managed side owns the memory). */
@@ -505,17 +511,87 @@ GZ_EXPORT uint16_t gz_dpdk_rx_burst_views(uint16_t port, uint16_t queue, struct 
  * Writes each view's data window into its (single-segment) mbuf and transmits. The device owns
  * mbufs[0..ret); the caller keeps the rest. scratch holds n pointers.
  */
-GZ_EXPORT uint16_t gz_dpdk_tx_burst_views(uint16_t port, uint16_t queue, const struct gz_dpdk_tx_view *views,
-					  struct rte_mbuf **scratch, uint16_t n)
+/* Frees the segments chained behind a header mbuf the device did not take (the header mbuf stays the caller's). */
+static void gz_unchain(struct rte_mbuf *m)
 {
-	for (uint16_t i = 0; i < n; i++) {
-		struct rte_mbuf *m = views[i].mbuf;
-		m->data_off = views[i].data_off;
-		m->data_len = views[i].data_len;
-		m->pkt_len = views[i].data_len;
-		scratch[i] = m;
+	if (m->next != NULL) {
+		rte_pktmbuf_free(m->next);
+		m->next = NULL;
+		m->nb_segs = 1;
 	}
-	return rte_eth_tx_burst(port, queue, scratch, n);
+}
+
+/* The external buffer of every segment that carries a payload by reference. Its free callback has nothing to free
+ * (the stack owns the memory) and its count is raised once per attached segment, so it never reaches zero. */
+static void gz_ext_noop_free(void *addr, void *opaque)
+{
+	(void)addr;
+	(void)opaque;
+}
+static struct rte_mbuf_ext_shared_info gz_ext_shinfo = { .free_cb = gz_ext_noop_free, .fcb_opaque = NULL, .refcnt = 1 };
+
+/* Appends len bytes at p to the frame m whose last segment is last: as a segment over the memory (an mbuf of m's
+ * pool attached to it as an external buffer: the device copies from there), or, when the pool has no mbuf and
+ * nothing is chained yet, copied into m's tailroom (the caller sized the frame to fit one mbuf). Returns the new
+ * last segment, NULL when neither was possible. */
+static struct rte_mbuf *gz_append_ref(struct rte_mbuf *m, struct rte_mbuf *last, uint8_t *p, uint16_t len, uint64_t *copied)
+{
+	struct rte_mbuf *e = rte_pktmbuf_alloc(m->pool);
+	if (e == NULL) {
+		if (last != m || rte_pktmbuf_tailroom(m) < len)
+			return NULL;
+		memcpy(rte_pktmbuf_mtod_offset(m, uint8_t *, m->data_len), p, len);
+		m->data_len += len;
+		m->pkt_len += len;
+		(*copied)++;
+		return m;
+	}
+	rte_mbuf_ext_refcnt_update(&gz_ext_shinfo, 1);
+	rte_pktmbuf_attach_extbuf(e, p, RTE_BAD_IOVA, len, &gz_ext_shinfo);
+	e->data_len = len;
+	last->next = e;
+	m->nb_segs++;
+	m->pkt_len += len;
+	return e;
+}
+
+/* Hands n frames to the device; a frame with payload by reference becomes a chain (header mbuf, then one segment per
+ * span). Frames the device refuses get their chains back off (the caller still owns their header mbufs). copied
+ * counts spans copied because the pool was empty; a frame that could be neither chained nor copied ends the burst. */
+GZ_EXPORT uint16_t gz_dpdk_tx_burst_views(uint16_t port, uint16_t queue, const struct gz_dpdk_tx_view *views,
+					  struct rte_mbuf **scratch, uint16_t n, uint64_t *copied)
+{
+	uint16_t ready = 0;
+	for (; ready < n; ready++) {
+		struct rte_mbuf *m = views[ready].mbuf;
+		m->data_off = views[ready].data_off;
+		m->data_len = views[ready].data_len;
+		m->pkt_len = views[ready].data_len;
+		if (views[ready].ext1_len != 0) {
+			struct rte_mbuf *last = gz_append_ref(m, m, views[ready].ext1, views[ready].ext1_len, copied);
+			if (last != NULL && views[ready].ext2_len != 0)
+				last = gz_append_ref(m, last, views[ready].ext2, views[ready].ext2_len, copied);
+			if (last == NULL) {
+				gz_unchain(m);
+				break;
+			}
+		}
+		scratch[ready] = m;
+	}
+	uint16_t sent = rte_eth_tx_burst(port, queue, scratch, ready);
+	for (uint16_t i = sent; i < ready; i++)
+		gz_unchain(scratch[i]);
+	return sent;
+}
+
+/* 1 when the device argument string of the device named dev_name (as given to --vdev/-a) contains needle, else 0
+ * (no such device, or no arguments). */
+GZ_EXPORT int gz_dpdk_devargs_contain(const char *dev_name, const char *needle)
+{
+	for (const struct rte_devargs *da = rte_devargs_next(NULL, NULL); da != NULL; da = rte_devargs_next(NULL, da))
+		if (strcmp(da->name, dev_name) == 0)
+			return da->args != NULL && strstr(da->args, needle) != NULL;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ mbufs */

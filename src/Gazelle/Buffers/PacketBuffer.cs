@@ -27,6 +27,25 @@ public sealed unsafe class PacketBuffer
     /// <summary>RSS hash of the frame when the device computed one, else 0.</summary>
     public uint RssHash { get; set; }
 
+    /// <summary>Payload that follows <see cref="Data"/> on the wire without being in this buffer: up to two spans of
+    /// memory its producer keeps unchanged until the device's transmit returns (TCP's send ring), set only for a
+    /// device that copies frames out while it transmits (<c>NicOffloads.TxPayloadByReference</c>); 0 otherwise.</summary>
+    public byte* ExternalData1 { get; private set; }
+    public byte* ExternalData2 { get; private set; }
+    public int ExternalLength1 { get; private set; }
+    public int ExternalLength2 { get; private set; }
+    /// <summary>Bytes of the frame that follow <see cref="Data"/> by reference.</summary>
+    public int ExternalLength => ExternalLength1 + ExternalLength2;
+
+    /// <summary>Sets the frame's payload by reference (see <see cref="ExternalData1"/>).</summary>
+    public void SetExternal(byte* data1, int length1, byte* data2, int length2)
+    {
+        ExternalData1 = data1;
+        ExternalLength1 = length1;
+        ExternalData2 = data2;
+        ExternalLength2 = length2;
+    }
+
     public int Capacity => _capacity;
     public int Headroom => _offset;
     public int Tailroom => _capacity - _offset - _length;
@@ -44,6 +63,7 @@ public sealed unsafe class PacketBuffer
         _length = length;
         Queue = 0;
         RssHash = 0;
+        if (ExternalLength1 != 0) SetExternal(null, 0, null, 0);
     }
 
     /// <summary>Empties the buffer, keeping <paramref name="headroom"/> bytes in front for headers.</summary>
@@ -53,6 +73,7 @@ public sealed unsafe class PacketBuffer
         if ((uint)headroom > (uint)_capacity) ThrowHelpers.ArgumentOutOfRange(nameof(headroom));
         _offset = headroom;
         _length = 0;
+        if (ExternalLength1 != 0) SetExternal(null, 0, null, 0);
     }
 
     /// <summary>Grows the data at the front (a lower layer writing its header); returns the new bytes.</summary>

@@ -71,8 +71,12 @@ public sealed record GazelleConfig
     /// <summary>Explicit packet-buffer pool size per stack; 0 derives it (see <see cref="EffectiveMbufPoolSize"/>).</summary>
     public int MbufPoolSize { get; init; }
     public int UdpSocketCount { get; init; } = 1024;
-    public int TcpSendBuffer { get; init; } = 256 * 1024;
-    public int TcpRecvBuffer { get; init; } = 256 * 1024;
+    /// <summary>Send and receive rings of a connection whose program set no SO_SNDBUF/SO_RCVBUF. 1 MiB: with 256 KiB each, an
+    /// iperf3 stream over memif at MTU 9000 kept only ~29 segments in flight, and every scheduling hiccup of either end
+    /// emptied the pipe (30-40% fewer Gbit/s and a quarter more CPU per GB on a loaded machine, bench/e2e/bulk-cost.sh);
+    /// 4 MiB was slower again (cold rings). Linux autotunes its loopback buffers to several MB.</summary>
+    public int TcpSendBuffer { get; init; } = 1024 * 1024;
+    public int TcpRecvBuffer { get; init; } = 1024 * 1024;
     /// <summary>How long a connection stays in TIME_WAIT (2MSL), in milliseconds.</summary>
     public int TcpTimeWaitMs { get; init; } = 60_000;
     public bool UdpEnable { get; init; } = true;

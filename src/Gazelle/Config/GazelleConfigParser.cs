@@ -91,7 +91,7 @@ public static class GazelleConfigParser
         public Ipv4Address HostAddr, MaskAddr, GatewayAddr;
         public IReadOnlyList<int> NumCpus = [], NumWakeup = [];
         public int TcpConnCount = 1500, MbufCountPerConn = 170, MbufPoolSize, UdpSocketCount = 1024;
-        public int TcpSendBuffer = 256 * 1024, TcpRecvBuffer = 256 * 1024, TcpTimeWaitMs = 60_000;
+        public int TcpSendBuffer = 1024 * 1024, TcpRecvBuffer = 1024 * 1024, TcpTimeWaitMs = 60_000;
         public bool UdpEnable = true, LowPowerMode, ListenShadow;
         public int SendConnectNumber = 4, ReadConnectNumber = 4, RpcNumber = 4;
         public LogLevel LogLevel = LogLevel.Info;

@@ -42,4 +42,9 @@ public enum NicOffloads
     /// memory, as Linux's loopback and veth declare with CHECKSUM_UNNECESSARY): the stack does not verify their
     /// TCP checksums. A decorator that alters frames (impairment) must not pass it on.</summary>
     RxChecksumUnnecessary = 1 << 6,
+    /// <summary>Transmit copies every frame out of its buffers before it returns (net_memif's copy mode), so a frame may
+    /// carry its payload by reference (<see cref="Buffers.PacketBuffer.ExternalData1"/>) to memory that its producer
+    /// leaves unchanged only until then: TCP's segments go from the send ring to the device without a copy into a packet
+    /// buffer. A decorator that keeps frames past Transmit (impairment, capture) must not pass it on.</summary>
+    TxPayloadByReference = 1 << 7,
 }

@@ -35,7 +35,12 @@ public sealed class EthernetLink
         // The largest L3 packet a single transmit buffer holds after the Ethernet header.
         int room = _txPool.Rent() is { } probe ? ReleaseReturning(probe, probe.Tailroom) : nic.Mtu;
         Mtu = Math.Min(nic.Mtu, room);
+        TxPayloadByReference = (nic.Offloads & NicOffloads.TxPayloadByReference) != 0;
     }
+
+    /// <summary>The device copies frames out while it transmits: a frame may carry its payload by reference
+    /// (<see cref="PacketBuffer.ExternalData1"/>) to memory left unchanged until <see cref="Flush"/> returns.</summary>
+    public bool TxPayloadByReference { get; }
 
     private static int ReleaseReturning(PacketBuffer b, int value)
     {
@@ -85,8 +90,18 @@ public sealed class EthernetLink
     /// <summary>Queues a frame that already carries its Ethernet header (<see cref="EmitHeader"/>); takes ownership.</summary>
     public void SendFrame(PacketBuffer frame)
     {
+        if (frame.ExternalLength1 != 0) _txReferencing = true;
         _tx[_txCount++] = frame;
         if (_txCount == _tx.Length) Flush();
+    }
+
+    private bool _txReferencing;
+
+    /// <summary>Transmits the batch now if a frame in it carries payload by reference: called before the memory such a
+    /// payload lies in can change (a send ring going back to its pool, where a receive may take it and write).</summary>
+    public void FlushReferencing()
+    {
+        if (_txReferencing) Flush();
     }
 
     /// <summary>Frames are queued for <see cref="Flush"/>.</summary>
@@ -117,5 +132,6 @@ public sealed class EthernetLink
         if (sent < _txCount) ReleaseRefused(sent);
         for (int i = 0; i < _txCount; i++) _tx[i] = null!; // usually one: cheaper than Array.Clear's call
         _txCount = 0;
+        _txReferencing = false;
     }
 }

@@ -14,7 +14,7 @@ namespace Gazelle.Network;
 /// IPv4 for a host (RFC 791, RFC 1122 §3.2): validates and reassembles what arrives, routes what
 /// leaves (on-link or through the gateway), fragments datagrams larger than the path MTU.
 /// </summary>
-public sealed class Ipv4Layer : IIpOutput
+public sealed unsafe class Ipv4Layer : IIpOutput
 {
     private readonly EthernetLink _link;
     private readonly ArpCache _arp;
@@ -179,8 +179,30 @@ public sealed class Ipv4Layer : IIpOutput
         return Send(p, header, payload1, payload2, checksumOffset, headerSum);
     }
 
+    /// <summary>
+    /// As <see cref="SendChecksummed(in Ipv4SendParams, ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, int, uint)"/>,
+    /// for a payload in pinned memory that stays unchanged until the link's next flush (TCP's send ring: nothing writes a
+    /// ring between a segment's output and the flush that ends the call or poll). On a device that copies frames out as
+    /// it transmits (<see cref="EthernetLink.TxPayloadByReference"/>), a long payload on the cached route then goes by
+    /// reference: only the headers are written into the packet buffer, the payload is summed where it lies and the
+    /// device copies it from there (one copy per byte fewer than <see cref="CopySummed"/>).
+    /// </summary>
+    /// <param name="payloadSummed">True when <paramref name="headerSum"/> already includes the payload's sum (the send
+    /// ring keeps the sums of what it holds): the payload is then only copied (or referenced), never summed here.</param>
+    public Errno SendChecksummedPinned(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
+        int checksumOffset, uint headerSum, bool payloadSummed = false)
+    {
+        if ((uint)checksumOffset > (uint)(header.Length - 2)) ThrowHelpers.ArgumentOutOfRange(nameof(checksumOffset));
+        return Send(p, header, payload1, payload2, checksumOffset, headerSum,
+            _link.TxPayloadByReference && payload1.Length + payload2.Length >= MinPayloadByReference, payloadSummed);
+    }
+
+    /// <summary>Shorter payloads are copied: a segment's extra mbuf (allocated, attached, freed) costs about as much as
+    /// copying a kilobyte.</summary>
+    public const int MinPayloadByReference = 1024;
+
     private Errno Send(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
-        int checksumOffset, uint headerSum)
+        int checksumOffset, uint headerSum, bool byReference = false, bool payloadSummed = false)
     {
         var dst = p.Destination;
         if (checksumOffset >= 0 && _route.Valid && dst == _route.Params.Destination)
@@ -191,7 +213,8 @@ public sealed class Ipv4Layer : IIpOutput
                 && p.DontFragment == r.DontFragment && length <= _route.Mtu && Now < _route.Until
                 && _arp.Version == _route.ArpVersion && PathMtus.Version == _route.PathMtuVersion)
             {
-                return SendRouted(header, payload1, payload2, checksumOffset, headerSum, length);
+                return byReference ? SendRoutedByReference(header, payload1, payload2, checksumOffset, headerSum, length, payloadSummed)
+                    : SendRouted(header, payload1, payload2, checksumOffset, headerSum, length, payloadSummed);
             }
         }
         MacAddress mac = default;
@@ -231,7 +254,7 @@ public sealed class Ipv4Layer : IIpOutput
                 Counters.TxNoBuffer++;
                 return Errno.ENOBUFS;
             }
-            if (checksumOffset >= 0) CopySummed(b.Append(l4), header, payload1, payload2, checksumOffset, headerSum, p.Protocol);
+            if (checksumOffset >= 0) CopySummed(b.Append(l4), header, payload1, payload2, checksumOffset, headerSum, p.Protocol, payloadSummed);
             else
             {
                 header.CopyTo(b.Append(header.Length));
@@ -253,7 +276,7 @@ public sealed class Ipv4Layer : IIpOutput
             return Errno.EMSGSIZE;
         }
 
-        if (checksumOffset >= 0) return SendSummedFragments(p, header, payload1, payload2, checksumOffset, headerSum);
+        if (checksumOffset >= 0) return SendSummedFragments(p, header, payload1, payload2, checksumOffset, headerSum, payloadSummed);
         // RFC 791 §3.2 fragmentation: all but the last fragment carry a multiple of 8 bytes.
         int chunk = (mtu - Ipv4Repr.HeaderLength) & ~7;
         for (int off = 0; off < l4; off += chunk)
@@ -278,7 +301,7 @@ public sealed class Ipv4Layer : IIpOutput
     /// <summary>Sends through <see cref="_route"/> (checked by the caller): the prebuilt headers, then the transport
     /// header and payload as the full path writes them (<see cref="CopySummed"/>).</summary>
     private Errno SendRouted(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
-        int checksumOffset, uint headerSum, int length)
+        int checksumOffset, uint headerSum, int length, bool payloadSummed)
     {
         var b = _link.RentTx();
         if (b is null)
@@ -305,13 +328,59 @@ public sealed class Ipv4Layer : IIpOutput
         {
             headers.AsSpan(0, _routeHeadersLength).CopyTo(b.Data);
         }
-        CopySummed(ip[Ipv4Repr.HeaderLength..], header, payload1, payload2, checksumOffset, headerSum, _route.Params.Protocol);
+        CopySummed(ip[Ipv4Repr.HeaderLength..], header, payload1, payload2, checksumOffset, headerSum, _route.Params.Protocol, payloadSummed);
         ushort id = _nextId++;
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.TotalLengthOffset..], (ushort)length);
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.IdentificationOffset..], id);
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.ChecksumOffset..],
             InternetChecksum.Finish(InternetChecksum.Fold((ulong)_route.HeaderSum + (uint)length + id)));
         Counters.DatagramsSent++;
+        _arp.Touch(_route.ArpSlot, Now);
+        _link.SendFrame(b);
+        return Errno.Ok;
+    }
+
+    /// <summary>As <see cref="SendRouted"/>, the payload left where it is (<see cref="SendChecksummedPinned"/>): summed
+    /// there, and attached to the buffer by reference for the device to copy.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Errno SendRoutedByReference(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
+        int checksumOffset, uint headerSum, int length, bool payloadSummed)
+    {
+        var b = _link.RentTx();
+        if (b is null)
+        {
+            Counters.TxNoBuffer++;
+            return Errno.ENOBUFS;
+        }
+        var headers = _routeHeaders.AsSpan(0, _routeHeadersLength);
+        int linkLength = _routeHeadersLength - Ipv4Repr.HeaderLength;
+        var ip = b.Append(Ipv4Repr.HeaderLength + header.Length);
+        b.Prepend(linkLength);
+        headers.CopyTo(b.Data);
+        var transport = ip[Ipv4Repr.HeaderLength..];
+        header.CopyTo(transport);
+        uint sum = headerSum;
+        if (!payloadSummed)
+        {
+            uint s1 = InternetChecksum.Sum(payload1);
+            sum = InternetChecksum.Add(sum, header.Length % 2 == 0 ? s1 : BinaryPrimitives.ReverseEndianness((ushort)s1));
+        }
+        if (!payloadSummed && !payload2.IsEmpty)
+        {
+            uint s2 = InternetChecksum.Sum(payload2);
+            if (((header.Length + payload1.Length) & 1) != 0) s2 = BinaryPrimitives.ReverseEndianness((ushort)s2); // RFC 1071 §2(B)
+            sum = InternetChecksum.Add(sum, s2);
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(transport[checksumOffset..], TransportChecksum(sum, _route.Params.Protocol));
+        b.SetExternal((byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(payload1)), payload1.Length,
+            (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(payload2)), payload2.Length);
+        ushort id = _nextId++;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.TotalLengthOffset..], (ushort)length);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.IdentificationOffset..], id);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.ChecksumOffset..],
+            InternetChecksum.Finish(InternetChecksum.Fold((ulong)_route.HeaderSum + (uint)length + id)));
+        Counters.DatagramsSent++;
+        Counters.PayloadsByReference++;
         _arp.Touch(_route.ArpSlot, Now);
         _link.SendFrame(b);
         return Errno.Ok;
@@ -351,12 +420,16 @@ public sealed class Ipv4Layer : IIpOutput
     /// because of its stackalloc (a stack cookie there made the JIT copy every span parameter on the common path).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private Errno SendSummedFragments(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
-        int checksumOffset, uint headerSum)
+        int checksumOffset, uint headerSum, bool payloadSummed)
     {
         Span<byte> summed = stackalloc byte[header.Length];
         header.CopyTo(summed);
-        uint sum = InternetChecksum.Add(headerSum, InternetChecksum.SumAt(payload1, header.Length));
-        sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload2, header.Length + payload1.Length));
+        uint sum = headerSum;
+        if (!payloadSummed)
+        {
+            sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload1, header.Length));
+            sum = InternetChecksum.Add(sum, InternetChecksum.SumAt(payload2, header.Length + payload1.Length));
+        }
         BinaryPrimitives.WriteUInt16BigEndian(summed[checksumOffset..], TransportChecksum(sum, p.Protocol));
         return Send(p, summed, payload1, payload2, -1, 0);
     }
@@ -380,12 +453,20 @@ public sealed class Ipv4Layer : IIpOutput
     /// the pseudo-header and the header with its checksum field zero).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CopySummed(Span<byte> into, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
-        int checksumOffset, uint headerSum, byte protocol)
+        int checksumOffset, uint headerSum, byte protocol, bool payloadSummed = false)
     {
         if (header.Length == 8 && into.Length >= 8) // UDP: one 8-byte move instead of a copy call
             Unsafe.WriteUnaligned(ref MemoryMarshal.GetReference(into), Unsafe.ReadUnaligned<ulong>(ref MemoryMarshal.GetReference(header)));
         else
             header.CopyTo(into);
+        if (payloadSummed)
+        {
+            // The sum came with the payload (the send ring's): a plain copy.
+            payload1.CopyTo(into[header.Length..]);
+            payload2.CopyTo(into[(header.Length + payload1.Length)..]);
+            BinaryPrimitives.WriteUInt16BigEndian(into[checksumOffset..], TransportChecksum(headerSum, protocol));
+            return;
+        }
         uint s1 = InternetChecksum.CopyAndSum(payload1, into.Slice(header.Length, payload1.Length));
         uint sum = InternetChecksum.Add(headerSum, header.Length % 2 == 0 ? s1 : BinaryPrimitives.ReverseEndianness((ushort)s1));
         if (!payload2.IsEmpty) // a UDP datagram has none: no call

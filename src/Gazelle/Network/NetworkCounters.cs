@@ -33,6 +33,9 @@ public sealed class Ipv4Counters
     public long ReassemblyEvictions;
     /// <summary>Datagrams sent.</summary>
     public long DatagramsSent;
+    /// <summary>Datagrams whose payload went to the device by reference (TCP's send ring, no copy into the packet buffer:
+    /// <c>NicOffloads.TxPayloadByReference</c>).</summary>
+    public long PayloadsByReference;
     /// <summary>Fragments created for datagrams larger than the path MTU.</summary>
     public long FragmentsCreated;
     /// <summary>Send failed: no route (off-subnet destination and no gateway).</summary>

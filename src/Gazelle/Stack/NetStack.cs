@@ -55,6 +55,9 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
             MaxSockets = config.MaxUdpSockets, ReceiveBufferMax = config.ReceiveBufferMax, SendBufferMax = config.SendBufferMax,
         }, config.Secret, Counters.Udp);
         _tcp = new TcpLayer(config, this);
+        // A segment's payload may point into its send ring until the link flushes (ITcpOutput.Send): a ring going back
+        // to the pool, where a receive ring may be rented and written, first sends such frames.
+        if (_link.TxPayloadByReference) _tcp.Rings.BeforeReturn = _link.FlushReferencing;
         // Held frames come out of the NIC's pool: a quarter of it at most, so receive never runs dry for them.
         _tcp.HeldFramesLimit = Math.Min(config.TcpHeldFrames, nic.TxPool.Capacity / 4);
     }
@@ -313,22 +316,32 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
 
     // ------------------------------------------------------------------ ITcpOutput
 
-    public bool Send(Ipv4Address local, Ipv4Address remote, in TcpRepr header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2, byte tos)
+    public bool Send(Ipv4Address local, Ipv4Address remote, in TcpRepr header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2, byte tos) =>
+        SendSegment(local, remote, header, payload1, payload2, 0, false, tos);
+
+    public bool SendSummed(Ipv4Address local, Ipv4Address remote, in TcpRepr header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
+        uint payloadSum, byte tos) => SendSegment(local, remote, header, payload1, payload2, payloadSum, true, tos);
+
+    private bool SendSegment(Ipv4Address local, Ipv4Address remote, in TcpRepr header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
+        uint payloadSum, bool payloadSummed, byte tos)
     {
         Span<byte> h = stackalloc byte[TcpHeader.MaxHeaderLength];
         int hlen = TcpHeader.Emit(header, h);
         h = h[..hlen];
         int length = hlen + payload1.Length + payload2.Length;
-        // The payload's part of the checksum is taken while the IP layer copies it into the packet buffer.
+        // The payload's part of the checksum is the send ring's, or taken while the IP layer copies it into the packet
+        // buffer. (The header is whole 32-bit words: the payload starts at an even offset.)
         uint headerSum = InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(local, remote, IpProtocol.Tcp, length), InternetChecksum.Sum(h));
+        if (payloadSummed) headerSum = InternetChecksum.Add(headerSum, payloadSum);
         // RFC 1191: TCP sets DF and sizes segments from PathMtu (a segment that still does not fit is a sizing
         // error and is refused). But a path MTU below TCP's smallest datagram (a report down to RFC 791's 68
         // bytes; TCP's MSS floor is 88) would make every segment too big and stall the connection for good:
         // there, the segment goes without DF and IP fragments it, as Linux does once the PMTU is at its floor.
         int pmtu = _ip.PathMtu(remote);
         bool df = Ipv4Repr.HeaderLength + length <= pmtu || pmtu >= SmallestTcpDatagram;
-        var err = _ip.SendChecksummed(new Ipv4SendParams(local, remote, IpProtocol.Tcp, 64, tos, DontFragment: df), h, payload1, payload2,
-            TcpHeader.ChecksumOffset, headerSum);
+        // The payload is the connection's send ring (ITcpOutput): pinned, and unchanged until this call's or poll's flush.
+        var err = _ip.SendChecksummedPinned(new Ipv4SendParams(local, remote, IpProtocol.Tcp, 64, tos, DontFragment: df), h, payload1, payload2,
+            TcpHeader.ChecksumOffset, headerSum, payloadSummed);
         if (err != Errno.Ok)
         {
             Counters.Tcp.SendFailed++;

@@ -34,7 +34,7 @@ public sealed class CaptureNic : INic, ITimedNic
     public MacAddress MacAddress => _inner.MacAddress;
     public int Mtu => _inner.Mtu;
     public int QueueCount => _inner.QueueCount;
-    public NicOffloads Offloads => _inner.Offloads;
+    public NicOffloads Offloads => _inner.Offloads & ~NicOffloads.TxPayloadByReference; // it writes whole frames
     public IPacketPool TxPool => _inner.TxPool;
     public Instant NextDeadline => _inner is ITimedNic t ? t.NextDeadline : Instant.Never;
 

@@ -29,7 +29,7 @@ internal static unsafe partial class DpdkNative
     internal const string RingLib = "librte_ring.so.23";
 
     /// <summary>Glue ABI this code was written against (GZ_DPDK_ABI_VERSION).</summary>
-    internal const int GlueAbiVersion = 1;
+    internal const int GlueAbiVersion = 2;
 
     static DpdkNative()
     {
@@ -117,6 +117,7 @@ internal static unsafe partial class DpdkNative
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_reta_query(ushort port, ushort* queues, ushort retaSize);
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_rss_hash_update(ushort port, byte* key, uint keyLen, ulong rssHf);
     [LibraryImport(GlueName)] internal static partial int gz_dpdk_rss_hash_conf_get(ushort port, byte* key, uint keyLen, ulong* rssHf);
+    [LibraryImport(GlueName, StringMarshalling = StringMarshalling.Utf8)] internal static partial int gz_dpdk_devargs_contain(string devName, string needle);
 
     // ------------------------------------------------------------------ glue: fast path
 
@@ -128,7 +129,7 @@ internal static unsafe partial class DpdkNative
     [LibraryImport(GlueName), SuppressGCTransition]
     internal static partial ushort gz_dpdk_rx_burst_views(ushort port, ushort queue, nint* mbufs, MbufView* views, ushort n, RxCounters* counters);
     [LibraryImport(GlueName), SuppressGCTransition]
-    internal static partial ushort gz_dpdk_tx_burst_views(ushort port, ushort queue, TxView* views, nint* scratch, ushort n);
+    internal static partial ushort gz_dpdk_tx_burst_views(ushort port, ushort queue, TxView* views, nint* scratch, ushort n, ulong* copied);
 
     // Per-packet calls: short, non-blocking memory operations, so the GC transition is skipped.
     [LibraryImport(GlueName), SuppressGCTransition] internal static partial nint gz_dpdk_pktmbuf_alloc(nint mempool);
@@ -213,7 +214,7 @@ internal static unsafe partial class DpdkNative
     // ------------------------------------------------------------------ shared structs (mirrors of shim/dpdk_glue.c)
 
     /// <summary>Sizes the glue reports for <see cref="gz_dpdk_abi_size"/>, keyed as there.</summary>
-    internal static ReadOnlySpan<int> ExpectedAbiSizes => [0, 160, 64, 48, 16, 24, 16, 64];
+    internal static ReadOnlySpan<int> ExpectedAbiSizes => [0, 160, 64, 48, 32, 24, 16, 64];
 
     internal static int ManagedAbiSize(int which) => which switch
     {
@@ -293,7 +294,10 @@ internal static unsafe partial class DpdkNative
         public nint Mbuf;
         public ushort DataOff;
         public ushort DataLen;
-        public uint Reserved;
+        public ushort Ext1Len;
+        public ushort Ext2Len;
+        public byte* Ext1;
+        public byte* Ext2;
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -140,6 +140,11 @@ public sealed unsafe class DpdkPort : INic, IDisposable
         // net_memif's frames are copied from the peer process's memory by the CPU: no wire, no NIC, nothing on the
         // way that could corrupt them (Linux's loopback and veth skip verification the same way).
         if (DriverName == "net_memif") DeviceOffloads |= NicOffloads.RxChecksumUnnecessary;
+        // In its copy mode (not zero-copy=yes), net_memif's tx_burst copies each frame, chains included, into the shared
+        // ring and frees its mbufs before it returns: a segment may then point at the stack's own memory.
+        if (DriverName == "net_memif" && (di.TxOffloadCapa & DpdkNative.TxOffloadMultiSegs) != 0
+            && DpdkNative.gz_dpdk_devargs_contain(Name, "zero-copy=yes") == 0)
+            DeviceOffloads |= NicOffloads.TxPayloadByReference;
 
         if (o.Queues > di.MaxRxQueues || o.Queues > di.MaxTxQueues)
             throw new DpdkException(DpdkError.Unsupported,
@@ -367,11 +372,15 @@ public sealed unsafe class DpdkPort : INic, IDisposable
                     v.Mbuf = b.NativeHandle;
                     v.DataOff = (ushort)b.Headroom;
                     v.DataLen = (ushort)b.Length;
+                    v.Ext1 = b.ExternalData1;
+                    v.Ext1Len = (ushort)b.ExternalLength1;
+                    v.Ext2 = b.ExternalData2;
+                    v.Ext2Len = (ushort)b.ExternalLength2;
                     q.Copied[prepared] = false;
                     continue;
                 }
                 // A buffer from another pool (in-memory tests, a software-forwarded frame): one copy.
-                if (b.Length > q.Pool.DataRoom - q.Pool.Headroom)
+                if (b.Length + b.ExternalLength > q.Pool.DataRoom - q.Pool.Headroom)
                 {
                     q.Counters.TxOversize++;
                     stop = true;
@@ -385,14 +394,20 @@ public sealed unsafe class DpdkPort : INic, IDisposable
                     stop = true;
                     break;
                 }
-                b.Data.CopyTo(new Span<byte>(mv.BufAddr + mv.DataOff, b.Length));
+                var into = new Span<byte>(mv.BufAddr + mv.DataOff, b.Length + b.ExternalLength);
+                b.Data.CopyTo(into);
+                new ReadOnlySpan<byte>(b.ExternalData1, b.ExternalLength1).CopyTo(into[b.Length..]);
+                new ReadOnlySpan<byte>(b.ExternalData2, b.ExternalLength2).CopyTo(into[(b.Length + b.ExternalLength1)..]);
                 v.Mbuf = m;
                 v.DataOff = mv.DataOff;
-                v.DataLen = (ushort)b.Length;
+                v.DataLen = (ushort)into.Length;
+                v.Ext1Len = v.Ext2Len = 0;
                 q.Copied[prepared] = true;
             }
             if (prepared == 0) break;
-            int sent = DpdkNative.gz_dpdk_tx_burst_views(PortId, (ushort)queue, q.TxViews, q.Scratch, (ushort)prepared);
+            ulong copiedSpans = 0;
+            int sent = DpdkNative.gz_dpdk_tx_burst_views(PortId, (ushort)queue, q.TxViews, q.Scratch, (ushort)prepared, &copiedSpans);
+            q.Counters.TxReferencedPayloadCopied += (long)copiedSpans;
             for (int i = 0; i < sent; i++)
             {
                 var b = frames[done + i];
@@ -601,6 +616,7 @@ public sealed unsafe class DpdkPort : INic, IDisposable
         if ((f & NicOffloads.Ipv4ChecksumTx) != 0) bits |= DpdkNative.TxOffloadIpv4Cksum;
         if ((f & NicOffloads.TcpUdpChecksumTx) != 0) bits |= DpdkNative.TxOffloadTcpCksum | DpdkNative.TxOffloadUdpCksum;
         if ((f & NicOffloads.TcpSegmentation) != 0) bits |= DpdkNative.TxOffloadTcpTso;
+        if ((f & NicOffloads.TxPayloadByReference) != 0) bits |= DpdkNative.TxOffloadMultiSegs; // header mbuf + payload segments
         return bits;
     }
 

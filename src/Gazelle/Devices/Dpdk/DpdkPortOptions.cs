@@ -19,7 +19,8 @@ public sealed record DpdkPortOptions
     public bool Promiscuous { get; init; }
     /// <summary>Offloads the stack is willing to use; those the device also offers are enabled.</summary>
     public NicOffloads AllowedOffloads { get; init; } = NicOffloads.Ipv4ChecksumRx | NicOffloads.TcpUdpChecksumRx |
-        NicOffloads.Ipv4ChecksumTx | NicOffloads.TcpUdpChecksumTx | NicOffloads.TcpSegmentation | NicOffloads.RssHash | NicOffloads.RxChecksumUnnecessary;
+        NicOffloads.Ipv4ChecksumTx | NicOffloads.TcpUdpChecksumTx | NicOffloads.TcpSegmentation | NicOffloads.RssHash | NicOffloads.RxChecksumUnnecessary |
+        NicOffloads.TxPayloadByReference;
     /// <summary>RSS key (its length must equal the device's hash key size); null keeps the driver's.</summary>
     public byte[]? RssKey { get; init; }
     /// <summary>Redirection table: queue id per entry (length = the device's RETA size); null spreads entries round-robin.</summary>

@@ -13,6 +13,9 @@ public sealed class DpdkQueueCounters
     public long RxWrapperShortage { get; internal set; }
     /// <summary>Frames from a non-DPDK pool copied into an mbuf before transmit.</summary>
     public long TxCopiedForeign { get; internal set; }
+    /// <summary>Payload spans sent by reference (<see cref="NicOffloads.TxPayloadByReference"/>) that were copied into their
+    /// frame's mbuf instead, because the pool had no mbuf to attach them to.</summary>
+    public long TxReferencedPayloadCopied { get; internal set; }
     /// <summary>Transmit calls cut short because no mbuf was free for a foreign buffer's copy.</summary>
     public long TxNoMbufForCopy { get; internal set; }
     /// <summary>Frames the device did not take (TX ring full); the caller kept them.</summary>

@@ -116,7 +116,7 @@ public sealed class ImpairedNic : INic, ITimedNic, IDisposable
     public MacAddress MacAddress => _inner.MacAddress;
     public int Mtu => _inner.Mtu;
     public int QueueCount => _inner.QueueCount;
-    public NicOffloads Offloads => _inner.Offloads & ~NicOffloads.RxChecksumUnnecessary; // it may corrupt frames
+    public NicOffloads Offloads => _inner.Offloads & ~(NicOffloads.RxChecksumUnnecessary | NicOffloads.TxPayloadByReference); // it may corrupt and delay frames
     public IPacketPool TxPool => _inner.TxPool;
     public Instant Now => _now;
 

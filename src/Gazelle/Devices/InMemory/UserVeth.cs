@@ -33,6 +33,10 @@ public sealed record UserVethOptions
     public long LineRateBitsPerSecond { get; init; }
     /// <summary>Propagation delay added after serialisation before the wire side can take a frame.</summary>
     public TimeSpanMicros Latency { get; init; }
+    /// <summary>Declares <see cref="NicOffloads.TxPayloadByReference"/> and behaves as such a device: Transmit copies a
+    /// frame's payload given by reference into the frame's own buffer before it returns (as net_memif copies frames
+    /// into its shared ring), so the stack's by-reference path runs in the in-memory tests.</summary>
+    public bool TxPayloadByReference { get; init; }
 }
 
 /// <summary>Counters of one <see cref="UserVeth"/>. Every frame the device drops is counted in exactly one
@@ -144,7 +148,7 @@ public sealed class UserVeth : INic, ITimedNic, IDisposable
     public MacAddress MacAddress { get; }
     public int Mtu { get; }
     public int QueueCount => _rx.Length;
-    public NicOffloads Offloads => NicOffloads.RssHash;
+    public NicOffloads Offloads => Options.TxPayloadByReference ? NicOffloads.RssHash | NicOffloads.TxPayloadByReference : NicOffloads.RssHash;
     public IPacketPool TxPool => _txPool;
     /// <summary>Pool the device copies received frames into (the host releases them back here).</summary>
     public IPacketPool RxPool => _rxPool;
@@ -185,6 +189,7 @@ public sealed class UserVeth : INic, ITimedNic, IDisposable
         for (int i = 0; i < frames.Length; i++)
         {
             var f = frames[i];
+            if (f.ExternalLength != 0) TakeInExternal(f);
             if (f.Length > _maxFrame)
             {
                 c.DropTxOversize++;
@@ -201,6 +206,17 @@ public sealed class UserVeth : INic, ITimedNic, IDisposable
             c.TxBytes += f.Length;
         }
         return frames.Length;
+    }
+
+    /// <summary>Copies a frame's payload by reference behind its data (the copy such a device makes while transmitting).</summary>
+    private unsafe void TakeInExternal(PacketBuffer f)
+    {
+        if (!Options.TxPayloadByReference) ThrowHelpers.InvalidOperation("a frame with payload by reference reached a device that does not take them");
+        int n1 = f.ExternalLength1, n2 = f.ExternalLength2;
+        if (n1 + n2 > f.Tailroom) ThrowHelpers.InvalidOperation("a frame with payload by reference does not fit its buffer");
+        new ReadOnlySpan<byte>(f.ExternalData1, n1).CopyTo(f.Append(n1));
+        new ReadOnlySpan<byte>(f.ExternalData2, n2).CopyTo(f.Append(n2));
+        f.SetExternal(null, 0, null, 0);
     }
 
     /// <summary>The link model learns the time from the host's poll loop (and from the bridge).</summary>

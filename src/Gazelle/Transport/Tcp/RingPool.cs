@@ -55,16 +55,23 @@ internal sealed class RingPool
         }
         else
         {
-            ring = new byte[size];
+            // Pinned (the pinned object heap): a segment's payload may go to the device by reference to its ring
+            // (ITcpOutput.Send), so a ring must never move. Uninitialised: only bytes written are ever read.
+            ring = GC.AllocateUninitializedArray<byte>(size, pinned: true);
             Allocations++;
         }
         InUseBytes += size;
         return ring;
     }
 
+    /// <summary>Runs before a ring comes back (to be reused or dropped): the stack transmits frames whose payload still
+    /// points into a ring (<see cref="ITcpOutput.Send"/>) first. Set once, when the stack is built.</summary>
+    public Action? BeforeReturn { get; set; }
+
     public void Return(byte[] ring)
     {
         if (ring.Length == 0) return;
+        BeforeReturn?.Invoke();
         InUseBytes -= ring.Length;
         int c = BitOperations.Log2((uint)ring.Length) - MinShift;
         if (PooledBytes + ring.Length <= LimitBytes && _count[c] < _free[c].Length)

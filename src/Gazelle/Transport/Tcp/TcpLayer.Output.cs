@@ -300,7 +300,8 @@ public sealed partial class TcpLayer
         if (len > 0 && offset + len == t.SndCount) r.Flags |= TcpFlags.Psh;
         if (len == 0 && !fin) return 0;
         t.SendSlice(offset, len, out var a, out var b);
-        Transmit(t, ref r, a, b);
+        bool summed = t.TrySendSum(offset, len, out uint payloadSum);
+        Transmit(t, ref r, a, b, summed, payloadSum);
         SeqNum end = seq + len + (fin ? 1 : 0);
         if (fin) t.FinSent = true;
         if (t.SackOk) RackRecordSent(t, seq, end, retransmit);
@@ -419,7 +420,7 @@ public sealed partial class TcpLayer
     };
 
     /// <summary>Fills ACK, window, timestamps and SACK, then hands the segment to the IP layer.</summary>
-    private void Transmit(Tcb t, ref TcpRepr r, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    private void Transmit(Tcb t, ref TcpRepr r, ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, bool summed = false, uint payloadSum = 0)
     {
         if ((r.Flags & TcpFlags.Ack) != 0)
         {
@@ -468,7 +469,9 @@ public sealed partial class TcpLayer
         Counters.SegmentsOut++;
         t.SegsOut++;
         t.LastSent = _now;
-        if (!_output.Send(t.LocalAddress, t.RemoteAddress, r, a, b, t.Tos)) Counters.OutputFailed++;
+        bool sent = summed ? _output.SendSummed(t.LocalAddress, t.RemoteAddress, r, a, b, payloadSum, t.Tos)
+            : _output.Send(t.LocalAddress, t.RemoteAddress, r, a, b, t.Tos);
+        if (!sent) Counters.OutputFailed++;
     }
 
     /// <summary>The window field: free ring space, never moving the right edge left (RFC 9293 §3.8.6.2.2 receiver SWS).</summary>

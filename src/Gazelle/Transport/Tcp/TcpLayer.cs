@@ -203,6 +203,8 @@ public sealed partial class TcpLayer
     public int FlowTableCount => _flows.Count;
     /// <summary>Bytes of send/receive rings held by connections (only those with bytes queued hold one).</summary>
     public long RingBytesInUse => _rings.InUseBytes;
+    /// <summary>The stack's send and receive rings (the stack hooks <see cref="RingPool.BeforeReturn"/>).</summary>
+    internal RingPool Rings => _rings;
     /// <summary>Bytes of empty rings kept for reuse (at most <see cref="StackConfig.TcpRingPoolBytes"/>).</summary>
     public long RingBytesPooled => _rings.PooledBytes;
     /// <summary>Rings allocated from the GC heap so far (0 growth in steady state: rings are reused).</summary>
