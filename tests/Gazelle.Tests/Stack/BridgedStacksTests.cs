@@ -53,6 +53,60 @@ public class BridgedStacksTests
         }
     }
 
+    /// <summary>A listener on B at <paramref name="port"/> and a client on A connected to it, accepted.</summary>
+    private (SocketHandle Listener, SocketHandle Client, SocketHandle Server) ConnectedPair(ushort port)
+    {
+        _b.Open(SocketKind.Tcp, out var listener);
+        _b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, port));
+        _b.Listen(listener, 4);
+        var (client, server) = Connect(listener, port);
+        return (listener, client, server);
+    }
+
+    /// <summary>A new client on A connected to B's <paramref name="listener"/>, and its accepted server side.</summary>
+    private (SocketHandle Client, SocketHandle Server) Connect(SocketHandle listener, ushort port)
+    {
+        _a.Open(SocketKind.Tcp, out var client);
+        _a.Connect(client, new Ipv4Endpoint(IpB, port));
+        SocketHandle server = SocketHandle.Invalid;
+        for (int i = 0; i < 100 && !server.IsValid; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(1);
+            Run();
+            if (_b.Accept(listener, out var c, out _) == Errno.Ok) server = c;
+        }
+        Assert.That(server.IsValid, Is.True, "the connection was accepted");
+        return (client, server);
+    }
+
+    /// <summary>Runs 150 virtual seconds (past TIME_WAIT) and checks that neither stack keeps a connection.</summary>
+    private void AssertAllConnectionsGone()
+    {
+        for (int i = 0; i < 300; i++)
+        {
+            _now += TimeSpanMicros.FromMilliseconds(500);
+            Run();
+        }
+        Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
+    }
+
+    /// <summary>An ICMP fragmentation-needed report (RFC 1191) with next-hop MTU <paramref name="mtu"/>, as a router
+    /// between the stacks would send to A, quoting a segment of <paramref name="client"/>'s connection with
+    /// sequence number <paramref name="seq"/>.</summary>
+    private byte[] FragmentationNeeded(SocketHandle client, uint seq, ushort mtu)
+    {
+        var t = _a.Tcp.Peek(client)!;
+        var quoted = new byte[28];
+        new Ipv4Repr { Source = IpA, Destination = IpB, Protocol = IpProtocol.Tcp, Ttl = 64, DontFragment = true, PayloadLength = 1000 }.Emit(quoted);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(20), t.LocalPort);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(22), t.RemotePort);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(24), seq);
+        var msg = new byte[8 + quoted.Length];
+        quoted.CopyTo(msg, 8);
+        Icmpv4Repr.Unreachable(Icmpv4UnreachableCode.FragmentationNeeded, mtu).Emit(msg);
+        return Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Icmp, msg);
+    }
+
     [Test]
     public void PingBetweenStacks()
     {
@@ -147,19 +201,7 @@ public class BridgedStacksTests
     [Test]
     public void ClosedConnectionOwesOutputUntilThePeerAcknowledgesItsDataAndFin()
     {
-        _b.Open(SocketKind.Tcp, out var listener);
-        _b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 7001));
-        _b.Listen(listener, 4);
-        _a.Open(SocketKind.Tcp, out var client);
-        _a.Connect(client, new Ipv4Endpoint(IpB, 7001));
-        SocketHandle server = SocketHandle.Invalid;
-        for (int i = 0; i < 100 && !server.IsValid; i++)
-        {
-            _now += TimeSpanMicros.FromMilliseconds(1);
-            Run();
-            if (_b.Accept(listener, out var c, out _) == Errno.Ok) server = c;
-        }
-        Assert.That(server.IsValid, Is.True);
+        var (listener, client, server) = ConnectedPair(7001);
         Assert.That(_a.HasUnfinishedOutput, Is.False, "an open, idle connection owes nothing");
         var data = new byte[200_000];
         for (int i = 0; i < data.Length; i++) data[i] = (byte)(i * 7 + (i >> 8));
@@ -191,30 +233,13 @@ public class BridgedStacksTests
         Assert.That(eof, Is.True, "the FIN arrived after the data");
         _b.Close(server);
         _b.Close(listener);
-        for (int i = 0; i < 300; i++)
-        {
-            _now += TimeSpanMicros.FromMilliseconds(500);
-            Run();
-        }
-        Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
+        AssertAllConnectionsGone();
     }
 
     [Test]
     public void SteadyStateTcpRequestResponseAllocatesNothing()
     {
-        _b.Open(SocketKind.Tcp, out var listener);
-        _b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 6379));
-        _b.Listen(listener, 4);
-        _a.Open(SocketKind.Tcp, out var client);
-        _a.Connect(client, new Ipv4Endpoint(IpB, 6379));
-        SocketHandle server = SocketHandle.Invalid;
-        for (int i = 0; i < 100 && !server.IsValid; i++)
-        {
-            _now += TimeSpanMicros.FromMilliseconds(1);
-            Run();
-            if (_b.Accept(listener, out var c, out _) == Errno.Ok) server = c;
-        }
-        Assert.That(server.IsValid, Is.True);
+        var (listener, client, server) = ConnectedPair(6379);
         var request = new byte[64];
         var buf = new byte[4096];
         int answered = 0;
@@ -243,12 +268,7 @@ public class BridgedStacksTests
         _a.Close(client);
         _b.Close(server);
         _b.Close(listener);
-        for (int i = 0; i < 300; i++)
-        {
-            _now += TimeSpanMicros.FromMilliseconds(500);
-            Run();
-        }
-        Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
+        AssertAllConnectionsGone();
     }
 
     /// <summary>Found by the fuzz test: a fragmentation-needed report below TCP's smallest segment (MTU 68, MSS
@@ -257,31 +277,10 @@ public class BridgedStacksTests
     [Test]
     public void TcpKeepsFlowingWhenThePathMtuIsBelowItsSmallestSegment()
     {
-        _b.Open(SocketKind.Tcp, out var listener);
-        _b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 7000));
-        _b.Listen(listener, 4);
-        _a.Open(SocketKind.Tcp, out var client);
-        _a.Connect(client, new Ipv4Endpoint(IpB, 7000));
-        SocketHandle server = SocketHandle.Invalid;
-        for (int i = 0; i < 100 && !server.IsValid; i++)
-        {
-            _now += TimeSpanMicros.FromMilliseconds(1);
-            Run();
-            if (_b.Accept(listener, out var c, out _) == Errno.Ok) server = c;
-        }
-        Assert.That(server.IsValid, Is.True);
+        var (listener, client, server) = ConnectedPair(7000);
 
         // A router between them reports a next-hop MTU of 68 (RFC 791's minimum), quoting our last segment.
-        var t = _a.Tcp.Peek(client)!;
-        var quoted = new byte[28];
-        new Ipv4Repr { Source = IpA, Destination = IpB, Protocol = IpProtocol.Tcp, Ttl = 64, DontFragment = true, PayloadLength = 1000 }.Emit(quoted);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(20), t.LocalPort);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(22), t.RemotePort);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(24), t.SndUna.Value);
-        var msg = new byte[8 + quoted.Length];
-        quoted.CopyTo(msg, 8);
-        Icmpv4Repr.Unreachable(Icmpv4UnreachableCode.FragmentationNeeded, 68).Emit(msg);
-        Assert.That(_va.DeliverFromWire(Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Icmp, msg)), Is.True);
+        Assert.That(_va.DeliverFromWire(FragmentationNeeded(client, _a.Tcp.Peek(client)!.SndUna.Value, 68)), Is.True);
         Run();
         Assert.That(_a.PathMtu(IpB), Is.EqualTo(68));
 
@@ -304,12 +303,7 @@ public class BridgedStacksTests
         _a.Close(client);
         _b.Close(server);
         _b.Close(listener);
-        for (int i = 0; i < 300; i++)
-        {
-            _now += TimeSpanMicros.FromMilliseconds(500);
-            Run();
-        }
-        Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
+        AssertAllConnectionsGone();
     }
 
     /// <summary>Found by the fuzz test: a fragmentation-needed report quoting a sequence number not in flight is
@@ -319,29 +313,9 @@ public class BridgedStacksTests
     [Test]
     public void ForgedFragmentationNeededQuotingNoDataInFlightChangesNothing()
     {
-        _b.Open(SocketKind.Tcp, out var listener);
-        _b.Bind(listener, new Ipv4Endpoint(Ipv4Address.Any, 7001));
-        _b.Listen(listener, 4);
-        _a.Open(SocketKind.Tcp, out var client);
-        _a.Connect(client, new Ipv4Endpoint(IpB, 7001));
-        SocketHandle server = SocketHandle.Invalid;
-        for (int i = 0; i < 100 && !server.IsValid; i++)
-        {
-            _now += TimeSpanMicros.FromMilliseconds(1);
-            Run();
-            if (_b.Accept(listener, out var c, out _) == Errno.Ok) server = c;
-        }
-        Assert.That(server.IsValid, Is.True);
-        var t = _a.Tcp.Peek(client)!;
-        var quoted = new byte[28];
-        new Ipv4Repr { Source = IpA, Destination = IpB, Protocol = IpProtocol.Tcp, Ttl = 64, DontFragment = true, PayloadLength = 1000 }.Emit(quoted);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(20), t.LocalPort);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(22), t.RemotePort);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(24), (t.SndUna - 100_000).Value); // not in flight
-        var msg = new byte[8 + quoted.Length];
-        quoted.CopyTo(msg, 8);
-        Icmpv4Repr.Unreachable(Icmpv4UnreachableCode.FragmentationNeeded, 576).Emit(msg);
-        Assert.That(_va.DeliverFromWire(Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Icmp, msg)), Is.True);
+        var (listener, client, server) = ConnectedPair(7001);
+        uint notInFlight = (_a.Tcp.Peek(client)!.SndUna - 100_000).Value;
+        Assert.That(_va.DeliverFromWire(FragmentationNeeded(client, notInFlight, 576)), Is.True);
         Run();
         Assert.That(_a.Tcp.Counters.IcmpIgnored, Is.EqualTo(1));
         Assert.That(_a.PathMtu(IpB), Is.EqualTo(1500), "the path MTU is unchanged");
@@ -364,20 +338,9 @@ public class BridgedStacksTests
 
         // The same report quoting data in flight is acted on: the path MTU and the MSS drop together, and a
         // second connection to the same host sizes its segments from the new path MTU too.
-        _a.Open(SocketKind.Tcp, out var second);
-        _a.Connect(second, new Ipv4Endpoint(IpB, 7001));
-        SocketHandle secondServer = SocketHandle.Invalid;
-        for (int i = 0; i < 100 && !secondServer.IsValid; i++)
-        {
-            _now += TimeSpanMicros.FromMilliseconds(1);
-            Run();
-            if (_b.Accept(listener, out var c, out _) == Errno.Ok) secondServer = c;
-        }
-        Assert.That(secondServer.IsValid, Is.True);
+        var (second, secondServer) = Connect(listener, 7001);
         _a.Send(client, new byte[3000], MessageFlags.None, out _);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(msg.AsSpan(8 + 24), _a.Tcp.Peek(client)!.SndUna.Value);
-        Icmpv4Repr.Unreachable(Icmpv4UnreachableCode.FragmentationNeeded, 576).Emit(msg);
-        Assert.That(_va.DeliverFromWire(Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Icmp, msg)), Is.True);
+        Assert.That(_va.DeliverFromWire(FragmentationNeeded(client, _a.Tcp.Peek(client)!.SndUna.Value, 576)), Is.True);
         Run();
         Assert.That(_a.PathMtu(IpB), Is.EqualTo(576));
         Assert.That(_a.Tcp.Peek(client)!.SndMss, Is.EqualTo(536));
@@ -398,11 +361,6 @@ public class BridgedStacksTests
         _a.Close(client);
         _b.Close(server);
         _b.Close(listener);
-        for (int i = 0; i < 300; i++)
-        {
-            _now += TimeSpanMicros.FromMilliseconds(500);
-            Run();
-        }
-        Assert.That(_a.Tcp.LiveConnections + _b.Tcp.LiveConnections, Is.Zero);
+        AssertAllConnectionsGone();
     }
 }
