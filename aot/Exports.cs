@@ -39,7 +39,7 @@ internal static unsafe class Exports
                 Console.Error.WriteLine($"gazelle: shim/stack ABI mismatch (stack {ShimAbi.AbiVersion}): sockets run on the kernel");
                 return -(int)Sockets.Errno.EINVAL;
             }
-            s_process = PreloadProcess.Start(new FdKindTable(info->FdTable, info->FdLimit), info->SignalCounts);
+            s_process = PreloadProcess.Start(new FdKindTable(info->FdTable, info->FdLimit), info->SignalCounts, (nint)info->EpollKernelFds);
             return 0;
         }
         catch (Exception e)
@@ -345,6 +345,14 @@ internal static unsafe class Exports
     {
         try { Layer?.BeforeFork(); }
         catch (Exception e) { Failed(e); }
+    }
+
+    /// <summary>close_range/closefrom, before the shim lets the kernel close the range (<see cref="PosixLayer.CloseRange"/>).</summary>
+    [UnmanagedCallersOnly(EntryPoint = "gz_close_range")]
+    private static int CloseRange(uint first, uint last, int flags)
+    {
+        try { return Layer is { } l ? l.CloseRange(first, last, flags) : 0; }
+        catch (Exception e) { return Failed(e); }
     }
 
     /// <summary>

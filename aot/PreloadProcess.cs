@@ -67,7 +67,7 @@ internal sealed class PreloadProcess
 
     public PosixLayer? Layer { get; }
 
-    public static PreloadProcess Start(FdKindTable fds, nint signalCountsOfThread)
+    public static PreloadProcess Start(FdKindTable fds, nint signalCountsOfThread, nint epollKernelFds)
     {
         string? gazelleConf = Environment.GetEnvironmentVariable(ConfigLoader.GazelleConfVariable);
         string? lstackConf = Environment.GetEnvironmentVariable(ConfigLoader.LstackConfPathVariable);
@@ -104,7 +104,7 @@ internal sealed class PreloadProcess
             stack.Tcp.DeferHandshakeAck = true;
             var policy = PollPolicy.FromEnvironment();
             var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, policy,
-                signalCountsOfThread);
+                signalCountsOfThread, epollKernelFds);
             if (policy.KeeperMillis > 0) layer.StartKeeper();
             return new PreloadProcess(fds, layer, eal, port, stack);
         }
@@ -239,8 +239,10 @@ internal sealed class PreloadProcess
         Line("posix.fds", layer.HeldFds);
         Line("posix.stack_fds", layer.StackSocketFds);
         Line("posix.polls", layer.Polls);
+        Line("posix.pooled_numbers", layer.PooledNumbers);
+        Line("posix.numbers_from_pool", layer.NumbersFromPool);
         int marked = 0;
-        for (int fd = 0; fd < _fds.Limit; fd++) if (_fds[fd] != FdKind.Kernel) marked++;
+        for (int fd = 0; fd < _fds.Limit; fd++) if (_fds[fd] is not (FdKind.Kernel or FdKind.Pooled)) marked++;
         Line("shim.marked_fds", marked);
         foreach (var (name, value, _) in stack.Counters.Snapshot()) if (value != 0) Line("counter." + name, value);
         foreach (var f in typeof(TcpCounters).GetFields(BindingFlags.Public | BindingFlags.Instance))

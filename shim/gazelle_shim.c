@@ -8,7 +8,9 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <linux/close_range.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +24,7 @@
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -42,11 +45,16 @@ static int (*real_ioctl)(int, unsigned long, ...);
 static int (*real_dup2)(int, int);
 static int (*real_dup3)(int, int, int);
 static int (*real_epoll_ctl)(int, int, int, struct epoll_event *);
+static int (*real_epoll_create)(int);
+static int (*real_epoll_create1)(int);
+static int (*real_close)(int);
+static int (*real_dup)(int);
 static int (*real_poll)(struct pollfd *, nfds_t, int);
 static int (*real_ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
 static int (*real_select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
 static int (*real_pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
 static pid_t (*real_fork)(void);
+static void (*real_closefrom)(int);
 
 static void *resolve_next(const char *name)
 {
@@ -70,11 +78,16 @@ __attribute__((constructor)) static void gz_resolve_libc(void)
     real_dup2 = resolve_next("dup2");
     real_dup3 = resolve_next("dup3");
     real_epoll_ctl = resolve_next("epoll_ctl");
+    real_epoll_create = resolve_next("epoll_create");
+    real_epoll_create1 = resolve_next("epoll_create1");
+    real_close = resolve_next("close");
+    real_dup = resolve_next("dup");
     real_poll = resolve_next("poll");
     real_ppoll = resolve_next("ppoll");
     real_select = resolve_next("select");
     real_pselect = resolve_next("pselect");
     real_fork = resolve_next("fork");
+    real_closefrom = dlsym(RTLD_NEXT, "closefrom"); /* glibc >= 2.34 only */
 }
 
 /* ---- the stack's entry points (exports of libgazelle-stack.so, named gz_<call>) ----------- */
@@ -82,6 +95,8 @@ __attribute__((constructor)) static void gz_resolve_libc(void)
 struct gz_stack_api {
     int (*init)(const struct gz_shim_info *info);
     int (*socket)(int domain, int type, int protocol);
+    int (*close)(int fd);
+    int (*dup)(int fd);
 #define GZ_API_MEMBER(ret, name, params, args) ret (*name) params;
     GZ_FD_HOOKS(GZ_API_MEMBER)
     int (*fcntl)(int fd, int cmd, long arg);
@@ -94,6 +109,7 @@ struct gz_stack_api {
     int (*select)(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout);
     int (*pselect)(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout, const sigset_t *mask);
     void (*before_fork)(void);
+    int (*close_range)(unsigned first, unsigned last, int flags);
     void (*exit_flush)(void);
     long (*debug_collect)(void);
     long (*stats)(char *buf, size_t size);
@@ -101,6 +117,7 @@ struct gz_stack_api {
 
 static struct gz_stack_api api;
 static unsigned char fd_table[GZ_FD_LIMIT];
+static int epoll_kernel_fds[GZ_FD_LIMIT]; /* gazelle_abi.h */
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static atomic_int stack_state; /* 0 not loaded, 1 running, -1 unavailable (kernel only) */
 
@@ -113,6 +130,59 @@ static atomic_long reentries;
 static inline int fd_is_stack(int fd)
 {
     return (unsigned)fd < GZ_FD_LIMIT && fd_table[fd] != GZ_FD_KERNEL;
+}
+
+/* A number the program closed that the layer keeps reserved for its next socket (gazelle_abi.h): for the
+ * program it is a closed fd. Only asked once fd_is_stack(fd) holds. */
+static inline int fd_is_pooled(int fd) { return fd_table[fd] == GZ_FD_POOLED; }
+
+#define GZ_EBADF_IF_POOLED(fd)          \
+    do {                                \
+        if (fd_is_pooled(fd)) {         \
+            errno = EBADF;              \
+            return -1;                  \
+        }                               \
+    } while (0)
+
+/* ---- kernel fds in epoll sets (gazelle_abi.h, epoll_kernel_fds) -----------------------------
+ * epoll_wait over a set that holds stack sockets asks the kernel about its kernel fds with a zero-timeout
+ * epoll_pwait (a system call per call, ~1 per request of nginx and wrk); a set that holds none need not ask.
+ * The shim counts, per epoll it saw created, the kernel fds registered in it: every registration of a kernel
+ * fd passes through epoll_ctl here or the stack's own calls (which count the same way). An epoll the count
+ * cannot follow is given up: dup'd (registrations through the other number), shared with a fork child (the
+ * child's registrations), created or closed behind the shim's back (a raw system call: not seen). */
+static inline void epoll_count_add(int epfd, int d)
+{
+    if ((unsigned)epfd >= GZ_FD_LIMIT) return;
+    int v = __atomic_load_n(&epoll_kernel_fds[epfd], __ATOMIC_RELAXED);
+    while (v > 0 && !__atomic_compare_exchange_n(&epoll_kernel_fds[epfd], &v, v + d, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {}
+}
+
+static inline void epoll_count_set(int fd, int v)
+{
+    if ((unsigned)fd < GZ_FD_LIMIT && __atomic_load_n(&epoll_kernel_fds[fd], __ATOMIC_RELAXED) != v)
+        __atomic_store_n(&epoll_kernel_fds[fd], v, __ATOMIC_SEQ_CST);
+}
+
+/* fd's number now names another file (closed, or dup2'd over) or fd was duplicated (give its epoll up). */
+static inline void epoll_number_gone(int fd) { epoll_count_set(fd, 0); }
+static inline void epoll_number_duplicated(int fd)
+{
+    if ((unsigned)fd < GZ_FD_LIMIT && __atomic_load_n(&epoll_kernel_fds[fd], __ATOMIC_RELAXED) > 0) epoll_count_set(fd, GZ_EPOLL_UNKNOWN);
+}
+
+GZ_EXPORT int epoll_create(int size)
+{
+    int r = real_epoll_create(size);
+    if (r >= 0) epoll_count_set(r, 1);
+    return r;
+}
+
+GZ_EXPORT int epoll_create1(int flags)
+{
+    int r = real_epoll_create1(flags);
+    if (r >= 0) epoll_count_set(r, 1);
+    return r;
 }
 
 static const char *stack_library_path(char *buf, size_t size)
@@ -195,12 +265,13 @@ static void load_stack(void)
 #define GZ_BIND_HOOK(ret, name, params, args) GZ_BIND(name)
     GZ_BIND(init)
     GZ_BIND(socket)
+    GZ_BIND(close) GZ_BIND(dup)
     GZ_FD_HOOKS(GZ_BIND_HOOK)
     GZ_BIND(fcntl) GZ_BIND(ioctl) GZ_BIND(dup2) GZ_BIND(dup3) GZ_BIND(epoll_ctl)
-    GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(before_fork)
+    GZ_BIND(poll) GZ_BIND(ppoll) GZ_BIND(select) GZ_BIND(pselect) GZ_BIND(before_fork) GZ_BIND(close_range)
     GZ_BIND(exit_flush)
     GZ_BIND(debug_collect) GZ_BIND(stats)
-    struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION, gz_signal_counts_of_thread };
+    struct gz_shim_info info = { fd_table, GZ_FD_LIMIT, GZ_ABI_VERSION, gz_signal_counts_of_thread, epoll_kernel_fds };
     int rc = api.init ? api.init(&info) : -ENOSYS;
     in_stack--;
     restore_program_signals(saved_signals);
@@ -261,17 +332,17 @@ static void become_forked_child(void)
 {
     forked_child = 1;
     atomic_store(&stack_state, -1); /* new sockets: the kernel's */
-    for (int fd = 0; fd < GZ_FD_LIMIT; fd++)
-        if (fd_table[fd] == GZ_FD_PENDING || fd_table[fd] == GZ_FD_EPOLL) fd_table[fd] = GZ_FD_KERNEL;
+    for (int fd = 0; fd < GZ_FD_LIMIT; fd++) {
+        if (fd_table[fd] == GZ_FD_POOLED) real_close(fd); /* the parent's reserve: closed numbers for the child too */
+        if (fd_table[fd] == GZ_FD_PENDING || fd_table[fd] == GZ_FD_EPOLL || fd_table[fd] == GZ_FD_POOLED) fd_table[fd] = GZ_FD_KERNEL;
+    }
 }
 
 /* An inherited stack socket in a forked child: 1 = refused (errno set), 0 = let libc do it. */
 static int orphan_refuses(int fd, const char *call)
 {
-    if (strcmp(call, "close") == 0) {
-        fd_table[fd] = GZ_FD_KERNEL;
-        return 0;
-    }
+    (void)fd;
+    (void)call; /* close and dup are written out below */
     errno = ENOTCONN;
     return 1;
 }
@@ -280,6 +351,7 @@ static int orphan_refuses(int fd, const char *call)
     GZ_EXPORT ret name params                                                        \
     {                                                                                \
         if (!came_from_stack() && fd_is_stack(fd)) {                                 \
+            GZ_EBADF_IF_POOLED(fd);                                                  \
             if (__builtin_expect(forked_child, 0)) {                                 \
                 if (orphan_refuses(fd, #name)) return -1;                            \
             } else if (api.name) {                                                   \
@@ -291,6 +363,40 @@ static int orphan_refuses(int fd, const char *call)
 GZ_FD_HOOKS(GZ_DEFINE_FD_HOOK)
 
 /* ---- calls that need more than one fd test ------------------------------------------------ */
+
+GZ_EXPORT int close(int fd)
+{
+    if (came_from_stack()) return real_close(fd);
+    if (fd_is_stack(fd)) {
+        GZ_EBADF_IF_POOLED(fd);
+        epoll_number_gone(fd);
+        if (__builtin_expect(forked_child, 0)) {
+            fd_table[fd] = GZ_FD_KERNEL;
+        } else if (api.close) {
+            GZ_RESULT(api.close(fd));
+        }
+        return real_close(fd);
+    }
+    epoll_number_gone(fd);
+    return real_close(fd);
+}
+
+GZ_EXPORT int dup(int fd)
+{
+    if (came_from_stack()) return real_dup(fd);
+    if (fd_is_stack(fd)) {
+        GZ_EBADF_IF_POOLED(fd);
+        epoll_number_duplicated(fd);
+        if (__builtin_expect(forked_child, 0)) {
+            errno = ENOTCONN;
+            return -1;
+        }
+        if (api.dup) GZ_RESULT(api.dup(fd));
+        return real_dup(fd);
+    }
+    epoll_number_duplicated(fd);
+    return real_dup(fd);
+}
 
 GZ_EXPORT int socket(int domain, int type, int protocol)
 {
@@ -314,7 +420,11 @@ GZ_EXPORT int socket(int domain, int type, int protocol)
 
 static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 {
-    if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.fcntl) GZ_RESULT(api.fcntl(fd, cmd, (long)arg));
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) epoll_number_duplicated(fd);
+    if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.fcntl) {
+        GZ_EBADF_IF_POOLED(fd);
+        GZ_RESULT(api.fcntl(fd, cmd, (long)arg));
+    }
     return real(fd, cmd, arg);
 }
 
@@ -342,7 +452,10 @@ GZ_EXPORT int ioctl(int fd, unsigned long request, ...)
     va_start(ap, request);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.ioctl) GZ_RESULT(api.ioctl(fd, request, arg));
+    if (!came_from_stack() && fd_is_stack(fd) && !forked_child && api.ioctl) {
+        GZ_EBADF_IF_POOLED(fd);
+        GZ_RESULT(api.ioctl(fd, request, arg));
+    }
     return real_ioctl(fd, request, arg);
 }
 
@@ -359,22 +472,37 @@ static int orphan_dup_refused(int oldfd, int newfd)
 
 GZ_EXPORT int dup2(int oldfd, int newfd)
 {
+    if (oldfd != newfd && !came_from_stack()) {
+        epoll_number_duplicated(oldfd);
+        epoll_number_gone(newfd);
+    }
     if (forked_child && !came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd))) {
         if (orphan_dup_refused(oldfd, newfd)) return -1;
         return real_dup2(oldfd, newfd);
     }
-    /* Either side may be the stack's: dup2 onto a stack socket closes that socket first. */
-    if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup2) GZ_RESULT(api.dup2(oldfd, newfd));
+    /* Either side may be the stack's: dup2 onto a stack socket closes that socket first; onto a pooled number
+     * the program gets that number (the layer forgets it). */
+    if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup2) {
+        if (fd_is_stack(oldfd)) GZ_EBADF_IF_POOLED(oldfd);
+        GZ_RESULT(api.dup2(oldfd, newfd));
+    }
     return real_dup2(oldfd, newfd);
 }
 
 GZ_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
+    if (oldfd != newfd && !came_from_stack()) {
+        epoll_number_duplicated(oldfd);
+        epoll_number_gone(newfd);
+    }
     if (forked_child && !came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd))) {
         if (orphan_dup_refused(oldfd, newfd)) return -1;
         return real_dup3(oldfd, newfd, flags);
     }
-    if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup3) GZ_RESULT(api.dup3(oldfd, newfd, flags));
+    if (!came_from_stack() && (fd_is_stack(oldfd) || fd_is_stack(newfd)) && api.dup3) {
+        if (fd_is_stack(oldfd)) GZ_EBADF_IF_POOLED(oldfd);
+        GZ_RESULT(api.dup3(oldfd, newfd, flags));
+    }
     return real_dup3(oldfd, newfd, flags);
 }
 
@@ -384,8 +512,17 @@ GZ_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
         errno = ENOTCONN;
         return -1;
     }
-    if (!came_from_stack() && (fd_is_stack(epfd) || fd_is_stack(fd)) && api.epoll_ctl) GZ_RESULT(api.epoll_ctl(epfd, op, fd, event));
-    return real_epoll_ctl(epfd, op, fd, event);
+    if (!came_from_stack() && (fd_is_stack(epfd) || fd_is_stack(fd)) && api.epoll_ctl) {
+        if (fd_is_stack(epfd)) GZ_EBADF_IF_POOLED(epfd);
+        if (fd_is_stack(fd)) GZ_EBADF_IF_POOLED(fd);
+        GZ_RESULT(api.epoll_ctl(epfd, op, fd, event));
+    }
+    if (came_from_stack()) return real_epoll_ctl(epfd, op, fd, event);
+    /* A kernel fd into a kernel epoll: counted before it can be ready there, uncounted once surely gone. */
+    if (op == EPOLL_CTL_ADD) epoll_count_add(epfd, 1);
+    int r = real_epoll_ctl(epfd, op, fd, event);
+    if ((op == EPOLL_CTL_ADD && r < 0) || (op == EPOLL_CTL_DEL && r == 0)) epoll_count_add(epfd, -1);
+    return r;
 }
 
 static int pollfds_hold_stack(const struct pollfd *fds, nfds_t n)
@@ -464,6 +601,50 @@ GZ_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct ti
     return real_pselect(nfds, r, w, e, timeout, mask);
 }
 
+/* close_range/closefrom close numbers the layer holds: its stack sockets (closed as close() would) and the
+ * numbers it keeps reserved, which the kernel would then hand out again while the layer still counted them
+ * as its own. The layer lets go of them first, then the kernel closes the range. (A raw close_range syscall
+ * that bypasses these is not seen: the layer's reserve would be stale.) */
+static int range_holds_ours(unsigned first, unsigned last)
+{
+    if (atomic_load(&stack_state) <= 0 || forked_child) return 0;
+    for (unsigned fd = first; fd <= last && fd < GZ_FD_LIMIT; fd++)
+        if (fd_table[fd] != GZ_FD_KERNEL) return 1;
+    return 0;
+}
+
+static void epoll_numbers_gone(unsigned first, unsigned last)
+{
+    for (unsigned fd = first; fd <= last && fd < GZ_FD_LIMIT; fd++) epoll_number_gone((int)fd);
+}
+
+GZ_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    if (!came_from_stack() && first <= last && !(flags & CLOSE_RANGE_CLOEXEC)) epoll_numbers_gone(first, last);
+    if (!came_from_stack() && range_holds_ours(first, last) && api.close_range) {
+        in_stack++;
+        int r = api.close_range(first, last, flags);
+        in_stack--;
+        if (r < 0) {
+            errno = -r;
+            return -1;
+        }
+    }
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+GZ_EXPORT void closefrom(int lowfd)
+{
+    if (!came_from_stack() && lowfd >= 0) epoll_numbers_gone((unsigned)lowfd, ~0U);
+    if (!came_from_stack() && lowfd >= 0 && range_holds_ours((unsigned)lowfd, ~0U) && api.close_range) {
+        in_stack++;
+        api.close_range((unsigned)lowfd, ~0U, 0);
+        in_stack--;
+    }
+    if (real_closefrom) real_closefrom(lowfd);
+    else syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0);
+}
+
 /* _FORTIFY_SOURCE variants: check the buffer bound as glibc does, then take the ordinary path. */
 GZ_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 {
@@ -506,6 +687,9 @@ GZ_EXPORT pid_t fork(void)
     }
     pid_t pid = real_fork();
     if (pid == 0 && atomic_load(&stack_state) > 0) become_forked_child(); /* never call .NET here */
+    /* Parent and child share every epoll instance now: a registration either makes is not counted by the other. */
+    for (int fd = 0; fd < GZ_FD_LIMIT; fd++)
+        if (epoll_kernel_fds[fd] > 0) epoll_kernel_fds[fd] = GZ_EPOLL_UNKNOWN;
     return pid;
 }
 

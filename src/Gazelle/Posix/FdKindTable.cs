@@ -11,6 +11,9 @@ public enum FdKind : byte
     Pending = 2,
     /// <summary>An epoll instance that watches stack sockets.</summary>
     Epoll = 3,
+    /// <summary>A number the program closed that the layer keeps reserved for its next socket (PosixLayer.FdNumbers.cs):
+    /// the shim answers every call on it as on a closed fd (EBADF) and routes dup2/dup3 onto it to the layer.</summary>
+    Pooled = 4,
 }
 
 /// <summary>

@@ -30,9 +30,13 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// thread's counts of program signal handlers run (<see cref="SignalCounts"/>), with which blocking calls
     /// honour SA_RESTART; 0 where no shim counts them (then a blocking call ends with EINTR only when a
     /// kernel sleep is interrupted).</param>
+    /// <param name="epollKernelFds">The preload shim's <c>int epoll_kernel_fds[]</c> (table.Limit entries; shim/gazelle_abi.h):
+    /// per fd number, 1 + the kernel fds registered in the epoll there, as far as the shim can count them, else
+    /// &lt;= 0. 0 where no shim counts them (then every epoll set is asked about its kernel fds).</param>
     public PosixLayer(ISocketApi stack, Territory territory, FdKindTable table, Func<Instant> clock, PollPolicy? policy = null,
-        nint signalCountsOfThread = 0)
+        nint signalCountsOfThread = 0, nint epollKernelFds = 0)
     {
+        _epollKernelFds = (int*)epollKernelFds;
         _signalCountsOfThread = (delegate* unmanaged<SignalCounts*>)signalCountsOfThread;
         _stack = stack;
         _territory = territory;
@@ -40,6 +44,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
         _clock = clock;
         _policy = policy ?? new PollPolicy();
         _entries = new object?[table.Limit];
+        _numbers = new byte[table.Limit];
         _batching = _policy.DatagramFlushMicros > 0;
         if (_batching) _stack.BatchDatagrams = true;
     }
@@ -221,7 +226,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
             if (interest.Epoll.Fds.Count == 0) continue;
             EpollEvent ev = new() { Events = interest.Events, Data = interest.Data };
             if (interest.Disarmed) ev.Events &= ~(EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP);
-            Libc.EpollCtl(interest.Epoll.Fds[0], EPOLL_CTL_ADD, interest.Fd, &ev);
+            KernelEpollCtl(interest.Epoll.Fds[0], EPOLL_CTL_ADD, interest.Fd, &ev);
         }
         f.Interests.Clear();
         foreach (int fd in f.Fds)
@@ -240,7 +245,10 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// </summary>
     private void Claim(int fd)
     {
-        if ((uint)fd < (uint)_entries.Length && _entries[fd] is not null) Forget(fd);
+        if ((uint)fd >= (uint)_entries.Length) return;
+        if (_entries[fd] is not null) Forget(fd);
+        Unpool(fd); // the same for a number the pool kept
+        _numbers[fd] = 0;
     }
 
     private void Alias(object entry, int fromFd, int newFd)
@@ -337,11 +345,12 @@ public sealed unsafe partial class PosixLayer : IDisposable
         {
             lock (_lock)
             {
-                int fd = ReservationDup((type & SOCK_CLOEXEC) != 0);
+                int fd = ReservationDup();
                 if (fd < 0) return fd;
                 if (_table.CanMark(fd))
                 {
                     AddPending(fd, baseType, type, protocol).Lazy = true;
+                    MarkReserved(fd, (type & SOCK_CLOEXEC) != 0);
                     return fd;
                 }
                 Libc.Close(fd); // beyond the table: a plain kernel socket, never ours
@@ -385,8 +394,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
         int r = 0;
         foreach (int fd in f.Fds)
         {
-            int fdFlags = Libc.Fcntl(fd, F_GETFD, 0);
-            r = Libc.Dup3(k, fd, fdFlags > 0 && (fdFlags & FD_CLOEXEC) != 0 ? O_CLOEXEC : 0);
+            r = Libc.Dup3(k, fd, TakeCloexec(fd) ? O_CLOEXEC : 0);
             if (r < 0) break; // cannot happen on an open number short of a race with the program's own dup2
         }
         Libc.Close(k);
@@ -543,7 +551,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// layer keeps (<see cref="ReservationDup"/>). Caller holds the lock.</summary>
     private int AdoptAccepted(SocketHandle conn, int flags)
     {
-        int fd = ReservationDup((flags & SOCK_CLOEXEC) != 0);
+        int fd = ReservationDup();
         if (fd >= 0 && !_table.CanMark(fd))
         {
             Libc.Close(fd);
@@ -555,6 +563,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
             return fd;
         }
         Claim(fd);
+        MarkReserved(fd, (flags & SOCK_CLOEXEC) != 0);
         var f = NewFile();
         f.Placement = Placement.Stack;
         f.Kind = SocketKind.Tcp;
@@ -568,38 +577,13 @@ public sealed unsafe partial class PosixLayer : IDisposable
         return fd;
     }
 
-    /// <summary>
-    /// A new fd number (the lowest free one, as accept gives) that holds nothing but the number: a duplicate
-    /// of one eventfd made once. A duplicate costs the kernel a slot in the fd table, where a fresh eventfd per
-    /// connection allocated a file and an inode and freed them at close (eventfd + its close were ~9% of a
-    /// preloaded nginx serving Connection: close). Nothing is ever read from or written to it: every call
-    /// on an accepted socket is the stack's (F_GETFL/F_SETFL included, kept per socket). Caller holds the lock.
-    /// </summary>
-    private int ReservationDup(bool cloexec)
-    {
-        int cmd = cloexec ? F_DUPFD_CLOEXEC : F_DUPFD;
-        int fd = _reservation >= 0 ? Libc.Fcntl(_reservation, cmd, 0) : -(int)Errno.EBADF;
-        if (fd == -(int)Errno.EBADF)
-        {
-            // First use, or the program closed ours behind the shim's back (as it could close any fd the
-            // stack holds, EAL's and memif's among them): make it.
-            _reservation = Libc.EventFd(0, EFD_CLOEXEC);
-            if (_reservation < 0) return _reservation;
-            fd = Libc.Fcntl(_reservation, cmd, 0);
-        }
-        return fd;
-    }
-
-    /// <summary>The eventfd whose duplicates hold accepted connections' fd numbers (-1 until the first).</summary>
-    private int _reservation = -1;
-    internal int ReservationFd => _reservation;
-
     /// <summary>Closes the layer's own kernel fd (tests; a preloaded process keeps its layer until exit).</summary>
     public void Dispose()
     {
         StopFlusher();
         lock (_lock)
         {
+            ClosePool();
             if (_reservation >= 0) Libc.Close(_reservation);
             _reservation = -1;
         }
@@ -689,7 +673,18 @@ public sealed unsafe partial class PosixLayer : IDisposable
     {
         lock (_lock)
         {
-            if ((uint)fd < (uint)_entries.Length && _entries[fd] is not null) Forget(fd);
+            if ((uint)fd < (uint)_entries.Length)
+            {
+                if (_table[fd] == FdKind.Pooled) return -(int)Errno.EBADF; // closed already, for the program
+                bool keep = _entries[fd] is SocketFile && Poolable(fd);
+                if (_entries[fd] is not null) Forget(fd);
+                _numbers[fd] = 0;
+                if (keep)
+                {
+                    Pool(fd); // its number stays reserved for the next socket: no close() system call
+                    return 0;
+                }
+            }
             _table[fd] = FdKind.Kernel;
         }
         return Libc.Close(fd);
@@ -699,6 +694,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     {
         lock (_lock)
         {
+            if (_table[fd] == FdKind.Pooled) return -(int)Errno.EBADF;
             int nfd = Libc.Dup(fd);
             return nfd < 0 ? nfd : AdoptDup(fd, nfd);
         }
@@ -726,10 +722,17 @@ public sealed unsafe partial class PosixLayer : IDisposable
     {
         lock (_lock)
         {
+            if (_table[oldfd] == FdKind.Pooled) return -(int)Errno.EBADF;
             int r = isDup2 ? Libc.Dup2(oldfd, newfd) : Libc.Dup3(oldfd, newfd, flags);
             if (r < 0 || oldfd == newfd) return r;
-            // The kernel closed newfd's old file atomically; forget what it was and adopt oldfd's.
-            if ((uint)newfd < (uint)_entries.Length && _entries[newfd] is not null) Forget(newfd);
+            // The kernel closed newfd's old file atomically; forget what it was (a socket, or a number the pool
+            // kept: the program now has it) and adopt oldfd's.
+            if ((uint)newfd < (uint)_entries.Length)
+            {
+                if (_entries[newfd] is not null) Forget(newfd);
+                Unpool(newfd);
+                _numbers[newfd] = 0;
+            }
             _table[newfd] = FdKind.Kernel;
             return AdoptDup(oldfd, newfd);
         }
@@ -739,6 +742,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     {
         lock (_lock)
         {
+            if (_table[fd] == FdKind.Pooled) return -(int)Errno.EBADF;
             var f = FileOf(fd);
             switch (cmd)
             {
@@ -764,6 +768,8 @@ public sealed unsafe partial class PosixLayer : IDisposable
                     f.NonBlocking = (arg & O_NONBLOCK) != 0;
                     return 0;
                 }
+                case F_GETFD or F_SETFD when NumberFlags(fd, cmd, arg, out int numberFlags):
+                    return numberFlags; // a reservation number: the program's flag, kept by the layer
                 default:
                     // F_GETFD/F_SETFD (close-on-exec is per number), locks, owners: the kernel fd's.
                     if (cmd is not (F_GETFD or F_SETFD) && f is { Lazy: true } && Materialize(f) is < 0 and var err) return err;

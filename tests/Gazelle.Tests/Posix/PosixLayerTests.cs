@@ -252,7 +252,7 @@ public unsafe class PosixLayerTests
         CloseAll(c);
         Assert.That(RecvText(s), Is.Empty, "end of stream after the peer closed");
         CloseAll(s, l);
-        Assert.That(_table[c], Is.EqualTo(FdKind.Kernel));
+        Assert.That(_table[c], Is.EqualTo(FdKind.Pooled), "closed: the number is kept for the next socket, a closed fd for the program");
     }
 
     [Test]
@@ -454,6 +454,53 @@ public unsafe class PosixLayerTests
         CloseAll(c, s, l);
     }
 
+    /// <summary>With the shim's count of kernel fds per epoll (shim/gazelle_abi.h), epoll_wait skips asking the kernel
+    /// only for a set that holds none; the layer's own kernel registrations are counted too, and a set the shim gave
+    /// up on (a dup, a fork) is always asked.</summary>
+    [Test]
+    public void EpollWaitAsksTheKernelOnlyWhenTheSetMayHoldKernelFds()
+    {
+        int* counts = (int*)NativeMemory.AllocZeroed(65536, sizeof(int));
+        try
+        {
+            _layer.Dispose();
+            var territory = new Territory(StackIp, Ipv4Address.Parse("255.255.255.0"), Ipv4Address.Any);
+            _layer = new PosixLayer(_stack, territory, _table, MonotonicClock.Now, new PollPolicy { SpinMicros = 50, BlockMillis = 1 },
+                epollKernelFds: (nint)counts);
+            var (l, c, s) = StackPair();
+            int ep = Libc.EpollCreate1(0);
+            counts[ep] = 1; // as the shim's epoll_create1 marks it: no kernel fd yet
+            int efd = Libc.EventFd(0, 0);
+            var ev = new EpollEvent { Events = EPOLLIN, Data = 1 };
+            Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, efd, &ev), Is.Zero);
+            Assert.That(counts[ep], Is.EqualTo(2), "the layer counts the kernel fd it registers");
+            ev.Data = 2;
+            Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, s, &ev), Is.Zero);
+            ulong one = 1;
+            Libc2.Write(efd, &one, 8);
+            SendText(c, "x");
+            var events = stackalloc EpollEvent[4];
+            for (int i = 0; i < 3; i++) Assert.That(_layer.EpollWait(ep, events, 4, 1000, null), Is.EqualTo(2), "both, at every call");
+            Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_DEL, efd, &ev), Is.Zero);
+            Assert.That(counts[ep], Is.EqualTo(1));
+            long checks = _layer.KernelReadinessChecks;
+            for (int i = 0; i < 3; i++) Assert.That(_layer.EpollWait(ep, events, 4, 1000, null), Is.EqualTo(1));
+            Assert.That(_layer.KernelReadinessChecks, Is.EqualTo(checks), "no kernel fd in the set: the kernel is not asked");
+            // Given up (the shim saw the epoll dup'd or shared with a fork child): registrations it cannot count.
+            counts[ep] = -(1 << 30);
+            Assert.That(Libc.EpollCtl(ep, EPOLL_CTL_ADD, efd, &ev), Is.Zero, "behind the layer's back, as through a dup");
+            Assert.That(_layer.EpollWait(ep, events, 4, 1000, null), Is.EqualTo(2));
+            Assert.That(_layer.KernelReadinessChecks, Is.GreaterThan(checks));
+            RecvText(s);
+            CloseAll(c, s, l, ep);
+            Assert.That(Libc.Close(efd), Is.Zero);
+        }
+        finally
+        {
+            NativeMemory.Free(counts);
+        }
+    }
+
     [Test]
     public void EpollReportsStackSocketsAndKernelFdsTogether()
     {
@@ -523,8 +570,9 @@ public unsafe class PosixLayerTests
         int s1 = Accepted(SOCK_CLOEXEC, out int c1);
         int s2 = Accepted(0, out int c2);
         Assert.That(s2, Is.Not.EqualTo(s1));
-        Assert.That(Libc.Fcntl(s1, F_GETFD, 0) & FD_CLOEXEC, Is.EqualTo(FD_CLOEXEC), "SOCK_CLOEXEC asked");
-        Assert.That(Libc.Fcntl(s2, F_GETFD, 0) & FD_CLOEXEC, Is.Zero, "not asked");
+        Assert.That(_layer.Fcntl(s1, F_GETFD, 0), Is.EqualTo(FD_CLOEXEC), "SOCK_CLOEXEC asked");
+        Assert.That(_layer.Fcntl(s2, F_GETFD, 0), Is.Zero, "not asked");
+        Assert.That(Libc.Fcntl(s2, F_GETFD, 0), Is.EqualTo(FD_CLOEXEC), "the kernel's number never crosses exec (a stack connection cannot serve another image)");
         CloseAll(s1, c1);
         int s3 = Accepted(0, out int c3);
         int probe = Libc.EventFd(0, 0);
@@ -691,6 +739,153 @@ public unsafe class PosixLayerTests
         Assert.That(RecvText(s), Is.Empty, "closing the last dup closed the connection");
         CloseAll(s, l);
     }
+
+    // ---- the pool of reserved numbers (PosixLayer.FdNumbers.cs) ------------------------------------
+
+    /// <summary>Whether the kernel has <paramref name="fd"/> open (whatever the layer says about it).</summary>
+    private static bool KernelHas(int fd) => Libc.Fcntl(fd, F_GETFD, 0) >= 0;
+
+    [Test]
+    public void AClosedStackSocketsNumberIsKeptForTheNextSocketWithoutASystemCall()
+    {
+        var (l, c, s) = StackPair();
+        long fromPool = _layer.NumbersFromPool;
+        CloseAll(s);
+        Assert.That(_table[s], Is.EqualTo(FdKind.Pooled));
+        Assert.That(_layer.PooledNumbers, Is.EqualTo(1));
+        Assert.That(KernelHas(s), Is.True, "the number stays reserved in the kernel");
+        int probe = Libc.EventFd(0, EFD_CLOEXEC);
+        Assert.That(probe, Is.Not.EqualTo(s), "the kernel cannot hand a pooled number out");
+        // LIFO: the next socket and the next accepted connection take the numbers closed last.
+        CloseAll(c);
+        int c2 = Tcp();
+        Assert.That(c2, Is.EqualTo(c));
+        Assert.That(ConnectTo(c2, StackIp, LocalPort(l)), Is.Zero);
+        int s2 = _layer.Accept4(l, null, null, 0);
+        Assert.That(s2, Is.EqualTo(s));
+        Assert.That(_layer.NumbersFromPool - fromPool, Is.EqualTo(2));
+        Assert.That(_layer.PooledNumbers, Is.Zero);
+        Assert.That((_table[c2], _table[s2]), Is.EqualTo((FdKind.Socket, FdKind.Socket)));
+        Assert.That(SendText(c2, "again"), Is.EqualTo(5));
+        Assert.That(RecvText(s2), Is.EqualTo("again"));
+        CloseAll(c2, s2, l);
+        Assert.That(Libc.Close(probe), Is.Zero);
+    }
+
+    [Test]
+    public void APooledNumberIsAClosedFdForTheProgram()
+    {
+        var (l, c, s) = StackPair();
+        CloseAll(s);
+        Assert.That(_layer.Close(s), Is.EqualTo(-(int)Errno.EBADF), "closed twice");
+        Assert.That(_layer.Fcntl(s, F_GETFD, 0), Is.EqualTo(-(int)Errno.EBADF));
+        Assert.That(_layer.Fcntl(s, F_GETFL, 0), Is.EqualTo(-(int)Errno.EBADF));
+        Assert.That(_layer.Dup(s), Is.EqualTo(-(int)Errno.EBADF));
+        Assert.That(_layer.Dup2(s, 900), Is.EqualTo(-(int)Errno.EBADF));
+        int ep = Libc.EpollCreate1(0);
+        var ev = new EpollEvent { Events = EPOLLIN | EPOLLOUT };
+        Assert.That(_layer.EpollCtl(ep, EPOLL_CTL_ADD, s, &ev), Is.EqualTo(-(int)Errno.EBADF));
+        var pfd = new PollFd { Fd = s, Events = (short)(EPOLLIN | EPOLLOUT) };
+        Assert.That(_layer.Poll(&pfd, 1, 0), Is.EqualTo(1));
+        Assert.That(pfd.Revents, Is.EqualTo(POLLNVAL), "poll of a closed fd");
+        ulong* set = stackalloc ulong[16];
+        set[s / 64] = 1UL << (s % 64);
+        var tv = new TimeVal();
+        Assert.That(_layer.Select(s + 1, null, set, null, &tv), Is.EqualTo(-(int)Errno.EBADF), "select of a closed fd");
+        Assert.That(_table[s], Is.EqualTo(FdKind.Pooled), "none of that disturbed the pool");
+        // dup2 onto it: the program gets that number, and the pool forgets it.
+        int efd = Libc.EventFd(5, EFD_CLOEXEC);
+        Assert.That(_layer.Dup2(efd, s), Is.EqualTo(s));
+        Assert.That(_table[s], Is.EqualTo(FdKind.Kernel));
+        Assert.That(_layer.PooledNumbers, Is.Zero);
+        ulong count = 0;
+        Assert.That(Libc.Read(s, &count, 8), Is.EqualTo(8));
+        Assert.That(count, Is.EqualTo(5ul), "the number is the program's eventfd now");
+        int next = Tcp();
+        Assert.That(next, Is.Not.EqualTo(s), "the pool no longer hands it out");
+        CloseAll(next, c, l);
+        Assert.That(_layer.Close(s), Is.Zero);
+        Assert.That(Libc.Close(efd), Is.Zero);
+        Assert.That(Libc.Close(ep), Is.Zero);
+    }
+
+    [Test]
+    public void CloseOnExecIsTheProgramsPerNumberWhileTheKernelsNumberAlwaysHasIt()
+    {
+        int a = Tcp(SOCK_CLOEXEC), b = Tcp();
+        Assert.That((_layer.Fcntl(a, F_GETFD, 0), _layer.Fcntl(b, F_GETFD, 0)), Is.EqualTo((FD_CLOEXEC, 0)));
+        Assert.That((Libc.Fcntl(a, F_GETFD, 0), Libc.Fcntl(b, F_GETFD, 0)), Is.EqualTo((FD_CLOEXEC, FD_CLOEXEC)),
+            "reserved numbers never cross exec");
+        Assert.That(_layer.Fcntl(b, F_SETFD, FD_CLOEXEC), Is.Zero);
+        Assert.That(_layer.Fcntl(a, F_SETFD, 0), Is.Zero);
+        Assert.That((_layer.Fcntl(a, F_GETFD, 0), _layer.Fcntl(b, F_GETFD, 0)), Is.EqualTo((0, FD_CLOEXEC)));
+        // Pooled and handed out again: the new socket's own flag, whatever the last owner's was.
+        CloseAll(b);
+        int b2 = Tcp();
+        Assert.That(b2, Is.EqualTo(b));
+        Assert.That(_layer.Fcntl(b2, F_GETFD, 0), Is.Zero);
+        CloseAll(b2);
+        int b3 = Tcp(SOCK_CLOEXEC);
+        Assert.That(_layer.Fcntl(b3, F_GETFD, 0), Is.EqualTo(FD_CLOEXEC));
+        // A lazy socket that needs the kernel gets its kernel socket with the program's flag.
+        SockAddrIn sa;
+        uint len = 16;
+        Assert.That(_layer.GetSockName(a, &sa, &len), Is.Zero);
+        Assert.That(_layer.GetSockName(b3, &sa, &len), Is.Zero);
+        Assert.That(KernelFile(a), Does.StartWith("socket:"));
+        Assert.That((Libc.Fcntl(a, F_GETFD, 0), Libc.Fcntl(b3, F_GETFD, 0)), Is.EqualTo((0, FD_CLOEXEC)));
+        Assert.That((_layer.Fcntl(a, F_GETFD, 0), _layer.Fcntl(b3, F_GETFD, 0)), Is.EqualTo((0, FD_CLOEXEC)));
+        // A kernel socket's number is not a reservation: closing it closes it.
+        CloseAll(a);
+        Assert.That(_table[a], Is.EqualTo(FdKind.Kernel));
+        Assert.That(KernelHas(a), Is.False);
+        CloseAll(b3);
+    }
+
+    [Test]
+    public void ThePoolIsBounded()
+    {
+        var fds = new List<int>();
+        for (int i = 0; i < PosixLayer.MaxPooledNumbers + 8; i++) fds.Add(Tcp());
+        foreach (int fd in fds) CloseAll(fd);
+        Assert.That(_layer.PooledNumbers, Is.EqualTo(PosixLayer.MaxPooledNumbers));
+        Assert.That(fds.Count(fd => KernelHas(fd)), Is.EqualTo(PosixLayer.MaxPooledNumbers), "the rest were closed");
+        Assert.That(fds.Count(fd => _table[fd] == FdKind.Pooled), Is.EqualTo(PosixLayer.MaxPooledNumbers));
+    }
+
+    /// <summary>close_range/closefrom close what the pool kept: the layer must forget those numbers first, or it
+    /// would hand out a number the kernel gave to another file meanwhile.</summary>
+    [Test]
+    public void CloseRangeEmptiesThePoolAndClosesStackSocketsInIt()
+    {
+        var (l, c, s) = StackPair();
+        int pooled = Tcp();
+        CloseAll(pooled);
+        int lo = Math.Min(Math.Min(c, s), pooled), hi = Math.Max(Math.Max(c, s), pooled);
+        Assert.That(l, Is.LessThan(lo), "the listener stays out of the range");
+        Assert.That(_layer.CloseRange((uint)lo, (uint)hi, 0), Is.Zero);
+        Assert.That(CloseRangeSyscall((uint)lo, (uint)hi, 0), Is.Zero);
+        Assert.That(_layer.PooledNumbers, Is.Zero);
+        Assert.That(_stack.OpenSockets, Is.EqualTo(1), "the connection's two ends were closed; the listener lives");
+        for (int fd = lo; fd <= hi; fd++) Assert.That(_table[fd], Is.EqualTo(FdKind.Kernel));
+        // The kernel hands those numbers out again; the layer's next socket does not collide with them.
+        var taken = new List<int>();
+        for (int i = 0; i <= hi - lo; i++) taken.Add(Libc.EventFd(0, EFD_CLOEXEC));
+        int next = Tcp();
+        Assert.That(taken, Does.Not.Contain(next));
+        Assert.That(taken, Does.Contain(pooled));
+        foreach (int fd in taken) Assert.That(Libc.Close(fd), Is.Zero);
+        // CLOSE_RANGE_CLOEXEC closes nothing: it sets the program's close-on-exec of the numbers in range.
+        Assert.That(_layer.Fcntl(next, F_GETFD, 0), Is.Zero);
+        Assert.That(_layer.CloseRange((uint)next, (uint)next, 4), Is.Zero);
+        Assert.That(_layer.Fcntl(next, F_GETFD, 0), Is.EqualTo(FD_CLOEXEC));
+        CloseAll(next, l);
+    }
+
+    [DllImport("libc.so.6", EntryPoint = "syscall")]
+    private static extern long Syscall(long number, uint a, uint b, int c);
+
+    private static int CloseRangeSyscall(uint first, uint last, int flags) => (int)Syscall(436 /* SYS_close_range */, first, last, flags);
 
     [Test]
     public void OptionsSetWhilePendingReachTheStackSocket()

@@ -19,7 +19,9 @@
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -907,9 +909,197 @@ static void test_signals_and_fork(void)
     close(l);
 }
 
+/* epoll_wait over a set with stack sockets asks the kernel about its kernel fds only when the set may hold
+ * some: kernel fds added before any socket, through a dup of the epoll fd, or by a fork child that shares the
+ * epoll must still be reported together with a ready socket, at every call. */
+static int both_reported(int ep, int rounds, int a, int b)
+{
+    /* Both readable first (a generous bound: the stack's own delivery on a loaded machine). */
+    struct pollfd p[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+    for (int i = 0; i < 100 && poll(p, 2, 100) != 2; i++) {}
+    struct epoll_event out[4];
+    int calls = 0;
+    for (int i = 0; i < rounds; i++) calls += epoll_wait(ep, out, 4, 0) == 2;
+    return calls;
+}
+
+static void test_epoll_kernel_fds(void)
+{
+    section("epoll sets with kernel fds");
+    int p1[2], p2[2];
+    if (pipe(p1) < 0 || pipe(p2) < 0) { perror("pipe"); exit(2); }
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN };
+    show("ADD a pipe", epoll_ctl(ep, EPOLL_CTL_ADD, p1[0], &ev));
+    int l = listener(0), c, s;
+    pair(l, &c, &s);
+    show("ADD a socket", epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+    send(c, "a", 1, 0);
+    wait_readable(s, 1000);
+    show("pipe written", write(p1[1], "p", 1));
+    show("calls reporting both of 5", both_reported(ep, 5, s, p1[0]));
+    show("DEL the pipe", epoll_ctl(ep, EPOLL_CTL_DEL, p1[0], &ev));
+    show("calls reporting both of 3", both_reported(ep, 3, s, s));
+    int ep2 = dup(ep);
+    show("ADD another pipe through a dup", epoll_ctl(ep2, EPOLL_CTL_ADD, p2[0], &ev));
+    show("pipe written", write(p2[1], "q", 1));
+    show("calls reporting both of 5", both_reported(ep, 5, s, p2[0]));
+    int ep3 = epoll_create1(0);
+    show("ADD the socket to a new set", epoll_ctl(ep3, EPOLL_CTL_ADD, s, &ev));
+    show("calls reporting both of 3", both_reported(ep3, 3, s, s));
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) _exit(epoll_ctl(ep3, EPOLL_CTL_ADD, p1[0], &ev) == 0 ? 0 : 1);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    printf("%-44s exited %d code %d\n", "fork child added the pipe to the set", WIFEXITED(status), WEXITSTATUS(status));
+    show("calls reporting both of 5", both_reported(ep3, 5, s, p1[0]));
+    close(ep3);
+    close(ep2);
+    close(ep);
+    close(p1[0]);
+    close(p1[1]);
+    close(p2[0]);
+    close(p2[1]);
+    close(c);
+    close(s);
+    close(l);
+}
+
+/* Whether the kernel has fd open, asked without the preload (a raw system call). */
+static int kernel_has(int fd) { return syscall(SYS_fcntl, fd, F_GETFD) >= 0; }
+
+/* The number of a closed socket is a closed fd, whatever the preload keeps behind it (it keeps a closed stack
+ * socket's number reserved for its next socket, issue 6): every call fails with EBADF, poll says POLLNVAL,
+ * dup2 onto it gives the program that number, close_range leaves nothing stale behind, and neither a forked
+ * child nor an exec'd image has it open. Close-on-exec is per number, as asked. */
+static void test_closed_numbers(void)
+{
+    section("closed numbers");
+    int l = listener(0), c, s;
+    int pfd[2];
+    if (pipe(pfd) < 0) { perror("pipe"); exit(2); }
+    int ep = epoll_create1(0);
+    pair(l, &c, &s);
+    int n = s;
+    show("close", close(s));
+    char buf[8];
+    int v = 0, nread = 0;
+    socklen_t vl = sizeof v;
+    show("close again", close(n));
+    show("read", read(n, buf, 1));
+    show("write", write(n, "x", 1));
+    show("recv", recv(n, buf, 1, 0));
+    show("send", send(n, "x", 1, MSG_NOSIGNAL));
+    show("fcntl F_GETFD", fcntl(n, F_GETFD));
+    show("fcntl F_GETFL", fcntl(n, F_GETFL));
+    show("getsockopt SO_TYPE", getsockopt(n, SOL_SOCKET, SO_TYPE, &v, &vl));
+    show("shutdown", shutdown(n, SHUT_RDWR));
+    show("ioctl FIONREAD", ioctl(n, FIONREAD, &nread));
+    show("dup", dup(n));
+    show("dup2 from it", dup2(n, 500));
+    struct epoll_event ev = { .events = EPOLLIN };
+    show("epoll_ctl ADD", epoll_ctl(ep, EPOLL_CTL_ADD, n, &ev));
+    show("epoll_wait on it", epoll_wait(n, &ev, 1, 0));
+    struct pollfd p = { .fd = n, .events = POLLIN | POLLOUT };
+    show("poll", poll(&p, 1, 0));
+    printf("%-44s %#x\n", "  revents", p.revents);
+    fd_set w;
+    FD_ZERO(&w);
+    FD_SET(n, &w);
+    struct timeval tv = { 0, 0 };
+    show("select", select(n + 1, NULL, &w, NULL, &tv));
+    flag("dup2 a pipe onto it gives that number", dup2(pfd[1], n) == n);
+    show("write through it", write(n, "ab", 2));
+    show("read the pipe", read(pfd[0], buf, sizeof buf));
+    show("close it", close(n));
+    close(pfd[0]);
+    close(pfd[1]);
+    close(ep);
+
+    /* Close-on-exec of new sockets' numbers, reused ones included. */
+    int a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    show("socket SOCK_CLOEXEC: F_GETFD", fcntl(a, F_GETFD));
+    close(a);
+    int b = socket(AF_INET, SOCK_STREAM, 0);
+    show("socket: F_GETFD", fcntl(b, F_GETFD));
+    show("F_SETFD FD_CLOEXEC", fcntl(b, F_SETFD, FD_CLOEXEC));
+    show("  F_GETFD", fcntl(b, F_GETFD));
+    close(b);
+    int cc = connect_to(port_of(l), 0);
+    int sc = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    show("accept4 SOCK_CLOEXEC: F_GETFD", fcntl(sc, F_GETFD));
+    close(sc);
+    int sn = (close(cc), cc = connect_to(port_of(l), 0), accept4(l, NULL, NULL, 0));
+    show("accept4: F_GETFD", fcntl(sn, F_GETFD));
+    close(sn);
+    close(cc);
+
+    /* close_range over open and closed sockets' numbers; the kernel hands them out again. */
+    int c2, s2;
+    pair(l, &c2, &s2);
+    close(c2);
+    int lo = c, hi = c;
+    int fds[] = { c, c2, s2 };
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] < lo) lo = fds[i];
+        if (fds[i] > hi) hi = fds[i];
+    }
+    /* Other fds in between (the oracle's or the preload's own) are left alone: one close_range per run of
+     * numbers that holds none. */
+    long r = 0;
+    int run = -1;
+    for (int fd = lo; fd <= hi + 1; fd++) {
+        int mine = fd <= hi && (fd == c || fd == s2 || fcntl(fd, F_GETFD) < 0);
+        if (mine && run < 0) run = fd;
+        if (!mine && run >= 0) {
+            if (close_range(run, fd - 1, 0) < 0) r = -1;
+            run = -1;
+        }
+    }
+    show("close_range", r);
+    show("send on a socket it closed", send(c, "x", 1, MSG_NOSIGNAL));
+    int taken[64], k = 0;
+    for (int fd = lo; fd <= hi && k < 64; fd++) taken[k++] = eventfd(0, 0);
+    int c3 = connect_to(port_of(l), 0), s3 = accept(l, NULL, NULL);
+    int collides = 0;
+    for (int i = 0; i < k; i++) collides |= taken[i] == c3 || taken[i] == s3;
+    flag("new sockets collide with the kernel's reuse", collides);
+    show("send on the new connection", send(c3, "new", 3, MSG_NOSIGNAL));
+    wait_readable(s3, 1000);
+    show("recv on the new connection", recv(s3, buf, sizeof buf, 0));
+    uint64_t one = 1;
+    int intact = 1;
+    for (int i = 0; i < k; i++) intact &= write(taken[i], &one, 8) == 8;
+    flag("the eventfds are intact", intact);
+    for (int i = 0; i < k; i++) close(taken[i]);
+    close(c3);
+
+    /* A forked child and an exec'd image do not have a closed socket's number open. */
+    int m = s3;
+    close(s3);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) _exit(kernel_has(m) ? 1 : 0);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    printf("%-44s exited %d code %d\n", "fork child: the number is not open", WIFEXITED(status), WEXITSTATUS(status));
+    pid = fork();
+    if (pid == 0) {
+        char arg[16];
+        snprintf(arg, sizeof arg, "%d", m);
+        execl("/proc/self/exe", "posix_oracle", "--closed", arg, (char *)NULL);
+        _exit(3);
+    }
+    waitpid(pid, &status, 0);
+    printf("%-44s exited %d code %d\n", "exec'd image: the number is not open", WIFEXITED(status), WEXITSTATUS(status));
+    close(l);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 2 && strcmp(argv[1], "--closed") == 0) return kernel_has(atoi(argv[2])) ? 1 : 0;
     inet_pton(AF_INET, argc > 1 ? argv[1] : "127.0.0.1", &target);
     struct sigaction sp = { .sa_handler = on_sigpipe };
     sigemptyset(&sp.sa_mask);
@@ -926,6 +1116,8 @@ int main(int argc, char **argv)
     test_udp();
     test_signal_masks();
     test_signals_and_fork();
+    test_closed_numbers();
+    test_epoll_kernel_fds();
     printf("== done\n");
     return 0;
 }
