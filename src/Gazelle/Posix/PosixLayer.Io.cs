@@ -273,6 +273,7 @@ public sealed unsafe partial class PosixLayer
         var mflags = (MessageFlags)(flags & (StackFlagMask | MSG_OOB) & ~MSG_WAITALL);
         bool waitAll = (flags & MSG_WAITALL) != 0 && (flags & (MSG_PEEK | MSG_OOB)) == 0;
         long got = 0;
+        bool waited = false;
         while (true)
         {
             Errno e;
@@ -285,7 +286,10 @@ public sealed unsafe partial class PosixLayer
                 // What is already buffered is taken without polling first (a program usually reads because epoll
                 // just said so); only an empty socket polls for news and looks again. Not polling also lets an ACK
                 // the stack owes (TcpLayer.AckSoonEnabled) ride on the reply the program is about to send.
-                e = _stack.Receive(f.Handle, target[(int)got..], mflags, out n); // transmits a window update itself
+                // After a waiting round the socket was empty at the last look, so the round polls and looks once
+                // (a look before the poll was a sixth of a spinning round, perf of a TCP ping-pong).
+                n = 0;
+                e = waited ? Errno.EAGAIN : _stack.Receive(f.Handle, target[(int)got..], mflags, out n); // transmits a window update itself
                 if (e == Errno.EAGAIN)
                 {
                     PollStack(wait.TakeTimeReuse());
@@ -306,6 +310,7 @@ public sealed unsafe partial class PosixLayer
             if (nonBlocking) return got > 0 ? got : -(int)Errno.EAGAIN;
             int w = wait.Wait(timeout, -1, 0);
             if (w < 0) return got > 0 ? got : w;
+            waited = true;
         }
     }
 

@@ -1,11 +1,12 @@
 using System.Numerics;
+using Gazelle.Time;
 
 namespace Gazelle.Transport.Tcp;
 
 /// <summary>
 /// The send and receive rings of one stack's connections, by power-of-two size class (4 KB .. 1 GB).
 /// A connection rents a ring when it first has bytes to hold, doubles it as it fills (up to its
-/// SO_SNDBUF/SO_RCVBUF) and returns it as soon as it is empty again, so memory follows the bytes queued,
+/// SO_SNDBUF/SO_RCVBUF) and returns it once it has been empty for <see cref="Tcb.RingKeepMicros"/>, so memory follows the bytes queued,
 /// not the number of connections (4096 idle connections with 256 KB buffers hold nothing, not 2 GB).
 /// Returned rings are kept for reuse up to <see cref="LimitBytes"/>; beyond that they go to the GC.
 /// Renting a pooled ring and returning one allocate nothing.
@@ -25,6 +26,13 @@ internal sealed class RingPool
         for (int c = 0; c < _free.Length; c++)
             _free[c] = new byte[]?[(int)Math.Clamp(LimitBytes >> (MinShift + c), 0, MaxPerClass)];
     }
+
+    /// <summary>The stack's time as of its last poll or tick (TcpLayer sets it): a connection whose ring empties
+    /// keeps it until this plus <see cref="Tcb.RingKeepMicros"/>.</summary>
+    public Instant Now;
+    /// <summary>The earliest <see cref="Tcb.RingIdleDeadline"/> armed since the layer last folded it into its
+    /// timers (a ring can empty in a call that runs no timer code, recv()).</summary>
+    public Instant EarliestIdleDeadline = Instant.Never;
 
     /// <summary>Bytes of returned rings kept for reuse at most.</summary>
     public long LimitBytes { get; }

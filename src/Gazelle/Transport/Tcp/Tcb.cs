@@ -11,7 +11,8 @@ namespace Gazelle.Transport.Tcp;
 /// <summary>
 /// A transmission control block (RFC 9293 §3.3.1): one pooled object per socket, addressed by its
 /// index (the socket handle). Its send and receive rings come from the stack's <see cref="RingPool"/> when
-/// bytes must be held, grow by doubling up to SO_SNDBUF/SO_RCVBUF, and go back as soon as they are empty.
+/// bytes must be held, grow by doubling up to SO_SNDBUF/SO_RCVBUF, and go back once they have been empty for a
+/// while (<see cref="RingKeepMicros"/>).
 /// </summary>
 internal sealed class Tcb
 {
@@ -216,6 +217,9 @@ internal sealed class Tcb
 
     // ---- timers (Instant.Never = off) ----
     public Instant RtoDeadline = Instant.Never;
+    /// <summary>When the rings that are empty now (send, receive, RACK records) go back to the stack's pools
+    /// (<see cref="RingKeepMicros"/> after one first emptied); <see cref="Instant.Never"/> while none waits.</summary>
+    public Instant RingIdleDeadline = Instant.Never;
     public Instant DelAckDeadline = Instant.Never;
     public Instant PersistDeadline = Instant.Never;
     public Instant KeepaliveDeadline = Instant.Never;
@@ -401,9 +405,43 @@ internal sealed class Tcb
         return sample;
     }
 
+    /// <summary>
+    /// How long a ring that emptied stays with its connection before going back to the stack's pool. A
+    /// request/response connection (sockperf, redis) empties its send ring, its receive ring and its RACK
+    /// records at every message: renting and returning all three per message was ~4% of a TCP ping-pong's
+    /// cycles (perf). Kept, a busy connection rents them once per period; an idle one still gives them back
+    /// (memory follows the bytes queued, TcpMemoryTests). The layer's keeper polls every 10 ms.
+    /// </summary>
+    public const long RingKeepMicros = 10_000;
+
+    /// <summary>A ring just emptied: it stays until <see cref="RingIdleDeadline"/>, armed now if not already.
+    /// The deadline is not pushed back by later use, so a busy connection rents again once a period.</summary>
+    public void KeepEmptyRings()
+    {
+        if (!UserOwned || State != TcpState.Established)
+        {
+            ReleaseIdleRings(); // a closing connection exchanges no more messages: its rings go at once
+            return;
+        }
+        if (RingIdleDeadline != Instant.Never) return;
+        var d = _rings.Now + new TimeSpanMicros(RingKeepMicros);
+        RingIdleDeadline = d;
+        if (d < _rings.EarliestIdleDeadline) _rings.EarliestIdleDeadline = d;
+    }
+
+    /// <summary>The idle deadline passed: every ring that is empty now goes back to its pool.</summary>
+    public void ReleaseIdleRings()
+    {
+        RingIdleDeadline = Instant.Never;
+        ReleaseSendRingIfEmpty();
+        ReleaseReceiveRingIfEmpty();
+        if (SegCount == 0) ReleaseRecords(); // else back in use since it emptied
+    }
+
     /// <summary>Gives both rings back to the pool (the connection holds no bytes any more).</summary>
     public void ReleaseRings()
     {
+        RingIdleDeadline = Instant.Never;
         SndCount = 0;
         ReleaseSendRingIfEmpty();
         _held.ReleaseAll(ref HeldHead, ref HeldTail);
@@ -471,6 +509,7 @@ internal sealed class Tcb
     public Instant NextDeadline()
     {
         Instant d = RtoDeadline;
+        d = Instant.Min(d, RingIdleDeadline);
         d = Instant.Min(d, DelAckDeadline);
         d = Instant.Min(d, PersistDeadline);
         d = Instant.Min(d, KeepaliveDeadline);
@@ -621,7 +660,7 @@ internal sealed class Tcb
         if (n <= 0) return;
         SndCount -= n;
         SndHead = SndCount == 0 ? 0 : (SndHead + n) % SndBuf.Length;
-        ReleaseSendRingIfEmpty();
+        if (SndCount == 0 && SndBuf.Length != 0) KeepEmptyRings();
     }
 
     // ---- receive ring ----
@@ -693,7 +732,7 @@ internal sealed class Tcb
         if (RcvBuf.Length != 0)
             RcvHead = RcvRingBytes == 0 && OooCount == 0 ? 0 : (RcvHead + n - fromHeld) % RcvBuf.Length;
         if (Urg != UrgentState.None && (UrgOffset -= n) < 0) Urg = UrgentState.None;
-        ReleaseReceiveRingIfEmpty();
+        if (RcvRingBytes == 0 && OooCount == 0 && RcvBuf.Length != 0) KeepEmptyRings();
     }
 }
 

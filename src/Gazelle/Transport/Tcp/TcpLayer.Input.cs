@@ -35,7 +35,7 @@ public sealed partial class TcpLayer
     /// <summary>A segment from the IP layer (checksum already verified), RFC 9293 §3.10.7.</summary>
     public void Input(Ipv4Address src, Ipv4Address dst, in TcpRepr header, ReadOnlySpan<byte> payload, Instant now)
     {
-        _now = now;
+        _now = _rings.Now = now;
         Counters.SegmentsIn++;
         var f = header.Flags;
         if (header.SrcPort == 0 || header.DstPort == 0

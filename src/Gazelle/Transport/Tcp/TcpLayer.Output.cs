@@ -544,12 +544,14 @@ public sealed partial class TcpLayer
     // ------------------------------------------------------------------ timers
 
     /// <summary>The time without running timers: segments sent next are stamped with it (ISocketApi.Tick).</summary>
-    public void Tick(Instant now) => _now = now;
+    public void Tick(Instant now) => _now = _rings.Now = now;
 
     /// <summary>Runs due timers; returns the next deadline (<see cref="Instant.Never"/> if none).</summary>
     public Instant Poll(Instant now)
     {
-        _now = now;
+        _now = _rings.Now = now;
+        if (_rings.EarliestIdleDeadline < _earliest) _earliest = _rings.EarliestIdleDeadline;
+        _rings.EarliestIdleDeadline = Instant.Never;
         if (_ackSoonCount > 0) SendAcksOwedBefore(now + new TimeSpanMicros(-AckSoonMicros), ref Counters.AcksSentLate);
         var next = now < _earliest ? _earliest : RunDueTimers(now);
         // An ACK still owed: the poll after its wait sends it.
@@ -631,6 +633,7 @@ public sealed partial class TcpLayer
 
     private void RunTimers(Tcb t, Instant now)
     {
+        if (t.RingIdleDeadline <= now) t.ReleaseIdleRings();
         if (t.StateDeadline <= now)
         {
             t.StateDeadline = Instant.Never;

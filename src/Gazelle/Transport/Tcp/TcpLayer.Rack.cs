@@ -139,7 +139,7 @@ public sealed partial class TcpLayer
             }
             break;
         }
-        if (t.SegCount == 0) t.ReleaseRecords(); // all acknowledged: the ring goes back to the stack's pool
+        if (t.SegCount == 0 && t.Segs.Length != 0) t.KeepEmptyRings(); // all acknowledged: the ring goes back when idle
     }
 
     /// <summary>A SACK block [l, r): the records inside it are delivered. True if any was newly SACKed.</summary>

@@ -14,7 +14,7 @@ namespace Gazelle.Transport.Tcp;
 /// <item>Tables: 4-tuple flow hash (open addressing, keyed), listeners by port (an SO_REUSEPORT group spreads
 /// new connections by a keyed 4-tuple hash), SYN queue + accept queue, SYN cookies (MSS in the ISN, window
 /// scale and SACK in the TSval) when the SYN queue is full.</item>
-/// <item>Memory: send/receive rings from a per-stack <see cref="RingPool"/>, held only while bytes are queued.</item>
+/// <item>Memory: send/receive rings from a per-stack <see cref="RingPool"/>, held while bytes are queued and for <see cref="Tcb.RingKeepMicros"/> after.</item>
 /// <item>Urgent data (RFC 9293 §3.8.5, RFC 6093) with Linux's semantics: one byte out of band (MSG_OOB),
 /// SO_OOBINLINE, SIOCATMARK; send(MSG_OOB) sets the urgent pointer.</item>
 /// <item>Input (TcpLayer.Input.cs): RFC 9293 §3.10.7 with RFC 5961 RST/SYN/ACK checks and challenge ACKs,
@@ -643,6 +643,7 @@ public sealed partial class TcpLayer
     {
         if (GetUser(socket, out var t) != Errno.Ok) return Errno.EBADF;
         t.UserOwned = false;
+        t.ReleaseIdleRings(); // kept only for the program's next message (Tcb.RingKeepMicros)
         switch (t.State)
         {
             case TcpState.Listen:
