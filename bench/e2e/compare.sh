@@ -29,7 +29,16 @@ trap cleanup EXIT
 for t in sockperf iperf3 redis-server redis-benchmark nginx wrk; do command -v $t >/dev/null || { echo "$t missing: run make deps" >&2; exit 1; }; done
 [ -f "$PRELOAD" ] || { echo "$PRELOAD missing: run make" >&2; exit 1; }
 
-start_bg() { "$@" >"$tmp/bg.$RANDOM.log" 2>&1 & pids+=($!); }
+bg_runs=0
+start_bg() { bg_log=$tmp/bg.$((++bg_runs)).log; "$@" >"$bg_log" 2>&1 & pids+=($!); }
+# A run that gave no figure says so on stderr with the end of its logs (client's, then server's), so a missing
+# figure in the table ("-") has a visible cause.
+no_figure() { # $1 = workload, then its log files
+    echo "compare.sh: $1 over $MODE, round ${round:-1}, gave no figure; its logs end:" >&2
+    local f
+    for f in "${@:2}"; do [ -s "$f" ] && { echo "--- ${f##*/}" >&2; tail -n 8 "$f" >&2; }; done
+    return 0
+}
 stop_bg() { local p; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
 
 # --- the two paths: ADDR is the server's address, SRV / CLI prefix the server / client commands ----
@@ -66,7 +75,7 @@ sockperf_pingpong() { # $1 = --tcp or "" ; prints p50 and p99 half round trip in
     local p50 p99
     p50=$(grep -o 'percentile 50.000 = *[0-9.]*' "$tmp/pp.log" | awk '{print $NF}')
     p99=$(grep -o 'percentile 99.000 = *[0-9.]*' "$tmp/pp.log" | awk '{print $NF}')
-    [ -n "$p50" ] && echo "$p50 $p99"
+    if [ -n "$p50" ]; then echo "$p50 $p99"; else no_figure "sockperf ping-pong $1" "$tmp/pp.log" "$bg_log"; fi
     return 0
 }
 sockperf_udp_throughput() { # messages/s sent by the client (sockperf's "Message Rate"), 64 B, and delivered
@@ -86,7 +95,7 @@ sockperf_udp_throughput() { # messages/s sent by the client (sockperf's "Message
     rate=$(grep -o 'Message Rate is [0-9]*' "$tmp/tp.log" | awk '{print $NF}')
     sent=$(grep -o 'Total of [0-9]* messages sent' "$tmp/tp.log" | awk '{print $3}')
     got=$(grep -o 'Total [0-9]* messages received' "$tmp/tps.log" | awk '{print $2}')
-    [ -n "$rate" ] || return 0
+    [ -n "$rate" ] || { no_figure "sockperf throughput" "$tmp/tp.log" "$tmp/tps.log"; return 0; }
     if [ -n "$sent" ] && [ -n "$got" ] && [ "$sent" -gt 0 ]; then
         echo "$rate $(awk -v r="$rate" -v s="$sent" -v g="$got" 'BEGIN { d = r * g / s; if (d > r) d = r; printf "%d", d }')"
     else
@@ -100,12 +109,13 @@ iperf3_bulk() { # Gbit/s received
     [ "$MODE" = kernel ] && sleep 0.5 || sleep 2
     "${CLI[@]}" iperf3 -c "$ADDR" -p "$port" -t "$SECS" -J >"$tmp/iperf.json" 2>/dev/null || true
     stop_bg
-    python3 -c "import json;print(round(json.load(open('$tmp/iperf.json'))['end']['sum_received']['bits_per_second']/1e9,2))" 2>/dev/null || true
+    python3 -c "import json;print(round(json.load(open('$tmp/iperf.json'))['end']['sum_received']['bits_per_second']/1e9,2))" 2>/dev/null \
+        || no_figure "iperf3" "$tmp/iperf.json" "$bg_log"
 }
 redis_getset() { # requests/s for GET and SET, 50 clients, and p50/p99 ms of GET
     local port=$((30000 + RANDOM % 20000))
     start_bg "${SRV[@]}" redis-server --port "$port" --bind "$ADDR" --save '' --appendonly no --protected-mode no
-    wait_server "$port" || { stop_bg; return 0; }
+    wait_server "$port" || { stop_bg; no_figure "redis-server (not listening)" "$bg_log"; return 0; }
     "${CLI[@]}" redis-benchmark -h "$ADDR" -p "$port" -c 50 -n $((SECS * 40000)) -t get,set --csv >"$tmp/redis.csv" 2>/dev/null || true
     stop_bg
     python3 - "$tmp/redis.csv" <<'PY' 2>/dev/null || true
@@ -113,18 +123,23 @@ import csv, sys
 rows = {r[0]: r for r in csv.reader(open(sys.argv[1])) if r and r[0] in ("GET", "SET")}
 print(round(float(rows["SET"][1])), round(float(rows["GET"][1])), rows["GET"][4], rows["GET"][6])
 PY
+    [ -s "$tmp/redis.csv" ] || no_figure "redis-benchmark" "$bg_log"
+    return 0
 }
 nginx_wrk() { # $1 = keepalive|close ; requests/s
     local port=$((30000 + RANDOM % 20000)) dir=$tmp/nginx-$MODE-$1
     nginx_conf "$dir" "$ADDR:$port" off && head -c 1024 /dev/urandom > "$dir/www/small.bin"
     start_bg "${SRV[@]}" nginx -c "$dir/nginx.conf" -p "$dir"
-    wait_server "$port" || { stop_bg; return 0; }
+    wait_server "$port" || { stop_bg; no_figure "nginx (not listening)" "$bg_log" "$dir/logs/error.log"; return 0; }
     local hdr=()
     [ "$1" = close ] && hdr=(-H "Connection: close")
     "${CLI[@]}" wrk -t 1 -c 32 -d "${SECS}s" "${hdr[@]}" "http://$ADDR:$port/small.bin" >"$tmp/wrk.log" 2>&1 || true
     stop_bg
     # A run with socket errors does not count: its rate would not be comparable.
-    grep -q 'Socket errors' "$tmp/wrk.log" && return 0
+    if grep -q 'Socket errors' "$tmp/wrk.log" || ! grep -q 'Requests/sec' "$tmp/wrk.log"; then
+        no_figure "wrk $1" "$tmp/wrk.log" "$dir/logs/error.log"
+        return 0
+    fi
     grep 'Requests/sec' "$tmp/wrk.log" | awk '{print int($2)}'
     return 0
 }
