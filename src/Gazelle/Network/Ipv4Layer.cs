@@ -248,12 +248,7 @@ public sealed unsafe class Ipv4Layer : IIpOutput
 
         if (Ipv4Repr.HeaderLength + l4 <= mtu)
         {
-            var b = _link.RentTx();
-            if (b is null)
-            {
-                Counters.TxNoBuffer++;
-                return Errno.ENOBUFS;
-            }
+            if (RentTxOrCount() is not { } b) return Errno.ENOBUFS;
             if (checksumOffset >= 0) CopySummed(b.Append(l4), header, payload1, payload2, checksumOffset, headerSum, p.Protocol, payloadSummed);
             else
             {
@@ -282,12 +277,7 @@ public sealed unsafe class Ipv4Layer : IIpOutput
         for (int off = 0; off < l4; off += chunk)
         {
             int len = Math.Min(chunk, l4 - off);
-            var b = _link.RentTx();
-            if (b is null)
-            {
-                Counters.TxNoBuffer++;
-                return Errno.ENOBUFS;
-            }
+            if (RentTxOrCount() is not { } b) return Errno.ENOBUFS;
             CopyRange(header, payload1, payload2, off, b.Append(len));
             repr.FragmentOffset = off;
             repr.MoreFragments = off + len < l4;
@@ -303,12 +293,7 @@ public sealed unsafe class Ipv4Layer : IIpOutput
     private Errno SendRouted(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
         int checksumOffset, uint headerSum, int length, bool payloadSummed)
     {
-        var b = _link.RentTx();
-        if (b is null)
-        {
-            Counters.TxNoBuffer++;
-            return Errno.ENOBUFS;
-        }
+        if (RentTxOrCount() is not { } b) return Errno.ENOBUFS;
         var headers = _routeHeaders;
         int linkLength = _routeHeadersLength - Ipv4Repr.HeaderLength;
         var ip = b.Append(length);
@@ -329,14 +314,7 @@ public sealed unsafe class Ipv4Layer : IIpOutput
             headers.AsSpan(0, _routeHeadersLength).CopyTo(b.Data);
         }
         CopySummed(ip[Ipv4Repr.HeaderLength..], header, payload1, payload2, checksumOffset, headerSum, _route.Params.Protocol, payloadSummed);
-        ushort id = _nextId++;
-        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.TotalLengthOffset..], (ushort)length);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.IdentificationOffset..], id);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.ChecksumOffset..],
-            InternetChecksum.Finish(InternetChecksum.Fold((ulong)_route.HeaderSum + (uint)length + id)));
-        Counters.DatagramsSent++;
-        _arp.Touch(_route.ArpSlot, Now);
-        _link.SendFrame(b);
+        SendRoutedFrame(b, ip, length);
         return Errno.Ok;
     }
 
@@ -346,12 +324,7 @@ public sealed unsafe class Ipv4Layer : IIpOutput
     private Errno SendRoutedByReference(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2,
         int checksumOffset, uint headerSum, int length, bool payloadSummed)
     {
-        var b = _link.RentTx();
-        if (b is null)
-        {
-            Counters.TxNoBuffer++;
-            return Errno.ENOBUFS;
-        }
+        if (RentTxOrCount() is not { } b) return Errno.ENOBUFS;
         var headers = _routeHeaders.AsSpan(0, _routeHeadersLength);
         int linkLength = _routeHeadersLength - Ipv4Repr.HeaderLength;
         var ip = b.Append(Ipv4Repr.HeaderLength + header.Length);
@@ -374,16 +347,33 @@ public sealed unsafe class Ipv4Layer : IIpOutput
         BinaryPrimitives.WriteUInt16BigEndian(transport[checksumOffset..], TransportChecksum(sum, _route.Params.Protocol));
         b.SetExternal((byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(payload1)), payload1.Length,
             (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(payload2)), payload2.Length);
+        Counters.PayloadsByReference++;
+        SendRoutedFrame(b, ip, length);
+        return Errno.Ok;
+    }
+
+    /// <summary>A buffer for a frame to send, or null with <c>TxNoBuffer</c> counted.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private PacketBuffer? RentTxOrCount()
+    {
+        var b = _link.RentTx();
+        if (b is null) Counters.TxNoBuffer++;
+        return b;
+    }
+
+    /// <summary>The routed paths' last step: the IPv4 header's length, ID and checksum (from the route's
+    /// precomputed sum of the fixed fields), then the frame goes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void SendRoutedFrame(PacketBuffer b, Span<byte> ip, int length)
+    {
         ushort id = _nextId++;
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.TotalLengthOffset..], (ushort)length);
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.IdentificationOffset..], id);
         BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Packet.ChecksumOffset..],
             InternetChecksum.Finish(InternetChecksum.Fold((ulong)_route.HeaderSum + (uint)length + id)));
         Counters.DatagramsSent++;
-        Counters.PayloadsByReference++;
         _arp.Touch(_route.ArpSlot, Now);
         _link.SendFrame(b);
-        return Errno.Ok;
     }
 
     /// <summary>Builds <see cref="_route"/> for a destination just sent to on the full path, when its next hop is
