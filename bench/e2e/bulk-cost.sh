@@ -24,17 +24,12 @@ cleanup() {
 }
 trap cleanup EXIT
 source "$ROOT/scripts/lstack-conf.sh"
+source "$ROOT/bench/e2e/cost-lib.sh"
 memif_pair_conf "$tmp" "bulkcost-$$" "$tmp/memif.sock" 10.66.0 9000
 [ -n "${MEMIF_ARGS:-}" ] && sed -i "s|\(net_memif0,[^\"]*\)\"|\1,$MEMIF_ARGS\"|" "$tmp"/memif-*.conf
 [ -n "${EXTRA_CONF:-}" ] && for c in "$tmp"/memif-*.conf; do printf '%s\n' "$EXTRA_CONF" >>"$c"; done
 port=$((30000 + RANDOM % 20000))
-pin0=() pin1=()
-[ -n "${PIN:-}" ] && pin0=(taskset -c 0) pin1=(taskset -c 1)
-srec=(perf stat -x, -e $EVENTS -o "$tmp/server.stat")
-crec=(perf stat -x, -e $EVENTS -o "$tmp/client.stat")
-out=${PROFILE_OUT:-/tmp/gz-bulkcost.perf.data}
-[ "${PROFILE:-}" = server ] && srec=(perf record -g -o "$out" "${srec[@]}")
-[ "${PROFILE:-}" = client ] && crec=(perf record -g -o "$out" "${crec[@]}")
+cost_end_commands bulkcost
 "${pin0[@]}" env GAZELLE_CONF="$tmp/memif-server.conf" GAZELLE_STATS="$tmp/server.stats" LD_PRELOAD="$PRELOAD" \
     "${srec[@]}" iperf3 -s -1 -p "$port" -B 10.66.0.1 >"$tmp/server.log" 2>&1 &
 srv=$!
@@ -48,7 +43,6 @@ read -r gbps bytes < <(python3 -c "import json;e=json.load(open('$tmp/client.jso
     || { echo "no result"; cat "$tmp/client.log" "$tmp/server.log"; exit 1; }
 per() { awk -F, -v ev="$2" -v n="$bytes" '$3 == ev { if ($1 ~ /^[0-9.]+$/ && n > 0) printf "%.0f", $1 * 1e9 / n; else printf "-" }' "$1"; }
 cs() { awk -F, '$3 == "context-switches" { print $1 }' "$1"; }
-stat() { awk -v k="$2" '$1 == "counter." k { print $2; f = 1 } END { if (!f) print 0 }' "$1"; }
 echo "iperf3 over memif MTU 9000, ${SECS}s${PIN:+, pinned}, load $(cut -d' ' -f1-3 /proc/loadavg): $gbps Gbit/s ($bytes B)"
 echo "  client (sender):   $(per "$tmp/client.stat" task-clock) ms CPU per GB, $(cs "$tmp/client.stat") context switches"
 echo "  server (receiver): $(per "$tmp/server.stat" task-clock) ms CPU per GB, $(cs "$tmp/server.stat") context switches"

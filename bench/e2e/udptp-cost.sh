@@ -30,15 +30,10 @@ cleanup() {
 }
 trap cleanup EXIT
 source "$ROOT/scripts/lstack-conf.sh"
+source "$ROOT/bench/e2e/cost-lib.sh"
 memif_pair_conf "$tmp" "udptpcost-$$" "$tmp/memif.sock" 10.66.0 9000
 port=$((30000 + RANDOM % 20000))
-pin0=() pin1=()
-[ -n "${PIN:-}" ] && pin0=(taskset -c 0) pin1=(taskset -c 1)
-srec=(perf stat -x, -e $EVENTS -o "$tmp/server.stat")
-crec=(perf stat -x, -e $EVENTS -o "$tmp/client.stat")
-out=${PROFILE_OUT:-/tmp/gz-udptpcost.perf.data}
-[ "${PROFILE:-}" = server ] && srec=(perf record -g -o "$out" "${srec[@]}")
-[ "${PROFILE:-}" = client ] && crec=(perf record -g -o "$out" "${crec[@]}")
+cost_end_commands udptpcost
 "${pin0[@]}" env GAZELLE_CONF="$tmp/memif-server.conf" GAZELLE_STATS="$tmp/server.stats" LD_PRELOAD="$PRELOAD" \
     "${srec[@]}" sockperf server -i 10.66.0.1 -p "$port" >"$tmp/server.log" 2>&1 &
 srv=$!
@@ -52,7 +47,6 @@ srv=""
 rate=$(grep -o 'Message Rate is [0-9]*' "$tmp/client.log" | awk '{print $NF}' || true)
 sent=$(grep -o 'Total of [0-9]* messages sent' "$tmp/client.log" | awk '{print $3}' || true)
 [ -n "$rate" ] && [ -n "$sent" ] || { echo "no result"; cat "$tmp/client.log" "$tmp/server.log"; exit 1; }
-stat() { awk -v k="$2" '$1 == "counter." k { print $2; f = 1 } END { if (!f) print 0 }' "$1"; }
 delivered=$(stat "$tmp/server.stats" Udp.Delivered)
 received=$(grep -o 'Total [0-9]* messages received' "$tmp/server.log" | awk '{print $2}' || true)
 per() { awk -F, -v ev="$2" -v n="$3" -v s="$4" '$3 == ev { if ($1 ~ /^[0-9.]+$/ && n > 0) printf "%.1f", $1 * s / n; else printf "-" }' "$1"; }
