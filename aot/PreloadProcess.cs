@@ -103,7 +103,7 @@ internal sealed class PreloadProcess
             // The layer sends every owed ACK before a call waits, so a client's handshake ACK may wait for its request.
             stack.Tcp.DeferHandshakeAck = true;
             var policy = PollPolicy.FromEnvironment();
-            var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, Clock(), policy,
+            var layer = new PosixLayer(stack, Territory.From(stackConfig, KernelInterfaces.Ipv4Subnets()), fds, MonotonicClock.Now, policy,
                 signalCountsOfThread, epollKernelFds);
             if (policy.KeeperMillis > 0) layer.StartKeeper();
             return new PreloadProcess(fds, layer, eal, port, stack);
@@ -115,21 +115,6 @@ internal sealed class PreloadProcess
             Console.Error.WriteLine($"gazelle: {config.Source}: cannot start the device ({e.Message}): sockets run on the kernel");
             return new PreloadProcess(fds);
         }
-    }
-
-    /// <summary>The layer's clock: the time-stamp counter scaled to CLOCK_MONOTONIC (<see cref="TscClock"/>, a third of
-    /// a vDSO read here) when the kernel itself keeps time with it (its clocksource is "tsc": the counter is
-    /// invariant and synchronised across CPUs), else the vDSO. GAZELLE_CLOCK=vdso forces the vDSO.</summary>
-    private static unsafe Func<Instant> Clock()
-    {
-        try
-        {
-            if (Environment.GetEnvironmentVariable("GAZELLE_CLOCK") != "vdso"
-                && File.ReadAllText("/sys/devices/system/clocksource/clocksource0/current_clocksource").Trim() == "tsc")
-                return new TscClock(&DpdkTsc.Read, &MonotonicClock.NowNanos).Now;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or EntryPointNotFoundException) { }
-        return MonotonicClock.Now;
     }
 
     /// <summary>An integer sysctl of the kernel, or <paramref name="fallback"/> when it cannot be read.</summary>

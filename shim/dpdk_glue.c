@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <rte_cycles.h>
 #include <rte_devargs.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -243,12 +242,6 @@ GZ_EXPORT void gz_dpdk_act_as_lcore(unsigned id)
 	RTE_PER_LCORE(_lcore_id) = id;
 	gz_acting_lcore = id + 1;
 }
-
-/*
- * The time-stamp counter, unordered (rte_rdtsc): the stack's clock (src/Gazelle/Time/TscClock.cs) scales it
- * against CLOCK_MONOTONIC; the vDSO's clock_gettime reads it ordered and under a sequence lock, ~3x the cost here.
- */
-GZ_EXPORT uint64_t gz_dpdk_tsc(void) { return rte_rdtsc(); }
 
 /* ------------------------------------------------------------------ ethdev control path */
 

@@ -59,14 +59,6 @@ public static unsafe partial class MonotonicClock
         return new Instant(ts.Seconds * 1_000_000 + ts.Nanoseconds / 1000);
     }
 
-    /// <summary>CLOCK_MONOTONIC in nanoseconds (<see cref="TscClock"/> anchors itself to it).</summary>
-    public static long NowNanos()
-    {
-        TimeSpec ts;
-        if (ClockGetTime(ClockMonotonic, &ts) != 0) return (long)(System.Diagnostics.Stopwatch.GetTimestamp() * (1_000_000_000.0 / System.Diagnostics.Stopwatch.Frequency));
-        return ts.Seconds * 1_000_000_000 + ts.Nanoseconds;
-    }
-
     private static Instant FromStopwatch()
     {
         long ticks = System.Diagnostics.Stopwatch.GetTimestamp();

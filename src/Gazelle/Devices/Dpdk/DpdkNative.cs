@@ -107,7 +107,6 @@ internal static unsafe partial class DpdkNative
     // Before every rx and tx burst: a thread-local compare in the glue, so the GC transition (a __tls_get_addr
     // in a shared library, ~2% of a TCP ping-pong) is skipped.
     [LibraryImport(GlueName), SuppressGCTransition] internal static partial void gz_dpdk_act_as_lcore(uint id);
-    [LibraryImport(GlueName), SuppressGCTransition] internal static partial ulong gz_dpdk_tsc();
 
     // ------------------------------------------------------------------ glue: ethdev control
 
