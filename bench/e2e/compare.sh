@@ -265,7 +265,9 @@ for round in $(seq "$ROUNDS"); do
         wanted "$w" || continue
         echo "- round $round, $name: kernel ${R[kernel.$w.$round.host]:-unknown}; Gazelle# ${R[gazelle.$w.$round.host]:-unknown}"
     done
-done
+done | tee "$tmp/host-runs"
+echo
+echo "Runs by host placement: $(host_tally <"$tmp/host-runs")."
 echo
 echo "Exact commands: see the functions in bench/e2e/compare.sh (sockperf server/ping-pong/throughput -m 64,"
 echo "iperf3 -c, redis-benchmark -c 50 -t get,set, nginx master_process off with open_file_cache + wrk -t1 -c32)."

@@ -42,6 +42,19 @@ host_state() {
         }' "$host_log"
 }
 
+# A run whose slower CPU's median loop time is above this (ns) ran on a host core shared with a busy
+# hyperthread (1.97 ns at full speed here, 2.6-3.4 shared).
+HOST_SLOW_NS=${HOST_SLOW_NS:-2.3}
+
+# host_tally: counts the host_state summaries found in its input: "N near, N far, N mixed, N unknown; a CPU
+# slowed in N".
+host_tally() {
+    grep -oE '(near [0-9]+%|near|far|unknown)( \(rt [0-9]+ ns, cpu [0-9.]+ ns)?' | awk -v slow="$HOST_SLOW_NS" '
+        { w = ($1 == "near" && $2 ~ /%$/) ? "mixed" : $1; n[w]++ }
+        /cpu/ { for (i = 1; i < NF; i++) if ($i == "cpu" && $(i + 1) + 0 > slow) s++ }
+        END { printf "%d near, %d far, %d mixed, %d unknown; a CPU slowed in %d\n", n["near"], n["far"], n["mixed"], n["unknown"], s }'
+}
+
 # host_wait WANT: with WANT "near" or "far", waits (up to HOST_WAIT_S, default 120 s) until the last two
 # samples are in that state; returns at once without a sampler or without WANT.
 host_wait() {

@@ -24,6 +24,9 @@ expect 101.000 101.250 "far (rt 468 ns, cpu 1.97 ns, steal 20 ms)"
 expect 102.000 102.250 "near 50% (rt 69 ns, cpu 1.97 ns, steal 0 ms)"
 expect 100.250 101.000 "near 66% (rt 68 ns, cpu 2.80 ns, steal 10 ms)"
 expect 200.000 300.000 "unknown"
+tally=$(for r in "100.000 100.500" "101.000 101.250" "102.000 102.250" "100.250 101.000" "200.000 300.000"; do
+    echo "- run: $(host_state $r)"; done | host_tally)
+[ "$tally" = "1 near, 1 far, 2 mixed, 1 unknown; a CPU slowed in 2" ] || fail "host_tally: '$tally'"
 
 need cc
 [ "$(nproc)" -ge 2 ] || { echo "one CPU: the probe has no pair to measure; classification checked only"; exit 0; }
