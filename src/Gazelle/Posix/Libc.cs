@@ -114,6 +114,15 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "epoll_create1", SetLastError = true)] private static partial int epoll_create1_(int flags);
     public static int EpollCreate1(int flags) => R(epoll_create1_(flags));
 
+    // futex(2) through syscall(2) (glibc has no wrapper); x86-64 numbers: the stack is built for linux-x64 only.
+    private const long SysFutex = 202;
+    private const int FutexWaitPrivate = 0 | 128, FutexWakePrivate = 1 | 128;
+    [LibraryImport(Lib, EntryPoint = "syscall")] private static partial long syscall_futex(long n, int* addr, int op, int val, void* timeout, void* addr2, int val3);
+    /// <summary>Sleeps while <c>*addr == expected</c> (returns at once otherwise, on a wake-up or on a signal).</summary>
+    public static void FutexWait(int* addr, int expected) => syscall_futex(SysFutex, addr, FutexWaitPrivate, expected, null, null, 0);
+    /// <summary>Wakes up to <paramref name="count"/> threads sleeping on <paramref name="addr"/>.</summary>
+    public static void FutexWake(int* addr, int count) => syscall_futex(SysFutex, addr, FutexWakePrivate, count, null, null, 0);
+
     [LibraryImport(Lib, EntryPoint = "getpid")] public static partial int GetPid();
     [LibraryImport(Lib, EntryPoint = "gettid")] public static partial int GetTid();
     [LibraryImport(Lib, EntryPoint = "tgkill", SetLastError = true)] private static partial int tgkill_(int tgid, int tid, int sig);

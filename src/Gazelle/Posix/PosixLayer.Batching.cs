@@ -76,7 +76,7 @@ public sealed unsafe partial class PosixLayer
     /// never sends a datagram needs it as the keeper. Idempotent.</summary>
     public void StartKeeper()
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             if (_flusher is null) StartFlusher();
         }
@@ -101,7 +101,7 @@ public sealed unsafe partial class PosixLayer
             // An exception leaving a thread would end the program. Without the thread nothing may be held: the
             // program's own calls send each datagram again, and the stack runs in them as before.
             Console.Error.WriteLine($"gazelle: the keeper thread stopped: {e.Message}");
-            lock (_lock)
+            using (_lock.Hold())
             {
                 _stack.BatchDatagrams = false;
                 _stack.FlushOutput();
@@ -143,7 +143,7 @@ public sealed unsafe partial class PosixLayer
                 seen = held; // held since at most one period: give the program that period to add to it
                 continue;
             }
-            lock (_lock)
+            using (_lock.Hold())
             {
                 if (_heldBatch == held)
                 {

@@ -41,7 +41,7 @@ public sealed unsafe partial class PosixLayer
     /// <summary>Closed numbers the layer keeps reserved now (diagnostics).</summary>
     public int PooledNumbers
     {
-        get { lock (_lock) return _pooled; }
+        get { return Volatile.Read(ref _pooled); } // read under Inspect's lock too: no lock here (not reentrant)
     }
 
     /// <summary>socket()/accept() numbers taken from the pool (no system call), and numbers put back into it by close().</summary>
@@ -154,7 +154,7 @@ public sealed unsafe partial class PosixLayer
     {
         const int CloseRangeUnshare = 2, CloseRangeCloexec = 4;
         if (first > last || (flags & ~(CloseRangeUnshare | CloseRangeCloexec)) != 0) return 0;
-        lock (_lock)
+        using (_lock.Hold())
         {
             int end = (int)Math.Min(last, (uint)_numbers.Length - 1);
             for (int fd = (int)Math.Min(first, (uint)_numbers.Length); fd <= end; fd++)

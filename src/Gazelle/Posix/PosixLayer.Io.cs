@@ -138,7 +138,7 @@ public sealed unsafe partial class PosixLayer
     public long SendFile(int outFd, int inFd, long* offset, nuint count)
     {
         SocketFile? f;
-        lock (_lock)
+        using (_lock.Hold())
         {
             f = FileOf(outFd);
             if (f is not null && Materialize(f) is < 0 and var failed) return failed;
@@ -280,7 +280,7 @@ public sealed unsafe partial class PosixLayer
             int n;
             bool nonBlocking;
             long timeout;
-            lock (_lock)
+            using (_lock.Hold())
             {
                 if (!Names(fd, f, generation)) return got > 0 ? got : -(int)Errno.EBADF;
                 // What is already buffered is taken without polling first (a program usually reads because epoll
@@ -326,7 +326,7 @@ public sealed unsafe partial class PosixLayer
             Ipv4Endpoint remote;
             bool nonBlocking, dual;
             long timeout;
-            lock (_lock)
+            using (_lock.Hold())
             {
                 if (!Names(fd, f, generation)) return -(int)Errno.EBADF;
                 // A queued datagram is taken without polling first (as TCP takes buffered data): a poll per datagram
@@ -446,7 +446,7 @@ public sealed unsafe partial class PosixLayer
             Errno e;
             bool nonBlocking;
             long timeout;
-            lock (_lock)
+            using (_lock.Hold())
             {
                 if (!Names(fd, f, generation)) return sent > 0 ? sent : -(int)Errno.EBADF;
                 if (first) PrepareSend(needsTime: true);
@@ -552,7 +552,7 @@ public sealed unsafe partial class PosixLayer
         var mflags = (MessageFlags)(flags & StackFlagMask);
         Errno e;
         int n;
-        lock (_lock) e = TrySendDatagram(fd, f, generation, data, addr != null, dest, mflags, first: true, out n);
+        using (_lock.Hold()) e = TrySendDatagram(fd, f, generation, data, addr != null, dest, mflags, first: true, out n);
         if (e == Errno.Ok) return n;
         return SendDatagramFailed(fd, f, generation, data, flags, addr != null, dest, e);
     }
@@ -589,7 +589,7 @@ public sealed unsafe partial class PosixLayer
             if (e != Errno.EAGAIN) return -(int)e;
             bool nonBlocking;
             long timeout;
-            lock (_lock)
+            using (_lock.Hold())
             {
                 nonBlocking = f.NonBlocking || (flags & MSG_DONTWAIT) != 0;
                 timeout = f.SendTimeoutMicros;
@@ -598,7 +598,7 @@ public sealed unsafe partial class PosixLayer
             int w = wait.Wait(timeout, -1, 0);
             if (w < 0) return w;
             int n;
-            lock (_lock) e = TrySendDatagram(fd, f, generation, data, hasDest, dest, mflags, first: false, out n);
+            using (_lock.Hold()) e = TrySendDatagram(fd, f, generation, data, hasDest, dest, mflags, first: false, out n);
             if (e == Errno.Ok) return n;
         }
     }

@@ -101,7 +101,7 @@ public sealed unsafe partial class PosixLayer
     private void SendAcksBeforeWaiting()
     {
         if (!_stack.AcksOwed) return;
-        lock (_lock) _stack.SendOwedAcks();
+        using (_lock.Hold()) _stack.SendOwedAcks();
     }
 
     /// <summary>Readiness of a socket as EPOLL*/POLL* bits, <paramref name="kernel"/> the part its kernel
@@ -197,7 +197,7 @@ public sealed unsafe partial class PosixLayer
 
     public int EpollCtl(int epfd, int op, int fd, EpollEvent* ev)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             _eventTick++; // a registration added or modified must be looked at (CollectEpoll)
             if (_table[fd] == FdKind.Pooled || _table[epfd] == FdKind.Pooled) return -(int)Errno.EBADF; // closed, for the program
@@ -366,7 +366,7 @@ public sealed unsafe partial class PosixLayer
         while (true)
         {
             int n;
-            lock (_lock)
+            using (_lock.Hold())
             {
                 var ep = EpollOf(epfd);
                 if (ep is null) n = -1;
@@ -452,7 +452,7 @@ public sealed unsafe partial class PosixLayer
             while (true)
             {
                 int m = 0, ready = 0;
-                lock (_lock)
+                using (_lock.Hold())
                 {
                     PollStack(wait.TakeTimeReuse());
                     for (int i = 0; i < count; i++)
@@ -569,7 +569,7 @@ public sealed unsafe partial class PosixLayer
         {
             new Span<ulong>(kernel, 3 * Words).Clear();
             new Span<ulong>(stack, 3 * Words).Clear();
-            lock (_lock)
+            using (_lock.Hold())
             {
                 PollStack(wait.TakeTimeReuse());
                 for (int fd = 0; fd < limit; fd++)

@@ -23,7 +23,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     private readonly Func<Instant> _clock;
     private readonly PollPolicy _policy;
     private readonly object?[] _entries;
-    private readonly Lock _lock = new();
+    private readonly LayerLock _lock;
     private readonly delegate* unmanaged<SignalCounts*> _signalCountsOfThread;
 
     /// <param name="signalCountsOfThread">The preload shim's <c>gz_signal_counts *(*)(void)</c>: the calling
@@ -43,6 +43,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
         _table = table;
         _clock = clock;
         _policy = policy ?? new PollPolicy();
+        _lock = new LayerLock(_policy.CheckLockOwner);
         _entries = new object?[table.Limit];
         _numbers = new byte[table.Limit];
         _batching = _policy.DatagramFlushMicros > 0;
@@ -345,7 +346,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
         if (domain == AF_INET && baseType is SOCK_STREAM or SOCK_DGRAM
             && (protocol == 0 || protocol == (baseType == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP)))
         {
-            lock (_lock)
+            using (_lock.Hold())
             {
                 int fd = ReservationDup();
                 if (fd < 0) return fd;
@@ -362,7 +363,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
         int kfd = Libc.Socket(domain, type, protocol);
         if (kfd < 0 || !_table.CanMark(kfd)) return kfd;
         if (domain != AF_INET || baseType is not (SOCK_STREAM or SOCK_DGRAM)) return kfd;
-        lock (_lock) AddPending(kfd, baseType, type, protocol);
+        using (_lock.Hold()) AddPending(kfd, baseType, type, protocol);
         return kfd;
     }
 
@@ -414,7 +415,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// </summary>
     public void BeforeFork()
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             foreach (var e in _entries)
                 if (e is SocketFile { Lazy: true } f) Materialize(f);
@@ -423,7 +424,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     public int Bind(int fd, void* addr, uint len)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             var f = FileOf(fd);
             if (f is null) return Libc.Bind(fd, addr, len);
@@ -473,7 +474,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     public int Listen(int fd, int backlog)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             var f = FileOf(fd);
             if (f is null) return Libc.Listen(fd, backlog);
@@ -583,7 +584,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     public void Dispose()
     {
         StopFlusher();
-        lock (_lock)
+        using (_lock.Hold())
         {
             ClosePool();
             if (_reservation >= 0) Libc.Close(_reservation);
@@ -658,7 +659,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
             int w = wait.Wait(timeout, -1, 0);
             if (w == -(int)Errno.EAGAIN) return -(int)Errno.EINPROGRESS; // SO_SNDTIMEO expired (Linux says EINPROGRESS)
             if (w < 0) return w;
-            lock (_lock)
+            using (_lock.Hold())
             {
                 if (!Names(fd, f, generation) || f.Handle != handle) return -(int)Errno.EBADF;
                 PollStack();
@@ -673,7 +674,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     public int Close(int fd)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             if ((uint)fd < (uint)_entries.Length)
             {
@@ -694,7 +695,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     public int Dup(int fd)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             if (_table[fd] == FdKind.Pooled) return -(int)Errno.EBADF;
             int nfd = Libc.Dup(fd);
@@ -722,7 +723,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     private int Dup3Core(int oldfd, int newfd, int flags, bool isDup2)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             if (_table[oldfd] == FdKind.Pooled) return -(int)Errno.EBADF;
             int r = isDup2 ? Libc.Dup2(oldfd, newfd) : Libc.Dup3(oldfd, newfd, flags);
@@ -742,7 +743,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     public int Fcntl(int fd, int cmd, long arg)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             if (_table[fd] == FdKind.Pooled) return -(int)Errno.EBADF;
             var f = FileOf(fd);
@@ -782,7 +783,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     public int Ioctl(int fd, ulong request, void* arg)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             var f = FileOf(fd);
             if (f is null) return Libc.Ioctl(fd, request, arg);
@@ -834,7 +835,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     private int NameCore(int fd, void* addr, uint* len, bool peer)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             var f = FileOf(fd);
             if (f is null || f.Placement != Placement.Stack)
@@ -853,7 +854,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     public int SetSockOpt(int fd, int level, int name, void* val, uint len)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             var f = FileOf(fd);
             if (f is null) return Libc.SetSockOpt(fd, level, name, val, len);
@@ -922,7 +923,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     public int GetSockOpt(int fd, int level, int name, void* val, uint* len)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             var f = FileOf(fd);
             if (f is null || f.Placement != Placement.Stack)
@@ -973,7 +974,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
 
     public int Shutdown(int fd, int how)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             var f = FileOf(fd);
             if (f is null || f.Placement == Placement.Pending)
@@ -1005,7 +1006,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
     /// </summary>
     public bool FlushAtExit(TimeSpanMicros bound)
     {
-        lock (_lock)
+        using (_lock.Hold())
         {
             for (int fd = 0; fd < _entries.Length; fd++)
                 if (_entries[fd] is SocketFile) Forget(fd);
@@ -1013,7 +1014,7 @@ public sealed unsafe partial class PosixLayer : IDisposable
         var start = _clock();
         while (true)
         {
-            lock (_lock)
+            using (_lock.Hold())
             {
                 PollStack();
                 if (!_stack.HasUnfinishedOutput) return true;
@@ -1024,17 +1025,16 @@ public sealed unsafe partial class PosixLayer : IDisposable
         }
     }
 
-    /// <summary>Diagnostics: how many fds the layer currently holds (stack, pending, dual sockets and epoll sets).</summary>
+    /// <summary>Diagnostics: how many fds the layer currently holds (stack, pending, dual sockets and epoll sets).
+    /// Caller holds the lock (inside <see cref="Inspect"/>) or no other thread uses the layer (tests): the lock is
+    /// not reentrant.</summary>
     public int HeldFds
     {
         get
         {
-            lock (_lock)
-            {
-                int n = 0;
-                foreach (var e in _entries) if (e is not null) n++;
-                return n;
-            }
+            int n = 0;
+            foreach (var e in _entries) if (e is not null) n++;
+            return n;
         }
     }
 

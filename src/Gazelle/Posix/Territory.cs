@@ -73,6 +73,10 @@ public sealed record PollPolicy
     /// coarser (RTO >= 200 ms, delayed ACK 40 ms), and 100 wake-ups a second cost an idle program nothing
     /// measurable.</summary>
     public int KeeperMillis { get; init; }
+    /// <summary>The layer's lock (<see cref="LayerLock"/>, not reentrant) throws when the thread holding it takes it
+    /// again, instead of hanging. On by default (tests); the preload turns it off (it reads the thread id, which
+    /// the lock exists to avoid) unless GAZELLE_CHECK_LOCK=1 (the integration tests set it).</summary>
+    public bool CheckLockOwner { get; init; } = true;
 
     public static PollPolicy FromEnvironment()
     {
@@ -85,6 +89,7 @@ public sealed record PollPolicy
         // The preloaded program batches datagrams unless GAZELLE_FLUSH_US=0.
         p = p with { DatagramFlushMicros = long.TryParse(Environment.GetEnvironmentVariable("GAZELLE_FLUSH_US"), out long flush) && flush >= 0 ? flush : 100 };
         p = p with { KeeperMillis = int.TryParse(Environment.GetEnvironmentVariable("GAZELLE_KEEPER_MS"), out int keeper) && keeper >= 0 ? keeper : 10 };
+        p = p with { CheckLockOwner = Environment.GetEnvironmentVariable("GAZELLE_CHECK_LOCK") == "1" };
         return p;
     }
 }

@@ -746,6 +746,21 @@ public unsafe class PosixLayerTests
     private static bool KernelHas(int fd) => Libc.Fcntl(fd, F_GETFD, 0) >= 0;
 
     [Test]
+    public void DiagnosticsReadUnderInspectDoNotTakeTheLockAgain()
+    {
+        // The preload's stats read these inside Inspect, under the layer's lock, which is not reentrant: the tests'
+        // layer checks the owner and throws where the preload's would hang.
+        var (l, c, s) = StackPair();
+        CloseAll(s);
+        int held = -1, pooled = -1, stackFds = -1;
+        Assert.That(_layer.Inspect(TimeSpan.FromMinutes(1), () => (held, pooled, stackFds) = (_layer.HeldFds, _layer.PooledNumbers, _layer.StackSocketFds)),
+            Is.True);
+        Assert.That((held, pooled, stackFds), Is.EqualTo((2, 1, 2)));
+        CloseAll(c);
+        CloseAll(l);
+    }
+
+    [Test]
     public void AClosedStackSocketsNumberIsKeptForTheNextSocketWithoutASystemCall()
     {
         var (l, c, s) = StackPair();
