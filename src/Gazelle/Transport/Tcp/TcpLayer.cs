@@ -14,6 +14,8 @@ namespace Gazelle.Transport.Tcp;
 /// <item>Tables: 4-tuple flow hash (open addressing, keyed), listeners by port (an SO_REUSEPORT group spreads
 /// new connections by a keyed 4-tuple hash), SYN queue + accept queue, SYN cookies (MSS in the ISN, window
 /// scale and SACK in the TSval) when the SYN queue is full.</item>
+/// <item>Timers: a poll past the earliest deadline walks the connections with timers; a TIME_WAIT the program
+/// closed is parked out of that walk, its 2MSL read off the TIME_WAIT queue's head (<see cref="Park"/>).</item>
 /// <item>Memory: send/receive rings from a per-stack <see cref="RingPool"/>, held while bytes are queued and for <see cref="Tcb.RingKeepMicros"/> after.</item>
 /// <item>Urgent data (RFC 9293 §3.8.5, RFC 6093) with Linux's semantics: one byte out of band (MSG_OOB),
 /// SO_OOBINLINE, SIOCATMARK; send(MSG_OOB) sets the urgent pointer.</item>
