@@ -148,6 +148,25 @@ public sealed class TimeWaitRecyclingTests : TcpFixture
     }
 
     [Test]
+    public void ATimeWaitClosedByTheApplicationIsParkedAndExpiresFromItsStart()
+    {
+        ListenOn(backlog: 32);
+        var held = Open(40999, out var heldNxt);
+        Assert.That(Tcp.Shutdown(held, ShutdownHow.Write), Is.EqualTo(Errno.Ok));
+        PeerFinishes(held, 40999, heldNxt);
+        Assert.That(Tcp.TimedConnections, Is.EqualTo(2), "held: its timers are walked");
+        Advance(30_000);
+        Assert.That(Tcp.Close(held), Is.EqualTo(Errno.Ok));
+        Assert.That(Tcp.TimedConnections, Is.EqualTo(1), "closed: parked");
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(2));
+        Advance(29_000);
+        Assert.That(Present(40999, heldNxt), Is.True, "59 s into its wait");
+        Advance(2_000);
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(1), "60 s after the wait began, not after the close");
+        Assert.That(Present(40999, heldNxt), Is.False);
+    }
+
+    [Test]
     public void RestartedTimeWaitCountsFromItsRestart()
     {
         ListenOn(backlog: 32);
