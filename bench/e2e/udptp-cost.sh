@@ -25,12 +25,15 @@ stop_server() {
     return 0
 }
 cleanup() {
+    host_sampler_stop
     [ -n "$srv" ] && { stop_server "$srv"; sleep 1; kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; }
     rm -rf "$tmp" /var/run/dpdk/gz-udptpcost-"$$"-*
 }
 trap cleanup EXIT
 source "$ROOT/scripts/lstack-conf.sh"
 source "$ROOT/bench/e2e/cost-lib.sh"
+source "$ROOT/bench/e2e/host-lib.sh" # the host's placement of the two CPUs during the run (docs/benchmark-variance.md)
+host_sampler_start "$tmp"
 memif_pair_conf "$tmp" "udptpcost-$$" "$tmp/memif.sock" 10.66.0 9000
 port=$((30000 + RANDOM % 20000))
 cost_end_commands udptpcost
@@ -38,19 +41,21 @@ cost_end_commands udptpcost
     "${srec[@]}" sockperf server -i 10.66.0.1 -p "$port" >"$tmp/server.log" 2>&1 &
 srv=$!
 sleep 2
+run_from=$(host_now)
 "${pin1[@]}" env GAZELLE_CONF="$tmp/memif-client.conf" GAZELLE_STATS="$tmp/client.stats" LD_PRELOAD="$PRELOAD" \
     timeout $((SECS * 4 + 60)) "${crec[@]}" sockperf throughput -i 10.66.0.1 -p "$port" -m 64 -t "$SECS" >"$tmp/client.log" 2>&1 || true
 stop_server "$srv"
 for _ in $(seq 100); do kill -0 "$srv" 2>/dev/null || break; sleep 0.1; done
 wait "$srv" 2>/dev/null || true
 srv=""
+host=$(host_state "$run_from" "$(host_now)")
 rate=$(grep -o 'Message Rate is [0-9]*' "$tmp/client.log" | awk '{print $NF}' || true)
 sent=$(grep -o 'Total of [0-9]* messages sent' "$tmp/client.log" | awk '{print $3}' || true)
 [ -n "$rate" ] && [ -n "$sent" ] || { echo "no result"; cat "$tmp/client.log" "$tmp/server.log"; exit 1; }
 delivered=$(stat "$tmp/server.stats" Udp.Delivered)
 received=$(grep -o 'Total [0-9]* messages received' "$tmp/server.log" | awk '{print $2}' || true)
 per() { awk -F, -v ev="$2" -v n="$3" -v s="$4" '$3 == ev { if ($1 ~ /^[0-9.]+$/ && n > 0) printf "%.1f", $1 * s / n; else printf "-" }' "$1"; }
-echo "UDP throughput 64 B over memif, ${SECS}s${PIN:+, pinned}, load $(cut -d' ' -f1-3 /proc/loadavg): $rate msg/s sent ($sent), $delivered delivered (${received:-?} received by sockperf)"
+echo "UDP throughput 64 B over memif, ${SECS}s${PIN:+, pinned}, load $(cut -d' ' -f1-3 /proc/loadavg): $rate msg/s sent ($sent), $delivered delivered (${received:-?} received by sockperf), host $host"
 echo "  client: $(per "$tmp/client.stat" task-clock "$sent" 1000000) ns CPU per message sent, $(per "$tmp/client.stat" context-switches "$sent" 1000000) context switches per million"
 echo "  server: $(per "$tmp/server.stat" task-clock "$delivered" 1000000) ns CPU per datagram delivered"
 echo "  client drops: $(grep -E 'TxDeviceFull|TxNoBuffer|NoBuffer' "$tmp/client.stats" | tr '\n' ' ')"
