@@ -114,6 +114,10 @@ internal sealed class EpollFile
     /// that must be looked at anyway (ready level-triggered ones, kernel sides, unvisited ones).</summary>
     public long SeenTick = -1;
     public bool MustLook = true;
+    /// <summary>Calls that returned stack events without asking the kernel since it was last asked, and whether
+    /// that last ask found a kernel fd ready (PosixLayer.EpollWaitCore: <see cref="PosixLayer.KernelCheckEvery"/>).</summary>
+    public int KernelSkips;
+    public bool KernelReady;
 }
 
 /// <summary>One (epoll, fd) registration kept by the layer. Reused after EPOLL_CTL_DEL (<see cref="Reset"/>):

@@ -112,6 +112,61 @@ public sealed class TimeWaitRecyclingTests : TcpFixture
     }
 
     [Test]
+    public void ClosedTimeWaitsAreParkedOutOfTheTimerWalkAndStillExpireOnTime()
+    {
+        ListenOn(backlog: 32);
+        // One the application still holds (shutdown, no close) keeps its timers walked until it is closed.
+        var held = Open(40999, out var heldNxt);
+        Assert.That(Tcp.Shutdown(held, ShutdownHow.Write), Is.EqualTo(Errno.Ok));
+        PeerFinishes(held, 40999, heldNxt);
+        var nxt = new SeqNum[10];
+        for (int i = 0; i < 10; i++) nxt[i] = ClosedTimeWait((ushort)(41000 + i), gapMs: 1000);
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(12));
+        Assert.That(Tcp.TimedConnections, Is.EqualTo(2), "the listener and the held one; the closed TIME_WAITs are parked");
+
+        // 41000's wait restarts 10 s after it began (a retransmitted FIN, RFC 9293 §3.10.7.4): it now ends last,
+        // at 70 s; 41001 ends at 61 s ... 41009 at 69 s (each began 1 s after the one before).
+        Send(From(41000, TcpFlags.Fin | TcpFlags.Ack, new SeqNum(PeerIsn + 1), nxt[0] + 1));
+        Expect(TcpFlags.Ack, ack: new SeqNum(PeerIsn + 2));
+        Assert.That(Tcp.TimedConnections, Is.EqualTo(2), "still parked after the restart");
+
+        Advance(50_500); // 60.5 s
+        Assert.That(Present(41001, nxt[1]), Is.True, "41001's wait is not over");
+        Assert.That(Present(41000, nxt[0]), Is.True, "41000's wait restarted");
+        Advance(1_000); // 61.5 s
+        Assert.That(Present(41001, nxt[1]), Is.False, "41001's 2MSL is over");
+        Assert.That(Present(41002, nxt[2]), Is.True);
+        Advance(8_000); // 69.5 s
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(3), "the listener, the held one and 41000");
+        Assert.That(Tcp.GetState(held), Is.EqualTo(TcpState.Closed), "the held one's wait ended at 60 s, walked by the timers");
+        Advance(1_000); // 70.5 s
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(2));
+        Assert.That(Present(41000, nxt[0]), Is.False);
+        Assert.That(Tcp.Close(held), Is.EqualTo(Errno.Ok));
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(1));
+        Assert.That(Tcp.TimedConnections, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void ATimeWaitClosedByTheApplicationIsParkedAndExpiresFromItsStart()
+    {
+        ListenOn(backlog: 32);
+        var held = Open(40999, out var heldNxt);
+        Assert.That(Tcp.Shutdown(held, ShutdownHow.Write), Is.EqualTo(Errno.Ok));
+        PeerFinishes(held, 40999, heldNxt);
+        Assert.That(Tcp.TimedConnections, Is.EqualTo(2), "held: its timers are walked");
+        Advance(30_000);
+        Assert.That(Tcp.Close(held), Is.EqualTo(Errno.Ok));
+        Assert.That(Tcp.TimedConnections, Is.EqualTo(1), "closed: parked");
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(2));
+        Advance(29_000);
+        Assert.That(Present(40999, heldNxt), Is.True, "59 s into its wait");
+        Advance(2_000);
+        Assert.That(Tcp.LiveConnections, Is.EqualTo(1), "60 s after the wait began, not after the close");
+        Assert.That(Present(40999, heldNxt), Is.False);
+    }
+
+    [Test]
     public void RestartedTimeWaitCountsFromItsRestart()
     {
         ListenOn(backlog: 32);

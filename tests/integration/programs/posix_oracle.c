@@ -463,10 +463,14 @@ static void test_epoll(void)
     write(pfd[1], "x", 1);
     send(c, "y", 1, 0);
     usleep(20000);
-    int n = epoll_wait(ep, out, 8, 1000);
+    /* Linux reports both at once; the preload asks the kernel about the pipe every few calls while the stack
+     * socket is ready (PosixLayer.KernelCheckEvery, 8), then at every call while the pipe stays ready. */
+    int n, calls = 0;
+    do n = epoll_wait(ep, out, 8, 1000);
+    while (++calls < 8 && n != 2);
     unsigned long seen = 0;
     for (int i = 0; i < n; i++) seen |= out[i].data.u64 << 4 | out[i].events;
-    show("epoll_wait socket + pipe", n);
+    show("epoll_wait socket + pipe, within 8 calls", n);
     printf("%-44s %d\n", "  both reported", n == 2 && (out[0].data.u64 + out[1].data.u64) == 3);
     show("epoll_wait level-triggered again", epoll_wait(ep, out, 8, 0));
     epoll_ctl(ep, EPOLL_CTL_DEL, pfd[0], NULL);
@@ -911,13 +915,19 @@ static void test_signals_and_fork(void)
 
 /* epoll_wait over a set with stack sockets asks the kernel about its kernel fds only when the set may hold
  * some: kernel fds added before any socket, through a dup of the epoll fd, or by a fork child that shares the
- * epoll must still be reported together with a ready socket, at every call. */
+ * epoll must still be reported together with a ready socket. Linux reports both at the first call; the preload
+ * asks the kernel every few calls while the stack has events (PosixLayer.KernelCheckEvery, 8), then at every call
+ * once a kernel fd was seen ready. So: the calls reporting both among `rounds` that follow the first call that did,
+ * if one of the first 8 did (else 0). */
 static int both_reported(int ep, int rounds, int a, int b)
 {
     /* Both readable first (a generous bound: the stack's own delivery on a loaded machine). */
     struct pollfd p[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
     for (int i = 0; i < 100 && poll(p, 2, 100) != 2; i++) {}
     struct epoll_event out[4];
+    int first = 0;
+    while (first < 8 && epoll_wait(ep, out, 4, 0) != 2) first++;
+    if (first == 8) return 0;
     int calls = 0;
     for (int i = 0; i < rounds; i++) calls += epoll_wait(ep, out, 4, 0) == 2;
     return calls;

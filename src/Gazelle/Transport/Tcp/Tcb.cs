@@ -46,6 +46,9 @@ internal sealed class Tcb
     public int Parent = -1;
     public bool InAcceptQueue;
     public int ActivePos = -1;
+    /// <summary>Parked in TIME_WAIT (TcpLayer.Park): past the timed part of the active list, its one deadline (2MSL)
+    /// kept by the TIME_WAIT queue's order.</summary>
+    public bool Parked;
     public bool InFlowTable;
     /// <summary>Output for this connection waits for the end of the receive burst (TcpLayer.EndInputBatch).</summary>
     public bool OutputDeferred;

@@ -560,15 +560,15 @@ public sealed partial class TcpLayer
 
     private Instant RunDueTimers(Instant now)
     {
-        Instant next = Instant.Never;
-        for (int i = 0; i < _activeCount; i++)
+        Instant next = ExpireTimeWait(now);
+        for (int i = 0; i < _timedCount; i++)
         {
             var t = _tcbs[_active[i]];
             if (t.NextDeadline() <= now) RunTimers(t, now);
             if (!t.InUse || t.ActivePos != i)
             {
                 // The slot now holds another connection (swap-remove): look at index i again.
-                if (i < _activeCount && _tcbs[_active[i]] != t) i--;
+                if (i < _timedCount && _tcbs[_active[i]] != t) i--;
                 continue;
             }
             var d = t.NextDeadline();
