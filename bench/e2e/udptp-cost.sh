@@ -38,8 +38,19 @@ cost_end_commands udptpcost
     "${srec[@]}" sockperf server -i 10.66.0.1 -p "$port" >"$tmp/server.log" 2>&1 &
 srv=$!
 sleep 2
+# The server's CPU time while the client runs (its start-up and idle wait before are left out): /proc's utime +
+# stime of the sockperf process, in clock ticks.
+find_sockperf() {
+    local p=$1 c
+    [ "$(cat /proc/"$p"/comm 2>/dev/null)" = sockperf ] && { echo "$p"; return; }
+    for c in $(pgrep -P "$p" 2>/dev/null); do find_sockperf "$c"; done
+}
+ticks() { awk '{ print $14 + $15 }' /proc/"$1"/stat 2>/dev/null || echo 0; }
+spid=$(find_sockperf "$srv" | head -1)
+t0=$(ticks "$spid")
 "${pin1[@]}" env GAZELLE_CONF="$tmp/memif-client.conf" GAZELLE_STATS="$tmp/client.stats" LD_PRELOAD="$PRELOAD" \
     timeout $((SECS * 4 + 60)) "${crec[@]}" sockperf throughput -i 10.66.0.1 -p "$port" -m 64 -t "$SECS" >"$tmp/client.log" 2>&1 || true
+t1=$(ticks "$spid")
 stop_server "$srv"
 for _ in $(seq 100); do kill -0 "$srv" 2>/dev/null || break; sleep 0.1; done
 wait "$srv" 2>/dev/null || true
@@ -52,7 +63,7 @@ received=$(grep -o 'Total [0-9]* messages received' "$tmp/server.log" | awk '{pr
 per() { awk -F, -v ev="$2" -v n="$3" -v s="$4" '$3 == ev { if ($1 ~ /^[0-9.]+$/ && n > 0) printf "%.1f", $1 * s / n; else printf "-" }' "$1"; }
 echo "UDP throughput 64 B over memif, ${SECS}s${PIN:+, pinned}, load $(cut -d' ' -f1-3 /proc/loadavg): $rate msg/s sent ($sent), $delivered delivered (${received:-?} received by sockperf)"
 echo "  client: $(per "$tmp/client.stat" task-clock "$sent" 1000000) ns CPU per message sent, $(per "$tmp/client.stat" context-switches "$sent" 1000000) context switches per million"
-echo "  server: $(per "$tmp/server.stat" task-clock "$delivered" 1000000) ns CPU per datagram delivered"
+echo "  server: $(per "$tmp/server.stat" task-clock "$delivered" 1000000) ns CPU per datagram delivered; $(awk -v a="$t0" -v b="$t1" -v n="$delivered" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / hz * 1e9 / n; else printf "-" }') ns while the client ran"
 echo "  client drops: $(grep -E 'TxDeviceFull|TxNoBuffer|NoBuffer' "$tmp/client.stats" | tr '\n' ' ')"
 echo "  server: $(grep -E 'ReceiveQueueFull|FramesReceived|Drop|Full' "$tmp/server.stats" | tr '\n' ' ')"
 [ -n "${KEEP:-}" ] && cp "$tmp"/*.stats "$tmp"/*.log "$KEEP"/ 2>/dev/null || true

@@ -162,6 +162,18 @@ public sealed unsafe class Ipv4Layer : IIpOutput
 
     public int PathMtu(Ipv4Address destination) => PathMtus.Get(destination, Now);
 
+    /// <inheritdoc/>
+    public bool TryMakeRoom(Ipv4Address destination, int length)
+    {
+        if (destination == _address || (_link.HasRoom && !_link.DeviceBusy)) return true; // local delivery needs no device
+        int ipBytes = length + Ipv4Repr.HeaderLength;
+        int frames = ipBytes <= _link.Mtu ? 1 : (length + FragmentPayload(destination) - 1) / FragmentPayload(destination);
+        return _link.TryMakeRoom(frames);
+    }
+
+    /// <summary>Payload bytes per fragment toward <paramref name="destination"/> (a multiple of 8, RFC 791).</summary>
+    private int FragmentPayload(Ipv4Address destination) => Math.Max(8, (PathMtu(destination) - Ipv4Repr.HeaderLength) & ~7);
+
     public Errno Send(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2) =>
         Send(p, header, payload1, payload2, -1, 0);
 
