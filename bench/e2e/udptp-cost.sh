@@ -2,8 +2,9 @@
 # What one 64-byte datagram costs each end of sockperf's UDP throughput test (issue 6): both ends preloaded,
 # joined by net_memif, each under `perf stat` (CPU time, context switches), the client's CPU time divided by
 # the messages it sent, the server's by the datagrams its stack delivered; with both stacks' counters
-# (GAZELLE_STATS) for where datagrams were dropped (Link.TxDeviceFull: the memif ring was full, the server
-# took in less than the client sent). Optional `perf record -g` of one end (PROFILE=client|server,
+# (GAZELLE_STATS) for where datagrams waited or were dropped (Link.TxDeviceBusy: the memif ring was full and the
+# sender waited; Link.TxDeviceFull: dropped; Udp.ReceiveQueueFull: the server's socket was full). The server's
+# CPU time is also given for the client's run alone (its start-up and idle wait left out). Optional `perf record -g` of one end (PROFILE=client|server,
 # PROFILE_OUT=file). PIN=1 puts the server on CPU 0 and the client on CPU 1.
 #   bench/e2e/udptp-cost.sh [seconds]      (default 5)
 # A timing, not a test: it never fails on a figure.
@@ -64,6 +65,6 @@ per() { awk -F, -v ev="$2" -v n="$3" -v s="$4" '$3 == ev { if ($1 ~ /^[0-9.]+$/ 
 echo "UDP throughput 64 B over memif, ${SECS}s${PIN:+, pinned}, load $(cut -d' ' -f1-3 /proc/loadavg): $rate msg/s sent ($sent), $delivered delivered (${received:-?} received by sockperf)"
 echo "  client: $(per "$tmp/client.stat" task-clock "$sent" 1000000) ns CPU per message sent, $(per "$tmp/client.stat" context-switches "$sent" 1000000) context switches per million"
 echo "  server: $(per "$tmp/server.stat" task-clock "$delivered" 1000000) ns CPU per datagram delivered; $(awk -v a="$t0" -v b="$t1" -v n="$delivered" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / hz * 1e9 / n; else printf "-" }') ns while the client ran"
-echo "  client drops: $(grep -E 'TxDeviceFull|TxNoBuffer|NoBuffer' "$tmp/client.stats" | tr '\n' ' ')"
+echo "  client: $(grep -E 'TxDevice|TxNoBuffer|NoBuffer|SendsWaitingForRoom' "$tmp/client.stats" | tr '\n' ' ')"
 echo "  server: $(grep -E 'ReceiveQueueFull|FramesReceived|Drop|Full' "$tmp/server.stats" | tr '\n' ' ')"
 [ -n "${KEEP:-}" ] && cp "$tmp"/*.stats "$tmp"/*.log "$KEEP"/ 2>/dev/null || true
