@@ -5,7 +5,8 @@
 # (GAZELLE_STATS) for where datagrams waited or were dropped (Link.TxDeviceBusy: the memif ring was full and the
 # sender waited; Link.TxDeviceFull: dropped; Udp.ReceiveQueueFull: the server's socket was full). The server's
 # CPU time is also given for the client's run alone (its start-up and idle wait left out). Optional `perf record -g` of one end (PROFILE=client|server,
-# PROFILE_OUT=file). PIN=1 puts the server on CPU 0 and the client on CPU 1.
+# PROFILE_OUT=file). PIN=1 puts the server on CPU 0 and the client on CPU 1. MEMIF_ARGS=rsize=8 adds net_memif
+# arguments; MTU=1500 sizes memif's buffers for that MTU (default 9000, as compare.sh).
 #   bench/e2e/udptp-cost.sh [seconds]      (default 5)
 # A timing, not a test: it never fails on a figure.
 set -euo pipefail
@@ -32,7 +33,8 @@ cleanup() {
 trap cleanup EXIT
 source "$ROOT/scripts/lstack-conf.sh"
 source "$ROOT/bench/e2e/cost-lib.sh"
-memif_pair_conf "$tmp" "udptpcost-$$" "$tmp/memif.sock" 10.66.0 9000
+memif_pair_conf "$tmp" "udptpcost-$$" "$tmp/memif.sock" 10.66.0 "${MTU:-9000}"
+[ -n "${MEMIF_ARGS:-}" ] && sed -i "s|\(net_memif0,[^\"]*\)\"|\1,$MEMIF_ARGS\"|" "$tmp"/memif-*.conf
 port=$((30000 + RANDOM % 20000))
 cost_end_commands udptpcost
 "${pin0[@]}" env GAZELLE_CONF="$tmp/memif-server.conf" GAZELLE_STATS="$tmp/server.stats" LD_PRELOAD="$PRELOAD" \

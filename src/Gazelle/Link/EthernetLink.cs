@@ -21,9 +21,9 @@ public sealed class EthernetLink
     /// <summary>Frames queued at most: a burst being built plus a burst the device refused.</summary>
     public const int QueueCapacity = 2 * BurstSize;
     /// <summary>How long a device may refuse every frame before the link drops what it holds rather than make senders
-    /// wait: far longer than a peer's scheduling delay on a loaded machine (a CFS period, tens of ms at most), short
-    /// enough that a peer that stopped reading costs a blocking sender one pause.</summary>
-    public const long StallMicros = 100_000;
+    /// wait (<see cref="StallMicros"/>'s default): far longer than a peer's scheduling delay on a loaded machine (a CFS
+    /// period, tens of ms at most), short enough that a peer that stopped reading costs a blocking sender one pause.</summary>
+    public const long DefaultStallMicros = 100_000;
 
     private readonly INic _nic;
     /// <summary>The device's transmit pool, looked up once (two interface calls per rent otherwise).</summary>
@@ -71,6 +71,8 @@ public sealed class EthernetLink
     }
 
     public LinkCounters Counters { get; }
+    /// <summary>How long the device may refuse every frame before the link gives up on it (<see cref="DefaultStallMicros"/>).</summary>
+    public long StallMicros { get; set; } = DefaultStallMicros;
     /// <summary>The stack's time, for <see cref="StallMicros"/> (set by each poll and tick).</summary>
     public Instant Now { get; set; }
     /// <summary>Called (once per stay) when the queue has room again after <see cref="TryMakeRoom"/> said no: writers

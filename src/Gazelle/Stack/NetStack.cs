@@ -394,6 +394,10 @@ public sealed class NetStack : ISocketApi, ITcpOutput, IIcmpErrorSink
     /// <inheritdoc/>
     public bool OutputPending => _link.Pending;
 
+    /// <summary>How long the device may refuse every frame before the link drops what it holds instead of making
+    /// datagram senders wait (<see cref="EthernetLink.StallMicros"/>).</summary>
+    public long DeviceStallMicros { get => _link.StallMicros; set => _link.StallMicros = value; }
+
     /// <inheritdoc/>
     public void FlushOutput() => _link.Flush();
 

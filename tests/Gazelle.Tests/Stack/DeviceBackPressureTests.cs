@@ -99,9 +99,9 @@ public class DeviceBackPressureTests
         while (sent < 1000 && Send(1 + sent) == Errno.Ok) sent++;
         Assert.That(sent, Is.EqualTo(EthernetLink.QueueCapacity));
 
-        _a.Poll(_now + new TimeSpanMicros(EthernetLink.StallMicros - 1));
+        _a.Poll(_now + new TimeSpanMicros(EthernetLink.DefaultStallMicros - 1));
         Assert.That(Send(1000), Is.EqualTo(Errno.EAGAIN), "still waiting just before the stall time");
-        _a.Poll(_now + new TimeSpanMicros(EthernetLink.StallMicros));
+        _a.Poll(_now + new TimeSpanMicros(EthernetLink.DefaultStallMicros));
         Assert.That(_a.Counters.Link.TxDeviceStalled, Is.EqualTo(1));
         Assert.That(_a.Counters.Link.TxDeviceFull, Is.EqualTo(EthernetLink.QueueCapacity), "the held frames are dropped and counted");
 
@@ -112,8 +112,8 @@ public class DeviceBackPressureTests
         // The device takes frames again: back to keeping them.
         _na.TransmitLimit = null;
         Assert.That(Send(3000), Is.EqualTo(Errno.Ok));
-        _a.Poll(_now + new TimeSpanMicros(EthernetLink.StallMicros + 1));
-        Settle(_a, _na, _b, _nb, _now + new TimeSpanMicros(EthernetLink.StallMicros + 1));
+        _a.Poll(_now + new TimeSpanMicros(EthernetLink.DefaultStallMicros + 1));
+        Settle(_a, _na, _b, _nb, _now + new TimeSpanMicros(EthernetLink.DefaultStallMicros + 1));
         int last = -1;
         for (int v; (v = Receive()) >= 0;) last = v;
         Assert.That(last, Is.EqualTo(3000));
