@@ -614,6 +614,9 @@ public sealed unsafe partial class PosixLayer
             if (nonBlocking) return -(int)e;
             int w = wait.Wait(timeout, -1, 0);
             if (w < 0) return w;
+            // Room comes only as the peer drains the device: with cores to share (2 here, the peer's among them),
+            // spinning on would take the peer's time; Linux's sender sleeps until its datagrams leave the qdisc.
+            Thread.Yield();
             int n;
             lock (_lock) e = TrySendDatagram(fd, f, generation, data, hasDest, dest, mflags, first: false, out n);
             if (e == Errno.Ok) return n;
