@@ -21,9 +21,10 @@ public sealed class EthernetLink
     /// <summary>Frames queued at most: a burst being built plus a burst the device refused.</summary>
     public const int QueueCapacity = 2 * BurstSize;
     /// <summary>How long a device may refuse every frame before the link drops what it holds rather than make senders
-    /// wait (<see cref="StallMicros"/>'s default): far longer than a peer's scheduling delay on a loaded machine (a CFS
-    /// period, tens of ms at most), short enough that a peer that stopped reading costs a blocking sender one pause.</summary>
-    public const long DefaultStallMicros = 100_000;
+    /// wait (<see cref="StallMicros"/>'s default): longer than a peer may be starved of CPU on a loaded machine (with
+    /// 100 ms, a pinned sockperf server at load 5 on these 2 cores let its sender give up 1 and 5 times in 5 s,
+    /// udptp-cost.sh), short enough that a peer that stopped reading costs a blocking sender one pause.</summary>
+    public const long DefaultStallMicros = 1_000_000;
 
     private readonly INic _nic;
     /// <summary>The device's transmit pool, looked up once (two interface calls per rent otherwise).</summary>
