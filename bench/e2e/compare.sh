@@ -7,6 +7,10 @@
 #   table gives each figure's median over the rounds (and the ratio of the medians), each round's ratios below it:
 #   the kernel's own figures move by +-20% from one run to the next on this VM.
 #   PRELOAD=/other/build/libgazelle.so ONLY=... bench/e2e/compare.sh 5   runs another build as Gazelle# (an A/B).
+#   HOST=near (or far) bench/e2e/compare.sh 5   starts each run only once the host runs the VM's two CPUs near
+#   each other (or far apart), waiting up to HOST_WAIT_S (120 s) each time: both figures then come from the same
+#   host placement. Without it every run's placement is only reported (bench/e2e/host-lib.sh,
+#   docs/benchmark-variance.md): the kernel's figures and ours both move with it.
 # Each workload runs twice with the same commands: over the kernel's loopback (127.0.0.1), then over
 # Gazelle#: server and client each preloaded with build/libgazelle.so, their stacks joined by DPDK
 # net_memif (shared memory, no kernel networking; addresses 10.66.0.1/.2 that no kernel interface
@@ -23,11 +27,15 @@ tmp=$(mktemp -d /tmp/gz-bench.XXXXXX)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    host_sampler_stop
     rm -rf "$tmp" /var/run/dpdk/gz-bench-"$$"-*
 }
 trap cleanup EXIT
 for t in sockperf iperf3 redis-server redis-benchmark nginx wrk; do command -v $t >/dev/null || { echo "$t missing: run make deps" >&2; exit 1; }; done
 [ -f "$PRELOAD" ] || { echo "$PRELOAD missing: run make" >&2; exit 1; }
+case "${HOST:-}" in ""|near|far) ;; *) echo "HOST must be near or far" >&2; exit 1 ;; esac
+source "$ROOT/bench/e2e/host-lib.sh"
+host_sampler_start "$tmp"
 
 bg_runs=0
 start_bg() { bg_log=$tmp/bg.$((++bg_runs)).log; "$@" >"$bg_log" 2>&1 & pids+=($!); }
@@ -151,21 +159,25 @@ ROUNDS=${ROUNDS:-1}
 WORKLOADS="tcp udp udptp gbps redis ka cl"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A R
+# run_begin / run_end KEY: each run waits for the wanted host placement (HOST) and records the one it got.
+run_begin() { host_wait "${HOST:-}"; run_from=$(host_now); }
+run_end() { R[$1.host]=$(host_state "$run_from" "$(host_now)"); }
 for round in $(seq "$ROUNDS"); do
     for mode in kernel gazelle; do
         echo "round $round of $ROUNDS: $mode runs, ${SECS}s each..."
-        for w in $WORKLOADS; do R[$mode.$w.$round]=""; done
-        if wanted tcp; then use_$mode; read -r tcp50 tcp99 < <(sockperf_pingpong --tcp) || true
-            R[$mode.tcp.$round]="${tcp50:-} ${tcp99:-}"; tcp50="" tcp99=""; fi
-        if wanted udp; then use_$mode; read -r udp50 udp99 < <(sockperf_pingpong "") || true
-            R[$mode.udp.$round]="${udp50:-} ${udp99:-}"; udp50="" udp99=""; fi
-        if wanted udptp; then use_$mode; R[$mode.udptp.$round]=$(sockperf_udp_throughput); fi
-        if wanted gbps; then use_$mode; R[$mode.gbps.$round]=$(iperf3_bulk); fi
-        if wanted redis; then use_$mode; R[$mode.redis.$round]=$(redis_getset); fi
-        if wanted ka; then use_$mode; R[$mode.ka.$round]=$(nginx_wrk keepalive); fi
-        if wanted cl; then use_$mode; R[$mode.cl.$round]=$(nginx_wrk close); fi
+        for w in $WORKLOADS; do R[$mode.$w.$round]=""; R[$mode.$w.$round.host]=""; done
+        if wanted tcp; then use_$mode; run_begin; read -r tcp50 tcp99 < <(sockperf_pingpong --tcp) || true
+            R[$mode.tcp.$round]="${tcp50:-} ${tcp99:-}"; tcp50="" tcp99=""; run_end $mode.tcp.$round; fi
+        if wanted udp; then use_$mode; run_begin; read -r udp50 udp99 < <(sockperf_pingpong "") || true
+            R[$mode.udp.$round]="${udp50:-} ${udp99:-}"; udp50="" udp99=""; run_end $mode.udp.$round; fi
+        if wanted udptp; then use_$mode; run_begin; R[$mode.udptp.$round]=$(sockperf_udp_throughput); run_end $mode.udptp.$round; fi
+        if wanted gbps; then use_$mode; run_begin; R[$mode.gbps.$round]=$(iperf3_bulk); run_end $mode.gbps.$round; fi
+        if wanted redis; then use_$mode; run_begin; R[$mode.redis.$round]=$(redis_getset); run_end $mode.redis.$round; fi
+        if wanted ka; then use_$mode; run_begin; R[$mode.ka.$round]=$(nginx_wrk keepalive); run_end $mode.ka.$round; fi
+        if wanted cl; then use_$mode; run_begin; R[$mode.cl.$round]=$(nginx_wrk close); run_end $mode.cl.$round; fi
     done
 done
+host_sampler_stop
 # Each figure of the table: the median, field by field, of the rounds that gave a result (a failed round is
 # left out; the mean of the two middle values for an even count).
 median_of_rounds() { # KEY (mode.workload)
@@ -241,6 +253,21 @@ if [ "$ROUNDS" != 1 ]; then
         echo "- round $round: $line"
     done
 fi
+echo
+echo "Host placement during each run (\`bench/e2e/host-lib.sh\`${HOST:+; runs waited for HOST=$HOST}): \"near\" = the host ran the VM's two"
+echo "CPUs on cores sharing a last-level cache (a cache line's round trip between them ~70 ns), \"far\" = not (~470 ns);"
+echo "rt = that round trip, cpu = the slower CPU's ns per probe loop (~2.0 at full speed, ~2.8 with the host core's"
+echo "other hyperthread busy), steal = the host's steal time. See docs/benchmark-variance.md."
+echo
+for round in $(seq "$ROUNDS"); do
+    for spec in "tcp TCP ping-pong" "udp UDP ping-pong" "udptp UDP throughput" "gbps iperf3" "redis redis" "ka keep-alive" "cl close"; do
+        read -r w name <<<"$spec"
+        wanted "$w" || continue
+        echo "- round $round, $name: kernel ${R[kernel.$w.$round.host]:-unknown}; Gazelle# ${R[gazelle.$w.$round.host]:-unknown}"
+    done
+done | tee "$tmp/host-runs"
+echo
+echo "Runs by host placement: $(host_tally <"$tmp/host-runs")."
 echo
 echo "Exact commands: see the functions in bench/e2e/compare.sh (sockperf server/ping-pong/throughput -m 64,"
 echo "iperf3 -c, redis-benchmark -c 50 -t get,set, nginx master_process off with open_file_cache + wrk -t1 -c32)."

@@ -23,11 +23,14 @@ command -v sockperf >/dev/null || { echo "sockperf missing: run make deps" >&2; 
 tmp=$(mktemp -d /tmp/gz-ppcost.XXXXXX)
 srv=""
 cleanup() {
+    host_sampler_stop
     [ -n "$srv" ] && { pkill -INT -P "$srv" 2>/dev/null || true; kill -INT "$srv" 2>/dev/null || true; sleep 1; kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; }
     rm -rf "$tmp" /var/run/dpdk/gz-ppcost-"$$"-*
 }
 trap cleanup EXIT
 source "$ROOT/scripts/lstack-conf.sh"
+source "$ROOT/bench/e2e/host-lib.sh" # the host's placement of the two CPUs during the run (docs/benchmark-variance.md)
+host_sampler_start "$tmp"
 memif_pair_conf "$tmp" "ppcost-$$" "$tmp/memif.sock" 10.66.0 9000
 flag=""
 [ "$PROTO" = tcp ] && flag=--tcp
@@ -39,6 +42,7 @@ nice=() pin0=() pin1=()
     perf stat -x, -e $EVENTS -o "$tmp/server.stat" sockperf server -i 10.66.0.1 -p "$port" $flag >"$tmp/server.log" 2>&1 &
 srv=$!
 sleep 2
+run_from=$(host_now)
 rec=(perf stat -x, -e $EVENTS -o "$tmp/client.stat")
 [ -n "${PROFILE:-}" ] && rec=(perf record -g -o "${PROFILE_OUT:-/tmp/gz-ppcost.perf.data}" perf stat -x, -e $EVENTS -o "$tmp/client.stat")
 "${pin1[@]}" "${nice[@]}" env GAZELLE_CONF="$tmp/memif-client.conf" LD_PRELOAD="$PRELOAD" timeout $((SECS * 4 + 60)) \
@@ -48,6 +52,7 @@ pkill -INT -P "$srv" 2>/dev/null || true
 for _ in $(seq 100); do kill -0 "$srv" 2>/dev/null || break; sleep 0.1; done
 wait "$srv" 2>/dev/null || true
 srv=""
+host=$(host_state "$run_from" "$(host_now)")
 rtts=$(grep -o 'ReceivedMessages=[0-9]*' "$tmp/client.log" | head -1 | cut -d= -f2)
 p50=$(grep -o 'percentile 50.000 = *[0-9.]*' "$tmp/client.log" | awk '{print $NF}')
 p99=$(grep -o 'percentile 99.000 = *[0-9.]*' "$tmp/client.log" | awk '{print $NF}')
@@ -55,6 +60,6 @@ p99=$(grep -o 'percentile 99.000 = *[0-9.]*' "$tmp/client.log" | awk '{print $NF
 # per FILE EVENT SCALE: the event's count per round trip times SCALE ("-" when the machine cannot count it).
 per() { awk -F, -v ev="$2" -v n="$rtts" -v s="$3" '$3 == ev { if ($1 ~ /^[0-9.]+$/) printf "%.2f", $1 * s / n; else printf "-" }' "$1"; }
 line() { echo "$(per "$1" task-clock 1000) us CPU, $(per "$1" context-switches 1) context switches, $(per "$1" cycles 1) cycles, $(per "$1" instructions 1) instructions per round trip"; }
-echo "$PROTO ping-pong 64 B over memif, ${SECS}s${NICE:+, nice $NICE}${PIN:+, pinned}, load $(cut -d' ' -f1-3 /proc/loadavg): $rtts round trips, half RTT p50 $p50 us, p99 $p99 us"
+echo "$PROTO ping-pong 64 B over memif, ${SECS}s${NICE:+, nice $NICE}${PIN:+, pinned}, load $(cut -d' ' -f1-3 /proc/loadavg): $rtts round trips, half RTT p50 $p50 us, p99 $p99 us, host $host"
 echo "  client: $(line "$tmp/client.stat")"
 echo "  server: $(line "$tmp/server.stat")"
