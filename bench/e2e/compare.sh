@@ -88,8 +88,8 @@ sockperf_pingpong() { # $1 = --tcp or "" ; prints p50 and p99 half round trip in
 }
 sockperf_udp_throughput() { # messages/s sent by the client (sockperf's "Message Rate"), 64 B, and delivered
     # (what the server received, over the same time: the client's rate times received / sent; sends beyond what
-    # the path takes are dropped, by the kernel at the receiving socket, by Gazelle# at the full memif ring,
-    # Link.TxDeviceFull). The server is stopped with SIGINT, on which it prints its total.
+    # the path takes are dropped by the kernel at the receiving socket; Gazelle#'s sender waits while the memif ring
+    # is full, Link.TxDeviceBusy, as Linux's veth). The server is stopped with SIGINT, on which it prints its total.
     local port=$((30000 + RANDOM % 20000)) srv
     "${SRV[@]}" sockperf server -i "$ADDR" -p "$port" >"$tmp/tps.log" 2>&1 &
     srv=$!

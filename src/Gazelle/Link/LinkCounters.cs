@@ -23,8 +23,15 @@ public sealed class LinkCounters
     /// <summary>Dropped: EtherType other than IPv4 and ARP.</summary>
     [FrameOutcome] public long RxUnknownEtherType;
 
-    /// <summary>Transmit dropped: the device's queue refused the frame.</summary>
+    /// <summary>Transmit dropped: the device's queue refused the frame and the link could not keep it (the device took
+    /// nothing for <see cref="EthernetLink.StallMicros"/>, the link's queue was full, or the payload lay by reference in
+    /// memory that may change).</summary>
     public long TxDeviceFull;
+    /// <summary>Frames the device refused (its ring full) that the link kept for the next flush: not drops.</summary>
+    public long TxDeviceBusy;
+    /// <summary>Times the device took nothing for <see cref="EthernetLink.StallMicros"/> while frames waited, so the link
+    /// dropped them (and drops refused frames until the device takes one again).</summary>
+    public long TxDeviceStalled;
     /// <summary>Transmit dropped: the transmit pool had no free buffer.</summary>
     public long TxNoBuffer;
 }

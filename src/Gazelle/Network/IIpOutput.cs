@@ -23,6 +23,10 @@ public interface IIpOutput
         int checksumOffset, uint headerSum);
     /// <summary>Path MTU toward <paramref name="destination"/> in IP bytes.</summary>
     int PathMtu(Ipv4Address destination);
+    /// <summary>Whether a datagram of <paramref name="length"/> bytes (IP payload) to <paramref name="destination"/> can
+    /// be queued for the device now. False while the device refuses frames and the link's queue is full: the sender
+    /// waits (a non-blocking one gets EAGAIN) until the link regains room (EthernetLink.RoomRegained).</summary>
+    bool TryMakeRoom(Ipv4Address destination, int length) => true;
 }
 
 /// <summary>An ICMP error about a datagram we sent, as handed to the transport that sent it.</summary>

@@ -114,10 +114,12 @@ public sealed unsafe class Ipv4Layer : IIpOutput
     /// <summary>
     /// Validates a received packet (the Ethernet payload). Returns true with the header and the whole
     /// upper-layer payload when a datagram is ready; otherwise it was dropped or stored and counted.
-    /// <paramref name="header"/> spans the received header (for quoting in ICMP errors).
+    /// <paramref name="header"/> spans the received header (for quoting in ICMP errors). <paramref name="checksumUnnecessary"/>:
+    /// the device's frames only crossed memory (NicOffloads.RxChecksumUnnecessary), so the header checksum is not
+    /// verified, as a NIC that verified it in hardware (RFC 1122 §3.2.1.2's check, done by the device).
     /// </summary>
     public bool TryInput(ReadOnlySpan<byte> bytes, Instant now, out Ipv4Repr repr, out ReadOnlySpan<byte> header,
-                         out ReadOnlySpan<byte> payload, out bool broadcast, bool loopback = false)
+                         out ReadOnlySpan<byte> payload, out bool broadcast, bool loopback = false, bool checksumUnnecessary = false)
     {
         repr = default;
         header = default;
@@ -128,7 +130,7 @@ public sealed unsafe class Ipv4Layer : IIpOutput
             Counters.Malformed++;
             return false;
         }
-        if (!p.VerifyChecksum())
+        if (!checksumUnnecessary && !p.VerifyChecksum())
         {
             Counters.BadChecksum++;
             return false;
@@ -161,6 +163,18 @@ public sealed unsafe class Ipv4Layer : IIpOutput
     }
 
     public int PathMtu(Ipv4Address destination) => PathMtus.Get(destination, Now);
+
+    /// <inheritdoc/>
+    public bool TryMakeRoom(Ipv4Address destination, int length)
+    {
+        if (destination == _address || (_link.HasRoom && !_link.DeviceBusy)) return true; // local delivery needs no device
+        int ipBytes = length + Ipv4Repr.HeaderLength;
+        int frames = ipBytes <= _link.Mtu ? 1 : (length + FragmentPayload(destination) - 1) / FragmentPayload(destination);
+        return _link.TryMakeRoom(frames);
+    }
+
+    /// <summary>Payload bytes per fragment toward <paramref name="destination"/> (a multiple of 8, RFC 791).</summary>
+    private int FragmentPayload(Ipv4Address destination) => Math.Max(8, (PathMtu(destination) - Ipv4Repr.HeaderLength) & ~7);
 
     public Errno Send(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2) =>
         Send(p, header, payload1, payload2, -1, 0);

@@ -14,7 +14,8 @@ namespace Gazelle.Posix;
 /// of: the burst is full; the next poll of the stack (every 32nd send, every receive, wait or epoll round);
 /// any stack call that sends (TCP, ICMP); or, whatever the program does meanwhile, the layer's flush thread,
 /// which looks every <see cref="PollPolicy.DatagramFlushMicros"/> and flushes a batch it saw held the look
-/// before (so nothing is held longer than about twice that, plus the scheduler's delay). The thread starts at
+/// before with no poll of the stack in between (a poll flushes; so nothing is held longer than about twice that,
+/// plus the scheduler's delay). The thread starts at
 /// the first held frame (or at once as the keeper, <see cref="StartKeeper"/>) and parks after
 /// <see cref="ParkAfterIdleRounds"/> looks without one (waking only once a keeper period).
 /// Not done: flushing in the shim before each call it sends to libc (so a write to a pipe could never overtake a
@@ -116,6 +117,7 @@ public sealed unsafe partial class PosixLayer
         var keeperIdle = TimeSpanMicros.FromMilliseconds(_policy.KeeperMillis);
         bool keeping = _policy.KeeperMillis > 0;
         int seen = 0, idle = 0;
+        long seenPolls = 0;
         while (!_flusherStop)
         {
             if (!_batching)
@@ -138,9 +140,13 @@ public sealed unsafe partial class PosixLayer
                 continue;
             }
             idle = 0;
-            if (held != seen)
+            // A program thread that polled since the last look flushed the link itself (a sender waiting for room in a
+            // full device polls all the time: the thread's flush only took the lock from it): look again next period.
+            long polls = Volatile.Read(ref _polls);
+            if (held != seen || polls != seenPolls)
             {
                 seen = held; // held since at most one period: give the program that period to add to it
+                seenPolls = polls;
                 continue;
             }
             using (_lock.Hold())

@@ -173,7 +173,8 @@ public sealed unsafe partial class PosixLayer : IDisposable
         sa.Family = AF_INET;
         sa.PortNetworkOrder = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(ep.Port);
         sa.AddressNetworkOrder = ep.Address.NetworkOrder;
-        Buffer.MemoryCopy(&sa, addr, room, Math.Min(room, SizeOfSockAddrIn));
+        if (room >= SizeOfSockAddrIn) *(SockAddrIn*)addr = sa; // the usual case: one 16-byte store, no Memmove call
+        else Buffer.MemoryCopy(&sa, addr, room, room);
         *len = SizeOfSockAddrIn;
         return 0;
     }

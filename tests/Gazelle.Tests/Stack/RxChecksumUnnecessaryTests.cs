@@ -10,8 +10,8 @@ namespace Gazelle.Tests.Stack;
 
 /// <summary>
 /// <see cref="NicOffloads.RxChecksumUnnecessary"/>: on a device whose frames cannot be corrupted on the way
-/// (net_memif), the stack takes TCP segments and UDP datagrams without verifying their checksum; everywhere else a bad
-/// checksum is a counted drop. An impairing decorator never passes the capability on.
+/// (net_memif), the stack takes IPv4 packets, TCP segments and UDP datagrams without verifying their checksum; everywhere
+/// else a bad checksum is a counted drop. An impairing decorator never passes the capability on.
 /// </summary>
 public class RxChecksumUnnecessaryTests
 {
@@ -67,6 +67,31 @@ public class RxChecksumUnnecessaryTests
         var buffer = new byte[16];
         Assert.That(s.ReceiveFrom(socket, buffer, MessageFlags.None, out int n, out var from), Is.EqualTo(unnecessary ? Errno.Ok : Errno.EAGAIN));
         if (unnecessary) Assert.That((n, from), Is.EqualTo((4, new Ipv4Endpoint(IpHost, 40000))));
+        s.Close(socket);
+        s.Shutdown();
+        nic.DrainAll();
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void AnIpHeaderWithABadChecksumIsVerifiedUnlessTheDeviceSaysItCannotBeCorrupt(bool unnecessary)
+    {
+        using var nic = new TestNic(MacA) { Offloads = unnecessary ? NicOffloads.RxChecksumUnnecessary : NicOffloads.None };
+        var s = new NetStack(ConfigFor(IpA), nic);
+        var now = Instant.FromMilliseconds(1);
+        s.Poll(now);
+        nic.DrainAll();
+        Assert.That(s.Open(SocketKind.Udp, out var socket), Is.EqualTo(Errno.Ok));
+        Assert.That(s.Bind(socket, new Ipv4Endpoint(Ipv4Address.Any, 5353)), Is.EqualTo(Errno.Ok));
+        var frame = Ipv4Frame(MacHost, MacA, IpHost, IpA, IpProtocol.Udp, Udp(IpHost, IpA, 40000, 5353, [1, 2, 3, 4]));
+        frame[14 + 10] ^= 0x5a; // the IPv4 header checksum, wrong now
+        nic.Inject(frame);
+        s.Poll(now);
+
+        Assert.That(s.Counters.Ip.BadChecksum, Is.EqualTo(unnecessary ? 0 : 1));
+        var buffer = new byte[16];
+        Assert.That(s.ReceiveFrom(socket, buffer, MessageFlags.None, out int n, out _), Is.EqualTo(unnecessary ? Errno.Ok : Errno.EAGAIN));
+        if (unnecessary) Assert.That(n, Is.EqualTo(4));
         s.Close(socket);
         s.Shutdown();
         nic.DrainAll();

@@ -20,4 +20,7 @@ public sealed class UdpCounters
     public long DatagramsSent;
     /// <summary>Sends that failed in the IP layer (no route, no buffer, too big).</summary>
     public long SendErrors;
+    /// <summary>Sends answered EAGAIN because the device refuses frames and the link's queue is full (a blocking
+    /// caller waits and tries again): not drops.</summary>
+    public long SendsWaitingForRoom;
 }

@@ -55,6 +55,8 @@ public sealed class UdpLayer
         public byte Ttl = 64, Tos;
         public Errno PendingError;
         public int NextOnPort = -1;
+        /// <summary>A send was refused for want of room on the device (<see cref="OnSendRoom"/> tells it).</summary>
+        public bool WaitingForRoom;
         public DatagramQueue? Queue;
         /// <summary>Event sequence numbers (<see cref="SocketEvents"/>); never reset; each bump is journaled.</summary>
         public uint ReadEvents
@@ -95,6 +97,9 @@ public sealed class UdpLayer
     /// <see cref="_ports"/> changes.</summary>
     private int _lastPort = -1, _lastHead;
     private int _ephemeralCursor;
+    /// <summary>Sockets whose sends waited for room on the device (each once: <see cref="Socket.WaitingForRoom"/>).</summary>
+    private readonly int[] _roomWaiters;
+    private int _roomWaiterCount;
 
     public UdpLayer(IIpOutput ip, UdpOptions options, ulong secret, UdpCounters counters)
     {
@@ -105,6 +110,7 @@ public sealed class UdpLayer
         _free = new int[options.MaxSockets];
         for (int i = 0; i < options.MaxSockets; i++) _free[i] = options.MaxSockets - 1 - i;
         _freeCount = options.MaxSockets;
+        _roomWaiters = new int[options.MaxSockets];
         _ports = new Dictionary<ushort, int>(options.MaxSockets);
         // RFC 6056 §3.3.1-style start: a secret-derived offset into the range, then sequential search.
         _ephemeralCursor = (int)(secret % (ulong)(options.EphemeralLast - options.EphemeralFirst + 1));
@@ -152,6 +158,7 @@ public sealed class UdpLayer
         s.Tos = 0;
         s.PendingError = Errno.Ok;
         s.NextOnPort = -1;
+        s.WaitingForRoom = false;
         s.RcvBufOption = s.SndBufOption = 0;
     }
 
@@ -268,6 +275,8 @@ public sealed class UdpLayer
             if (e != Errno.Ok) return e;
         }
 
+        if (!_ip.TryMakeRoom(remote.Address, UdpDatagram.HeaderLength + data.Length)) return WaitForRoom(index, s);
+
         var src = _ip.LocalAddress;
         // The 8 header bytes in a local rather than stackalloc: a stackalloc gives the method a stack cookie, and
         // with it the JIT copies span parameters into shadow slots (a store-forwarding stall per call, perf annotate).
@@ -294,6 +303,32 @@ public sealed class UdpLayer
         s.WriteEvents++; // Linux wakes writers as each sent datagram's buffer is freed (sock_wfree)
         sent = data.Length;
         return Errno.Ok;
+    }
+
+    /// <summary>The device refuses frames and the link's queue is full: the caller waits for <see cref="OnSendRoom"/>
+    /// (Linux's sender whose datagrams fill its socket's send buffer in the qdisc blocks, or gets EAGAIN).</summary>
+    private Errno WaitForRoom(int index, Socket s)
+    {
+        Counters.SendsWaitingForRoom++;
+        if (!s.WaitingForRoom)
+        {
+            s.WaitingForRoom = true;
+            _roomWaiters[_roomWaiterCount++] = index;
+        }
+        return Errno.EAGAIN;
+    }
+
+    /// <summary>The link has room again: the sockets that waited for it get a write event (epoll's EPOLLOUT edge).</summary>
+    public void OnSendRoom()
+    {
+        for (int k = 0; k < _roomWaiterCount; k++)
+        {
+            var s = _sockets[_roomWaiters[k]];
+            if (s is null || !s.WaitingForRoom) continue;
+            s.WaitingForRoom = false;
+            s.WriteEvents++;
+        }
+        _roomWaiterCount = 0;
     }
 
     public Errno ReceiveFrom(int index, Span<byte> buffer, bool peek, out int received, out Ipv4Endpoint remote)
