@@ -328,24 +328,25 @@ public sealed partial class TcpLayer
 
     private void Park(Tcb t)
     {
-        int pos = t.ActivePos, lastTimed = --_timedCount;
-        int other = _active[lastTimed];
-        _active[pos] = other;
-        _tcbs[other].ActivePos = pos;
-        _active[lastTimed] = t.Index;
-        t.ActivePos = lastTimed;
+        MoveInActive(t, --_timedCount);
         t.Parked = true;
     }
 
     private void Unpark(Tcb t)
     {
-        int pos = t.ActivePos, firstParked = _timedCount++;
-        int other = _active[firstParked];
+        MoveInActive(t, _timedCount++);
+        t.Parked = false;
+    }
+
+    /// <summary>Swaps <paramref name="t"/> with whichever connection holds <paramref name="slot"/> of the active list
+    /// (the boundary between its timed and parked parts).</summary>
+    private void MoveInActive(Tcb t, int slot)
+    {
+        int pos = t.ActivePos, other = _active[slot];
         _active[pos] = other;
         _tcbs[other].ActivePos = pos;
-        _active[firstParked] = t.Index;
-        t.ActivePos = firstParked;
-        t.Parked = false;
+        _active[slot] = t.Index;
+        t.ActivePos = slot;
     }
 
     /// <summary>Runs the 2MSL timer of the parked connections whose wait is over (the queue is in deadline order:
