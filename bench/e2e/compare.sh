@@ -219,7 +219,7 @@ echo
 echo "Date $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), ${SECS}s per run."
 echo "Load average (1/5/15 min) at the start: $load_start, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the benchmark's own"
 echo "processes count too: each run has two; above ~2 other work shared the cores, and the numbers are indicative)."
-command_env="${HOST:+HOST=$HOST }"; [ "$ROUNDS" = 1 ] || command_env="${command_env}ROUNDS=$ROUNDS "
+command_env="${HOST:+HOST=$HOST }${ONLY:+ONLY=\"$ONLY\" }"; [ "$ROUNDS" = 1 ] || command_env="${command_env}ROUNDS=$ROUNDS "
 echo "Command: \`${command_env}bench/e2e/compare.sh $SECS\`"
 echo
 echo "Kernel: both ends on 127.0.0.1 (loopback). Gazelle#: both ends preloaded with build/libgazelle.so,"
