@@ -196,12 +196,7 @@ public sealed class EthernetLink
         Counters.FramesTransmitted += sent;
         if (sent > 0) _stalled = false;
         if (sent < _txCount) Refused(sent);
-        else
-        {
-            for (int i = 0; i < _txCount; i++) _tx[i] = null!; // usually one: cheaper than Array.Clear's call
-            _txCount = 0;
-            _deviceBusy = false;
-        }
+        else TruncateQueue(0);
         _txReferencing = false;
         if (_senderWaiting && _txCount < _tx.Length)
         {
@@ -224,9 +219,7 @@ public sealed class EthernetLink
         if (_stalled)
         {
             ReleaseRefused(sent);
-            for (int i = 0; i < _txCount; i++) _tx[i] = null!;
-            _txCount = 0;
-            _deviceBusy = false;
+            TruncateQueue(0);
             return;
         }
         int kept = 0;
@@ -240,9 +233,15 @@ public sealed class EthernetLink
             }
             else _tx[kept++] = f;
         }
-        for (int i = kept; i < _txCount; i++) _tx[i] = null!;
         Counters.TxDeviceBusy += kept;
-        _txCount = kept;
-        _deviceBusy = kept > 0;
+        TruncateQueue(kept);
+    }
+
+    /// <summary>Keeps the first <paramref name="count"/> queued frames (the device is busy while any stay).</summary>
+    private void TruncateQueue(int count)
+    {
+        for (int i = count; i < _txCount; i++) _tx[i] = null!; // usually one: cheaper than Array.Clear's call
+        _txCount = count;
+        _deviceBusy = count > 0;
     }
 }

@@ -168,13 +168,16 @@ public sealed unsafe class Ipv4Layer : IIpOutput
     public bool TryMakeRoom(Ipv4Address destination, int length)
     {
         if (destination == _address || (_link.HasRoom && !_link.DeviceBusy)) return true; // local delivery needs no device
-        int ipBytes = length + Ipv4Repr.HeaderLength;
-        int frames = ipBytes <= _link.Mtu ? 1 : (length + FragmentPayload(destination) - 1) / FragmentPayload(destination);
+        int mtu = SendMtu(destination);
+        int frames = length + Ipv4Repr.HeaderLength <= mtu ? 1 : (length + FragmentChunk(mtu) - 1) / FragmentChunk(mtu);
         return _link.TryMakeRoom(frames);
     }
 
-    /// <summary>Payload bytes per fragment toward <paramref name="destination"/> (a multiple of 8, RFC 791).</summary>
-    private int FragmentPayload(Ipv4Address destination) => Math.Max(8, (PathMtu(destination) - Ipv4Repr.HeaderLength) & ~7);
+    /// <summary>The MTU a send toward <paramref name="destination"/> is cut to: the path's, at most the link's.</summary>
+    private int SendMtu(Ipv4Address destination) => Math.Min(PathMtus.Get(destination, Now), _link.Mtu);
+
+    /// <summary>Payload bytes in every fragment but the last: RFC 791 §3.2, a multiple of 8.</summary>
+    private static int FragmentChunk(int mtu) => (mtu - Ipv4Repr.HeaderLength) & ~7;
 
     public Errno Send(in Ipv4SendParams p, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload1, ReadOnlySpan<byte> payload2) =>
         Send(p, header, payload1, payload2, -1, 0);
@@ -255,7 +258,7 @@ public sealed unsafe class Ipv4Layer : IIpOutput
 
         int l4 = header.Length + payload1.Length + payload2.Length;
         if (l4 + Ipv4Repr.HeaderLength > 65535) return Errno.EMSGSIZE;
-        int mtu = Math.Min(PathMtus.Get(dst, Now), _link.Mtu);
+        int mtu = SendMtu(dst);
         Ipv4Repr repr = default;
         SetHeaderFields(ref repr, p);
         repr.Identification = _nextId++;
@@ -286,8 +289,7 @@ public sealed unsafe class Ipv4Layer : IIpOutput
         }
 
         if (checksumOffset >= 0) return SendSummedFragments(p, header, payload1, payload2, checksumOffset, headerSum, payloadSummed);
-        // RFC 791 §3.2 fragmentation: all but the last fragment carry a multiple of 8 bytes.
-        int chunk = (mtu - Ipv4Repr.HeaderLength) & ~7;
+        int chunk = FragmentChunk(mtu);
         for (int off = 0; off < l4; off += chunk)
         {
             int len = Math.Min(chunk, l4 - off);

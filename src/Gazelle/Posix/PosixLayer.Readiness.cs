@@ -382,7 +382,6 @@ public sealed unsafe partial class PosixLayer
             bool due = mayKernel && EpollOf(epfd) is { } seen && (seen.KernelReady || seen.KernelSkips >= KernelCheckEvery - 1);
             if (due)
             {
-                _kernelReadinessChecks++;
                 k = Libc.EpollPWait(epfd, events, max, 0, null);
                 if (k < 0) return k;
             }
@@ -394,7 +393,7 @@ public sealed unsafe partial class PosixLayer
                 {
                     PollStack(wait.TakeTimeReuse());
                     n = k < max ? k + CollectEpoll(ep, events + k, max - k) : k;
-                    if (due) { ep.KernelSkips = 0; ep.KernelReady = k > 0; }
+                    if (due) { _kernelReadinessChecks++; ep.KernelSkips = 0; ep.KernelReady = k > 0; }
                     else if (mayKernel && n > 0) ep.KernelSkips++;
                 }
             }

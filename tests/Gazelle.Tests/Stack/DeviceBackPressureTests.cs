@@ -123,4 +123,25 @@ public class DeviceBackPressureTests
         Assert.That(_a.Counters.Link.TxDeviceFull, Is.EqualTo(dropped), "refused frames are kept again");
         Assert.That(_a.OutputPending, Is.True);
     }
+
+    [Test]
+    public void ASocketClosedAndReopenedWhileWaitingIsToldOnceAndTheWaitListDoesNotOverflow()
+    {
+        _na.TransmitLimit = 0;
+        while (Send(1) == Errno.Ok) { }
+        // The same socket index waits, is closed and reopened, more times than the stack has UDP sockets: each
+        // reopened socket waits again before the device ever takes a frame.
+        for (int round = 0; round < 3 * 64; round++)
+        {
+            Assert.That(_a.Close(_sa), Is.EqualTo(Errno.Ok));
+            Assert.That(_a.Open(SocketKind.Udp, out _sa), Is.EqualTo(Errno.Ok));
+            Assert.That(_a.Connect(_sa, new Ipv4Endpoint(IpB, 9000)), Is.EqualTo(Errno.Ok));
+            Assert.That(Send(2), Is.EqualTo(Errno.EAGAIN));
+        }
+        var events = _a.GetEvents(_sa);
+        _na.TransmitLimit = null;
+        _a.Poll(_now);
+        Assert.That(_a.GetEvents(_sa).Write, Is.EqualTo(events.Write + 1), "one write event for the socket that waited");
+        Assert.That(Send(3), Is.EqualTo(Errno.Ok));
+    }
 }

@@ -264,15 +264,10 @@ public sealed partial class TcpLayer
         t.Reset(_config.TcpSendBufferBytes, _config.TcpReceiveBufferBytes);
         t.QuickAcksLeft = QuickAcks;
         t.InUse = true;
-        // Into the timed part: the first parked connection (if any) moves to the end.
-        if (_timedCount < _activeCount)
-        {
-            int first = _active[_activeCount] = _active[_timedCount];
-            _tcbs[first].ActivePos = _activeCount;
-        }
-        _activeCount++;
-        _active[_timedCount] = t.Index;
-        t.ActivePos = _timedCount++;
+        // Appended, then into the timed part (the first parked connection, if any, takes the end).
+        _active[_activeCount] = t.Index;
+        t.ActivePos = _activeCount++;
+        Unpark(t);
         return t;
     }
 
@@ -297,22 +292,10 @@ public sealed partial class TcpLayer
         t.ReleaseRings();
         t.InUse = false;
         t.UserOwned = false;
-        int pos = t.ActivePos;
-        if (!t.Parked)
-        {
-            // The last timed connection fills the hole; the slot it left is then the one to fill below.
-            int lastTimed = _active[--_timedCount];
-            _active[pos] = lastTimed;
-            _tcbs[lastTimed].ActivePos = pos;
-            pos = _timedCount;
-        }
+        // Out of the timed part (the last timed connection fills its slot), then out of the list (the last fills it).
+        if (!t.Parked) Park(t);
+        MoveInActive(t, --_activeCount);
         t.Parked = false;
-        if (pos != --_activeCount)
-        {
-            int last = _active[_activeCount];
-            _active[pos] = last;
-            _tcbs[last].ActivePos = pos;
-        }
         t.ActivePos = -1;
         _free[_freeCount++] = t.Index;
     }

@@ -55,7 +55,8 @@ public sealed class UdpLayer
         public byte Ttl = 64, Tos;
         public Errno PendingError;
         public int NextOnPort = -1;
-        /// <summary>A send was refused for want of room on the device (<see cref="OnSendRoom"/> tells it).</summary>
+        /// <summary>A send was refused for want of room on the device and the index is listed in _roomWaiters until
+        /// <see cref="OnSendRoom"/> tells it (kept across close and reopen, so the list never holds an index twice).</summary>
         public bool WaitingForRoom;
         public DatagramQueue? Queue;
         /// <summary>Event sequence numbers (<see cref="SocketEvents"/>); never reset; each bump is journaled.</summary>
@@ -158,7 +159,8 @@ public sealed class UdpLayer
         s.Tos = 0;
         s.PendingError = Errno.Ok;
         s.NextOnPort = -1;
-        s.WaitingForRoom = false;
+        // WaitingForRoom stays: it says the index is listed in _roomWaiters, and a socket reopened at this index must
+        // not be listed twice (the list holds one entry per socket); it gets at most one spare write event.
         s.RcvBufOption = s.SndBufOption = 0;
     }
 
